@@ -1,0 +1,106 @@
+#include "backend-plugin/backend.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "ppe-service/common/log.h"
+
+namespace ppe::plugin {
+
+using Kind = dns::ParsedName::Kind;
+
+std::string Backend::Handle(absl::string_view line) {
+  stats_.requests.fetch_add(1, std::memory_order_relaxed);
+  absl::StatusOr<Request> req = ParseRequest(line);
+  if (!req.ok()) {
+    stats_.malformed.fetch_add(1, std::memory_order_relaxed);
+    return ReplyFalse(absl::StrCat("ppe-backend: ", req.status().message()));
+  }
+  const std::string& m = req->method;
+  if (m == "lookup") return Lookup(*req);
+  if (m == "initialize") return ReplyTrue();
+  if (m == "getAllDomainMetadata") return ReplyEmptyObject();
+  if (m == "getDomainMetadata") return ReplyEmptyArray();
+
+  std::shared_ptr<const ZoneCache::Snapshot> snap = zones_.Get();
+  if (m == "getAllDomains") {
+    std::vector<DomainInfo> domains;
+    for (const auto& z : snap->zones) {
+      domains.push_back({z.info.id(), z.info.name(), z.info.serial()});
+    }
+    return ReplyDomains(domains);
+  }
+  if (m == "getDomainInfo") {
+    const ZoneCache::Zone* z = snap->FindByName(req->name);
+    if (z == nullptr) return ReplyFalse();
+    return ReplyDomain({z->info.id(), z->info.name(), z->info.serial()});
+  }
+  if (m == "list") {  // AXFR and the pdns API: the zone holds only its apex statically
+    const ZoneCache::Zone* z = snap->FindByName(req->name);
+    if (z == nullptr) return ReplyFalse();
+    return ReplyRecords(z->info.apex_records(), z->info.id());
+  }
+  return ReplyFalse(absl::StrCat("ppe-backend: method '", m, "' is not supported"));
+}
+
+std::string Backend::Lookup(const Request& req) {
+  stats_.lookups.fetch_add(1, std::memory_order_relaxed);
+  std::shared_ptr<const ZoneCache::Snapshot> snap = zones_.Get();
+  dns::ParsedName parsed;
+  const ZoneCache::Zone* zone = snap->Find(req.qname, parsed);
+  if (zone == nullptr || parsed.kind == Kind::kOther) return ReplyFalse();
+
+  bool any = req.qtype == "ANY";
+  if (parsed.kind == Kind::kApex) {
+    google::protobuf::RepeatedPtrField<ppe::v1::Record> out;
+    for (const auto& r : zone->info.apex_records()) {
+      if (any || r.qtype() == req.qtype) *out.Add() = r;
+    }
+    for (auto& r : out) r.set_qname(req.qname);
+    return ReplyRecords(out, zone->info.id());
+  }
+  // Service names hold address records only: SOA walks, NS checks and other
+  // types are answered here without a round trip.
+  if (!any && req.qtype != "A" && req.qtype != "AAAA") return ReplyFalse();
+
+  ppe::v1::ResolveRequest rr;
+  rr.set_qname(req.qname);
+  rr.set_qtype(req.qtype);
+  rr.set_remote(req.remote);
+  rr.set_local(req.local);
+  rr.set_real_remote(req.real_remote);
+  rr.set_zone_id(req.zone_id);
+  stats_.forwarded.fetch_add(1, std::memory_order_relaxed);
+  absl::StatusOr<ppe::v1::ResolveResponse> resp = ppe_.Resolve(rr);
+  if (!resp.ok()) return Fallback(*snap, *zone, req, parsed.service, resp.status().message());
+  return ReplyRecords(resp->records(), zone->info.id());
+}
+
+std::string Backend::Fallback(const ZoneCache::Snapshot& snap, const ZoneCache::Zone& zone,
+                              const Request& req, const std::string& service,
+                              absl::string_view why) {
+  stats_.fallbacks.fetch_add(1, std::memory_order_relaxed);
+  int64_t now = absl::GetCurrentTimeNanos();
+  int64_t last = last_fallback_log_ns_.load(std::memory_order_relaxed);
+  if (now - last > 1'000'000'000 &&
+      last_fallback_log_ns_.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+    spdlog::warn("PPE unavailable ({}): answering fallback addresses ({} fallbacks so far)", why,
+                 stats_.fallbacks.load(std::memory_order_relaxed));
+  }
+  google::protobuf::RepeatedPtrField<ppe::v1::Record> out;
+  const ppe::v1::ServiceInfo* svc = snap.Service(zone, service);
+  if (svc != nullptr) {
+    bool any = req.qtype == "ANY";
+    for (const std::string& a : svc->fallback_addresses()) {
+      std::string type = a.find(':') == std::string::npos ? "A" : "AAAA";
+      if (!any && type != req.qtype) continue;
+      ppe::v1::Record* r = out.Add();
+      r->set_qname(req.qname);
+      r->set_qtype(type);
+      r->set_content(a);
+      r->set_ttl(svc->fallback_ttl());
+    }
+  }
+  return ReplyRecords(out, zone.info.id());
+}
+
+}  // namespace ppe::plugin

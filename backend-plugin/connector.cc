@@ -1,0 +1,116 @@
+#include "backend-plugin/connector.h"
+
+#include "absl/strings/string_view.h"
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "ppe-service/common/log.h"
+
+namespace ppe::plugin {
+namespace {
+
+bool WriteAll(int fd, absl::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+void ServeStream(int in_fd, int out_fd, Backend& backend) {
+  std::string buffer;
+  std::string reply;
+  bool skipping = false;  // inside an oversized line: drop bytes until its newline
+  char chunk[16384];
+  while (true) {
+    ssize_t n = read(in_fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    buffer.append(chunk, static_cast<size_t>(n));
+    size_t start = 0;
+    while (true) {
+      size_t nl = buffer.find('\n', start);
+      if (nl == std::string::npos) break;
+      absl::string_view line(buffer.data() + start, nl - start);
+      start = nl + 1;
+      if (skipping) {
+        skipping = false;
+        continue;
+      }
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (line.empty()) continue;
+      reply = backend.Handle(line);
+      reply.push_back('\n');
+      if (!WriteAll(out_fd, reply)) return;
+    }
+    buffer.erase(0, start);
+    if (buffer.size() > kMaxLineBytes && !skipping) {
+      buffer.clear();
+      skipping = true;
+      reply = ReplyFalse(absl::StrCat("ppe-backend: request line longer than ", kMaxLineBytes,
+                                      " bytes"));
+      reply.push_back('\n');
+      if (!WriteAll(out_fd, reply)) return;
+    } else if (skipping) {
+      buffer.clear();
+    }
+  }
+}
+
+UnixSocketServer::~UnixSocketServer() {
+  Stop();
+  if (listen_fd_ >= 0) close(listen_fd_);
+}
+
+absl::Status UnixSocketServer::Listen() {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path_.size() >= sizeof addr.sun_path) {
+    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", path_));
+  }
+  std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
+  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+  unlink(path_.c_str());  // a stale socket from a previous run
+  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    return absl::InternalError(absl::StrCat("bind ", path_, ": ", strerror(errno)));
+  }
+  chmod(path_.c_str(), 0660);
+  if (listen(listen_fd_, 64) != 0) {
+    return absl::InternalError(absl::StrCat("listen ", path_, ": ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+void UnixSocketServer::Serve() {
+  while (!stopping_.load()) {
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (!stopping_.load()) spdlog::error("accept on {}: {}", path_, strerror(errno));
+      return;
+    }
+    std::thread([this, fd] {
+      ServeStream(fd, fd, backend_);
+      close(fd);
+    }).detach();
+  }
+}
+
+void UnixSocketServer::Stop() {
+  if (stopping_.exchange(true)) return;
+  if (listen_fd_ >= 0) shutdown(listen_fd_, SHUT_RDWR);
+  unlink(path_.c_str());
+}
+
+}  // namespace ppe::plugin

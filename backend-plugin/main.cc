@@ -1,0 +1,112 @@
+// ppe-backend: the PowerDNS remote backend that forwards look-ups to the PPE.
+//   unix connector: ppe-backend --config plugin.conf         (pdns connects to `socket`)
+//   pipe connector: ppe-backend --config plugin.conf --pipe  (pdns starts it)
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "backend-plugin/backend.h"
+#include "backend-plugin/connector.h"
+#include "backend-plugin/ppe_client.h"
+#include "backend-plugin/zone_cache.h"
+#include "ppe-service/common/log.h"
+#include "ppe-service/config/config_loader.h"
+
+namespace {
+
+using ppe::plugin::PpeClient;
+using ppe::plugin::ZoneCache;
+
+// Fetches the zones from the PPE, saves them, and keeps them fresh.
+void RefreshZones(PpeClient& client, ZoneCache& zones, const std::string& cache_file,
+                  absl::Duration deadline) {
+  absl::StatusOr<ppe::v1::ListZonesResponse> z = client.ListZones(deadline);
+  if (!z.ok()) {
+    spdlog::warn("cannot fetch zones from the PPE: {}", z.status().message());
+    return;
+  }
+  zones.Set(*z);
+  if (!cache_file.empty()) {
+    if (absl::Status s = zones.Save(cache_file); !s.ok()) spdlog::warn("{}", s.message());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool pipe_mode = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg == "--pipe") {
+      pipe_mode = true;
+    } else {
+      std::fprintf(stderr, "usage: ppe-backend --config FILE [--pipe]\n");
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "usage: ppe-backend --config FILE [--pipe]\n");
+    return 2;
+  }
+  absl::StatusOr<ppe::config::v1::PluginConfig> config = ppe::config::LoadPluginConfig(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "ppe-backend: %s\n", std::string(config.status().message()).c_str());
+    return 1;
+  }
+  if (!pipe_mode && config->socket().empty()) {
+    std::fprintf(stderr, "ppe-backend: %s: socket: is required without --pipe\n",
+                 config_path.c_str());
+    return 1;
+  }
+  ppe::InitLogging("ppe-backend", config->log_level());
+  signal(SIGPIPE, SIG_IGN);
+  // SIGTERM/SIGINT are taken by a thread with sigwait: block them everywhere first.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  if (!pipe_mode) pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  PpeClient client({.target = config->ppe_target(),
+                    .deadline = absl::Milliseconds(config->deadline_ms()),
+                    .breaker_failures = static_cast<int>(config->breaker_failures()),
+                    .breaker_open = absl::Milliseconds(config->breaker_open_ms())});
+  ZoneCache zones;
+  RefreshZones(client, zones, config->zone_cache_file(), absl::Seconds(2));
+  if (zones.empty() && !config->zone_cache_file().empty()) {
+    if (absl::Status s = zones.Load(config->zone_cache_file()); s.ok()) {
+      spdlog::info("serving zones from {} until the PPE answers", config->zone_cache_file());
+    }
+  }
+  if (zones.empty()) spdlog::error("no zone data yet: pdns will see no zones until the PPE answers");
+
+  std::thread([&] {
+    while (true) {
+      absl::SleepFor(zones.empty() ? absl::Seconds(1) : absl::Seconds(config->zone_refresh_s()));
+      RefreshZones(client, zones, config->zone_cache_file(), absl::Seconds(2));
+    }
+  }).detach();
+
+  ppe::plugin::Backend backend(zones, client);
+  if (pipe_mode) {
+    ppe::plugin::ServeStream(0, 1, backend);
+    return 0;
+  }
+  ppe::plugin::UnixSocketServer server(config->socket(), backend);
+  if (absl::Status s = server.Listen(); !s.ok()) {
+    std::fprintf(stderr, "ppe-backend: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  std::thread([&server, signals] {
+    int sig;
+    sigwait(&signals, &sig);
+    server.Stop();
+  }).detach();
+  spdlog::info("ppe-backend serving {} for pdns, PPE at {}", config->socket(), config->ppe_target());
+  server.Serve();
+  return 0;
+}

@@ -1,0 +1,49 @@
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <google/protobuf/repeated_ptr_field.h>
+
+#include "absl/status/statusor.h"
+#include "ppe/v1/resolver.pb.h"
+
+namespace ppe::plugin {
+
+// One request of the PowerDNS remote backend protocol (one JSON object a line).
+// pdns's JSON has sorted keys and ": " separators; this is a real JSON parser
+// (RapidJSON), so key order and whitespace do not matter.
+struct Request {
+  std::string method;
+  // lookup
+  std::string qtype, qname, remote, local, real_remote;
+  int zone_id = -1;
+  // getDomainInfo, getDomainMetadata, getAllDomainMetadata: "name"; list: "zonename"
+  std::string name;
+  int domain_id = -1;  // list
+};
+
+// INVALID_ARGUMENT with a short reason for anything that is not a JSON object
+// with a string "method" and an object "parameters" whose fields have the right types.
+absl::StatusOr<Request> ParseRequest(absl::string_view line);
+
+// Replies, each without the trailing newline.
+std::string ReplyTrue();
+std::string ReplyFalse(absl::string_view log = {});
+std::string ReplyEmptyObject();  // {"result":{}}
+std::string ReplyEmptyArray();   // {"result":[]}
+// {"result":[records]} or {"result":false} when there are none. ttl and scopeMask are numbers.
+std::string ReplyRecords(const google::protobuf::RepeatedPtrField<ppe::v1::Record>& records,
+                         int domain_id, absl::string_view log = {});
+
+struct DomainInfo {
+  int id;
+  std::string zone;
+  uint32_t serial;
+};
+std::string ReplyDomains(const std::vector<DomainInfo>& domains);
+std::string ReplyDomain(const DomainInfo& domain);
+
+}  // namespace ppe::plugin

@@ -1,0 +1,220 @@
+#include "ppe-service/config/config_loader.h"
+
+#include <arpa/inet.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "ppe-service/cpt/cpt_codec.h"
+#include "ppe-service/cpt/region_table.h"
+#include "ppe-service/dns/name_parser.h"
+#include "ppe-service/vm/address_pool.h"
+
+namespace ppe::config {
+namespace {
+
+using ppe::config::v1::PluginConfig;
+using ppe::config::v1::PpeConfig;
+
+// Collects the text-format parser's errors with their line and column.
+class ErrorCollector final : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit ErrorCollector(std::string origin) : origin_(std::move(origin)) {}
+  void AddError(int line, int column, const std::string& message) override {
+    errors_.push_back(absl::StrCat(origin_, ":", line + 1, ":", column + 1, ": ", message));
+  }
+  std::string Joined() const { return absl::StrJoin(errors_, "; "); }
+
+ private:
+  std::string origin_;
+  std::vector<std::string> errors_;
+};
+
+template <typename Message>
+absl::StatusOr<Message> ParseText(const std::string& text, const std::string& origin) {
+  Message msg;
+  google::protobuf::TextFormat::Parser parser;
+  ErrorCollector errors(origin);
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &msg)) {
+    return absl::InvalidArgumentError(errors.Joined());
+  }
+  return msg;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::Status FieldError(const std::string& origin, const std::string& field,
+                        const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(origin, ": ", field, ": ", what));
+}
+
+bool IsIpv4(const std::string& s) {
+  in_addr a;
+  return inet_pton(AF_INET, s.c_str(), &a) == 1;
+}
+
+bool IsIpv6(const std::string& s) {
+  in6_addr a;
+  return inet_pton(AF_INET6, s.c_str(), &a) == 1;
+}
+
+absl::Status Validate(PpeConfig& c, const std::string& origin) {
+  if (c.listen().empty()) c.set_listen("127.0.0.1:50051");
+  if (c.state_dir().empty()) c.set_state_dir("/var/lib/ppe");
+  if (c.worker_threads() == 0) c.set_worker_threads(4);
+  if (c.worker_threads() > 256) return FieldError(origin, "worker_threads", "at most 256");
+  if (c.hypervisor().uri().empty()) c.mutable_hypervisor()->set_uri("test:///default");
+
+  auto* cpt = c.mutable_cpt();
+  if (cpt->length() == 0) cpt->set_length(cpt::CptCodec::kDefaultLength);
+  if (cpt->length() < cpt::CptCodec::kMinLength || cpt->length() > cpt::CptCodec::kMaxLength) {
+    return FieldError(origin, "cpt.length", "must be 16..32");
+  }
+  if (cpt->time_buckets_per_day() == 0) cpt->set_time_buckets_per_day(4);
+  if (cpt->time_buckets_per_day() > 1440 || 1440 % cpt->time_buckets_per_day() != 0) {
+    return FieldError(origin, "cpt.time_buckets_per_day", "must divide 1440 (minutes per day)");
+  }
+  if (cpt->key_file().empty()) cpt->set_key_file(c.state_dir() + "/cpt-keys");
+
+  auto* ans = c.mutable_answers();
+  if (ans->ttl() == 0) ans->set_ttl(30);
+  if (ans->fallback_ttl() == 0) ans->set_fallback_ttl(5);
+  if (ans->allocation_wait_ms() == 0) ans->set_allocation_wait_ms(150);
+
+  std::set<std::string> classes;
+  for (int i = 0; i < c.workload_classes_size(); ++i) {
+    auto* w = c.mutable_workload_classes(i);
+    std::string field = absl::StrCat("workload_classes[", i, "]");
+    if (w->name().empty()) return FieldError(origin, field + ".name", "is required");
+    if (!classes.insert(w->name()).second) {
+      return FieldError(origin, field + ".name", absl::StrCat("duplicate '", w->name(), "'"));
+    }
+    if (w->vcpus() == 0) w->set_vcpus(1);
+    if (w->memory_mib() == 0) w->set_memory_mib(256);
+    if (w->max_vcpus() == 0) w->set_max_vcpus(w->vcpus());
+    if (w->max_memory_mib() == 0) w->set_max_memory_mib(w->memory_mib());
+    if (w->max_vcpus() < w->vcpus()) return FieldError(origin, field + ".max_vcpus", "< vcpus");
+    if (w->max_memory_mib() < w->memory_mib()) {
+      return FieldError(origin, field + ".max_memory_mib", "< memory_mib");
+    }
+  }
+
+  if (c.zones_size() == 0) return FieldError(origin, "zones", "at least one zone is required");
+  std::set<std::string> zone_names;
+  for (int z = 0; z < c.zones_size(); ++z) {
+    auto* zone = c.mutable_zones(z);
+    std::string field = absl::StrCat("zones[", z, "]");
+    if (zone->name().empty()) return FieldError(origin, field + ".name", "is required");
+    zone->set_name(dns::CanonicalName(zone->name()));
+    if (!zone_names.insert(zone->name()).second) {
+      return FieldError(origin, field + ".name", "duplicate zone");
+    }
+    if (zone->id() == 0) zone->set_id(z + 1);
+    if (zone->apex_ttl() == 0) zone->set_apex_ttl(3600);
+    if (zone->nameservers_size() == 0) {
+      return FieldError(origin, field + ".nameservers", "at least one is required");
+    }
+    for (auto& ns : *zone->mutable_nameservers()) ns = dns::CanonicalName(ns);
+    auto* soa = zone->mutable_soa();
+    if (soa->mname().empty()) soa->set_mname(zone->nameservers(0));
+    if (soa->rname().empty()) soa->set_rname("hostmaster." + zone->name());
+    soa->set_mname(dns::CanonicalName(soa->mname()));
+    soa->set_rname(dns::CanonicalName(soa->rname()));
+    if (soa->serial() == 0) soa->set_serial(1);
+    if (soa->refresh() == 0) soa->set_refresh(3600);
+    if (soa->retry() == 0) soa->set_retry(600);
+    if (soa->expire() == 0) soa->set_expire(604800);
+    if (soa->minimum() == 0) soa->set_minimum(60);
+    if (zone->services_size() == 0) {
+      return FieldError(origin, field + ".services", "at least one service is required");
+    }
+    std::set<std::string> services;
+    for (int s = 0; s < zone->services_size(); ++s) {
+      auto* svc = zone->mutable_services(s);
+      std::string sfield = absl::StrCat(field, ".services[", s, "]");
+      if (svc->name().empty() || svc->name().find('.') != std::string::npos) {
+        return FieldError(origin, sfield + ".name", "must be one DNS label");
+      }
+      svc->set_name(absl::AsciiStrToLower(svc->name()));
+      if (!services.insert(svc->name()).second) {
+        return FieldError(origin, sfield + ".name", "duplicate service");
+      }
+      if (!classes.contains(svc->workload_class())) {
+        return FieldError(origin, sfield + ".workload_class",
+                          absl::StrCat("'", svc->workload_class(), "' is not a workload_classes name"));
+      }
+      if (absl::StatusOr<vm::AddressPool> pool = vm::AddressPool::Create(svc->address_pool());
+          !pool.ok()) {
+        return FieldError(origin, sfield + ".address_pool", std::string(pool.status().message()));
+      }
+      for (int f = 0; f < svc->fallback_addresses_size(); ++f) {
+        const std::string& a = svc->fallback_addresses(f);
+        if (!IsIpv4(a) && !IsIpv6(a)) {
+          return FieldError(origin, absl::StrCat(sfield, ".fallback_addresses[", f, "]"),
+                            absl::StrCat("'", a, "' is not an IP address"));
+        }
+      }
+    }
+  }
+  for (int r = 0; r < c.regions_size(); ++r) {
+    if (absl::StatusOr<cpt::Prefix> p = cpt::Prefix::Parse(c.regions(r).cidr()); !p.ok()) {
+      return FieldError(origin, absl::StrCat("regions[", r, "].cidr"),
+                        std::string(p.status().message()));
+    }
+    if (c.regions(r).region().empty()) {
+      return FieldError(origin, absl::StrCat("regions[", r, "].region"), "is required");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<PpeConfig> ParsePpeConfig(const std::string& text, const std::string& origin) {
+  absl::StatusOr<PpeConfig> c = ParseText<PpeConfig>(text, origin);
+  if (!c.ok()) return c;
+  if (absl::Status s = Validate(*c, origin); !s.ok()) return s;
+  return c;
+}
+
+absl::StatusOr<PpeConfig> LoadPpeConfig(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  return ParsePpeConfig(*text, path);
+}
+
+absl::StatusOr<PluginConfig> ParsePluginConfig(const std::string& text, const std::string& origin) {
+  absl::StatusOr<PluginConfig> c = ParseText<PluginConfig>(text, origin);
+  if (!c.ok()) return c;
+  if (c->ppe_target().empty()) c->set_ppe_target("127.0.0.1:50051");
+  if (c->deadline_ms() == 0) c->set_deadline_ms(300);
+  if (c->deadline_ms() > 1500) {
+    return FieldError(origin, "deadline_ms", "must stay far below pdns's 2000 ms timeout (<= 1500)");
+  }
+  if (c->zone_refresh_s() == 0) c->set_zone_refresh_s(30);
+  if (c->breaker_failures() == 0) c->set_breaker_failures(5);
+  if (c->breaker_open_ms() == 0) c->set_breaker_open_ms(1000);
+  return c;
+}
+
+absl::StatusOr<PluginConfig> LoadPluginConfig(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  return ParsePluginConfig(*text, path);
+}
+
+}  // namespace ppe::config

@@ -1,0 +1,47 @@
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "ppe-service/cpt/attributes.h"
+#include "ppe-service/cpt/key_ring.h"
+
+namespace ppe::cpt {
+
+// Client Profile Tag: <version char><digest><check>, lowercase base32.
+//   digest = first D chars of base32(HMAC-SHA-256(key[v], "cpt|" + canonical attributes))
+//   check  = first 4 chars of base32(HMAC-SHA-256(key[v], "chk|" + version char + digest))
+// The check lets a forged label be rejected without a registry look-up; a tag
+// whose check verifies still has to be in the registry to be served.
+class CptCodec {
+ public:
+  static constexpr size_t kMinLength = 16;
+  static constexpr size_t kMaxLength = 32;
+  static constexpr size_t kDefaultLength = 26;
+  static constexpr size_t kCheckChars = 4;
+
+  CptCodec(KeyRing keys, size_t length);
+
+  // Attributes (canonicalised here) -> tag under the current key.
+  std::string Encode(const Attributes& attributes) const;
+
+  // Validates a DNS label: length, alphabet (either case), key version and check.
+  // Returns the canonical (lowercase) tag. INVALID_ARGUMENT for a malformed
+  // label, UNAUTHENTICATED for a bad check or a retired key.
+  absl::StatusOr<std::string> Parse(absl::string_view label) const;
+
+  size_t length() const { return length_; }
+
+  // Short, non-reversible name of a tag for logs and metadata ("3f9a1c02").
+  static std::string Fingerprint(absl::string_view cpt);
+
+ private:
+  std::string Check(const std::string& key, absl::string_view version_and_digest) const;
+
+  KeyRing keys_;
+  size_t length_;
+};
+
+}  // namespace ppe::cpt

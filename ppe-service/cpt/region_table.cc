@@ -1,0 +1,63 @@
+#include "ppe-service/cpt/region_table.h"
+
+#include "absl/strings/string_view.h"
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace ppe::cpt {
+
+absl::StatusOr<Prefix> Prefix::Parse(absl::string_view text) {
+  std::string addr(text.substr(0, text.find('/')));
+  Prefix p;
+  in_addr v4;
+  if (inet_pton(AF_INET, addr.c_str(), &v4) == 1) {
+    p.v4 = true;
+    p.address[10] = p.address[11] = 0xff;
+    std::memcpy(&p.address[12], &v4, 4);
+  } else if (inet_pton(AF_INET6, addr.c_str(), p.address.data()) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("not an IP prefix: '", text, "'"));
+  }
+  int max = p.v4 ? 32 : 128;
+  p.length = max;
+  if (size_t slash = text.find('/'); slash != absl::string_view::npos) {
+    if (!absl::SimpleAtoi(text.substr(slash + 1), &p.length) || p.length < 0 || p.length > max) {
+      return absl::InvalidArgumentError(absl::StrCat("bad prefix length in '", text, "'"));
+    }
+  }
+  return p;
+}
+
+bool Prefix::Contains(const Prefix& other) const {
+  if (v4 != other.v4) return false;
+  int bits = length + (v4 ? 96 : 0);
+  for (int i = 0; i < 16 && bits > 0; ++i, bits -= 8) {
+    uint8_t mask = bits >= 8 ? 0xff : static_cast<uint8_t>(0xff << (8 - bits));
+    if ((address[i] & mask) != (other.address[i] & mask)) return false;
+  }
+  return true;
+}
+
+absl::Status RegionTable::Add(absl::string_view cidr, std::string region) {
+  absl::StatusOr<Prefix> p = Prefix::Parse(cidr);
+  if (!p.ok()) return p.status();
+  rules_.push_back({*p, std::move(region)});
+  std::stable_sort(rules_.begin(), rules_.end(), [](const Rule& a, const Rule& b) {
+    return a.prefix.length + (a.prefix.v4 ? 96 : 0) > b.prefix.length + (b.prefix.v4 ? 96 : 0);
+  });
+  return absl::OkStatus();
+}
+
+std::string RegionTable::Lookup(const Prefix& client) const {
+  for (const Rule& rule : rules_) {
+    if (rule.prefix.Contains(client)) return rule.region;
+  }
+  return "unknown";
+}
+
+}  // namespace ppe::cpt

@@ -1,0 +1,43 @@
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace ppe::cpt {
+
+// An IPv4 or IPv6 prefix. IPv4 is kept as an IPv4-mapped IPv6 address, so one
+// longest-prefix match covers both families.
+struct Prefix {
+  std::array<uint8_t, 16> address{};
+  int length = 0;     // in the address's own family (0..32 or 0..128)
+  bool v4 = false;
+
+  // "10.1.2.0/24", "2001:db8::/32", or a bare address (full length).
+  static absl::StatusOr<Prefix> Parse(absl::string_view text);
+  bool Contains(const Prefix& other) const;  // other's address lies inside this prefix
+};
+
+// CIDR -> region, longest prefix wins. Built once from the config.
+class RegionTable {
+ public:
+  absl::Status Add(absl::string_view cidr, std::string region);
+  // Region of the client prefix's address, or "unknown".
+  std::string Lookup(const Prefix& client) const;
+  size_t size() const { return rules_.size(); }
+
+ private:
+  struct Rule {
+    Prefix prefix;
+    std::string region;
+  };
+  std::vector<Rule> rules_;  // sorted by descending prefix length
+};
+
+}  // namespace ppe::cpt

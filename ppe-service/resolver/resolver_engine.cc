@@ -1,0 +1,245 @@
+#include "ppe-service/resolver/resolver_engine.h"
+
+#include "absl/strings/string_view.h"
+#include <arpa/inet.h>
+
+#include <atomic>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "ppe-service/common/log.h"
+
+namespace ppe::resolver {
+
+using ppe::v1::ResolveRequest;
+using ppe::v1::ResolveResponse;
+using Kind = dns::ParsedName::Kind;
+
+struct ResolverEngine::Query {
+  ResolveRequest request;
+  const ppe::config::v1::Service* service = nullptr;
+  uint32_t scope = 0;
+  bool want_v4 = false;
+  bool want_v6 = false;
+  ResolveResponse response;
+  Done done;
+  std::atomic<bool> answered{false};
+
+  // The first of allocation and timer to claim the query builds the answer.
+  bool Claim() { return !answered.exchange(true); }
+  void Deliver() { done(std::move(response)); }
+  void Finish() {
+    if (Claim()) Deliver();
+  }
+};
+
+namespace {
+
+bool IsV6(const std::string& address) { return address.find(':') != std::string::npos; }
+
+ppe::v1::Record MakeRecord(absl::string_view qname, absl::string_view qtype, std::string content,
+                           uint32_t ttl, uint32_t scope) {
+  ppe::v1::Record r;
+  r.set_qname(std::string(qname));
+  r.set_qtype(std::string(qtype));
+  r.set_content(std::move(content));
+  r.set_ttl(ttl);
+  r.set_scope_mask(scope);
+  return r;
+}
+
+}  // namespace
+
+ResolverEngine::ResolverEngine(const ppe::config::v1::PpeConfig& config,
+                               const cpt::CptCodec& codec, const cpt::RegionTable& regions,
+                               registry::Registry& registry, vm::VmManager& vms,
+                               TimerQueue& timers, const Clock& clock)
+    : config_(config), codec_(codec), regions_(regions), registry_(registry), vms_(vms),
+      timers_(timers), clock_(clock) {
+  for (const auto& z : config_.zones()) {
+    std::vector<std::string> services;
+    for (const auto& s : z.services()) services.push_back(s.name());
+    zones_.push_back(Zone{dns::NameParser(z.name(), services), &z});
+
+    ppe::v1::ZoneInfo* info = zones_response_.add_zones();
+    info->set_id(z.id());
+    info->set_name(z.name());
+    info->set_serial(z.soa().serial());
+    const auto& soa = z.soa();
+    *info->add_apex_records() = MakeRecord(
+        z.name(), "SOA",
+        absl::StrFormat("%s %s %d %d %d %d %d", soa.mname(), soa.rname(), soa.serial(),
+                        soa.refresh(), soa.retry(), soa.expire(), soa.minimum()),
+        z.apex_ttl(), 0);
+    for (const auto& ns : z.nameservers()) {
+      *info->add_apex_records() = MakeRecord(z.name(), "NS", ns, z.apex_ttl(), 0);
+    }
+    for (const auto& s : z.services()) {
+      ppe::v1::ServiceInfo* si = info->add_services();
+      si->set_name(s.name());
+      si->mutable_fallback_addresses()->CopyFrom(s.fallback_addresses());
+      si->set_fallback_ttl(config_.answers().fallback_ttl());
+    }
+  }
+}
+
+ResolverEngine::Derived ResolverEngine::DeriveAttributes(const ResolveRequest& request,
+                                                         const std::string& service) const {
+  Derived d;
+  absl::StatusOr<cpt::Prefix> client = cpt::Prefix::Parse(request.real_remote());
+  if (!client.ok() || request.real_remote().empty()) client = cpt::Prefix::Parse(request.remote());
+  if (client.ok()) {
+    d.attributes.region = regions_.Lookup(*client);
+    d.scope = static_cast<uint32_t>(client->length);
+  }
+  absl::CivilMinute now = absl::ToCivilMinute(clock_.Now(), absl::UTCTimeZone());
+  int minute_of_day = now.hour() * 60 + now.minute();
+  int per_bucket = 1440 / static_cast<int>(config_.cpt().time_buckets_per_day());
+  d.attributes.time_bucket = absl::StrCat("tod", minute_of_day / per_bucket);
+  return d;
+}
+
+void ResolverEngine::Resolve(const ResolveRequest& request, Done done) {
+  auto q = std::make_shared<Query>();
+  q->done = std::move(done);
+  const std::string& qtype = request.qtype();
+  bool any = qtype == "ANY";
+
+  dns::ParsedName parsed;
+  const Zone* zone = nullptr;
+  for (const Zone& z : zones_) {
+    parsed = z.parser.Parse(request.qname());
+    if (parsed.kind != Kind::kOutside) {
+      zone = &z;
+      break;
+    }
+  }
+  if (zone == nullptr || parsed.kind == Kind::kOther) {
+    q->response.set_source(ResolveResponse::SOURCE_NONE);
+    return q->Finish();
+  }
+  if (parsed.kind == Kind::kApex) {
+    q->response.set_source(ResolveResponse::SOURCE_STATIC);
+    for (const ppe::v1::ZoneInfo& info : zones_response_.zones()) {
+      if (info.id() != zone->config->id()) continue;
+      for (const auto& r : info.apex_records()) {
+        if (any || r.qtype() == qtype) {
+          *q->response.add_records() = r;
+          q->response.mutable_records()->rbegin()->set_qname(request.qname());
+        }
+      }
+    }
+    return q->Finish();
+  }
+
+  q->want_v4 = any || qtype == "A";
+  q->want_v6 = any || qtype == "AAAA";
+  if (!q->want_v4 && !q->want_v6) {  // no other types live at service names
+    q->response.set_source(ResolveResponse::SOURCE_NONE);
+    return q->Finish();
+  }
+  for (const auto& s : zone->config->services()) {
+    if (s.name() == parsed.service) q->service = &s;
+  }
+  q->request = request;
+
+  if (parsed.kind == Kind::kTagged) {
+    absl::StatusOr<std::string> tag = codec_.Parse(parsed.cpt_label);
+    if (tag.ok() && registry_.HasProfile(*tag)) {
+      q->scope = 0;  // the answer depends on the name only
+      return AnswerProfile(std::move(q), *tag);
+    }
+    // Forged, expired or never issued: answered as untagged, never registered.
+    spdlog::debug("unverified CPT label for {}: {}", parsed.service,
+                  tag.ok() ? "not registered" : tag.status().message());
+  }
+  Derived derived = DeriveAttributes(request, parsed.service);
+  q->scope = derived.scope;
+  std::string cpt = codec_.Encode(derived.attributes);
+  if (registry_.RegisterProfile(cpt, derived.attributes, "dns", clock_.Now())) {
+    spdlog::info("profile {} registered from DNS (region {}, {})",
+                 cpt::CptCodec::Fingerprint(cpt), derived.attributes.region,
+                 derived.attributes.time_bucket);
+  }
+  AnswerProfile(std::move(q), cpt);
+}
+
+void ResolverEngine::AnswerProfile(std::shared_ptr<Query> q, const std::string& cpt) {
+  std::vector<std::string> ready = registry_.ReadyAddresses(cpt, q->service->name(), clock_.Now());
+  if (!ready.empty()) {
+    q->response.set_source(ResolveResponse::SOURCE_POOL);
+    AddAddressRecords(*q, ready, config_.answers().ttl());
+    return q->Finish();
+  }
+  // No ready VM: allocate, and answer whichever comes first, the VM or the deadline.
+  timers_.RunAfter(absl::Milliseconds(config_.answers().allocation_wait_ms()), [this, q] {
+    if (!q->Claim()) return;
+    AnswerFallback(*q);
+    q->Deliver();
+  });
+  vms_.EnsureVm(cpt, q->service->name(), [this, q, cpt](absl::StatusOr<std::string> ip) {
+    if (!q->Claim()) return;
+    if (!ip.ok()) {
+      AnswerFallback(*q);
+    } else {
+      std::vector<std::string> ready =
+          registry_.ReadyAddresses(cpt, q->service->name(), clock_.Now());
+      if (ready.empty()) ready.push_back(*ip);
+      q->response.set_source(ResolveResponse::SOURCE_ALLOCATED);
+      AddAddressRecords(*q, ready, config_.answers().ttl());
+    }
+    q->Deliver();
+  });
+}
+
+void ResolverEngine::AddAddressRecords(Query& q, const std::vector<std::string>& addresses,
+                                       uint32_t ttl) const {
+  q.response.clear_records();
+  for (const std::string& a : addresses) {
+    bool v6 = IsV6(a);
+    if (v6 ? !q.want_v6 : !q.want_v4) continue;
+    *q.response.add_records() =
+        MakeRecord(q.request.qname(), v6 ? "AAAA" : "A", a, ttl, q.scope);
+  }
+}
+
+void ResolverEngine::AnswerFallback(Query& q) const {
+  q.response.set_source(ResolveResponse::SOURCE_FALLBACK);
+  std::vector<std::string> addresses(q.service->fallback_addresses().begin(),
+                                     q.service->fallback_addresses().end());
+  AddAddressRecords(q, addresses, config_.answers().fallback_ttl());
+}
+
+absl::StatusOr<ppe::v1::IssueCptResponse> ResolverEngine::IssueCpt(
+    const ppe::v1::IssueCptRequest& request) {
+  const Zone* zone = nullptr;
+  std::string service = absl::AsciiStrToLower(request.service());
+  for (const Zone& z : zones_) {
+    for (const auto& s : z.config->services()) {
+      if (s.name() == service) zone = &z;
+    }
+    if (zone) break;
+  }
+  if (zone == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown service '", request.service(), "'"));
+  }
+  const auto& a = request.attributes();
+  if (a.region().empty()) return absl::InvalidArgumentError("attributes.region is required");
+  cpt::Attributes attributes = cpt::Canonicalize({.region = a.region(),
+                                                  .device_class = a.device_class(),
+                                                  .service_tier = a.service_tier(),
+                                                  .time_bucket = a.time_bucket(),
+                                                  .request_pattern = a.request_pattern()});
+  std::string tag = codec_.Encode(attributes);
+  ppe::v1::IssueCptResponse out;
+  out.set_created(registry_.RegisterProfile(tag, attributes, "admin", clock_.Now()));
+  out.set_cpt(tag);
+  std::string zone_name = zone->config->name();
+  zone_name.pop_back();
+  out.set_hostname(absl::StrCat(tag, ".", service, ".", zone_name));
+  out.set_fingerprint(cpt::CptCodec::Fingerprint(tag));
+  return out;
+}
+
+}  // namespace ppe::resolver

@@ -1,0 +1,69 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ppe-service/common/clock.h"
+#include "ppe-service/common/timer_queue.h"
+#include "ppe-service/cpt/cpt_codec.h"
+#include "ppe-service/cpt/region_table.h"
+#include "ppe-service/dns/name_parser.h"
+#include "ppe-service/registry/registry.h"
+#include "ppe-service/vm/vm_manager.h"
+#include "ppe/config/v1/config.pb.h"
+#include "ppe/v1/admin.pb.h"
+#include "ppe/v1/resolver.pb.h"
+
+namespace ppe::resolver {
+
+// The answer semantics of DESIGN.md §4, independent of gRPC. Resolve answers
+// from memory when it can (inline) and otherwise waits for an allocation up to
+// answers.allocation_wait_ms, then falls back; `done` runs exactly once.
+class ResolverEngine {
+ public:
+  using Done = std::function<void(ppe::v1::ResolveResponse)>;
+
+  ResolverEngine(const ppe::config::v1::PpeConfig& config, const cpt::CptCodec& codec,
+                 const cpt::RegionTable& regions, registry::Registry& registry,
+                 vm::VmManager& vms, TimerQueue& timers, const Clock& clock);
+
+  void Resolve(const ppe::v1::ResolveRequest& request, Done done);
+  ppe::v1::ListZonesResponse Zones() const { return zones_response_; }
+
+  // Admin: attributes -> CPT, registered (no VM until the first query).
+  absl::StatusOr<ppe::v1::IssueCptResponse> IssueCpt(const ppe::v1::IssueCptRequest& request);
+
+  // The attributes the PPE derives for an untagged query, and the ECS scope
+  // (prefix length) they depend on.
+  struct Derived {
+    cpt::Attributes attributes;
+    uint32_t scope = 0;
+  };
+  Derived DeriveAttributes(const ppe::v1::ResolveRequest& request, const std::string& service) const;
+
+ private:
+  struct Zone {
+    dns::NameParser parser;
+    const ppe::config::v1::Zone* config;
+  };
+  struct Query;  // one Resolve in flight
+
+  void AnswerProfile(std::shared_ptr<Query> q, const std::string& cpt);
+  void AddAddressRecords(Query& q, const std::vector<std::string>& addresses, uint32_t ttl) const;
+  void AnswerFallback(Query& q) const;
+
+  const ppe::config::v1::PpeConfig& config_;
+  const cpt::CptCodec& codec_;
+  const cpt::RegionTable& regions_;
+  registry::Registry& registry_;
+  vm::VmManager& vms_;
+  TimerQueue& timers_;
+  const Clock& clock_;
+  std::vector<Zone> zones_;
+  ppe::v1::ListZonesResponse zones_response_;
+};
+
+}  // namespace ppe::resolver

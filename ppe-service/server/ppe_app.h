@@ -1,0 +1,51 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include <grpcpp/server.h>
+
+#include "absl/status/statusor.h"
+#include "ppe-service/common/thread_pool.h"
+#include "ppe-service/common/timer_queue.h"
+#include "ppe-service/cpt/cpt_codec.h"
+#include "ppe-service/cpt/region_table.h"
+#include "ppe-service/registry/registry.h"
+#include "ppe-service/resolver/resolver_engine.h"
+#include "ppe-service/server/services.h"
+#include "ppe-service/vm/hypervisor.h"
+#include "ppe-service/vm/vm_manager.h"
+#include "ppe/config/v1/config.pb.h"
+
+namespace ppe::server {
+
+// Everything one PPE process runs, wired from its config. main.cc only parses
+// flags and calls Create, then Wait.
+class PpeApp {
+ public:
+  static absl::StatusOr<std::unique_ptr<PpeApp>> Create(ppe::config::v1::PpeConfig config);
+  ~PpeApp();
+
+  int port() const { return port_; }
+  void Wait() { server_->Wait(); }
+  void Shutdown();
+
+ private:
+  PpeApp() = default;
+
+  ppe::config::v1::PpeConfig config_;
+  std::optional<cpt::CptCodec> codec_;
+  cpt::RegionTable regions_;
+  registry::Registry registry_;
+  std::unique_ptr<vm::Hypervisor> hypervisor_;
+  std::unique_ptr<ThreadPool> workers_;
+  std::unique_ptr<TimerQueue> timers_;
+  std::unique_ptr<vm::VmManager> vms_;
+  std::unique_ptr<resolver::ResolverEngine> engine_;
+  std::unique_ptr<ResolverServiceImpl> resolver_service_;
+  std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace ppe::server

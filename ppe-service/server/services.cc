@@ -1,0 +1,99 @@
+#include "ppe-service/server/services.h"
+
+#include "ppe-service/cpt/cpt_codec.h"
+#include "ppe-service/server/grpc_status.h"
+
+namespace ppe::server {
+namespace {
+
+int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
+
+void FillProfile(const registry::ProfileRecord& p, ppe::v1::Profile* out) {
+  out->set_cpt(p.cpt);
+  out->set_fingerprint(cpt::CptCodec::Fingerprint(p.cpt));
+  auto* a = out->mutable_attributes();
+  a->set_region(p.attributes.region);
+  a->set_device_class(p.attributes.device_class);
+  a->set_service_tier(p.attributes.service_tier);
+  a->set_time_bucket(p.attributes.time_bucket);
+  a->set_request_pattern(p.attributes.request_pattern);
+  out->set_origin(p.origin);
+  out->set_created_unix_ms(UnixMillis(p.created));
+  out->set_last_seen_unix_ms(UnixMillis(p.last_seen));
+  for (const auto& [service, names] : p.pools) {
+    auto* pool = out->add_pools();
+    pool->set_service(service);
+    for (const auto& n : names) pool->add_vm_names(n);
+  }
+}
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* ResolverServiceImpl::Resolve(grpc::CallbackServerContext* context,
+                                                       const ppe::v1::ResolveRequest* request,
+                                                       ppe::v1::ResolveResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  engine_.Resolve(*request, [reactor, response](ppe::v1::ResolveResponse answer) {
+    *response = std::move(answer);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ResolverServiceImpl::ListZones(grpc::CallbackServerContext* context,
+                                                         const ppe::v1::ListZonesRequest*,
+                                                         ppe::v1::ListZonesResponse* response) {
+  *response = engine_.Zones();
+  return FinishNow(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::IssueCpt(grpc::CallbackServerContext* context,
+                                                     const ppe::v1::IssueCptRequest* request,
+                                                     ppe::v1::IssueCptResponse* response) {
+  absl::StatusOr<ppe::v1::IssueCptResponse> issued = engine_.IssueCpt(*request);
+  if (issued.ok()) *response = std::move(*issued);
+  return FinishNow(context, ToGrpcStatus(issued.status()));
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListProfiles(grpc::CallbackServerContext* context,
+                                                         const ppe::v1::ListProfilesRequest*,
+                                                         ppe::v1::ListProfilesResponse* response) {
+  for (const auto& p : registry_.ListProfiles()) FillProfile(p, response->add_profiles());
+  return FinishNow(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetProfile(grpc::CallbackServerContext* context,
+                                                       const ppe::v1::GetProfileRequest* request,
+                                                       ppe::v1::Profile* response) {
+  std::optional<registry::ProfileRecord> p = registry_.GetProfile(request->cpt());
+  if (!p) return FinishNow(context, grpc::Status(grpc::StatusCode::NOT_FOUND, "no such profile"));
+  FillProfile(*p, response);
+  return FinishNow(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListVms(grpc::CallbackServerContext* context,
+                                                    const ppe::v1::ListVmsRequest* request,
+                                                    ppe::v1::ListVmsResponse* response) {
+  for (const auto& vm : registry_.ListVms(request->cpt())) {
+    ppe::v1::Vm* out = response->add_vms();
+    out->set_name(vm.name);
+    out->set_service(vm.service);
+    out->set_workload_class(vm.workload_class);
+    out->set_state(std::string(registry::VmStateName(vm.state)));
+    out->set_ip(vm.ip);
+    out->set_mac(vm.mac);
+    out->set_cpt(vm.cpt);
+    out->set_profile_fingerprint(cpt::CptCodec::Fingerprint(vm.cpt));
+    out->set_created_unix_ms(UnixMillis(vm.created));
+  }
+  return FinishNow(context, grpc::Status::OK);
+}
+
+}  // namespace ppe::server
