@@ -1,0 +1,30 @@
+#pragma once
+
+// Rules shared by the store implementations: request validation, compare
+// evaluation, prefix ranges and the "compacted" status. Internal to
+// ppe-service/store.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "ppe-service/store/registry_store.h"
+
+namespace ppe::store::internal {
+
+// INVALID_ARGUMENT for empty keys/prefixes or a key written twice in a branch.
+absl::Status ValidateTxn(const Txn& txn);
+
+// Evaluates one compare against the key's current state (nullopt = absent).
+bool EvaluateCompare(const Compare& compare,
+                     const std::optional<KeyValue>& current);
+
+// The smallest key greater than every key starting with `prefix`, or "" when
+// there is none (prefix empty or all 0xff): etcd's GetPrefixRangeEnd.
+std::string PrefixRangeEnd(std::string_view prefix);
+
+absl::Status CompactedError(int64_t compact_revision);
+
+}  // namespace ppe::store::internal
