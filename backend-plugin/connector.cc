@@ -25,6 +25,10 @@ bool WriteAll(int fd, absl::string_view data) {
   return true;
 }
 
+std::string TooLong() {
+  return ReplyFalse(absl::StrCat("ppe-backend: request line longer than ", kMaxLineBytes, " bytes"));
+}
+
 }  // namespace
 
 void ServeStream(int in_fd, int out_fd, Backend& backend) {
@@ -49,7 +53,7 @@ void ServeStream(int in_fd, int out_fd, Backend& backend) {
       }
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
       if (line.empty()) continue;
-      reply = backend.Handle(line);
+      reply = line.size() > kMaxLineBytes ? TooLong() : backend.Handle(line);
       reply.push_back('\n');
       if (!WriteAll(out_fd, reply)) return;
     }
@@ -57,8 +61,7 @@ void ServeStream(int in_fd, int out_fd, Backend& backend) {
     if (buffer.size() > kMaxLineBytes && !skipping) {
       buffer.clear();
       skipping = true;
-      reply = ReplyFalse(absl::StrCat("ppe-backend: request line longer than ", kMaxLineBytes,
-                                      " bytes"));
+      reply = TooLong();
       reply.push_back('\n');
       if (!WriteAll(out_fd, reply)) return;
     } else if (skipping) {

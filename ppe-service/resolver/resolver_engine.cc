@@ -167,7 +167,8 @@ void ResolverEngine::Resolve(const ResolveRequest& request, Done done) {
 
 void ResolverEngine::AnswerProfile(std::shared_ptr<Query> q, const std::string& cpt) {
   std::vector<std::string> ready = registry_.ReadyAddresses(cpt, q->service->name(), clock_.Now());
-  if (!ready.empty()) {
+  // VM addresses are IPv4: an AAAA query answers what is ready and allocates nothing.
+  if (!ready.empty() || !q->want_v4) {
     q->response.set_source(ResolveResponse::SOURCE_POOL);
     AddAddressRecords(*q, ready, config_.answers().ttl());
     return q->Finish();

@@ -71,7 +71,6 @@ std::string AttributeValue(absl::string_view xml, absl::string_view name) {
 }  // namespace
 
 std::optional<VmTag> ParseVmTag(absl::string_view xml) {
-  if (xml.find(LibvirtHypervisor::kMetadataNs) == absl::string_view::npos) return std::nullopt;
   VmTag tag{.profile = AttributeValue(xml, "profile"),
             .service = AttributeValue(xml, "service"),
             .ip = AttributeValue(xml, "ip"),

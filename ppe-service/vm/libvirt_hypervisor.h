@@ -40,7 +40,8 @@ class LibvirtHypervisor final : public Hypervisor {
   HypervisorCapabilities caps_;
 };
 
-// Parses PPE's metadata element back into a tag; nullopt if it is not ours.
+// Parses PPE's metadata element, as virDomainGetMetadata returns it for PPE's
+// namespace, back into a tag; nullopt if it lacks the required attributes.
 std::optional<VmTag> ParseVmTag(absl::string_view metadata_xml);
 
 }  // namespace ppe::vm

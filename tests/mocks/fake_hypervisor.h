@@ -1,0 +1,48 @@
+#pragma once
+
+// A hypervisor stand-in for unit tests of timing behaviour that libvirt's test
+// driver cannot show (it creates domains instantly): a configurable create
+// delay and failure. Everything else is tested against real libvirt.
+#include <atomic>
+#include <map>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "ppe-service/vm/hypervisor.h"
+
+namespace ppe::testing {
+
+class FakeHypervisor final : public vm::Hypervisor {
+ public:
+  vm::HypervisorCapabilities capabilities() const override { return {}; }
+
+  absl::Status Create(const vm::DomainSpec& spec) override {
+    creates.fetch_add(1);
+    absl::SleepFor(create_delay);
+    if (fail) return absl::UnavailableError("fake create failure");
+    absl::MutexLock lock(&mu_);
+    domains_[spec.name] = spec.tag;
+    return absl::OkStatus();
+  }
+  absl::Status Destroy(absl::string_view name) override {
+    absl::MutexLock lock(&mu_);
+    return domains_.erase(std::string(name)) ? absl::OkStatus() : absl::NotFoundError("no domain");
+  }
+  absl::StatusOr<std::vector<vm::DomainInfo>> List() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<vm::DomainInfo> out;
+    for (const auto& [name, tag] : domains_) out.push_back({name, true, tag});
+    return out;
+  }
+
+  absl::Duration create_delay = absl::ZeroDuration();
+  std::atomic<bool> fail{false};
+  std::atomic<int> creates{0};
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, vm::VmTag> domains_;
+};
+
+}  // namespace ppe::testing

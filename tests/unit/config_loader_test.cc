@@ -1,0 +1,67 @@
+#include "ppe-service/config/config_loader.h"
+
+#include <catch2/catch.hpp>
+
+namespace ppe::config {
+namespace {
+
+constexpr const char* kMinimal = R"(
+workload_classes { name: "cpu-heavy" vcpus: 2 }
+zones {
+  name: "CDN.example.test"
+  nameservers: "ns1.cdn.example.test"
+  services { name: "Video" workload_class: "cpu-heavy" address_pool: "10.9.0.0/24"
+             fallback_addresses: "192.0.2.1" }
+}
+)";
+
+TEST_CASE("a minimal config gets its defaults") {
+  auto c = ParsePpeConfig(kMinimal, "test.conf");
+  REQUIRE(c.ok());
+  CHECK(c->listen() == "127.0.0.1:50051");
+  CHECK(c->zones(0).name() == "cdn.example.test.");
+  CHECK(c->zones(0).id() == 1);
+  CHECK(c->zones(0).services(0).name() == "video");
+  CHECK(c->zones(0).soa().mname() == "ns1.cdn.example.test.");
+  CHECK(c->cpt().length() == 26);
+  CHECK(c->answers().ttl() == 30);
+  CHECK(c->workload_classes(0).max_vcpus() == 2);
+  CHECK(c->hypervisor().uri() == "test:///default");
+}
+
+std::string ErrorOf(const std::string& text) {
+  auto c = ParsePpeConfig(text, "test.conf");
+  return c.ok() ? "" : std::string(c.status().message());
+}
+
+TEST_CASE("bad configs are refused with the file, line or field named") {
+  CHECK(ErrorOf("listen: 5").find("test.conf:1:") != std::string::npos);
+  CHECK(ErrorOf("no_such_field: 1").find("no_such_field") != std::string::npos);
+  CHECK(ErrorOf("").find("zones") != std::string::npos);
+  std::string text = kMinimal;
+  CHECK(ErrorOf(text + "cpt { length: 8 }").find("cpt.length") != std::string::npos);
+  CHECK(ErrorOf(text + "regions { cidr: \"10.0.0.0/99\" region: \"x\" }")
+            .find("regions[0].cidr") != std::string::npos);
+  std::string bad_pool = text;
+  bad_pool.replace(bad_pool.find("10.9.0.0/24"), 11, "10.9.0.0/33");
+  CHECK(ErrorOf(bad_pool).find("zones[0].services[0].address_pool") != std::string::npos);
+  std::string bad_class = text;
+  bad_class.replace(bad_class.find("workload_class: \"cpu-heavy\""), 27, "workload_class: \"gpu\"");
+  CHECK(ErrorOf(bad_class).find("services[0].workload_class") != std::string::npos);
+  std::string bad_fallback = text;
+  bad_fallback.replace(bad_fallback.find("192.0.2.1"), 9, "not-an-ip");
+  CHECK(ErrorOf(bad_fallback).find("fallback_addresses[0]") != std::string::npos);
+}
+
+TEST_CASE("plugin config") {
+  auto c = ParsePluginConfig("socket: \"/tmp/s\"", "p.conf");
+  REQUIRE(c.ok());
+  CHECK(c->deadline_ms() == 300);
+  CHECK(c->breaker_failures() == 5);
+  auto slow = ParsePluginConfig("deadline_ms: 5000", "p.conf");
+  REQUIRE_FALSE(slow.ok());
+  CHECK(std::string(slow.status().message()).find("deadline_ms") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace ppe::config

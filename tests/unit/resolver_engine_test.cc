@@ -1,0 +1,197 @@
+#include "ppe-service/resolver/resolver_engine.h"
+
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "absl/synchronization/notification.h"
+#include "ppe-service/config/config_loader.h"
+#include "tests/mocks/fake_hypervisor.h"
+
+namespace ppe::resolver {
+namespace {
+
+using ppe::v1::ResolveResponse;
+
+constexpr const char* kConfig = R"(
+workload_classes { name: "cpu-heavy" vcpus: 2 }
+answers { ttl: 30 fallback_ttl: 5 allocation_wait_ms: 100 }
+regions { cidr: "198.51.100.0/24" region: "eu-west" }
+zones {
+  name: "cdn.example.test."
+  nameservers: "ns1.cdn.example.test."
+  services { name: "video" workload_class: "cpu-heavy" address_pool: "10.9.0.0/24"
+             fallback_addresses: "192.0.2.10" }
+}
+)";
+
+// The engine with everything real but the hypervisor.
+struct Fixture {
+  Fixture()
+      : config(*config::ParsePpeConfig(kConfig, "test")),
+        codec(cpt::KeyRing::ForTesting(std::string(32, 'k')), 26),
+        pool(std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/24"))),
+        workers(4),
+        vms(hypervisor, registry, {{"video", {"cpu-heavy", 2, 2, 256, 256}, "", pool}}, workers,
+            WallClock::Instance(), 1) {
+    REQUIRE(regions.Add("198.51.100.0/24", "eu-west").ok());
+    engine = std::make_unique<ResolverEngine>(config, codec, regions, registry, vms, timers,
+                                              WallClock::Instance());
+  }
+
+  ResolveResponse Resolve(const std::string& qname, const std::string& qtype = "A",
+                          const std::string& real_remote = "198.51.100.0/24") {
+    ppe::v1::ResolveRequest req;
+    req.set_qname(qname);
+    req.set_qtype(qtype);
+    req.set_remote("127.0.0.1");
+    req.set_real_remote(real_remote);
+    ResolveResponse out;
+    absl::Notification done;
+    engine->Resolve(req, [&](ResolveResponse r) {
+      out = std::move(r);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return out;
+  }
+
+  ppe::config::v1::PpeConfig config;
+  cpt::CptCodec codec;
+  cpt::RegionTable regions;
+  registry::Registry registry;
+  testing::FakeHypervisor hypervisor;
+  std::shared_ptr<vm::AddressPool> pool;
+  ThreadPool workers;
+  TimerQueue timers;
+  vm::VmManager vms;
+  std::unique_ptr<ResolverEngine> engine;
+};
+
+std::string Tagged(Fixture& f, const std::string& region) {
+  ppe::v1::IssueCptRequest req;
+  req.set_service("video");
+  req.mutable_attributes()->set_region(region);
+  auto issued = f.engine->IssueCpt(req);
+  REQUIRE(issued.ok());
+  return issued->hostname() + ".";
+}
+
+TEST_CASE("a tagged name gets a VM, then the same VM from the pool; scope 0") {
+  Fixture f;
+  std::string name = Tagged(f, "eu-west");
+  ResolveResponse first = f.Resolve(name);
+  CHECK(first.source() == ResolveResponse::SOURCE_ALLOCATED);
+  REQUIRE(first.records_size() == 1);
+  CHECK(first.records(0).content() == "10.9.0.1");
+  CHECK(first.records(0).ttl() == 30);
+  CHECK(first.records(0).scope_mask() == 0);
+  CHECK(first.records(0).qname() == name);
+  ResolveResponse second = f.Resolve(name);
+  CHECK(second.source() == ResolveResponse::SOURCE_POOL);
+  CHECK(second.records(0).content() == "10.9.0.1");
+  CHECK(f.hypervisor.creates == 1);
+}
+
+TEST_CASE("untagged names: region from ECS, scope = the client prefix length") {
+  Fixture f;
+  ResolveResponse a = f.Resolve("video.cdn.example.test.", "A", "198.51.100.0/24");
+  ResolveResponse b = f.Resolve("video.cdn.example.test.", "A", "203.0.113.0/25");
+  REQUIRE(a.records_size() == 1);
+  REQUIRE(b.records_size() == 1);
+  CHECK(a.records(0).scope_mask() == 24);
+  CHECK(b.records(0).scope_mask() == 25);
+  CHECK(a.records(0).content() != b.records(0).content());  // two regions, two profiles
+  auto profiles = f.registry.ListProfiles();
+  REQUIRE(profiles.size() == 2);
+  CHECK(profiles[0].attributes.region == "eu-west");
+  CHECK(profiles[1].attributes.region == "unknown");
+  CHECK(profiles[0].origin == "dns");
+}
+
+TEST_CASE("a forged CPT is answered as untagged and never registered") {
+  Fixture f;
+  std::string forged = std::string(26, 'a') + ".video.cdn.example.test.";
+  ResolveResponse r = f.Resolve(forged);
+  REQUIRE(r.records_size() == 1);
+  CHECK(r.records(0).scope_mask() == 24);
+  CHECK(f.registry.ListProfiles().size() == 1);  // only the derived profile
+  CHECK_FALSE(f.registry.HasProfile(std::string(26, 'a')));
+  // The same client untagged lands on the same profile and VM.
+  CHECK(f.Resolve("video.cdn.example.test.").records(0).content() == r.records(0).content());
+  CHECK(f.hypervisor.creates == 1);
+}
+
+TEST_CASE("apex, other names and other types") {
+  Fixture f;
+  ResolveResponse soa = f.Resolve("cdn.example.test.", "SOA");
+  REQUIRE(soa.records_size() == 1);
+  CHECK(soa.records(0).qtype() == "SOA");
+  CHECK(f.Resolve("cdn.example.test.", "ANY").records_size() == 2);  // SOA + NS
+  CHECK(f.Resolve("mail.cdn.example.test.").records_size() == 0);
+  CHECK(f.Resolve("www.example.org.").records_size() == 0);
+  CHECK(f.Resolve("video.cdn.example.test.", "TXT").records_size() == 0);
+  CHECK(f.Resolve("video.cdn.example.test.", "AAAA").records_size() == 0);
+  CHECK(f.hypervisor.creates == 0);  // neither TXT nor AAAA (VMs are IPv4) allocates
+}
+
+TEST_CASE("a slow hypervisor: fallback within the wait, the VM still arrives") {
+  Fixture f;
+  f.hypervisor.create_delay = absl::Milliseconds(400);
+  std::string name = Tagged(f, "eu-west");
+  absl::Time start = absl::Now();
+  ResolveResponse r = f.Resolve(name);
+  absl::Duration took = absl::Now() - start;
+  CHECK(r.source() == ResolveResponse::SOURCE_FALLBACK);
+  REQUIRE(r.records_size() == 1);
+  CHECK(r.records(0).content() == "192.0.2.10");
+  CHECK(r.records(0).ttl() == 5);
+  CHECK(took < absl::Milliseconds(390));  // answered at the wait (100 ms), not at the create
+  while (f.vms.inflight() > 0) absl::SleepFor(absl::Milliseconds(10));
+  CHECK(f.Resolve(name).source() == ResolveResponse::SOURCE_POOL);
+}
+
+TEST_CASE("a failing hypervisor gives the fallback and leaks no address") {
+  Fixture f;
+  f.hypervisor.fail = true;
+  ResolveResponse r = f.Resolve(Tagged(f, "eu-west"));
+  CHECK(r.source() == ResolveResponse::SOURCE_FALLBACK);
+  CHECK(f.pool->in_use() == 0);
+}
+
+TEST_CASE("concurrent first queries for one new profile allocate exactly once") {
+  Fixture f;
+  f.hypervisor.create_delay = absl::Milliseconds(30);
+  std::string name = Tagged(f, "eu-west");
+  std::vector<std::thread> threads;
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 32; ++i) {
+    threads.emplace_back([&] {
+      if (f.Resolve(name).records_size() == 1) answered.fetch_add(1);
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(answered == 32);
+  CHECK(f.hypervisor.creates == 1);
+  CHECK(f.registry.ListVms().size() == 1);
+}
+
+TEST_CASE("IssueCpt validates its input") {
+  Fixture f;
+  ppe::v1::IssueCptRequest req;
+  req.set_service("nope");
+  req.mutable_attributes()->set_region("eu-west");
+  CHECK(f.engine->IssueCpt(req).status().code() == absl::StatusCode::kInvalidArgument);
+  req.set_service("VIDEO");
+  req.mutable_attributes()->clear_region();
+  CHECK(f.engine->IssueCpt(req).status().code() == absl::StatusCode::kInvalidArgument);
+  req.mutable_attributes()->set_region("eu-west");
+  auto a = f.engine->IssueCpt(req);
+  REQUIRE(a.ok());
+  CHECK(a->created());
+  CHECK(a->hostname() == a->cpt() + ".video.cdn.example.test");
+  CHECK_FALSE(f.engine->IssueCpt(req)->created());
+}
+
+}  // namespace
+}  // namespace ppe::resolver
