@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/dns/client_subnet.h"
 
 namespace ppe::plugin {
 
@@ -87,6 +88,8 @@ std::string Backend::Fallback(const ZoneCache::Snapshot& snap, const ZoneCache::
                  stats_.fallbacks.load(std::memory_order_relaxed));
   }
   google::protobuf::RepeatedPtrField<ppe::v1::Record> out;
+  // A fallback is transient: scoped to the client, so pdns caches it nowhere.
+  uint32_t scope = dns::ClientScope(req.real_remote, req.remote);
   const ppe::v1::ServiceInfo* svc = snap.Service(zone, service);
   if (svc != nullptr) {
     bool any = req.qtype == "ANY";
@@ -98,6 +101,7 @@ std::string Backend::Fallback(const ZoneCache::Snapshot& snap, const ZoneCache::
       r->set_qtype(type);
       r->set_content(a);
       r->set_ttl(svc->fallback_ttl());
+      r->set_scope_mask(scope);
     }
   }
   return ReplyRecords(out, zone.info.id());

@@ -1,9 +1,9 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <atomic>
 #include <string>
 #include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "backend-plugin/ppe_client.h"
 #include "backend-plugin/remote_protocol.h"

@@ -1,10 +1,10 @@
 #include "backend-plugin/connector.h"
 
-#include "absl/strings/string_view.h"
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "absl/strings/string_view.h"
 
 #include <cerrno>
 #include <cstring>
@@ -26,7 +26,8 @@ bool WriteAll(int fd, absl::string_view data) {
 }
 
 std::string TooLong() {
-  return ReplyFalse(absl::StrCat("ppe-backend: request line longer than ", kMaxLineBytes, " bytes"));
+  return ReplyFalse(
+      absl::StrCat("ppe-backend: request line longer than ", kMaxLineBytes, " bytes"));
 }
 
 }  // namespace

@@ -22,7 +22,8 @@ void ServeStream(int in_fd, int out_fd, Backend& backend);
 // backend instance); each connection gets its own thread.
 class UnixSocketServer {
  public:
-  UnixSocketServer(std::string path, Backend& backend) : path_(std::move(path)), backend_(backend) {}
+  UnixSocketServer(std::string path, Backend& backend)
+      : path_(std::move(path)), backend_(backend) {}
   ~UnixSocketServer();
 
   absl::Status Listen();  // binds (replacing a stale socket file) and listens

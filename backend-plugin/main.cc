@@ -82,7 +82,8 @@ int main(int argc, char** argv) {
       spdlog::info("serving zones from {} until the PPE answers", config->zone_cache_file());
     }
   }
-  if (zones.empty()) spdlog::error("no zone data yet: pdns will see no zones until the PPE answers");
+  if (zones.empty())
+    spdlog::error("no zone data yet: pdns will see no zones until the PPE answers");
 
   std::thread([&] {
     while (true) {
@@ -106,7 +107,8 @@ int main(int argc, char** argv) {
     sigwait(&signals, &sig);
     server.Stop();
   }).detach();
-  spdlog::info("ppe-backend serving {} for pdns, PPE at {}", config->socket(), config->ppe_target());
+  spdlog::info("ppe-backend serving {} for pdns, PPE at {}", config->socket(),
+               config->ppe_target());
   server.Serve();
   return 0;
 }

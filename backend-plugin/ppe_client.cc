@@ -57,8 +57,9 @@ void PpeClient::RecordResult(bool ok) {
   if (consecutive_failures_.fetch_add(1, std::memory_order_relaxed) + 1 >=
       options_.breaker_failures) {
     // The count is not reset: after the open period one more failure reopens it.
-    open_until_ns_.store(absl::GetCurrentTimeNanos() + absl::ToInt64Nanoseconds(options_.breaker_open),
-                         std::memory_order_relaxed);
+    open_until_ns_.store(
+        absl::GetCurrentTimeNanos() + absl::ToInt64Nanoseconds(options_.breaker_open),
+        std::memory_order_relaxed);
     spdlog::warn("PPE at {} keeps failing: answering fallbacks for {} ms without asking it",
                  options_.target, absl::ToInt64Milliseconds(options_.breaker_open));
   }

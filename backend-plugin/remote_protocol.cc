@@ -1,10 +1,10 @@
 #include "backend-plugin/remote_protocol.h"
 
-#include "absl/strings/string_view.h"
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include "absl/strings/string_view.h"
 
 #include "absl/strings/str_cat.h"
 
@@ -74,8 +74,9 @@ absl::StatusOr<Request> ParseRequest(absl::string_view line) {
   rapidjson::Document doc;
   doc.Parse(line.data(), line.size());
   if (doc.HasParseError()) {
-    return absl::InvalidArgumentError(absl::StrCat("malformed JSON at offset ", doc.GetErrorOffset(),
-                                                   ": ", rapidjson::GetParseError_En(doc.GetParseError())));
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed JSON at offset ", doc.GetErrorOffset(), ": ",
+                     rapidjson::GetParseError_En(doc.GetParseError())));
   }
   if (!doc.IsObject()) return absl::InvalidArgumentError("request is not a JSON object");
   Request req;

@@ -1,8 +1,8 @@
 #include "backend-plugin/zone_cache.h"
 
-#include "absl/strings/string_view.h"
 #include <cstdio>
 #include <fstream>
+#include "absl/strings/string_view.h"
 
 #include "absl/strings/str_cat.h"
 

@@ -1,8 +1,8 @@
 #pragma once
 
 // The one logging header: spdlog, configured once by the binary.
-#include "absl/strings/string_view.h"
 #include <string_view>
+#include "absl/strings/string_view.h"
 
 #include <spdlog/spdlog.h>
 

@@ -4,10 +4,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#define PPE_RETURN_IF_ERROR(expr)              \
-  do {                                         \
-    if (::absl::Status _st = (expr); !_st.ok()) \
-      return _st;                              \
+#define PPE_RETURN_IF_ERROR(expr)                           \
+  do {                                                      \
+    if (::absl::Status _st = (expr); !_st.ok()) return _st; \
   } while (0)
 
 #define PPE_CONCAT_INNER(a, b) a##b

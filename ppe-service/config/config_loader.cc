@@ -154,8 +154,9 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
         return FieldError(origin, sfield + ".name", "duplicate service");
       }
       if (!classes.contains(svc->workload_class())) {
-        return FieldError(origin, sfield + ".workload_class",
-                          absl::StrCat("'", svc->workload_class(), "' is not a workload_classes name"));
+        return FieldError(
+            origin, sfield + ".workload_class",
+            absl::StrCat("'", svc->workload_class(), "' is not a workload_classes name"));
       }
       if (absl::StatusOr<vm::AddressPool> pool = vm::AddressPool::Create(svc->address_pool());
           !pool.ok()) {
@@ -203,7 +204,8 @@ absl::StatusOr<PluginConfig> ParsePluginConfig(const std::string& text, const st
   if (c->ppe_target().empty()) c->set_ppe_target("127.0.0.1:50051");
   if (c->deadline_ms() == 0) c->set_deadline_ms(300);
   if (c->deadline_ms() > 1500) {
-    return FieldError(origin, "deadline_ms", "must stay far below pdns's 2000 ms timeout (<= 1500)");
+    return FieldError(origin, "deadline_ms",
+                      "must stay far below pdns's 2000 ms timeout (<= 1500)");
   }
   if (c->zone_refresh_s() == 0) c->set_zone_refresh_s(30);
   if (c->breaker_failures() == 0) c->set_breaker_failures(5);

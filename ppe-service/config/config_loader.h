@@ -12,7 +12,7 @@ namespace ppe::config {
 // address_pool: ..."), so a bad config is refused before anything is touched.
 absl::StatusOr<ppe::config::v1::PpeConfig> LoadPpeConfig(const std::string& path);
 absl::StatusOr<ppe::config::v1::PpeConfig> ParsePpeConfig(const std::string& text,
-                                                           const std::string& origin);
+                                                          const std::string& origin);
 
 absl::StatusOr<ppe::config::v1::PluginConfig> LoadPluginConfig(const std::string& path);
 absl::StatusOr<ppe::config::v1::PluginConfig> ParsePluginConfig(const std::string& text,

@@ -10,8 +10,8 @@ std::string CanonicalField(const std::string& raw, const char* fallback) {
   std::string out;
   for (char c : absl::StripAsciiWhitespace(raw)) {
     c = absl::ascii_tolower(static_cast<unsigned char>(c));
-    bool ok = absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
-              c == '.';
+    bool ok =
+        absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
     out.push_back(ok ? c : '_');
   }
   return out.empty() ? std::string(fallback) : out;

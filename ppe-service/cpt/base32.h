@@ -1,9 +1,9 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include "absl/strings/string_view.h"
 
 namespace ppe::cpt {
 

@@ -1,7 +1,7 @@
 #include "ppe-service/cpt/cpt_codec.h"
 
-#include "absl/strings/string_view.h"
 #include <algorithm>
+#include "absl/strings/string_view.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -28,15 +28,19 @@ CptCodec::CptCodec(KeyRing keys, size_t length)
     : keys_(std::move(keys)), length_(std::clamp(length, kMinLength, kMaxLength)) {}
 
 std::string CptCodec::Check(const std::string& key, absl::string_view version_and_digest) const {
-  return Base32Encode(HmacSha256(key, absl::StrCat("chk|", absl::string_view(version_and_digest.data(), version_and_digest.size()))), kCheckChars);
+  return Base32Encode(
+      HmacSha256(key, absl::StrCat("chk|", absl::string_view(version_and_digest.data(),
+                                                             version_and_digest.size()))),
+      kCheckChars);
 }
 
 std::string CptCodec::Encode(const Attributes& attributes) const {
   const std::string& key = keys_.CurrentKey();
   std::string tag(1, kBase32Alphabet[keys_.current_version()]);
   size_t digest_chars = length_ - 1 - kCheckChars;
-  tag += Base32Encode(HmacSha256(key, absl::StrCat("cpt|", CanonicalEncoding(Canonicalize(attributes)))),
-                      digest_chars);
+  tag += Base32Encode(
+      HmacSha256(key, absl::StrCat("cpt|", CanonicalEncoding(Canonicalize(attributes)))),
+      digest_chars);
   tag += Check(key, tag);
   return tag;
 }

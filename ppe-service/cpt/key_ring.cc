@@ -1,9 +1,9 @@
 #include "ppe-service/cpt/key_ring.h"
 
-#include "absl/strings/string_view.h"
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "absl/strings/string_view.h"
 
 #include <cerrno>
 #include <cstring>
@@ -29,8 +29,8 @@ absl::Status CreateKeyFile(const std::string& path) {
       absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(key), sizeof key)), "\n");
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
   if (fd < 0) return absl::InternalError(absl::StrCat("create ", path, ": ", strerror(errno)));
-  bool ok = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
-            fsync(fd) == 0;
+  bool ok =
+      write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && fsync(fd) == 0;
   close(fd);
   if (!ok) return absl::InternalError(absl::StrCat("write ", path, ": ", strerror(errno)));
   return absl::OkStatus();
@@ -41,7 +41,8 @@ absl::Status CreateKeyFile(const std::string& path) {
 absl::StatusOr<KeyRing> KeyRing::LoadOrCreate(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
-    if (errno != ENOENT) return absl::InternalError(absl::StrCat("stat ", path, ": ", strerror(errno)));
+    if (errno != ENOENT)
+      return absl::InternalError(absl::StrCat("stat ", path, ": ", strerror(errno)));
     if (absl::Status s = CreateKeyFile(path); !s.ok()) return s;
   } else if ((st.st_mode & 077) != 0) {
     return absl::FailedPreconditionError(

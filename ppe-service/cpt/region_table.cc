@@ -1,7 +1,7 @@
 #include "ppe-service/cpt/region_table.h"
 
-#include "absl/strings/string_view.h"
 #include <arpa/inet.h>
+#include "absl/strings/string_view.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,12 +1,12 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 
@@ -16,7 +16,7 @@ namespace ppe::cpt {
 // longest-prefix match covers both families.
 struct Prefix {
   std::array<uint8_t, 16> address{};
-  int length = 0;     // in the address's own family (0..32 or 0..128)
+  int length = 0;  // in the address's own family (0..32 or 0..128)
   bool v4 = false;
 
   // "10.1.2.0/24", "2001:db8::/32", or a bare address (full length).

@@ -1,7 +1,7 @@
 #include "ppe-service/dns/name_parser.h"
 
-#include "absl/strings/string_view.h"
 #include <algorithm>
+#include "absl/strings/string_view.h"
 
 #include "absl/strings/ascii.h"
 
@@ -30,10 +30,11 @@ ParsedName NameParser::Parse(absl::string_view qname) const {
     return out;
   }
   // Must end in "." + zone (the root zone "." has every name under it).
-  bool under = zone_ == "." ? true
-               : name.size() > zone_.size() &&
-                     name.compare(name.size() - zone_.size(), zone_.size(), zone_) == 0 &&
-                     name[name.size() - zone_.size() - 1] == '.';
+  bool under = zone_ == "."
+                   ? true
+                   : name.size() > zone_.size() &&
+                         name.compare(name.size() - zone_.size(), zone_.size(), zone_) == 0 &&
+                         name[name.size() - zone_.size() - 1] == '.';
   if (!under) return out;
   absl::string_view rel(name.data(), name.size() - zone_.size() - (zone_ == "." ? 0 : 1));
   if (zone_ == "." && !rel.empty() && rel.back() == '.') rel.remove_suffix(1);

@@ -155,11 +155,11 @@ int main(int argc, char** argv) {
     if (args.json) {
       std::cout << ToJson(resp);
     } else {
-      std::cout << absl::StrFormat("%-24s %-8s %-10s %-13s %-16s %s\n", "NAME", "SERVICE",
-                                   "CLASS", "STATE", "IP", "PROFILE");
+      std::cout << absl::StrFormat("%-24s %-8s %-10s %-13s %-16s %s\n", "NAME", "SERVICE", "CLASS",
+                                   "STATE", "IP", "PROFILE");
       for (const auto& vm : resp.vms()) {
-        std::cout << absl::StrFormat("%-24s %-8s %-10s %-13s %-16s %s\n", vm.name(),
-                                     vm.service(), vm.workload_class(), vm.state(), vm.ip(),
+        std::cout << absl::StrFormat("%-24s %-8s %-10s %-13s %-16s %s\n", vm.name(), vm.service(),
+                                     vm.workload_class(), vm.state(), vm.ip(),
                                      vm.profile_fingerprint());
       }
     }

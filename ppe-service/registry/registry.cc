@@ -1,7 +1,7 @@
 #include "ppe-service/registry/registry.h"
 
-#include "absl/strings/string_view.h"
 #include <algorithm>
+#include "absl/strings/string_view.h"
 
 #include "absl/strings/str_cat.h"
 
@@ -9,10 +9,14 @@ namespace ppe::registry {
 
 absl::string_view VmStateName(VmState s) {
   switch (s) {
-    case VmState::kProvisioning: return "provisioning";
-    case VmState::kReady: return "ready";
-    case VmState::kFailed: return "failed";
-    case VmState::kReleased: return "released";
+    case VmState::kProvisioning:
+      return "provisioning";
+    case VmState::kReady:
+      return "ready";
+    case VmState::kFailed:
+      return "failed";
+    case VmState::kReleased:
+      return "released";
   }
   return "unknown";
 }

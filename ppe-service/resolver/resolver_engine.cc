@@ -1,7 +1,7 @@
 #include "ppe-service/resolver/resolver_engine.h"
 
-#include "absl/strings/string_view.h"
 #include <arpa/inet.h>
+#include "absl/strings/string_view.h"
 
 #include <atomic>
 
@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/dns/client_subnet.h"
 
 namespace ppe::resolver {
 
@@ -51,12 +52,16 @@ ppe::v1::Record MakeRecord(absl::string_view qname, absl::string_view qtype, std
 
 }  // namespace
 
-ResolverEngine::ResolverEngine(const ppe::config::v1::PpeConfig& config,
-                               const cpt::CptCodec& codec, const cpt::RegionTable& regions,
-                               registry::Registry& registry, vm::VmManager& vms,
-                               TimerQueue& timers, const Clock& clock)
-    : config_(config), codec_(codec), regions_(regions), registry_(registry), vms_(vms),
-      timers_(timers), clock_(clock) {
+ResolverEngine::ResolverEngine(const ppe::config::v1::PpeConfig& config, const cpt::CptCodec& codec,
+                               const cpt::RegionTable& regions, registry::Registry& registry,
+                               vm::VmManager& vms, TimerQueue& timers, const Clock& clock)
+    : config_(config),
+      codec_(codec),
+      regions_(regions),
+      registry_(registry),
+      vms_(vms),
+      timers_(timers),
+      clock_(clock) {
   for (const auto& z : config_.zones()) {
     std::vector<std::string> services;
     for (const auto& s : z.services()) services.push_back(s.name());
@@ -67,11 +72,11 @@ ResolverEngine::ResolverEngine(const ppe::config::v1::PpeConfig& config,
     info->set_name(z.name());
     info->set_serial(z.soa().serial());
     const auto& soa = z.soa();
-    *info->add_apex_records() = MakeRecord(
-        z.name(), "SOA",
-        absl::StrFormat("%s %s %d %d %d %d %d", soa.mname(), soa.rname(), soa.serial(),
-                        soa.refresh(), soa.retry(), soa.expire(), soa.minimum()),
-        z.apex_ttl(), 0);
+    *info->add_apex_records() =
+        MakeRecord(z.name(), "SOA",
+                   absl::StrFormat("%s %s %d %d %d %d %d", soa.mname(), soa.rname(), soa.serial(),
+                                   soa.refresh(), soa.retry(), soa.expire(), soa.minimum()),
+                   z.apex_ttl(), 0);
     for (const auto& ns : z.nameservers()) {
       *info->add_apex_records() = MakeRecord(z.name(), "NS", ns, z.apex_ttl(), 0);
     }
@@ -89,10 +94,8 @@ ResolverEngine::Derived ResolverEngine::DeriveAttributes(const ResolveRequest& r
   Derived d;
   absl::StatusOr<cpt::Prefix> client = cpt::Prefix::Parse(request.real_remote());
   if (!client.ok() || request.real_remote().empty()) client = cpt::Prefix::Parse(request.remote());
-  if (client.ok()) {
-    d.attributes.region = regions_.Lookup(*client);
-    d.scope = static_cast<uint32_t>(client->length);
-  }
+  if (client.ok()) d.attributes.region = regions_.Lookup(*client);
+  d.scope = dns::ClientScope(request.real_remote(), request.remote());
   absl::CivilMinute now = absl::ToCivilMinute(clock_.Now(), absl::UTCTimeZone());
   int minute_of_day = now.hour() * 60 + now.minute();
   int per_bucket = 1440 / static_cast<int>(config_.cpt().time_buckets_per_day());
@@ -158,9 +161,8 @@ void ResolverEngine::Resolve(const ResolveRequest& request, Done done) {
   q->scope = derived.scope;
   std::string cpt = codec_.Encode(derived.attributes);
   if (registry_.RegisterProfile(cpt, derived.attributes, "dns", clock_.Now())) {
-    spdlog::info("profile {} registered from DNS (region {}, {})",
-                 cpt::CptCodec::Fingerprint(cpt), derived.attributes.region,
-                 derived.attributes.time_bucket);
+    spdlog::info("profile {} registered from DNS (region {}, {})", cpt::CptCodec::Fingerprint(cpt),
+                 derived.attributes.region, derived.attributes.time_bucket);
   }
   AnswerProfile(std::move(q), cpt);
 }
@@ -200,13 +202,14 @@ void ResolverEngine::AddAddressRecords(Query& q, const std::vector<std::string>&
   for (const std::string& a : addresses) {
     bool v6 = IsV6(a);
     if (v6 ? !q.want_v6 : !q.want_v4) continue;
-    *q.response.add_records() =
-        MakeRecord(q.request.qname(), v6 ? "AAAA" : "A", a, ttl, q.scope);
+    *q.response.add_records() = MakeRecord(q.request.qname(), v6 ? "AAAA" : "A", a, ttl, q.scope);
   }
 }
 
 void ResolverEngine::AnswerFallback(Query& q) const {
   q.response.set_source(ResolveResponse::SOURCE_FALLBACK);
+  // A fallback is transient: scoped to the client, so pdns caches it nowhere.
+  q.scope = dns::ClientScope(q.request.real_remote(), q.request.remote());
   std::vector<std::string> addresses(q.service->fallback_addresses().begin(),
                                      q.service->fallback_addresses().end());
   AddAddressRecords(q, addresses, config_.answers().fallback_ttl());

@@ -27,8 +27,8 @@ class ResolverEngine {
   using Done = std::function<void(ppe::v1::ResolveResponse)>;
 
   ResolverEngine(const ppe::config::v1::PpeConfig& config, const cpt::CptCodec& codec,
-                 const cpt::RegionTable& regions, registry::Registry& registry,
-                 vm::VmManager& vms, TimerQueue& timers, const Clock& clock);
+                 const cpt::RegionTable& regions, registry::Registry& registry, vm::VmManager& vms,
+                 TimerQueue& timers, const Clock& clock);
 
   void Resolve(const ppe::v1::ResolveRequest& request, Done done);
   ppe::v1::ListZonesResponse Zones() const { return zones_response_; }
@@ -42,7 +42,8 @@ class ResolverEngine {
     cpt::Attributes attributes;
     uint32_t scope = 0;
   };
-  Derived DeriveAttributes(const ppe::v1::ResolveRequest& request, const std::string& service) const;
+  Derived DeriveAttributes(const ppe::v1::ResolveRequest& request,
+                           const std::string& service) const;
 
  private:
   struct Zone {

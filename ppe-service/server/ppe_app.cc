@@ -49,17 +49,17 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       }
       absl::StatusOr<vm::AddressPool> pool = vm::AddressPool::Create(svc.address_pool());
       if (!pool.ok()) return pool.status();
-      placements.push_back({svc.name(), shape, svc.network(),
-                            std::make_shared<vm::AddressPool>(std::move(*pool))});
+      placements.push_back(
+          {svc.name(), shape, svc.network(), std::make_shared<vm::AddressPool>(std::move(*pool))});
     }
   }
 
   app->workers_ = std::make_unique<ThreadPool>(static_cast<int>(c.worker_threads()));
   app->timers_ = std::make_unique<TimerQueue>();
   int64_t epoch = absl::ToUnixSeconds(absl::Now());
-  app->vms_ = std::make_unique<vm::VmManager>(*app->hypervisor_, app->registry_,
-                                              std::move(placements), *app->workers_,
-                                              WallClock::Instance(), epoch);
+  app->vms_ =
+      std::make_unique<vm::VmManager>(*app->hypervisor_, app->registry_, std::move(placements),
+                                      *app->workers_, WallClock::Instance(), epoch);
   app->engine_ = std::make_unique<resolver::ResolverEngine>(
       app->config_, *app->codec_, app->regions_, app->registry_, *app->vms_, *app->timers_,
       WallClock::Instance());

@@ -8,38 +8,32 @@
 
 namespace ppe::store {
 
-MemoryRegistryStore::MemoryRegistryStore()
-    : MemoryRegistryStore(Options()) {}
+MemoryRegistryStore::MemoryRegistryStore() : MemoryRegistryStore(Options()) {}
 
-MemoryRegistryStore::MemoryRegistryStore(Options options)
-    : options_(options), hub_(this, 0) {}
+MemoryRegistryStore::MemoryRegistryStore(Options options) : options_(options), hub_(this, 0) {}
 
 MemoryRegistryStore::~MemoryRegistryStore() { hub_.Stop(); }
 
-absl::StatusOr<std::optional<KeyValue>> MemoryRegistryStore::Get(
-    std::string_view key) {
+absl::StatusOr<std::optional<KeyValue>> MemoryRegistryStore::Get(std::string_view key) {
   absl::MutexLock lock(&mu_);
   auto it = kvs_.find(key);
   if (it == kvs_.end()) return std::optional<KeyValue>();
   return std::optional<KeyValue>(it->second);
 }
 
-absl::StatusOr<RangeResult> MemoryRegistryStore::List(
-    std::string_view prefix) {
+absl::StatusOr<RangeResult> MemoryRegistryStore::List(std::string_view prefix) {
   absl::MutexLock lock(&mu_);
   RangeResult result;
   result.revision = revision_;
-  for (auto it = kvs_.lower_bound(prefix);
-       it != kvs_.end() && it->first.starts_with(prefix); ++it) {
+  for (auto it = kvs_.lower_bound(prefix); it != kvs_.end() && it->first.starts_with(prefix);
+       ++it) {
     result.kvs.push_back(it->second);
   }
   return result;
 }
 
-void MemoryRegistryStore::ApplyOps(const std::vector<Op>& ops,
-                                   int64_t revision, bool& changed) {
-  auto record_delete = [&](const std::string& key)
-                           ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+void MemoryRegistryStore::ApplyOps(const std::vector<Op>& ops, int64_t revision, bool& changed) {
+  auto record_delete = [&](const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     WatchEvent event;
     event.type = EventType::kDelete;
     event.kv.key = key;
@@ -114,11 +108,11 @@ absl::StatusOr<TxnResult> MemoryRegistryStore::Txn(const ppe::store::Txn& txn) {
   return result;
 }
 
-absl::StatusOr<std::unique_ptr<WatchHandle>> MemoryRegistryStore::Watch(
-    std::string_view prefix, int64_t from_revision, WatchCallback callback) {
+absl::StatusOr<std::unique_ptr<WatchHandle>> MemoryRegistryStore::Watch(std::string_view prefix,
+                                                                        int64_t from_revision,
+                                                                        WatchCallback callback) {
   if (from_revision < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("watch: negative revision ", from_revision));
+    return absl::InvalidArgumentError(absl::StrCat("watch: negative revision ", from_revision));
   }
   if (!callback) return absl::InvalidArgumentError("watch: no callback");
   return hub_.Add(prefix, from_revision, std::move(callback));
@@ -136,8 +130,7 @@ absl::Status MemoryRegistryStore::Compact(int64_t revision) {
   absl::MutexLock lock(&mu_);
   if (revision > revision_) {
     return absl::OutOfRangeError(
-        absl::StrCat("mvcc: required revision is a future revision: ",
-                     revision, " > ", revision_));
+        absl::StrCat("mvcc: required revision is a future revision: ", revision, " > ", revision_));
   }
   CompactLocked(revision);
   return absl::OkStatus();
@@ -148,8 +141,8 @@ int64_t MemoryRegistryStore::CurrentRevision() {
   return revision_;
 }
 
-absl::StatusOr<internal::EventRead> MemoryRegistryStore::ReadEvents(
-    std::string_view prefix, int64_t from, int64_t to) {
+absl::StatusOr<internal::EventRead> MemoryRegistryStore::ReadEvents(std::string_view prefix,
+                                                                    int64_t from, int64_t to) {
   absl::MutexLock lock(&mu_);
   internal::EventRead read;
   if (from <= compact_revision_) {
@@ -157,9 +150,8 @@ absl::StatusOr<internal::EventRead> MemoryRegistryStore::ReadEvents(
     return read;
   }
   // history_ is sorted by revision; binary search the first entry >= from.
-  auto it = std::lower_bound(
-      history_.begin(), history_.end(), from,
-      [](const HistoryEntry& e, int64_t rev) { return e.revision < rev; });
+  auto it = std::lower_bound(history_.begin(), history_.end(), from,
+                             [](const HistoryEntry& e, int64_t rev) { return e.revision < rev; });
   for (; it != history_.end() && it->revision <= to; ++it) {
     if (it->event.kv.key.starts_with(prefix)) {
       read.events.emplace_back(it->revision, it->event);

@@ -21,8 +21,7 @@
 
 namespace ppe::store {
 
-class MemoryRegistryStore final : public RegistryStore,
-                                  private internal::EventSource {
+class MemoryRegistryStore final : public RegistryStore, private internal::EventSource {
  public:
   struct Options {
     // Revisions of watch history kept; older ones are compacted away.
@@ -39,9 +38,8 @@ class MemoryRegistryStore final : public RegistryStore,
   absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key) override;
   absl::StatusOr<RangeResult> List(std::string_view prefix) override;
   absl::StatusOr<TxnResult> Txn(const ppe::store::Txn& txn) override;
-  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
-      std::string_view prefix, int64_t from_revision,
-      WatchCallback callback) override;
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix, int64_t from_revision,
+                                                     WatchCallback callback) override;
   absl::Status Compact(int64_t revision) override;
   int64_t CurrentRevision() override;
 
@@ -51,8 +49,7 @@ class MemoryRegistryStore final : public RegistryStore,
     WatchEvent event;
   };
 
-  absl::StatusOr<internal::EventRead> ReadEvents(std::string_view prefix,
-                                                 int64_t from,
+  absl::StatusOr<internal::EventRead> ReadEvents(std::string_view prefix, int64_t from,
                                                  int64_t to) override;
   void ApplyOps(const std::vector<Op>& ops, int64_t revision, bool& changed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

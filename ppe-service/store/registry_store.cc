@@ -8,8 +8,8 @@
 namespace ppe::store {
 namespace {
 
-Compare MakeCompare(std::string_view key, Compare::Target target,
-                    Compare::Result result, int64_t number) {
+Compare MakeCompare(std::string_view key, Compare::Target target, Compare::Result result,
+                    int64_t number) {
   Compare c;
   c.key = std::string(key);
   c.target = target;
@@ -68,8 +68,7 @@ Op Op::DeletePrefix(std::string_view prefix) {
   return op;
 }
 
-absl::StatusOr<int64_t> RegistryStore::Put(std::string_view key,
-                                           std::string_view value) {
+absl::StatusOr<int64_t> RegistryStore::Put(std::string_view key, std::string_view value) {
   ppe::store::Txn txn;
   txn.success.push_back(Op::Put(key, value));
   absl::StatusOr<TxnResult> result = Txn(txn);
@@ -86,9 +85,9 @@ absl::StatusOr<bool> RegistryStore::Delete(std::string_view key) {
   return result->succeeded;
 }
 
-absl::StatusOr<bool> RegistryStore::CompareAndPut(
-    std::string_view key, int64_t expected_mod_revision,
-    std::string_view value) {
+absl::StatusOr<bool> RegistryStore::CompareAndPut(std::string_view key,
+                                                  int64_t expected_mod_revision,
+                                                  std::string_view value) {
   ppe::store::Txn txn;
   txn.compares.push_back(Compare::ModRevisionEquals(key, expected_mod_revision));
   txn.success.push_back(Op::Put(key, value));

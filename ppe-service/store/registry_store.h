@@ -147,9 +147,9 @@ class RegistryStore {
   // revision order: first the kept history (catch-up), then live changes.
   // from_revision 0 means "changes after now". Errors in the request itself
   // (negative revision) are returned here; compaction arrives as a callback.
-  virtual absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
-      std::string_view prefix, int64_t from_revision,
-      WatchCallback callback) = 0;
+  virtual absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix,
+                                                             int64_t from_revision,
+                                                             WatchCallback callback) = 0;
 
   // Drops the watch history at and below `revision` (etcd's Compact). Watches
   // from a revision <= the compact revision then report "compacted". Current
@@ -166,8 +166,7 @@ class RegistryStore {
   absl::StatusOr<bool> Delete(std::string_view key);
   // Puts only if the key's mod_revision equals `expected_mod_revision` (0 =
   // only if absent); returns whether it was written.
-  absl::StatusOr<bool> CompareAndPut(std::string_view key,
-                                     int64_t expected_mod_revision,
+  absl::StatusOr<bool> CompareAndPut(std::string_view key, int64_t expected_mod_revision,
                                      std::string_view value);
 };
 

@@ -51,8 +51,7 @@ int64_t CompactionSlack(int64_t history_revisions) {
 absl::Status SqliteError(sqlite3* db, int rc, std::string_view what) {
   std::string message =
       absl::StrCat("sqlite ", std::string(what), ": ", sqlite3_errstr(rc),
-                   db != nullptr ? absl::StrCat(" (", sqlite3_errmsg(db), ")")
-                                 : std::string());
+                   db != nullptr ? absl::StrCat(" (", sqlite3_errmsg(db), ")") : std::string());
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -70,8 +69,7 @@ absl::Status SqliteError(sqlite3* db, int rc, std::string_view what) {
 // A zero-length blob needs a non-null pointer, or SQLite binds NULL.
 int BindBlob(sqlite3_stmt* stmt, int index, std::string_view bytes) {
   static const char kEmpty = 0;
-  return sqlite3_bind_blob(stmt, index,
-                           bytes.empty() ? &kEmpty : bytes.data(),
+  return sqlite3_bind_blob(stmt, index, bytes.empty() ? &kEmpty : bytes.data(),
                            static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
 }
 
@@ -99,8 +97,7 @@ class StmtScope {
 
 absl::StatusOr<int64_t> QueryMeta(sqlite3* db, const char* name) {
   sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE name = ?1", -1,
-                              &stmt, nullptr);
+  int rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE name = ?1", -1, &stmt, nullptr);
   if (rc != SQLITE_OK) return SqliteError(db, rc, "prepare meta read");
   sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
   rc = sqlite3_step(stmt);
@@ -155,16 +152,15 @@ absl::StatusOr<std::unique_ptr<SqliteRegistryStore>> SqliteRegistryStore::Open(
   const std::string lock_path = path + ".lock";
   int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd < 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot open lock file ", lock_path, ": ", std::strerror(errno)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot open lock file ", lock_path, ": ", std::strerror(errno)));
   }
   if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     ::close(lock_fd);
     if (err == EWOULDBLOCK) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "registry store ", path,
-          " is already open in another process or instance (lock file ",
+          "registry store ", path, " is already open in another process or instance (lock file ",
           lock_path, " is held)"));
     }
     return absl::UnavailableError(
@@ -172,10 +168,9 @@ absl::StatusOr<std::unique_ptr<SqliteRegistryStore>> SqliteRegistryStore::Open(
   }
 
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                               SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   auto fail = [&](absl::Status status) {
     sqlite3_close(db);
     ::close(lock_fd);
@@ -193,9 +188,8 @@ absl::StatusOr<std::unique_ptr<SqliteRegistryStore>> SqliteRegistryStore::Open(
   char* err = nullptr;
   rc = sqlite3_exec(db, "PRAGMA synchronous=FULL", nullptr, nullptr, &err);
   if (rc == SQLITE_OK) {
-    rc = sqlite3_exec(
-        db, absl::StrCat("BEGIN IMMEDIATE;", kSchema, "COMMIT;").c_str(),
-        nullptr, nullptr, &err);
+    rc = sqlite3_exec(db, absl::StrCat("BEGIN IMMEDIATE;", kSchema, "COMMIT;").c_str(), nullptr,
+                      nullptr, &err);
   }
   if (rc != SQLITE_OK) {
     std::string what = err ? err : "";
@@ -208,32 +202,29 @@ absl::StatusOr<std::unique_ptr<SqliteRegistryStore>> SqliteRegistryStore::Open(
   if (!schema.ok()) return fail(schema.status());
   if (*schema != kSchemaVersion) {
     return fail(absl::FailedPreconditionError(
-        absl::StrCat("schema version ", *schema, " is not supported (this ",
-                     "build reads version ", kSchemaVersion, ")")));
+        absl::StrCat("schema version ", *schema, " is not supported (this ", "build reads version ",
+                     kSchemaVersion, ")")));
   }
   absl::StatusOr<int64_t> revision = QueryMeta(db, "revision");
   if (!revision.ok()) return fail(revision.status());
   absl::StatusOr<int64_t> compact = QueryMeta(db, "compact_revision");
   if (!compact.ok()) return fail(compact.status());
 
-  std::unique_ptr<SqliteRegistryStore> store(new SqliteRegistryStore(
-      path, options, lock_fd, db, *revision, *compact));
+  std::unique_ptr<SqliteRegistryStore> store(
+      new SqliteRegistryStore(path, options, lock_fd, db, *revision, *compact));
   absl::Status prepared;
   {
     absl::MutexLock lock(&store->mu_);
     prepared = store->Prepare();
   }
   if (!prepared.ok()) {
-    return absl::Status(prepared.code(),
-                        absl::StrCat(path, ": ", prepared.message()));
+    return absl::Status(prepared.code(), absl::StrCat(path, ": ", prepared.message()));
   }
   return store;
 }
 
-SqliteRegistryStore::SqliteRegistryStore(std::string path, Options options,
-                                         int lock_fd, sqlite3* db,
-                                         int64_t revision,
-                                         int64_t compact_revision)
+SqliteRegistryStore::SqliteRegistryStore(std::string path, Options options, int lock_fd,
+                                         sqlite3* db, int64_t revision, int64_t compact_revision)
     : path_(std::move(path)),
       options_(options),
       lock_fd_(lock_fd),
@@ -282,8 +273,7 @@ absl::Status SqliteRegistryStore::Prepare() {
       /*kMetaPut=*/"INSERT OR REPLACE INTO meta(name, value) VALUES (?1, ?2)",
   };
   for (int i = 0; i < kStmtCount; ++i) {
-    int rc = sqlite3_prepare_v3(db_, kSql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                &stmts_[i], nullptr);
+    int rc = sqlite3_prepare_v3(db_, kSql[i], -1, SQLITE_PREPARE_PERSISTENT, &stmts_[i], nullptr);
     if (rc != SQLITE_OK) return SqliteError(db_, rc, kSql[i]);
   }
   return absl::OkStatus();
@@ -296,8 +286,7 @@ absl::Status SqliteRegistryStore::StepDone(Stmt stmt) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::GetLocked(
-    std::string_view key) {
+absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::GetLocked(std::string_view key) {
   sqlite3_stmt* stmt = stmts_[kGet];
   StmtScope scope(stmt);
   BindBlob(stmt, 1, key);
@@ -307,8 +296,7 @@ absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::GetLocked(
   return std::optional<KeyValue>(ReadKv(stmt, 0, std::string(key)));
 }
 
-absl::StatusOr<std::vector<KeyValue>> SqliteRegistryStore::ListLocked(
-    std::string_view prefix) {
+absl::StatusOr<std::vector<KeyValue>> SqliteRegistryStore::ListLocked(std::string_view prefix) {
   const std::string end = internal::PrefixRangeEnd(prefix);
   sqlite3_stmt* stmt = stmts_[end.empty() ? kListFrom : kListRange];
   StmtScope scope(stmt);
@@ -323,8 +311,7 @@ absl::StatusOr<std::vector<KeyValue>> SqliteRegistryStore::ListLocked(
   return kvs;
 }
 
-absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::Get(
-    std::string_view key) {
+absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::Get(std::string_view key) {
   absl::MutexLock lock(&mu_);
   return GetLocked(key);
 }
@@ -339,8 +326,7 @@ absl::StatusOr<RangeResult> SqliteRegistryStore::List(std::string_view prefix) {
   return result;
 }
 
-absl::Status SqliteRegistryStore::RecordEvent(int64_t revision, int64_t seq,
-                                              EventType type,
+absl::Status SqliteRegistryStore::RecordEvent(int64_t revision, int64_t seq, EventType type,
                                               const KeyValue& kv) {
   sqlite3_stmt* stmt = stmts_[kHistoryInsert];
   {
@@ -355,11 +341,9 @@ absl::Status SqliteRegistryStore::RecordEvent(int64_t revision, int64_t seq,
   return StepDone(kHistoryInsert);
 }
 
-absl::Status SqliteRegistryStore::PutMeta(std::string_view name,
-                                          int64_t value) {
+absl::Status SqliteRegistryStore::PutMeta(std::string_view name, int64_t value) {
   sqlite3_stmt* stmt = stmts_[kMetaPut];
-  sqlite3_bind_text(stmt, 1, name.data(), static_cast<int>(name.size()),
-                    SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt, 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
   sqlite3_bind_int64(stmt, 2, value);
   return StepDone(kMetaPut);
 }
@@ -371,8 +355,7 @@ absl::Status SqliteRegistryStore::CompactInTxn(int64_t revision) {
   return PutMeta("compact_revision", revision);
 }
 
-absl::Status SqliteRegistryStore::ApplyLocked(const ppe::store::Txn& txn,
-                                              TxnResult& result,
+absl::Status SqliteRegistryStore::ApplyLocked(const ppe::store::Txn& txn, TxnResult& result,
                                               bool& changed) {
   result.succeeded = true;
   for (const Compare& c : txn.compares) {
@@ -385,8 +368,7 @@ absl::Status SqliteRegistryStore::ApplyLocked(const ppe::store::Txn& txn,
   }
   const int64_t revision = revision_ + 1;
   int64_t seq = 0;
-  auto delete_key = [&](const std::string& key)
-                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+  auto delete_key = [&](const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
     BindBlob(stmts_[kDelete], 1, key);
     absl::Status status = StepDone(kDelete);
     if (!status.ok()) return status;
@@ -404,8 +386,7 @@ absl::Status SqliteRegistryStore::ApplyLocked(const ppe::store::Txn& txn,
         KeyValue kv;
         kv.key = op.key;
         kv.value = op.value;
-        kv.create_revision =
-            current->has_value() ? (*current)->create_revision : revision;
+        kv.create_revision = current->has_value() ? (*current)->create_revision : revision;
         kv.mod_revision = revision;
         kv.version = current->has_value() ? (*current)->version + 1 : 1;
         sqlite3_stmt* stmt = stmts_[kPut];
@@ -444,8 +425,7 @@ absl::Status SqliteRegistryStore::ApplyLocked(const ppe::store::Txn& txn,
   absl::Status status = PutMeta("revision", revision);
   if (!status.ok()) return status;
   if (revision - compact_revision_ >
-      options_.history_revisions +
-          CompactionSlack(options_.history_revisions)) {
+      options_.history_revisions + CompactionSlack(options_.history_revisions)) {
     status = CompactInTxn(revision - options_.history_revisions);
   }
   return status;
@@ -470,8 +450,7 @@ absl::StatusOr<TxnResult> SqliteRegistryStore::Txn(const ppe::store::Txn& txn) {
     if (changed) {
       ++revision_;
       if (revision_ - compact_revision_ >
-          options_.history_revisions +
-          CompactionSlack(options_.history_revisions)) {
+          options_.history_revisions + CompactionSlack(options_.history_revisions)) {
         compact_revision_ = revision_ - options_.history_revisions;
       }
     }
@@ -482,11 +461,11 @@ absl::StatusOr<TxnResult> SqliteRegistryStore::Txn(const ppe::store::Txn& txn) {
   return result;
 }
 
-absl::StatusOr<std::unique_ptr<WatchHandle>> SqliteRegistryStore::Watch(
-    std::string_view prefix, int64_t from_revision, WatchCallback callback) {
+absl::StatusOr<std::unique_ptr<WatchHandle>> SqliteRegistryStore::Watch(std::string_view prefix,
+                                                                        int64_t from_revision,
+                                                                        WatchCallback callback) {
   if (from_revision < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("watch: negative revision ", from_revision));
+    return absl::InvalidArgumentError(absl::StrCat("watch: negative revision ", from_revision));
   }
   if (!callback) return absl::InvalidArgumentError("watch: no callback");
   return hub_.Add(prefix, from_revision, std::move(callback));
@@ -496,8 +475,7 @@ absl::Status SqliteRegistryStore::Compact(int64_t revision) {
   absl::MutexLock lock(&mu_);
   if (revision > revision_) {
     return absl::OutOfRangeError(
-        absl::StrCat("mvcc: required revision is a future revision: ",
-                     revision, " > ", revision_));
+        absl::StrCat("mvcc: required revision is a future revision: ", revision, " > ", revision_));
   }
   if (revision <= compact_revision_) return absl::OkStatus();
   absl::Status status = StepDone(kBegin);
@@ -517,8 +495,8 @@ int64_t SqliteRegistryStore::CurrentRevision() {
   return revision_;
 }
 
-absl::StatusOr<internal::EventRead> SqliteRegistryStore::ReadEvents(
-    std::string_view prefix, int64_t from, int64_t to) {
+absl::StatusOr<internal::EventRead> SqliteRegistryStore::ReadEvents(std::string_view prefix,
+                                                                    int64_t from, int64_t to) {
   absl::MutexLock lock(&mu_);
   internal::EventRead read;
   if (from <= compact_revision_) {
@@ -535,8 +513,7 @@ absl::StatusOr<internal::EventRead> SqliteRegistryStore::ReadEvents(
     if (!key.starts_with(prefix)) continue;
     const int64_t revision = sqlite3_column_int64(stmt, 0);
     WatchEvent event;
-    event.type = sqlite3_column_int(stmt, 1) == 0 ? EventType::kPut
-                                                  : EventType::kDelete;
+    event.type = sqlite3_column_int(stmt, 1) == 0 ? EventType::kPut : EventType::kDelete;
     event.kv.key = std::move(key);
     event.kv.value = ColumnBlob(stmt, 3);
     event.kv.create_revision = sqlite3_column_int64(stmt, 4);

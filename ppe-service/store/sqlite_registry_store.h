@@ -34,8 +34,7 @@
 
 namespace ppe::store {
 
-class SqliteRegistryStore final : public RegistryStore,
-                                  private internal::EventSource {
+class SqliteRegistryStore final : public RegistryStore, private internal::EventSource {
  public:
   static constexpr int kSchemaVersion = 1;
 
@@ -44,10 +43,9 @@ class SqliteRegistryStore final : public RegistryStore,
     int64_t history_revisions = 10000;
   };
 
-  static absl::StatusOr<std::unique_ptr<SqliteRegistryStore>> Open(
-      const std::string& path);
-  static absl::StatusOr<std::unique_ptr<SqliteRegistryStore>> Open(
-      const std::string& path, Options options);
+  static absl::StatusOr<std::unique_ptr<SqliteRegistryStore>> Open(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<SqliteRegistryStore>> Open(const std::string& path,
+                                                                   Options options);
 
   ~SqliteRegistryStore() override;
 
@@ -57,9 +55,8 @@ class SqliteRegistryStore final : public RegistryStore,
   absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key) override;
   absl::StatusOr<RangeResult> List(std::string_view prefix) override;
   absl::StatusOr<TxnResult> Txn(const ppe::store::Txn& txn) override;
-  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
-      std::string_view prefix, int64_t from_revision,
-      WatchCallback callback) override;
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix, int64_t from_revision,
+                                                     WatchCallback callback) override;
   absl::Status Compact(int64_t revision) override;
   int64_t CurrentRevision() override;
 
@@ -83,8 +80,8 @@ class SqliteRegistryStore final : public RegistryStore,
     kStmtCount,
   };
 
-  SqliteRegistryStore(std::string path, Options options, int lock_fd,
-                      sqlite3* db, int64_t revision, int64_t compact_revision);
+  SqliteRegistryStore(std::string path, Options options, int lock_fd, sqlite3* db, int64_t revision,
+                      int64_t compact_revision);
 
   absl::Status Prepare() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::optional<KeyValue>> GetLocked(std::string_view key)
@@ -92,18 +89,15 @@ class SqliteRegistryStore final : public RegistryStore,
   absl::StatusOr<std::vector<KeyValue>> ListLocked(std::string_view prefix)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs the txn inside BEGIN IMMEDIATE ... (caller commits or rolls back).
-  absl::Status ApplyLocked(const ppe::store::Txn& txn, TxnResult& result,
-                           bool& changed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status RecordEvent(int64_t revision, int64_t seq, EventType type,
-                           const KeyValue& kv)
+  absl::Status ApplyLocked(const ppe::store::Txn& txn, TxnResult& result, bool& changed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status PutMeta(std::string_view name, int64_t value)
+  absl::Status RecordEvent(int64_t revision, int64_t seq, EventType type, const KeyValue& kv)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status PutMeta(std::string_view name, int64_t value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CompactInTxn(int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status StepDone(Stmt stmt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  absl::StatusOr<internal::EventRead> ReadEvents(std::string_view prefix,
-                                                 int64_t from,
+  absl::StatusOr<internal::EventRead> ReadEvents(std::string_view prefix, int64_t from,
                                                  int64_t to) override;
 
   const std::string path_;

@@ -13,22 +13,21 @@ absl::Status ValidateBranch(const std::vector<Op>& ops, const char* branch) {
   std::vector<std::string_view> prefixes;
   for (const Op& op : ops) {
     if (op.key.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("txn ", branch, ": empty key"));
+      return absl::InvalidArgumentError(absl::StrCat("txn ", branch, ": empty key"));
     }
     if (op.type == Op::Type::kDeletePrefix) {
       prefixes.push_back(op.key);
     } else if (!keys.insert(op.key).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "txn ", branch, ": duplicate key given in txn request: ", op.key));
+      return absl::InvalidArgumentError(
+          absl::StrCat("txn ", branch, ": duplicate key given in txn request: ", op.key));
     }
   }
   for (std::string_view prefix : prefixes) {
     for (const Op& op : ops) {
       if (op.type == Op::Type::kPut && op.key.starts_with(prefix)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "txn ", branch, ": put of ", op.key,
-            " overlaps delete of prefix ", std::string(prefix)));
+        return absl::InvalidArgumentError(absl::StrCat("txn ", branch, ": put of ", op.key,
+                                                       " overlaps delete of prefix ",
+                                                       std::string(prefix)));
       }
     }
   }
@@ -61,24 +60,19 @@ absl::Status ValidateTxn(const Txn& txn) {
   return ValidateBranch(txn.failure, "failure");
 }
 
-bool EvaluateCompare(const Compare& compare,
-                     const std::optional<KeyValue>& current) {
+bool EvaluateCompare(const Compare& compare, const std::optional<KeyValue>& current) {
   switch (compare.target) {
     case Compare::Target::kValue:
       if (!current.has_value()) return false;
-      return CompareOrdered<std::string_view>(compare.result, current->value,
-                                              compare.value);
+      return CompareOrdered<std::string_view>(compare.result, current->value, compare.value);
     case Compare::Target::kVersion:
-      return CompareOrdered<int64_t>(compare.result,
-                                     current ? current->version : 0,
+      return CompareOrdered<int64_t>(compare.result, current ? current->version : 0,
                                      compare.number);
     case Compare::Target::kCreateRevision:
-      return CompareOrdered<int64_t>(compare.result,
-                                     current ? current->create_revision : 0,
+      return CompareOrdered<int64_t>(compare.result, current ? current->create_revision : 0,
                                      compare.number);
     case Compare::Target::kModRevision:
-      return CompareOrdered<int64_t>(compare.result,
-                                     current ? current->mod_revision : 0,
+      return CompareOrdered<int64_t>(compare.result, current ? current->mod_revision : 0,
                                      compare.number);
   }
   return false;
@@ -99,8 +93,7 @@ std::string PrefixRangeEnd(std::string_view prefix) {
 
 absl::Status CompactedError(int64_t compact_revision) {
   return absl::OutOfRangeError(absl::StrCat(
-      "mvcc: required revision has been compacted (compact revision ",
-      compact_revision, ")"));
+      "mvcc: required revision has been compacted (compact revision ", compact_revision, ")"));
 }
 
 }  // namespace ppe::store::internal

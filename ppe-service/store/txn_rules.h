@@ -18,8 +18,7 @@ namespace ppe::store::internal {
 absl::Status ValidateTxn(const Txn& txn);
 
 // Evaluates one compare against the key's current state (nullopt = absent).
-bool EvaluateCompare(const Compare& compare,
-                     const std::optional<KeyValue>& current);
+bool EvaluateCompare(const Compare& compare, const std::optional<KeyValue>& current);
 
 // The smallest key greater than every key starting with `prefix`, or "" when
 // there is none (prefix empty or all 0xff): etcd's GetPrefixRangeEnd.

@@ -37,8 +37,7 @@ struct WatchHub::Core {
 
   // Calls the callback unless the watcher was cancelled; returns false if it
   // was. Must be called without mu held.
-  bool Deliver(Watcher& w, const WatchResponse& response)
-      ABSL_LOCKS_EXCLUDED(mu) {
+  bool Deliver(Watcher& w, const WatchResponse& response) ABSL_LOCKS_EXCLUDED(mu) {
     {
       absl::MutexLock lock(&mu);
       if (w.cancelled) return false;
@@ -50,10 +49,8 @@ struct WatchHub::Core {
     return !w.cancelled;
   }
 
-  void Remove(const std::shared_ptr<Watcher>& w)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    watchers.erase(std::remove(watchers.begin(), watchers.end(), w),
-                   watchers.end());
+  void Remove(const std::shared_ptr<Watcher>& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    watchers.erase(std::remove(watchers.begin(), watchers.end(), w), watchers.end());
   }
 
   void Run();
@@ -63,8 +60,7 @@ namespace {
 
 class HubWatchHandle final : public WatchHandle {
  public:
-  HubWatchHandle(std::shared_ptr<WatchHub::Core> core,
-                 std::shared_ptr<WatchHub::Watcher> watcher)
+  HubWatchHandle(std::shared_ptr<WatchHub::Core> core, std::shared_ptr<WatchHub::Watcher> watcher)
       : core_(std::move(core)), watcher_(std::move(watcher)) {}
 
   ~HubWatchHandle() override {
@@ -153,8 +149,7 @@ void WatchHub::Core::Run() {
   source = nullptr;
 }
 
-WatchHub::WatchHub(EventSource* source, int64_t head)
-    : core_(std::make_shared<Core>()) {
+WatchHub::WatchHub(EventSource* source, int64_t head) : core_(std::make_shared<Core>()) {
   {
     absl::MutexLock lock(&core_->mu);
     core_->source = source;
@@ -167,8 +162,7 @@ WatchHub::WatchHub(EventSource* source, int64_t head)
 
 WatchHub::~WatchHub() { Stop(); }
 
-std::unique_ptr<WatchHandle> WatchHub::Add(std::string_view prefix,
-                                           int64_t from_revision,
+std::unique_ptr<WatchHandle> WatchHub::Add(std::string_view prefix, int64_t from_revision,
                                            WatchCallback callback) {
   auto watcher = std::make_shared<Watcher>();
   watcher->prefix = std::string(prefix);

@@ -31,8 +31,8 @@ class EventSource {
  public:
   virtual ~EventSource() = default;
   // Events with from <= revision <= to whose key starts with `prefix`.
-  virtual absl::StatusOr<EventRead> ReadEvents(std::string_view prefix,
-                                               int64_t from, int64_t to) = 0;
+  virtual absl::StatusOr<EventRead> ReadEvents(std::string_view prefix, int64_t from,
+                                               int64_t to) = 0;
 };
 
 class WatchHub {
@@ -45,8 +45,7 @@ class WatchHub {
   WatchHub& operator=(const WatchHub&) = delete;
 
   // Registers a watcher; from_revision 0 = head + 1.
-  std::unique_ptr<WatchHandle> Add(std::string_view prefix,
-                                   int64_t from_revision,
+  std::unique_ptr<WatchHandle> Add(std::string_view prefix, int64_t from_revision,
                                    WatchCallback callback);
 
   // Called after each commit with the new current revision.

@@ -1,7 +1,7 @@
 #include "ppe-service/vm/address_pool.h"
 
-#include "absl/strings/string_view.h"
 #include <arpa/inet.h>
+#include "absl/strings/string_view.h"
 
 #include <optional>
 
@@ -28,8 +28,8 @@ absl::StatusOr<AddressPool> AddressPool::Create(absl::string_view cidr) {
   size_t slash = cidr.find('/');
   int len;
   std::optional<uint32_t> base = ParseV4(cidr.substr(0, slash));
-  if (slash == absl::string_view::npos || !base || !absl::SimpleAtoi(cidr.substr(slash + 1), &len) ||
-      len < 8 || len > 30) {
+  if (slash == absl::string_view::npos || !base ||
+      !absl::SimpleAtoi(cidr.substr(slash + 1), &len) || len < 8 || len > 30) {
     return absl::InvalidArgumentError(
         absl::StrCat("address_pool '", cidr, "' must be an IPv4 CIDR from /8 to /30"));
   }
@@ -38,8 +38,7 @@ absl::StatusOr<AddressPool> AddressPool::Create(absl::string_view cidr) {
   return AddressPool(network + 1, (network | ~mask) - 1);
 }
 
-AddressPool::AddressPool(AddressPool&& other) noexcept
-    : first_(other.first_), last_(other.last_) {
+AddressPool::AddressPool(AddressPool&& other) noexcept : first_(other.first_), last_(other.last_) {
   absl::MutexLock lock(&other.mu_);
   used_ = std::move(other.used_);
 }
@@ -53,8 +52,9 @@ absl::StatusOr<Lease> AddressPool::Acquire() {
   }
   if (candidate > last_) return absl::ResourceExhaustedError("address pool exhausted");
   used_.insert(candidate);
-  return Lease{FormatV4(candidate), absl::StrFormat("52:54:00:%02x:%02x:%02x", (candidate >> 16) & 255,
-                                                    (candidate >> 8) & 255, candidate & 255)};
+  return Lease{FormatV4(candidate),
+               absl::StrFormat("52:54:00:%02x:%02x:%02x", (candidate >> 16) & 255,
+                               (candidate >> 8) & 255, candidate & 255)};
 }
 
 bool AddressPool::Reserve(absl::string_view ip) {

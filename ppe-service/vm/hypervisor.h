@@ -1,10 +1,10 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -19,7 +19,7 @@ struct VmTag {
   std::string ip;
   std::string mac;
   std::string network;  // libvirt network holding its DHCP host entry; may be empty
-  int64_t epoch = 0;  // PPE registry epoch that created it
+  int64_t epoch = 0;    // PPE registry epoch that created it
 };
 
 struct DomainSpec {

@@ -1,7 +1,7 @@
 #include "ppe-service/vm/libvirt_hypervisor.h"
 
-#include "absl/strings/string_view.h"
 #include <libvirt/virterror.h>
+#include "absl/strings/string_view.h"
 
 #include <atomic>
 #include <mutex>
@@ -44,12 +44,23 @@ std::string XmlEscape(absl::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '\'': out += "&apos;"; break;
-      case '"': out += "&quot;"; break;
-      default: out.push_back(c);
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -81,8 +92,7 @@ std::optional<VmTag> ParseVmTag(absl::string_view xml) {
   return tag;
 }
 
-absl::StatusOr<std::unique_ptr<LibvirtHypervisor>> LibvirtHypervisor::Open(
-    const std::string& uri) {
+absl::StatusOr<std::unique_ptr<LibvirtHypervisor>> LibvirtHypervisor::Open(const std::string& uri) {
   StartEventLoopOnce();
   virConnectPtr conn = virConnectOpen(uri.c_str());
   if (conn == nullptr) return LibvirtError(absl::StrCat("connect to ", uri));
@@ -104,8 +114,8 @@ std::string LibvirtHypervisor::DomainXml(const DomainSpec& spec) const {
   std::string metadata = absl::StrFormat(
       "<ppe:vm xmlns:ppe='%s' profile='%s' service='%s' ip='%s' mac='%s' network='%s' "
       "epoch='%d'/>",
-      kMetadataNs, XmlEscape(spec.tag.profile), XmlEscape(spec.tag.service),
-      XmlEscape(spec.tag.ip), XmlEscape(spec.tag.mac), XmlEscape(spec.tag.network), spec.tag.epoch);
+      kMetadataNs, XmlEscape(spec.tag.profile), XmlEscape(spec.tag.service), XmlEscape(spec.tag.ip),
+      XmlEscape(spec.tag.mac), XmlEscape(spec.tag.network), spec.tag.epoch);
   std::string nic;
   if (!spec.tag.network.empty()) {
     nic = absl::StrFormat(
@@ -123,8 +133,7 @@ std::string LibvirtHypervisor::DomainXml(const DomainSpec& spec) const {
       spec.max_vcpus, os, metadata, nic);
 }
 
-absl::Status LibvirtHypervisor::UpdateDhcpHost(absl::string_view name, const VmTag& tag,
-                                               bool add) {
+absl::Status LibvirtHypervisor::UpdateDhcpHost(absl::string_view name, const VmTag& tag, bool add) {
   if (tag.network.empty()) return absl::OkStatus();
   virNetworkPtr net = virNetworkLookupByName(conn_, tag.network.c_str());
   if (net == nullptr) return LibvirtError(absl::StrCat("network ", tag.network));

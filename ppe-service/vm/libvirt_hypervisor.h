@@ -1,9 +1,9 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <memory>
 #include <string>
 #include <thread>
+#include "absl/strings/string_view.h"
 
 #include <libvirt/libvirt.h>
 

@@ -1,7 +1,7 @@
 #include "ppe-service/vm/vm_manager.h"
 
-#include "absl/strings/string_view.h"
 #include <openssl/rand.h>
+#include "absl/strings/string_view.h"
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -22,7 +22,10 @@ std::string RandomSuffix() {
 VmManager::VmManager(Hypervisor& hypervisor, registry::Registry& registry,
                      std::vector<ServicePlacement> placements, ThreadPool& workers,
                      const Clock& clock, int64_t epoch)
-    : hypervisor_(hypervisor), registry_(registry), workers_(workers), clock_(clock),
+    : hypervisor_(hypervisor),
+      registry_(registry),
+      workers_(workers),
+      clock_(clock),
       epoch_(epoch) {
   for (auto& p : placements) {
     std::string name = p.service;

@@ -10,10 +10,17 @@ namespace ppe::vm {
 namespace {
 
 DomainSpec Spec(const std::string& name, const std::string& ip, const std::string& mac) {
-  return DomainSpec{.name = name, .vcpus = 2, .max_vcpus = 4, .memory_mib = 512,
+  return DomainSpec{.name = name,
+                    .vcpus = 2,
+                    .max_vcpus = 4,
+                    .memory_mib = 512,
                     .max_memory_mib = 1024,
-                    .tag = {.profile = "d95cd330", .service = "video", .ip = ip, .mac = mac,
-                            .network = "default", .epoch = 7}};
+                    .tag = {.profile = "d95cd330",
+                            .service = "video",
+                            .ip = ip,
+                            .mac = mac,
+                            .network = "default",
+                            .epoch = 7}};
 }
 
 const DomainInfo* Find(const std::vector<DomainInfo>& domains, const std::string& name) {

@@ -105,8 +105,7 @@ STORE_CONTRACT_TEST("store contract: get, put, delete and key metadata") {
   CHECK(Value(*store, "empty").empty());
 
   // etcd refuses empty keys.
-  CHECK(store->Put("", "x").status().code() ==
-        absl::StatusCode::kInvalidArgument);
+  CHECK(store->Put("", "x").status().code() == absl::StatusCode::kInvalidArgument);
 }
 
 STORE_CONTRACT_TEST("store contract: list by prefix is sorted and revisioned") {
@@ -125,10 +124,8 @@ STORE_CONTRACT_TEST("store contract: list by prefix is sorted and revisioned") {
 
   auto all = store->List("");
   REQUIRE(all.ok());
-  CHECK(Keys(*all) == std::vector<std::string>{"a/1", "a/10", "a/2", "ab",
-                                               "b", "\xff\xff"});
-  CHECK(Keys(*store->List("a")) ==
-        std::vector<std::string>{"a/1", "a/10", "a/2", "ab"});
+  CHECK(Keys(*all) == std::vector<std::string>{"a/1", "a/10", "a/2", "ab", "b", "\xff\xff"});
+  CHECK(Keys(*store->List("a")) == std::vector<std::string>{"a/1", "a/10", "a/2", "ab"});
   CHECK(Keys(*store->List("\xff")) == std::vector<std::string>{"\xff\xff"});
   CHECK(store->List("zz")->kvs.empty());
 }
@@ -202,12 +199,10 @@ STORE_CONTRACT_TEST("store contract: transactions compare and set") {
   // Invalid requests are refused before anything happens.
   Txn duplicate;
   duplicate.success = {Op::Put("k", "1"), Op::Delete("k")};
-  CHECK(store->Txn(duplicate).status().code() ==
-        absl::StatusCode::kInvalidArgument);
+  CHECK(store->Txn(duplicate).status().code() == absl::StatusCode::kInvalidArgument);
   Txn overlap;
   overlap.success = {Op::DeletePrefix("k"), Op::Put("k/1", "1")};
-  CHECK(store->Txn(overlap).status().code() ==
-        absl::StatusCode::kInvalidArgument);
+  CHECK(store->Txn(overlap).status().code() == absl::StatusCode::kInvalidArgument);
   CHECK_FALSE(store->Get("k")->has_value());
 }
 
@@ -234,19 +229,19 @@ STORE_CONTRACT_TEST("store contract: revisions are monotonic") {
 STORE_CONTRACT_TEST("store contract: watch catches up, then follows live") {
   TestType impl;
   std::unique_ptr<RegistryStore> store = impl.Make();
-  REQUIRE(store->Put("cpt/a", "1").ok());     // rev 1
-  REQUIRE(store->Put("other/x", "1").ok());   // rev 2, not watched
+  REQUIRE(store->Put("cpt/a", "1").ok());    // rev 1
+  REQUIRE(store->Put("other/x", "1").ok());  // rev 2, not watched
   Txn two;
   two.success = {Op::Put("cpt/b", "2"), Op::Put("cpt/c", "3")};
-  REQUIRE(store->Txn(two).ok());              // rev 3
+  REQUIRE(store->Txn(two).ok());  // rev 3
 
   WatchLog log;
   auto watch = store->Watch("cpt/", 1, log.Callback());
   REQUIRE(watch.ok());
   REQUIRE(log.WaitFor(2));
-  REQUIRE(store->Put("cpt/a", "4").ok());     // rev 4
-  REQUIRE(store->Put("other/y", "1").ok());   // rev 5, not watched
-  REQUIRE(*store->Delete("cpt/b"));           // rev 6
+  REQUIRE(store->Put("cpt/a", "4").ok());    // rev 4
+  REQUIRE(store->Put("other/y", "1").ok());  // rev 5, not watched
+  REQUIRE(*store->Delete("cpt/b"));          // rev 6
   REQUIRE(log.WaitFor(4));
 
   std::vector<WatchResponse> got = log.Responses();
@@ -255,8 +250,7 @@ STORE_CONTRACT_TEST("store contract: watch catches up, then follows live") {
   CHECK(got[0].revision == 1);
   REQUIRE(got[0].events.size() == 1);
   CHECK(got[0].events[0].type == EventType::kPut);
-  CHECK(got[0].events[0].kv ==
-        KeyValue{"cpt/a", "1", 1, 1, 1});
+  CHECK(got[0].events[0].kv == KeyValue{"cpt/a", "1", 1, 1, 1});
   CHECK(got[1].revision == 3);
   REQUIRE(got[1].events.size() == 2);
   CHECK(got[1].events[0].kv.key == "cpt/b");
@@ -273,7 +267,7 @@ STORE_CONTRACT_TEST("store contract: watch catches up, then follows live") {
   WatchLog later;
   auto from_now = store->Watch("", 0, later.Callback());
   REQUIRE(from_now.ok());
-  REQUIRE(store->Put("cpt/z", "9").ok());     // rev 7
+  REQUIRE(store->Put("cpt/z", "9").ok());  // rev 7
   REQUIRE(later.WaitFor(1));
   REQUIRE(log.WaitFor(5));
   CHECK(later.Responses()[0].revision == 7);
@@ -284,8 +278,7 @@ STORE_CONTRACT_TEST("store contract: watch catches up, then follows live") {
   REQUIRE(later.WaitFor(2));
   CHECK(log.Count() == 5);
 
-  CHECK(store->Watch("", -1, log.Callback()).status().code() ==
-        absl::StatusCode::kInvalidArgument);
+  CHECK(store->Watch("", -1, log.Callback()).status().code() == absl::StatusCode::kInvalidArgument);
 }
 
 STORE_CONTRACT_TEST("store contract: watch callbacks may use the store") {
@@ -383,8 +376,7 @@ STORE_CONTRACT_TEST("store contract: concurrent CAS has exactly one winner") {
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
         if (start->Block()) delete start;
-        auto won = store->CompareAndPut("leader", seen,
-                                        "replica-" + std::to_string(t));
+        auto won = store->CompareAndPut("leader", seen, "replica-" + std::to_string(t));
         if (won.ok() && *won) winners.fetch_add(1);
       });
     }
@@ -403,8 +395,7 @@ STORE_CONTRACT_TEST("store contract: concurrent CAS has exactly one winner") {
         auto kv = store->Get("counter");
         if (!kv.ok()) return;
         const int next = std::stoi((*kv)->value) + 1;
-        auto won = store->CompareAndPut("counter", (*kv)->mod_revision,
-                                        std::to_string(next));
+        auto won = store->CompareAndPut("counter", (*kv)->mod_revision, std::to_string(next));
         if (won.ok() && *won) ++i;
       }
     });

@@ -32,8 +32,7 @@ std::unique_ptr<SqliteRegistryStore> MustOpen(const std::string& path) {
   return std::move(*store);
 }
 
-TEST_CASE("store sqlite: reopen keeps data, revision and watch history",
-          "[store][sqlite]") {
+TEST_CASE("store sqlite: reopen keeps data, revision and watch history", "[store][sqlite]") {
   TempDir dir;
   const std::string path = dir.path() + "/registry.db";
   {
@@ -65,8 +64,7 @@ TEST_CASE("store sqlite: reopen keeps data, revision and watch history",
   CHECK(got[2].revision == 5);
 }
 
-TEST_CASE("store sqlite: a second opener of the same file is refused",
-          "[store][sqlite]") {
+TEST_CASE("store sqlite: a second opener of the same file is refused", "[store][sqlite]") {
   TempDir dir;
   const std::string path = dir.path() + "/registry.db";
   {
@@ -74,18 +72,14 @@ TEST_CASE("store sqlite: a second opener of the same file is refused",
     auto second = SqliteRegistryStore::Open(path);
     REQUIRE_FALSE(second.ok());
     CHECK(second.status().code() == absl::StatusCode::kFailedPrecondition);
-    CHECK_THAT(std::string(second.status().message()),
-               Catch::Contains(path));
+    CHECK_THAT(std::string(second.status().message()), Catch::Contains(path));
 
     // Another process is refused the same way.
     pid_t child = fork();
     REQUIRE(child >= 0);
     if (child == 0) {
       auto other = SqliteRegistryStore::Open(path);
-      _exit(!other.ok() && other.status().code() ==
-                               absl::StatusCode::kFailedPrecondition
-                ? 0
-                : 1);
+      _exit(!other.ok() && other.status().code() == absl::StatusCode::kFailedPrecondition ? 0 : 1);
     }
     int wstatus = 0;
     REQUIRE(waitpid(child, &wstatus, 0) == child);
@@ -96,8 +90,7 @@ TEST_CASE("store sqlite: a second opener of the same file is refused",
   CHECK(SqliteRegistryStore::Open(path).ok());
 }
 
-TEST_CASE("store sqlite: a database from a newer schema is refused",
-          "[store][sqlite]") {
+TEST_CASE("store sqlite: a database from a newer schema is refused", "[store][sqlite]") {
   TempDir dir;
   const std::string path = dir.path() + "/registry.db";
   { MustOpen(path); }
@@ -111,15 +104,13 @@ TEST_CASE("store sqlite: a database from a newer schema is refused",
   auto store = SqliteRegistryStore::Open(path);
   REQUIRE_FALSE(store.ok());
   CHECK(store.status().code() == absl::StatusCode::kFailedPrecondition);
-  CHECK_THAT(std::string(store.status().message()),
-             Catch::Contains("schema version 99"));
+  CHECK_THAT(std::string(store.status().message()), Catch::Contains("schema version 99"));
 }
 
 // The child commits as fast as it can and reports each acknowledged commit
 // ("<revision> <key>\n") on a pipe; it is killed with SIGKILL mid-stream.
 // Every acknowledged key must be in the reopened database.
-TEST_CASE("store sqlite: acknowledged commits survive SIGKILL",
-          "[store][sqlite][crash]") {
+TEST_CASE("store sqlite: acknowledged commits survive SIGKILL", "[store][sqlite][crash]") {
   TempDir dir;
   const std::string path = dir.path() + "/registry.db";
   int fds[2];
@@ -133,14 +124,11 @@ TEST_CASE("store sqlite: acknowledged commits survive SIGKILL",
     for (int i = 0;; ++i) {
       const std::string key = "crash/" + std::to_string(i);
       ppe::store::Txn txn;
-      txn.success = {Op::Put(key, "value-" + std::to_string(i)),
-                     Op::Put("crash-last", key)};
+      txn.success = {Op::Put(key, "value-" + std::to_string(i)), Op::Put("crash-last", key)};
       auto result = (*store)->Txn(txn);
       if (!result.ok()) _exit(3);
-      const std::string line =
-          std::to_string(result->revision) + " " + key + "\n";
-      if (write(fds[1], line.data(), line.size()) !=
-          static_cast<ssize_t>(line.size())) {
+      const std::string line = std::to_string(result->revision) + " " + key + "\n";
+      if (write(fds[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
         _exit(4);
       }
     }
@@ -150,8 +138,7 @@ TEST_CASE("store sqlite: acknowledged commits survive SIGKILL",
   std::string acked;
   char buffer[4096];
   const absl::Time deadline = absl::Now() + absl::Milliseconds(1500);
-  while (absl::Now() < deadline &&
-         std::count(acked.begin(), acked.end(), '\n') < 300) {
+  while (absl::Now() < deadline && std::count(acked.begin(), acked.end(), '\n') < 300) {
     ssize_t n = read(fds[0], buffer, sizeof(buffer));
     if (n <= 0) break;
     acked.append(buffer, n);

@@ -35,8 +35,7 @@ double Run(RegistryStore& store, int threads, absl::Duration duration) {
     workers.emplace_back([&, t] {
       const std::string value(200, 'v');  // about a registry record
       for (int64_t i = 0; absl::Now() < end; ++i) {
-        const std::string key = "bench/" + std::to_string(t) + "/" +
-                                std::to_string(i % 1000);
+        const std::string key = "bench/" + std::to_string(t) + "/" + std::to_string(i % 1000);
         if (!store.Put(key, value).ok()) {
           failed = true;
           return;
@@ -76,10 +75,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
       return 1;
     }
-    std::printf("%-28s %12.0f\n", "sqlite (WAL, sync=FULL) x1",
-                Run(**store, 1, duration));
-    std::printf("%-28s %12.0f\n", "sqlite (WAL, sync=FULL) x4",
-                Run(**store, 4, duration));
+    std::printf("%-28s %12.0f\n", "sqlite (WAL, sync=FULL) x1", Run(**store, 1, duration));
+    std::printf("%-28s %12.0f\n", "sqlite (WAL, sync=FULL) x4", Run(**store, 4, duration));
     std::printf("  database: %s\n", path.c_str());
   }
   {

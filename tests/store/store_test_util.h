@@ -20,8 +20,7 @@ class TempDir {
   TempDir() {
     const char* base = std::getenv("TMPDIR");
     std::string pattern =
-        std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-        "/ppe-store-test-XXXXXX";
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/ppe-store-test-XXXXXX";
     std::vector<char> buffer(pattern.begin(), pattern.end());
     buffer.push_back('\0');
     char* made = ::mkdtemp(buffer.data());
@@ -53,9 +52,7 @@ class WatchLog {
   // Waits until at least `n` responses arrived; false on timeout.
   bool WaitFor(size_t n, absl::Duration timeout = absl::Seconds(5)) {
     absl::MutexLock lock(&mu_);
-    auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return responses_.size() >= n;
-    };
+    auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return responses_.size() >= n; };
     return mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
   }
 

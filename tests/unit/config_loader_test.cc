@@ -40,8 +40,8 @@ TEST_CASE("bad configs are refused with the file, line or field named") {
   CHECK(ErrorOf("").find("zones") != std::string::npos);
   std::string text = kMinimal;
   CHECK(ErrorOf(text + "cpt { length: 8 }").find("cpt.length") != std::string::npos);
-  CHECK(ErrorOf(text + "regions { cidr: \"10.0.0.0/99\" region: \"x\" }")
-            .find("regions[0].cidr") != std::string::npos);
+  CHECK(ErrorOf(text + "regions { cidr: \"10.0.0.0/99\" region: \"x\" }").find("regions[0].cidr") !=
+        std::string::npos);
   std::string bad_pool = text;
   bad_pool.replace(bad_pool.find("10.9.0.0/24"), 11, "10.9.0.0/33");
   CHECK(ErrorOf(bad_pool).find("zones[0].services[0].address_pool") != std::string::npos);

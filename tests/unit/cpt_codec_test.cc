@@ -35,8 +35,11 @@ TEST_CASE("same attributes give the same CPT, different ones a different CPT") {
 
 TEST_CASE("canonicalisation: case, whitespace and empty fields do not change the CPT") {
   CptCodec codec = TestCodec();
-  Attributes messy{.region = "  EU-West ", .device_class = "TV", .service_tier = "Premium",
-                   .time_bucket = "", .request_pattern = ""};
+  Attributes messy{.region = "  EU-West ",
+                   .device_class = "TV",
+                   .service_tier = "Premium",
+                   .time_bucket = "",
+                   .request_pattern = ""};
   CHECK(codec.Encode(messy) == codec.Encode(Sample()));
 }
 
@@ -78,7 +81,8 @@ TEST_CASE("random labels almost never pass the check") {
   int accepted = 0;
   for (int i = 0; i < 20000; ++i) {
     std::string label(1, 'a');
-    for (size_t j = 1; j < CptCodec::kDefaultLength; ++j) label += kBase32Alphabet[std::rand() % 32];
+    for (size_t j = 1; j < CptCodec::kDefaultLength; ++j)
+      label += kBase32Alphabet[std::rand() % 32];
     if (codec.Parse(label).ok()) ++accepted;
   }
   CHECK(accepted <= 2);  // 20 check bits: expected 0.02

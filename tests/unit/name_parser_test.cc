@@ -21,11 +21,11 @@ TEST_CASE("names relative to the zone") {
   CHECK(tagged.service == "db");
   CHECK(tagged.cpt_label == "abcdef");
 
-  CHECK(p.Parse("mail.cdn.example.test.").kind == Kind::kOther);      // unknown service
-  CHECK(p.Parse("x.mail.cdn.example.test.").kind == Kind::kOther);    // under an unknown service
-  CHECK(p.Parse("a.b.video.cdn.example.test.").kind == Kind::kOther); // too deep
+  CHECK(p.Parse("mail.cdn.example.test.").kind == Kind::kOther);       // unknown service
+  CHECK(p.Parse("x.mail.cdn.example.test.").kind == Kind::kOther);     // under an unknown service
+  CHECK(p.Parse("a.b.video.cdn.example.test.").kind == Kind::kOther);  // too deep
   CHECK(p.Parse("example.test.").kind == Kind::kOutside);
-  CHECK(p.Parse("xcdn.example.test.").kind == Kind::kOutside);        // not a label boundary
+  CHECK(p.Parse("xcdn.example.test.").kind == Kind::kOutside);  // not a label boundary
   CHECK(p.Parse("video.cdn.example.org.").kind == Kind::kOutside);
   CHECK(p.Parse("").kind == Kind::kOutside);
 }

@@ -78,12 +78,14 @@ TEST_CASE("replies: ttl and scopeMask are JSON numbers; no records is false") {
   r->set_content("192.0.2.1");
   r->set_ttl(30);
   r->set_scope_mask(24);
-  CHECK(ReplyRecords(records, 1) ==
-        R"({"result":[{"qtype":"A","qname":"x.video.cdn.example.test.","content":"192.0.2.1","ttl":30,"auth":1,"domain_id":1,"scopeMask":24}]})");
+  CHECK(
+      ReplyRecords(records, 1) ==
+      R"({"result":[{"qtype":"A","qname":"x.video.cdn.example.test.","content":"192.0.2.1","ttl":30,"auth":1,"domain_id":1,"scopeMask":24}]})");
   CHECK(ReplyRecords({}, 1) == R"({"result":false})");
   CHECK(ReplyFalse("a \"quoted\" reason") == R"({"result":false,"log":["a \"quoted\" reason"]})");
-  CHECK(ReplyDomains({{1, "cdn.example.test.", 7}}) ==
-        R"({"result":[{"id":1,"zone":"cdn.example.test.","kind":"native","serial":7,"notified_serial":7,"last_check":0,"masters":[]}]})");
+  CHECK(
+      ReplyDomains({{1, "cdn.example.test.", 7}}) ==
+      R"({"result":[{"id":1,"zone":"cdn.example.test.","kind":"native","serial":7,"notified_serial":7,"last_check":0,"masters":[]}]})");
 }
 
 // A backend whose PPE is unreachable: everything here is answered locally.
@@ -112,8 +114,9 @@ struct OfflineBackend {
 };
 
 std::string Lookup(Backend& b, const std::string& qname, const std::string& qtype) {
-  return b.Handle(R"({"method":"lookup","parameters":{"qname":")" + qname + R"(","qtype":")" +
-                  qtype + R"(","remote":"10.0.0.1","local":"127.0.0.1","real-remote":"10.0.0.0/24","zone-id":1}})");
+  return b.Handle(
+      R"({"method":"lookup","parameters":{"qname":")" + qname + R"(","qtype":")" + qtype +
+      R"(","remote":"10.0.0.1","local":"127.0.0.1","real-remote":"10.0.0.0/24","zone-id":1}})");
 }
 
 TEST_CASE("backend: apex, SOA walk, unknown names and fallback without the PPE") {
@@ -137,6 +140,7 @@ TEST_CASE("backend: apex, SOA walk, unknown names and fallback without the PPE")
 
   std::string fb = Lookup(b, "abc.video.cdn.example.test.", "A");
   CHECK(fb.find(R"("content":"192.0.2.10","ttl":5)") != std::string::npos);
+  CHECK(fb.find(R"("scopeMask":24)") != std::string::npos);  // never cached by pdns
   CHECK(fb.find("2001:db8::10") == std::string::npos);
   std::string any = Lookup(b, "video.cdn.example.test.", "ANY");
   CHECK(any.find("192.0.2.10") != std::string::npos);

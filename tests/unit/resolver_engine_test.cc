@@ -6,6 +6,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "ppe-service/config/config_loader.h"
+#include "ppe-service/dns/client_subnet.h"
 #include "tests/mocks/fake_hypervisor.h"
 
 namespace ppe::resolver {
@@ -146,7 +147,8 @@ TEST_CASE("a slow hypervisor: fallback within the wait, the VM still arrives") {
   REQUIRE(r.records_size() == 1);
   CHECK(r.records(0).content() == "192.0.2.10");
   CHECK(r.records(0).ttl() == 5);
-  CHECK(took < absl::Milliseconds(390));  // answered at the wait (100 ms), not at the create
+  CHECK(r.records(0).scope_mask() == 24);  // transient: pdns must not cache it
+  CHECK(took < absl::Milliseconds(390));   // answered at the wait (100 ms), not at the create
   while (f.vms.inflight() > 0) absl::SleepFor(absl::Milliseconds(10));
   CHECK(f.Resolve(name).source() == ResolveResponse::SOURCE_POOL);
 }
@@ -174,6 +176,15 @@ TEST_CASE("concurrent first queries for one new profile allocate exactly once") 
   CHECK(answered == 32);
   CHECK(f.hypervisor.creates == 1);
   CHECK(f.registry.ListVms().size() == 1);
+}
+
+TEST_CASE("client scope from real-remote and remote") {
+  CHECK(dns::ClientScope("198.51.100.0/24", "127.0.0.1") == 24);
+  CHECK(dns::ClientScope("2001:db8::/56", "::1") == 56);
+  CHECK(dns::ClientScope("0.0.0.0/0", "10.0.0.1") == 32);
+  CHECK(dns::ClientScope("", "2001:db8::1") == 128);
+  CHECK(dns::ClientScope("10.0.0.1", "10.0.0.1") == 32);
+  CHECK(dns::ClientScope("10.0.0.0/99", "10.0.0.1") == 32);
 }
 
 TEST_CASE("IssueCpt validates its input") {

@@ -1,0 +1,135 @@
+"""End to end through a real pdns_server (launch=remote), the backend plugin
+and the PPE service on libvirt's test:/// driver."""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Stack  # noqa: E402
+
+ZONE = "cdn.example.test"
+
+
+class EndToEnd(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack()
+        cls.stack.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.__exit__(None)
+
+    def issue(self, **attrs):
+        args = ["issue"]
+        for k, v in attrs.items():
+            args += [f"--{k}", v]
+        return self.stack.ppectl_json(*args)
+
+    def test_tagged_name_resolves_to_the_profiles_vm_and_again_to_the_same(self):
+        issued = self.issue(service="video", region="eu-west", device="tv", tier="premium")
+        first = self.stack.query(issued["hostname"])
+        self.assertEqual(first.status, "NOERROR")
+        self.assertEqual(len(first.addresses()), 1, first)
+        vm = [v for v in self.stack.vms() if v["cpt"] == issued["cpt"]]
+        self.assertEqual(len(vm), 1)
+        self.assertEqual(first.addresses(), [vm[0]["ip"]])
+        self.assertEqual(vm[0]["state"], "ready")
+        self.assertEqual(vm[0]["service"], "video")
+        self.assertEqual(vm[0]["workload_class"], "cpu-heavy")
+        again = self.stack.query(issued["hostname"].upper())  # DNS is case-insensitive
+        self.assertEqual(again.addresses(), first.addresses())
+        self.assertEqual(len([v for v in self.stack.vms() if v["cpt"] == issued["cpt"]]), 1)
+
+    def test_db_service_uses_the_memory_heavy_class(self):
+        issued = self.issue(service="db", region="us-east")
+        answer = self.stack.query(issued["hostname"])
+        vm = [v for v in self.stack.vms() if v["cpt"] == issued["cpt"]]
+        self.assertEqual(answer.addresses(), [vm[0]["ip"]])
+        self.assertEqual(vm[0]["workload_class"], "memory-heavy")
+        self.assertTrue(vm[0]["ip"].startswith("192.168.122."))
+
+    def test_untagged_name_with_two_ecs_subnets_gets_scoped_answers(self):
+        eu = self.stack.query(f"video.{ZONE}", subnet="198.51.100.0/24")
+        us = self.stack.query(f"video.{ZONE}", subnet="203.0.113.0/24")
+        self.assertEqual(eu.status, "NOERROR")
+        self.assertEqual(us.status, "NOERROR")
+        self.assertEqual(eu.scope, 24)
+        self.assertEqual(us.scope, 24)
+        self.assertEqual(len(eu.addresses()), 1)
+        self.assertNotEqual(eu.addresses(), us.addresses())  # two regions, two profiles
+        regions = {p["attributes"]["region"]
+                   for p in self.stack.ppectl_json("profiles").get("profiles", [])
+                   if p["origin"] == "dns"}
+        self.assertTrue({"eu-west", "us-east"} <= regions, regions)
+        # A /16 client subnet: the answer is scoped to what was used.
+        wide = self.stack.query(f"video.{ZONE}", subnet="10.1.0.0/16")
+        self.assertEqual(wide.scope, 16)
+
+    def test_forged_cpt_creates_no_vm(self):
+        subnet = "203.0.113.0/24"
+        self.stack.query(f"video.{ZONE}", subnet=subnet)  # the derived profile exists
+        vms_before = len(self.stack.vms())
+        profiles_before = len(self.stack.ppectl_json("profiles").get("profiles", []))
+        for label in ["a" * 26, "bzzzzzzzzzzzzzzzzzzzzzzzzz", "not-a-cpt", "a" * 16]:
+            answer = self.stack.query(f"{label}.video.{ZONE}", subnet=subnet)
+            self.assertEqual(answer.status, "NOERROR", label)
+            self.assertEqual(len(answer.addresses()), 1, label)  # answered as untagged
+        self.assertEqual(len(self.stack.vms()), vms_before)
+        profiles = self.stack.ppectl_json("profiles").get("profiles", [])
+        self.assertEqual(len(profiles), profiles_before)
+        self.assertNotIn("a" * 26, [p["cpt"] for p in profiles])
+
+    def test_apex_soa_and_ns(self):
+        soa = self.stack.query(ZONE, "SOA")
+        self.assertEqual(soa.status, "NOERROR")
+        self.assertEqual(len(soa.records), 1)
+        self.assertTrue(soa.records[0][3].startswith("ns1.cdn.example.test. hostmaster."))
+        ns = self.stack.query(ZONE, "NS")
+        self.assertEqual([r[3] for r in ns.records], ["ns1.cdn.example.test."])
+        tcp = self.stack.query(ZONE, "SOA", tcp=True)
+        self.assertEqual(tcp.records, soa.records)
+
+    def test_unknown_names_get_nxdomain_and_other_types_nodata(self):
+        self.assertEqual(self.stack.query(f"nope.{ZONE}").status, "NXDOMAIN")
+        self.assertEqual(self.stack.query(f"a.b.video.{ZONE}").status, "NXDOMAIN")
+        self.assertEqual(self.stack.query("example.org", "A").status, "REFUSED")
+        txt = self.stack.query(f"video.{ZONE}", "TXT")
+        self.assertEqual(txt.status, "NOERROR")
+        self.assertEqual(txt.records, [])
+
+
+class PpeDown(unittest.TestCase):
+    def test_plugin_answers_fallback_not_servfail_when_the_ppe_is_killed(self):
+        with Stack() as stack:
+            issued = stack.ppectl_json("issue", "--service", "video", "--region", "eu-west")
+            self.assertEqual(len(stack.query(issued["hostname"]).addresses()), 1)
+            stack.stop("ppe-server", sig=9)
+            start = time.time()
+            statuses = []
+            for i in range(20):
+                a = stack.query(f"{i}x{issued['cpt'][2:]}.video.{ZONE}", subnet=f"10.{i}.0.0/24")
+                statuses.append(a.status)
+                self.assertEqual(a.addresses(), ["192.0.2.10"], a)
+                self.assertLessEqual(a.records[0][1], 5)  # short fallback TTL
+            self.assertEqual(set(statuses), {"NOERROR"})
+            db = stack.query(f"db.{ZONE}")
+            self.assertEqual(db.addresses(), ["192.0.2.20"])
+            self.assertEqual(stack.query(ZONE, "SOA").status, "NOERROR")  # apex from the cache
+            self.assertLess(time.time() - start, 15)
+            # The PPE comes back: the plugin reconnects and real answers resume.
+            stack.start_ppe()
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                a = stack.query(f"video.{ZONE}", subnet="198.51.100.0/24")
+                if a.addresses() and a.addresses() != ["192.0.2.10"]:
+                    break
+                time.sleep(0.3)
+            self.assertNotEqual(a.addresses(), ["192.0.2.10"])
+            self.assertTrue(a.addresses()[0].startswith("192.168.122."))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,170 @@
+"""Starts the real stack for end-to-end tests: ppe-server, ppe-backend and
+pdns_server on free loopback ports in a temporary directory, with the configs
+rendered from deploy/conf/ (the ones the quick start ships). Stops them by PID."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("PPE_BUILD_DIR", os.path.join(ROOT, "build"))
+PPE_SERVER = os.path.join(BUILD, "ppe-service", "ppe-server")
+PPE_BACKEND = os.path.join(BUILD, "backend-plugin", "ppe-backend")
+PPECTL = os.path.join(BUILD, "ppe-service", "ppectl", "ppectl")
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port free for both TCP and UDP on 127.0.0.1."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+
+
+def wait_until(what, predicate, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not ready after {timeout} s")
+
+
+class Answer:
+    def __init__(self, status, records, scope, elapsed):
+        self.status = status          # "NOERROR", "NXDOMAIN", "SERVFAIL", ...
+        self.records = records        # [(name, ttl, type, data)]
+        self.scope = scope            # ECS scope prefix length echoed, or None
+        self.elapsed = elapsed        # seconds
+
+    def addresses(self, rtype="A"):
+        return sorted(r[3] for r in self.records if r[2] == rtype)
+
+    def __repr__(self):
+        return f"Answer({self.status}, {self.records}, scope={self.scope})"
+
+
+class Stack:
+    def __init__(self, extra_ppe_conf="", hypervisor_uri="test:///default"):
+        self.dir = tempfile.mkdtemp(prefix="ppe-e2e-")
+        self.dns_port = free_port()
+        self.grpc_port = free_port()
+        self.hypervisor_uri = hypervisor_uri
+        self.extra_ppe_conf = extra_ppe_conf
+        self.procs = {}
+        os.makedirs(os.path.join(self.dir, "state"))
+        os.makedirs(os.path.join(self.dir, "pdns"))
+        self._render("ppe", os.path.join(self.dir, "ppe.conf"), extra_ppe_conf)
+        self._render("plugin", os.path.join(self.dir, "plugin.conf"))
+        self._render("pdns", os.path.join(self.dir, "pdns", "pdns.conf"))
+
+    def _render(self, name, path, extra=""):
+        with open(os.path.join(ROOT, "deploy", "conf", name + ".conf.in")) as f:
+            text = f.read()
+        for k, v in {"@RUN@": self.dir, "@GRPC_PORT@": str(self.grpc_port),
+                     "@DNS_PORT@": str(self.dns_port),
+                     "@HYPERVISOR_URI@": self.hypervisor_uri}.items():
+            text = text.replace(k, v)
+        with open(path, "w") as f:
+            f.write(text + extra)
+
+    def set_pdns_option(self, line):
+        with open(os.path.join(self.dir, "pdns", "pdns.conf"), "a") as f:
+            f.write(line + "\n")
+
+    def _spawn(self, name, argv):
+        log = open(os.path.join(self.dir, name + ".log"), "ab")
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+
+    def start_ppe(self):
+        self._spawn("ppe-server", [PPE_SERVER, "--config", os.path.join(self.dir, "ppe.conf")])
+        wait_until("ppe-server", lambda: self.ppectl("profiles").returncode == 0)
+
+    def start(self):
+        self.start_ppe()
+        self._spawn("ppe-backend", [PPE_BACKEND, "--config", os.path.join(self.dir, "plugin.conf")])
+        wait_until("ppe-backend", lambda: os.path.exists(os.path.join(self.dir, "backend.sock")))
+        self._spawn("pdns", ["pdns_server", "--config-dir=" + os.path.join(self.dir, "pdns"),
+                             "--daemon=no", "--guardian=no"])
+        wait_until("pdns_server",
+                   lambda: self.query("cdn.example.test", "SOA", timeout=1).status == "NOERROR")
+        return self
+
+    def stop(self, name, sig=signal.SIGTERM):
+        p = self.procs.pop(name, None)
+        if p is None:
+            return
+        p.send_signal(sig)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+    def close(self, keep_dir=False):
+        for name in ["pdns", "ppe-backend", "ppe-server"]:
+            self.stop(name)
+        if not keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is not None:
+            for name in ["ppe-server", "ppe-backend", "pdns"]:
+                path = os.path.join(self.dir, name + ".log")
+                if os.path.exists(path):
+                    with open(path, errors="replace") as f:
+                        print(f"--- {name}.log (tail)\n" + "".join(f.readlines()[-30:]))
+        self.close()
+
+    def ppectl(self, *args):
+        return subprocess.run([PPECTL, "--server", f"127.0.0.1:{self.grpc_port}", *args],
+                              capture_output=True, text=True, timeout=30)
+
+    def ppectl_json(self, *args):
+        r = self.ppectl(*args, "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def vms(self):
+        return self.ppectl_json("vms").get("vms", [])
+
+    def query(self, name, qtype="A", subnet=None, timeout=3, tcp=False):
+        argv = ["dig", f"@127.0.0.1", "-p", str(self.dns_port), name, qtype, "+noall",
+                "+answer", "+comments", f"+time={timeout}", "+tries=1"]
+        if subnet:
+            argv.append(f"+subnet={subnet}")
+        if tcp:
+            argv.append("+tcp")
+        start = time.time()
+        out = subprocess.run(argv, capture_output=True, text=True).stdout
+        elapsed = time.time() - start
+        m = re.search(r"status: (\w+)", out)
+        status = m.group(1) if m else "TIMEOUT"
+        scope = None
+        m = re.search(r"CLIENT-SUBNET: [0-9a-fA-F.:]+/(\d+)/(\d+)", out)
+        if m:
+            scope = int(m.group(2))
+        records = []
+        for line in out.splitlines():
+            if not line or line.startswith(";"):
+                continue
+            parts = line.split(None, 4)
+            if len(parts) == 5:
+                records.append((parts[0].lower(), int(parts[1]), parts[3], parts[4]))
+        return Answer(status, records, scope, elapsed)

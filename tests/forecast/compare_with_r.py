@@ -1,0 +1,329 @@
+#!/usr/bin/python3
+"""Side-by-side validation of ppe-forecast against R's forecast package and statsmodels.
+
+Fits the same real series (M4 hourly, h = 48) with R (ets, auto.arima), statsmodels
+(ETSModel) and ours (the ppe-forecast CLI), then checks:
+  1. fixed parameters: with R's smoothing parameters and initial states, our
+     final states, log-likelihood and point forecasts match R's to 1e-5 relative;
+  2. end-to-end ML: our log-likelihood >= R's - 0.01 on >= 95% of (series, model) pairs;
+  3. accuracy on the held-out 48 points: our automatic ETS is no worse than R's
+     ets (OWA), and our automatic forecaster beats seasonal naive (OWA).
+Prints a table and writes summary.json / table.md to --out. Exit status 1 if a bar fails.
+
+  --subset ci    12 series (H1, H36, H71, ...: every 35th), auto.arima on 2 of them (CI)
+  --subset full  all 414 series (benchmark; see docs/forecasting.md)
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = "/work/shared/data"
+H = 48
+FREQ = 24
+PAIR_MODELS = ["ANN", "AAdN", "AAdA", "MNM", "MAdM"]
+
+
+def read_m4(name):
+    text = subprocess.run(["xz", "-dc", os.path.join(DATA, name)], check=True,
+                          capture_output=True, text=True).stdout
+    series = {}
+    for line in text.splitlines()[1:]:
+        f = [c.strip('"') for c in line.split(",")]
+        series[f[0]] = [float(v) for v in f[1:] if v != ""]
+    return series
+
+
+def smape(a, f):
+    a, f = np.asarray(a), np.asarray(f)
+    return float(np.mean(200 * np.abs(a - f) / (np.abs(a) + np.abs(f))))
+
+
+def mase(insample, a, f, m=FREQ):
+    x = np.asarray(insample)
+    scale = np.mean(np.abs(x[m:] - x[:-m]))
+    return float(np.mean(np.abs(np.asarray(a) - np.asarray(f))) / scale)
+
+
+def naive2(y, h=H, m=FREQ):
+    """M4's Naive2: naive on the seasonally adjusted series (multiplicative classical
+    decomposition) when the lag-m autocorrelation is significant at 90%."""
+    x = np.asarray(y, dtype=float)
+    n = len(x)
+    xm = x - x.mean()
+    acf = np.array([np.sum(xm[k:] * xm[:n - k]) for k in range(m + 1)]) / np.sum(xm * xm)
+    limit = 1.645 * math.sqrt((1 + 2 * np.sum(acf[1:m] ** 2)) / n)
+    seasonal = np.ones(m)
+    if abs(acf[m]) > limit:
+        w = np.r_[0.5, np.ones(m - 1), 0.5] / m
+        trend = np.convolve(x, w, mode="valid")  # centred: index t + m/2
+        ratio = x[m // 2: m // 2 + len(trend)] / trend
+        idx = (np.arange(len(trend)) + m // 2) % m
+        seasonal = np.array([ratio[idx == i].mean() for i in range(m)])
+        seasonal = seasonal / seasonal.mean()
+    adj = x / seasonal[np.arange(n) % m]
+    return adj[-1] * seasonal[np.arange(n, n + h) % m]
+
+
+def owa(sm, ms, sm_n2, ms_n2):
+    return 0.5 * (sm / sm_n2 + ms / ms_n2)
+
+
+def run_cli(cli, y, args):
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join("%.17g" % v for v in y) + "\n")
+        path = f.name
+    try:
+        t0 = time.perf_counter()
+        out = subprocess.run([cli, path] + args, check=True, capture_output=True, text=True)
+        secs = time.perf_counter() - t0
+    finally:
+        os.unlink(path)
+    res = json.loads(out.stdout)
+    res["seconds"] = secs
+    return res
+
+
+def rel_close(a, b, tol=1e-5, floor=1e-8):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        return False, float("inf")
+    err = np.abs(a - b) / np.maximum(np.abs(b), floor)
+    worst = float(np.max(err)) if err.size else 0.0
+    return worst <= tol, worst
+
+
+def statsmodels_fit(y, code):
+    """ETSModel with the given code; returns (loglik in R's convention, mean, seconds)."""
+    try:
+        from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+    except Exception:  # pragma: no cover
+        return None
+    err = "add" if code[0] == "A" else "mul"
+    trend = "add" if code[1] == "A" else None
+    damped = "d" in code
+    season = {"N": None, "A": "add", "M": "mul"}[code[-1]]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        try:
+            model = ETSModel(np.asarray(y, dtype=float), error=err, trend=trend,
+                             damped_trend=damped, seasonal=season,
+                             seasonal_periods=FREQ if season else None)
+            fit = model.fit(disp=False, maxiter=2000)
+            mean = fit.forecast(H)
+        except Exception:
+            return None
+        secs = time.perf_counter() - t0
+    n = len(y)
+    # statsmodels reports the full Gaussian log-likelihood; R's ets drops constants:
+    # loglik_R = loglik_full + n/2 (log(2 pi / n) + 1).
+    llr = float(fit.llf) + n / 2 * (math.log(2 * math.pi / n) + 1)
+    return llr, np.asarray(mean), secs
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cli", required=True)
+    ap.add_argument("--subset", choices=["ci", "full"], default="ci")
+    ap.add_argument("--out", default="forecast_vs_r")
+    ap.add_argument("--no-statsmodels", action="store_true")
+    ap.add_argument("--no-pairs", action="store_true", help="skip per-model R fits")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+
+    train, test = read_m4("m4-hourly-train.csv.xz"), read_m4("m4-hourly-test.csv.xz")
+    ids = sorted(train, key=lambda s: int(s[1:]))
+    if args.subset == "ci":
+        ids = ids[::35]                      # H1, H36, H71, ... (12 series)
+        arima_ids = ids[1::6]                # 2 of them with auto.arima (H36, H246)
+    else:
+        arima_ids = []
+    pair_models = [] if args.no_pairs else PAIR_MODELS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        series_csv = os.path.join(tmp, "series.csv")
+        with open(series_csv, "w") as f:
+            for i in ids:
+                f.write(i + "," + ",".join("%.17g" % v for v in train[i]) + "\n")
+        r_json = os.path.join(tmp, "r.json")
+        t0 = time.perf_counter()
+        subprocess.run(["/usr/bin/Rscript", os.path.join(HERE, "r_reference.R"), series_csv,
+                        r_json, str(FREQ), str(H), ",".join(pair_models) or "ANN",
+                        ",".join(arima_ids) or "-"], check=True)
+        r_total = time.perf_counter() - t0
+        with open(r_json) as f:
+            ref = json.load(f)
+
+    fixed_fail, fixed_n, fixed_worst = [], 0, 0.0
+    pairs, pair_ok = [], 0
+    acc = {k: {"smape": [], "mase": []} for k in
+           ["r_ets", "ours_ets", "ours_auto", "snaive", "naive2", "sm_ets", "r_arima"]}
+    acc_arima = {k: {"smape": [], "mase": []}
+                 for k in ["r_arima", "ours_arima", "ours_auto", "snaive"]}
+    times = {"r_ets": [], "ours_ets": [], "ours_auto": [], "sm_ets": [], "r_arima": [],
+             "ours_arima": []}
+    arima_pairs = []
+    rows = []
+    for sid in ids:
+        y, yt = train[sid], test[sid]
+        r = ref.get(sid, {"ets": [], "arima": None})
+        fits = {e["label"]: e for e in r["ets"]}
+        # 1. Fixed parameters: every R fit of this series.
+        for e in r["ets"]:
+            cli_args = ["--model", "ets", "--ets-spec", e["code"], "--period", str(FREQ),
+                        "--horizon", str(H), "--alpha", repr(e["alpha"][0]),
+                        "--init", ",".join(repr(v) for v in e["init"])]
+            for name in ("beta", "gamma", "phi"):
+                if e[name][0] is not None:
+                    cli_args += ["--" + name, repr(e[name][0])]
+            ours = run_cli(args.cli, y, cli_args)
+            checks = [rel_close([ours["loglik"]], [e["loglik"]]),
+                      rel_close(ours["final_state"], e["final"], floor=1e-3),
+                      rel_close(ours["mean"], e["mean"])]
+            fixed_n += 1
+            fixed_worst = max(fixed_worst, max(c[1] for c in checks))
+            if not all(c[0] for c in checks):
+                fixed_fail.append((sid, e["label"], [c[1] for c in checks]))
+        # 2. End-to-end ML per (series, model).
+        for label, e in fits.items():
+            ours = run_cli(args.cli, y, ["--model", "ets", "--ets-spec", e["code"],
+                                         "--period", str(FREQ), "--horizon", "1"])
+            ok = ours["loglik"] >= e["loglik"] - 0.01
+            pair_ok += ok
+            pairs.append({"series": sid, "model": e["code"], "label": label,
+                          "r_loglik": e["loglik"], "ours_loglik": ours["loglik"], "ok": bool(ok)})
+        # 3. Accuracy on the held-out data.
+        ours_ets = run_cli(args.cli, y, ["--model", "ets", "--period", str(FREQ),
+                                         "--horizon", str(H)])
+        ours_auto = run_cli(args.cli, y, ["--model", "auto", "--period", str(FREQ),
+                                          "--period", str(7 * FREQ), "--horizon", str(H)])
+        snaive = np.asarray(y[-FREQ:] * (H // FREQ))
+        n2 = naive2(y)
+        fc = {"ours_ets": ours_ets["mean"], "ours_auto": ours_auto["mean"], "snaive": snaive,
+              "naive2": n2}
+        if "auto" in fits:
+            fc["r_ets"] = fits["auto"]["mean"]
+            times["r_ets"].append(fits["auto"]["seconds"])
+        times["ours_ets"].append(ours_ets["seconds"])
+        times["ours_auto"].append(ours_auto["seconds"])
+        if not args.no_statsmodels and "auto" in fits:
+            sm = statsmodels_fit(y, fits["auto"]["code"])
+            if sm is not None:
+                fc["sm_ets"] = sm[1]
+                times["sm_ets"].append(sm[2])
+        if r["arima"] is not None:
+            ra = r["arima"]
+            order = ",".join(str(int(v)) for v in ra["order"]) + (",1" if ra["constant"] else "")
+            ours_fixed = run_cli(args.cli, y, ["--model", "arima", "--period", str(FREQ),
+                                               "--arima-order", order, "--horizon", "1"])
+            ours_arima = run_cli(args.cli, y, ["--model", "arima", "--period", str(FREQ),
+                                               "--horizon", str(H)])
+            times["ours_arima"].append(ours_arima["seconds"])
+            arima_pairs.append({"series": sid, "model": ra["method"], "r_loglik": ra["loglik"],
+                                "ours_loglik": ours_fixed["loglik"],
+                                "ours_auto": ours_arima["model"],
+                                "ours_auto_aicc": ours_arima["aicc"], "r_aicc": ra["aicc"]})
+            acc_arima["ours_arima"]["smape"].append(smape(yt, ours_arima["mean"]))
+            acc_arima["ours_arima"]["mase"].append(mase(y, yt, ours_arima["mean"]))
+            times["r_arima"].append(r["arima"]["seconds"])
+            for k, f in (("r_arima", r["arima"]["mean"]), ("ours_auto", ours_auto["mean"]),
+                         ("snaive", snaive)):
+                acc_arima[k]["smape"].append(smape(yt, f))
+                acc_arima[k]["mase"].append(mase(y, yt, f))
+        for k, f in fc.items():
+            acc[k]["smape"].append(smape(yt, f))
+            acc[k]["mase"].append(mase(y, yt, f))
+        rows.append({"series": sid, "r_model": fits.get("auto", {}).get("method"),
+                     "ours_ets": ours_ets["model"], "ours_auto": ours_auto["model"],
+                     "r_mase": acc["r_ets"]["mase"][-1] if "r_ets" in fc else None,
+                     "ours_ets_mase": acc["ours_ets"]["mase"][-1],
+                     "ours_auto_mase": acc["ours_auto"]["mase"][-1]})
+        print("%-5s R %-14s ours %-16s auto %-36s MASE R %.3f ours %.3f auto %.3f" % (
+            sid, rows[-1]["r_model"], ours_ets["model"], ours_auto["model"],
+            rows[-1]["r_mase"] or float("nan"), rows[-1]["ours_ets_mase"],
+            rows[-1]["ours_auto_mase"]), flush=True)
+
+    def summary(d, common=None):
+        out = {}
+        n2s, n2m = np.mean(acc["naive2"]["smape"]), np.mean(acc["naive2"]["mase"])
+        for k, v in d.items():
+            if not v["smape"]:
+                continue
+            s, m = float(np.mean(v["smape"])), float(np.mean(v["mase"]))
+            out[k] = {"n": len(v["smape"]), "smape": s, "mase": m}
+            if len(v["smape"]) == len(acc["naive2"]["smape"]):
+                out[k]["owa"] = owa(s, m, n2s, n2m)
+        return out
+
+    res = summary(acc)
+    med = {k: float(np.median(v)) if v else None for k, v in times.items()}
+    total = {k: float(np.sum(v)) if v else None for k, v in times.items()}
+    bars = {}
+    bars["fixed_parameters_match_1e-5"] = not fixed_fail and fixed_n > 0
+    share = pair_ok / max(len(pairs), 1)
+    bars["loglik_within_0.01_on_95pct"] = share >= 0.95
+    if "r_ets" in res:
+        bars["ets_owa_no_worse_than_r"] = bool(res["ours_ets"]["owa"] <= res["r_ets"]["owa"] + 1e-9)
+    bars["auto_beats_snaive_owa"] = bool(res["ours_auto"]["owa"] < res["snaive"]["owa"])
+
+    lines = ["| method | series | sMAPE | MASE | OWA | median fit time (s) |",
+             "|---|---|---|---|---|---|"]
+    names = {"ours_auto": "ppe auto (periods 24, 168)", "ours_ets": "ppe ETS (AICc)",
+             "r_ets": "R forecast::ets", "sm_ets": "statsmodels ETSModel (R's spec)",
+             "snaive": "seasonal naive", "naive2": "Naive2"}
+    tkey = {"ours_auto": "ours_auto", "ours_ets": "ours_ets", "r_ets": "r_ets", "sm_ets": "sm_ets"}
+    for k in ["ours_auto", "ours_ets", "r_ets", "sm_ets", "snaive", "naive2"]:
+        if k in res:
+            t = med.get(tkey.get(k, ""), None)
+            lines.append("| %s | %d | %.3f | %.3f | %s | %s |" % (
+                names[k], res[k]["n"], res[k]["smape"], res[k]["mase"],
+                "%.3f" % res[k]["owa"] if "owa" in res[k] else "-",
+                "%.3f" % t if t is not None else "-"))
+    arima_res = {k: {"n": len(v["smape"]), "smape": float(np.mean(v["smape"])),
+                     "mase": float(np.mean(v["mase"]))} for k, v in acc_arima.items() if v["smape"]}
+    if arima_res:
+        lines.append("")
+        lines.append("auto.arima subset (%d series): " % arima_res["r_arima"]["n"] + ", ".join(
+            "%s sMAPE %.3f MASE %.3f" % (k, v["smape"], v["mase"]) for k, v in arima_res.items())
+            + "; median fit time: R auto.arima %.1f s, ours %.2f s" % (med["r_arima"],
+                                                                        med["ours_arima"]))
+    table = "\n".join(lines)
+    out = {"subset": args.subset, "series": len(ids), "accuracy": res, "accuracy_arima": arima_res,
+           "median_seconds": med, "total_seconds": total, "r_total_seconds": r_total,
+           "fixed": {"checked": fixed_n, "failed": fixed_fail, "worst_rel_err": fixed_worst},
+           "loglik_pairs": {"n": len(pairs), "ok": pair_ok, "share": share,
+                            "failures": [p for p in pairs if not p["ok"]]},
+           "arima_pairs": arima_pairs, "bars": bars, "rows": rows}
+    with open(os.path.join(args.out, "summary.json"), "w") as f:
+        json.dump(out, f, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    with open(os.path.join(args.out, "table.md"), "w") as f:
+        f.write(table + "\n")
+    print()
+    print(table)
+    print("\nfixed-parameter checks: %d, failed %d, worst relative error %.2e" % (
+        fixed_n, len(fixed_fail), fixed_worst))
+    print("log-likelihood pairs: %d/%d (%.1f%%) within R - 0.01" % (pair_ok, len(pairs),
+                                                                   100 * share))
+    for p in out["loglik_pairs"]["failures"]:
+        print("  below R: %s %s R %.4f ours %.4f" % (p["series"], p["model"], p["r_loglik"],
+                                                    p["ours_loglik"]))
+    for p in arima_pairs:
+        print("ARIMA %s: R %s loglik %.3f (AICc %.2f); ours same order loglik %.3f; "
+              "ours auto %s AICc %.2f" % (p["series"], p["model"], p["r_loglik"], p["r_aicc"],
+                                          p["ours_loglik"], p["ours_auto"], p["ours_auto_aicc"]))
+    for k, v in bars.items():
+        print("%-32s %s" % (k, "PASS" if v else "FAIL"))
+    return 0 if all(bars.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+#include "ppe-service/forecast/forecaster.h"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "ppe-service/forecast/decomposition.h"
+
+namespace ppe::forecast {
+namespace {
+
+// Per-minute request counts with a daily cycle and bursts (Poisson noise).
+std::vector<double> PerMinute(int days, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<double> y;
+  for (int t = 0; t < days * 1440; ++t) {
+    const double rate = 50 + 40 * std::sin(2 * M_PI * t / 1440.0);
+    std::poisson_distribution<int> count(rate);
+    y.push_back(count(rng) + ((t % 997) == 0 ? 300 : 0));
+  }
+  return y;
+}
+
+TEST_CASE("Fit rejects an empty series", "[forecaster]") {
+  CHECK_FALSE(Fit(std::vector<double>{}, {}).ok());
+}
+
+TEST_CASE("Short, constant and all-zero series fall back to simple models", "[forecaster]") {
+  for (const std::vector<double>& y :
+       {std::vector<double>{3, 4, 5}, std::vector<double>(50, 0.0), std::vector<double>(30, 7.0)}) {
+    FitOptions o;
+    o.periods = {24};
+    auto m = Fit(y, o);
+    REQUIRE(m.ok());
+    auto f = (*m)->Predict(5, 95);
+    REQUIRE(f.ok());
+    CHECK(f->mean.size() == 5);
+    CHECK(f->mean[0] == Approx(y.back()));
+  }
+}
+
+TEST_CASE("Sparse series with zeros fit and forecast finite values", "[forecaster]") {
+  std::mt19937_64 rng(11);
+  std::poisson_distribution<int> count(0.3);
+  std::vector<double> y;
+  for (int t = 0; t < 500; ++t) y.push_back(count(rng));
+  FitOptions o;
+  o.periods = {24};
+  auto m = Fit(y, o);
+  REQUIRE(m.ok());
+  auto f = (*m)->Predict(48, 95);
+  REQUIRE(f.ok());
+  for (double v : f->upper) CHECK(std::isfinite(v));
+}
+
+TEST_CASE("Gaps (NaN) are interpolated", "[forecaster]") {
+  std::vector<double> y;
+  for (int t = 0; t < 100; ++t) y.push_back(10 + (t % 5));
+  y[40] = NAN;
+  y[41] = NAN;
+  auto m = Fit(y, {});
+  REQUIRE(m.ok());
+  CHECK((*m)->Predict(3, 80).ok());
+}
+
+TEST_CASE("Daily cycle at m = 1440 is handled by the decomposition model", "[forecaster]") {
+  std::vector<double> y = PerMinute(4, 5);
+  FitOptions o;
+  o.periods = {1440};
+  o.family = ModelFamily::kDecompEts;
+  auto m = Fit(y, o);
+  REQUIRE(m.ok());
+  CHECK((*m)->Family() == "decomp_ets");
+  auto f = (*m)->Predict(1440, 95);
+  REQUIRE(f.ok());
+  double mae = 0;
+  for (int h = 0; h < 1440; ++h) {
+    const int t = 4 * 1440 + h;
+    mae += std::fabs(f->mean[h] - (50 + 40 * std::sin(2 * M_PI * t / 1440.0))) / 1440;
+  }
+  CHECK(mae < 6.0);
+  // Auto selection also picks a seasonal model over naive.
+  o.family = ModelFamily::kAuto;
+  auto a = Fit(y, o);
+  REQUIRE(a.ok());
+  CHECK((*a)->Family() != "naive");
+}
+
+TEST_CASE("Update keeps every model family current", "[forecaster]") {
+  std::vector<double> y = PerMinute(3, 9);
+  for (ModelFamily fam : {ModelFamily::kEts, ModelFamily::kDecompEts,
+                          ModelFamily::kSeasonalNaive, ModelFamily::kNaive}) {
+    FitOptions o;
+    o.periods = {1440};
+    o.family = fam;
+    auto m = Fit(std::span<const double>(y.data(), 2 * 1440 + 100), o);
+    REQUIRE(m.ok());
+    for (int t = 2 * 1440 + 100; t < 3 * 1440; ++t) (*m)->Update(y[t]);
+    (*m)->Update(NAN);  // A missing bucket does not break the state.
+    auto f = (*m)->Predict(10, 95);
+    REQUIRE(f.ok());
+    for (double v : f->mean) CHECK(std::isfinite(v));
+  }
+}
+
+TEST_CASE("Seasonal naive repeats the last cycle", "[forecaster]") {
+  std::vector<double> y = {1, 2, 3, 4, 5, 6};
+  SeasonalNaiveModel m(y, 3);
+  auto f = m.Predict(4, 95);
+  REQUIRE(f.ok());
+  CHECK(f->mean == std::vector<double>{4, 5, 6, 4});
+  m.Update(10);
+  CHECK(m.Predict(1, 95)->mean[0] == 5);
+}
+
+TEST_CASE("ParseModelFamily", "[forecaster]") {
+  CHECK(*ParseModelFamily("auto") == ModelFamily::kAuto);
+  CHECK(*ParseModelFamily("ETS") == ModelFamily::kEts);
+  CHECK_FALSE(ParseModelFamily("prophet").ok());
+}
+
+}  // namespace
+}  // namespace ppe::forecast

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: installs what is missing (Debian packages),
+# builds, checks formatting, runs ctest (unit, integration, store, forecast,
+# end-to-end through a real pdns_server), then the unit tests again under
+# ASan/UBSan. Exits non-zero on any failure.
+#
+# Environment: PPE_BUILD_DIR (default ./build), PPE_SKIP_SANITIZE=1 to skip the
+# sanitizer pass, PPE_CTEST_ARGS for extra ctest arguments (e.g. "-R unit").
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${PPE_BUILD_DIR:-$ROOT/build}
+export PPE_BUILD_DIR=$BUILD
+JOBS=${PPE_JOBS:-2}
+start=$(date +%s)
+step() { echo; echo "=== $* ($(($(date +%s) - start)) s)"; }
+
+step "dependencies"
+"$ROOT/deploy/install-deps.sh" --test
+
+step "build"
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPPE_BUILD_TESTS=ON >/dev/null
+ninja -C "$BUILD" -j"$JOBS"
+
+step "format"
+mapfile -t sources < <(cd "$ROOT" && git ls-files '*.h' '*.cc' 2>/dev/null || find . -name '*.h' -o -name '*.cc')
+(cd "$ROOT" && clang-format --dry-run -Werror "${sources[@]}")
+
+step "ctest"
+# shellcheck disable=SC2086
+ctest --test-dir "$BUILD" --output-on-failure -j"$JOBS" ${PPE_CTEST_ARGS:-}
+
+if [[ "${PPE_SKIP_SANITIZE:-0}" != 1 ]]; then
+  step "unit and integration tests under ASan/UBSan"
+  SAN="$BUILD-asan"
+  cmake -S "$ROOT" -B "$SAN" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPPE_SANITIZE=ON -DPPE_BUILD_TESTS=ON >/dev/null
+  ninja -C "$SAN" -j"$JOBS" unit_tests integration_tests store_tests
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  ctest --test-dir "$SAN" --output-on-failure -j"$JOBS" -R '^(unit|integration|store)'
+fi
+
+step "all tests passed"
