@@ -90,6 +90,21 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
   }
   if (cpt->key_file().empty()) cpt->set_key_file(c.state_dir() + "/cpt-keys");
 
+  auto* reg = c.mutable_registry();
+  if (reg->store().empty()) reg->set_store("sqlite");
+  if (reg->store() != "sqlite" && reg->store() != "memory") {
+    return FieldError(origin, "registry.store", "must be \"sqlite\" or \"memory\"");
+  }
+  if (reg->sqlite_path().empty()) reg->set_sqlite_path(c.state_dir() + "/registry.db");
+  if (reg->idle_profile_expiry_s() == 0) reg->set_idle_profile_expiry_s(86400);
+  if (reg->janitor_interval_s() == 0) reg->set_janitor_interval_s(10);
+
+  auto* lim = c.mutable_limits();
+  if (lim->registrations_per_minute() == 0) lim->set_registrations_per_minute(60);
+  if (lim->registrations_burst() == 0) lim->set_registrations_burst(20);
+  if (lim->max_vms_per_profile() == 0) lim->set_max_vms_per_profile(4);
+  if (lim->max_vms_total() == 0) lim->set_max_vms_total(1000);
+
   auto* ans = c.mutable_answers();
   if (ans->ttl() == 0) ans->set_ttl(30);
   if (ans->fallback_ttl() == 0) ans->set_fallback_ttl(5);

@@ -1,21 +1,24 @@
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-#include "absl/strings/string_view.h"
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ppe-service/cpt/attributes.h"
+#include "ppe-service/store/registry_store.h"
 
 namespace ppe::registry {
 
-enum class VmState { kProvisioning, kReady, kFailed, kReleased };
+enum class VmState { kProvisioning, kReady, kDraining, kFailed };
 absl::string_view VmStateName(VmState s);
+std::optional<VmState> ParseVmState(absl::string_view name);
 
 struct VmRecord {
   std::string name;  // libvirt domain name
@@ -26,6 +29,7 @@ struct VmRecord {
   std::string mac;
   VmState state = VmState::kProvisioning;
   absl::Time created;
+  absl::Time release_after = absl::InfiniteFuture();  // draining VMs only
 };
 
 struct ProfileRecord {
@@ -34,34 +38,74 @@ struct ProfileRecord {
   std::string origin;  // "admin" (IssueCpt) or "dns" (derived from a query)
   absl::Time created;
   absl::Time last_seen;
+  bool invalidated = false;
+  absl::Time invalidated_at = absl::InfinitePast();
+  std::string replaced_by;
   // service -> names of the VMs in the pool, in allocation order
   absl::flat_hash_map<std::string, std::vector<std::string>> pools;
 };
 
-// The CPT -> profile -> VM pool index. Every read on the lookup path is a
-// shared-lock hash look-up; nothing here blocks on I/O.
+// The CPT -> profile -> VM pool registry. The durable copy lives in a
+// RegistryStore (SQLite or memory; etcd later); an in-memory index serves
+// every read, so the lookup path is a shared-lock hash look-up and never
+// touches the store. Mutations write the store first (durable when they
+// return) and then the index; they block on I/O, so call them off the lookup
+// path. Mutations are serialised; reads run concurrently with them.
 class Registry {
  public:
-  // Registers the profile if new; returns true when it was created.
-  bool RegisterProfile(const std::string& cpt, const cpt::Attributes& attributes,
-                       std::string origin, absl::Time now);
-  bool HasProfile(const std::string& cpt) const;
-  // Addresses of the ready VMs of (cpt, service); empty when none. Updates last_seen.
+  explicit Registry(store::RegistryStore& store);
+
+  // Reads everything from the store into the index (start-up). Creates the
+  // instance id on first use.
+  absl::Status Load();
+  const std::string& instance_id() const { return instance_id_; }
+
+  // --- reads (memory only) ---
+  // True when the CPT names an active (not invalidated) profile.
+  bool IsActive(const std::string& cpt) const;
+  // Addresses of the ready VMs of (cpt, service); empty when none. Notes the
+  // profile as seen (in memory; flushed by FlushLastSeen).
   std::vector<std::string> ReadyAddresses(const std::string& cpt, const std::string& service,
                                           absl::Time now);
-
-  // A VM joins its profile's pool (the profile must exist).
-  absl::Status AddVm(VmRecord vm);
-  absl::Status SetVmState(const std::string& name, VmState state);
-
   std::optional<ProfileRecord> GetProfile(const std::string& cpt) const;
   std::vector<ProfileRecord> ListProfiles() const;
+  std::optional<VmRecord> GetVm(const std::string& name) const;
   std::vector<VmRecord> ListVms(const std::string& cpt_filter = "") const;
+  size_t VmCount() const;
+  size_t VmCount(const std::string& service) const;
+  size_t PoolSize(const std::string& cpt, const std::string& service) const;
+
+  // --- mutations (store, then memory) ---
+  // Registers the profile if new; returns true when it was created. An
+  // invalidated profile is not brought back (FAILED_PRECONDITION).
+  absl::StatusOr<bool> RegisterProfile(const std::string& cpt, const cpt::Attributes& attributes,
+                                       const std::string& origin, absl::Time now);
+  // The profile stops resolving; its VMs drain until `release_after`.
+  absl::Status InvalidateProfile(const std::string& cpt, absl::Time now, absl::Time release_after,
+                                 const std::string& replaced_by = "");
+  // Removes a profile that has no VMs left.
+  absl::Status RemoveProfile(const std::string& cpt);
+  // A VM joins its profile's pool; its address lease is taken atomically
+  // (ALREADY_EXISTS if another VM holds the address).
+  absl::Status AddVm(const VmRecord& vm);
+  absl::Status SetVmState(const std::string& name, VmState state,
+                          absl::Time release_after = absl::InfiniteFuture());
+  // Removes the VM and frees its lease.
+  absl::Status RemoveVm(const std::string& name);
+  // Writes last_seen of profiles seen since the previous flush; returns how many.
+  absl::StatusOr<int> FlushLastSeen();
 
  private:
+  absl::Status PutProfile(const ProfileRecord& p);
+
+  store::RegistryStore& store_;
+  std::string instance_id_;
+  absl::Mutex write_mu_;  // serialises mutations: store txn + index update
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, ProfileRecord> profiles_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, VmRecord> vms_ ABSL_GUARDED_BY(mu_);
+  // last_seen as last written to the store, per profile
+  absl::flat_hash_map<std::string, absl::Time> flushed_seen_ ABSL_GUARDED_BY(write_mu_);
 };
 
 }  // namespace ppe::registry

@@ -61,7 +61,9 @@ ResolverEngine::ResolverEngine(const ppe::config::v1::PpeConfig& config, const c
       registry_(registry),
       vms_(vms),
       timers_(timers),
-      clock_(clock) {
+      clock_(clock),
+      registrations_(config.limits().registrations_per_minute(),
+                     config.limits().registrations_burst()) {
   for (const auto& z : config_.zones()) {
     std::vector<std::string> services;
     for (const auto& s : z.services()) services.push_back(s.name());
@@ -149,25 +151,28 @@ void ResolverEngine::Resolve(const ResolveRequest& request, Done done) {
 
   if (parsed.kind == Kind::kTagged) {
     absl::StatusOr<std::string> tag = codec_.Parse(parsed.cpt_label);
-    if (tag.ok() && registry_.HasProfile(*tag)) {
+    if (tag.ok() && registry_.IsActive(*tag)) {
       q->scope = 0;  // the answer depends on the name only
-      return AnswerProfile(std::move(q), *tag);
+      return AnswerProfile(std::move(q), *tag, std::nullopt);
     }
     // Forged, expired or never issued: answered as untagged, never registered.
-    spdlog::debug("unverified CPT label for {}: {}", parsed.service,
-                  tag.ok() ? "not registered" : tag.status().message());
   }
   Derived derived = DeriveAttributes(request, parsed.service);
   q->scope = derived.scope;
   std::string cpt = codec_.Encode(derived.attributes);
-  if (registry_.RegisterProfile(cpt, derived.attributes, "dns", clock_.Now())) {
-    spdlog::info("profile {} registered from DNS (region {}, {})", cpt::CptCodec::Fingerprint(cpt),
-                 derived.attributes.region, derived.attributes.time_bucket);
+  if (registry_.IsActive(cpt)) return AnswerProfile(std::move(q), cpt, std::nullopt);
+  // A new cohort: registered by the allocation, at a bounded rate per source prefix.
+  if (q->want_v4 && !registrations_.Allow(SourcePrefixKey(request.real_remote(), request.remote()),
+                                          clock_.Now())) {
+    AnswerFallback(*q);
+    return q->Finish();
   }
-  AnswerProfile(std::move(q), cpt);
+  AnswerProfile(std::move(q), cpt,
+                vm::VmManager::Registration{.attributes = derived.attributes, .origin = "dns"});
 }
 
-void ResolverEngine::AnswerProfile(std::shared_ptr<Query> q, const std::string& cpt) {
+void ResolverEngine::AnswerProfile(std::shared_ptr<Query> q, const std::string& cpt,
+                                   std::optional<vm::VmManager::Registration> registration) {
   std::vector<std::string> ready = registry_.ReadyAddresses(cpt, q->service->name(), clock_.Now());
   // VM addresses are IPv4: an AAAA query answers what is ready and allocates nothing.
   if (!ready.empty() || !q->want_v4) {
@@ -181,9 +186,11 @@ void ResolverEngine::AnswerProfile(std::shared_ptr<Query> q, const std::string& 
     AnswerFallback(*q);
     q->Deliver();
   });
-  vms_.EnsureVm(cpt, q->service->name(), [this, q, cpt](absl::StatusOr<std::string> ip) {
+  vms_.EnsureVm(cpt, q->service->name(), std::move(registration),
+                [this, q, cpt](absl::StatusOr<std::string> ip) {
     if (!q->Claim()) return;
     if (!ip.ok()) {
+      spdlog::debug("no VM for profile {}: {}", cpt::CptCodec::Fingerprint(cpt), ip.status().message());
       AnswerFallback(*q);
     } else {
       std::vector<std::string> ready =
@@ -213,37 +220,6 @@ void ResolverEngine::AnswerFallback(Query& q) const {
   std::vector<std::string> addresses(q.service->fallback_addresses().begin(),
                                      q.service->fallback_addresses().end());
   AddAddressRecords(q, addresses, config_.answers().fallback_ttl());
-}
-
-absl::StatusOr<ppe::v1::IssueCptResponse> ResolverEngine::IssueCpt(
-    const ppe::v1::IssueCptRequest& request) {
-  const Zone* zone = nullptr;
-  std::string service = absl::AsciiStrToLower(request.service());
-  for (const Zone& z : zones_) {
-    for (const auto& s : z.config->services()) {
-      if (s.name() == service) zone = &z;
-    }
-    if (zone) break;
-  }
-  if (zone == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown service '", request.service(), "'"));
-  }
-  const auto& a = request.attributes();
-  if (a.region().empty()) return absl::InvalidArgumentError("attributes.region is required");
-  cpt::Attributes attributes = cpt::Canonicalize({.region = a.region(),
-                                                  .device_class = a.device_class(),
-                                                  .service_tier = a.service_tier(),
-                                                  .time_bucket = a.time_bucket(),
-                                                  .request_pattern = a.request_pattern()});
-  std::string tag = codec_.Encode(attributes);
-  ppe::v1::IssueCptResponse out;
-  out.set_created(registry_.RegisterProfile(tag, attributes, "admin", clock_.Now()));
-  out.set_cpt(tag);
-  std::string zone_name = zone->config->name();
-  zone_name.pop_back();
-  out.set_hostname(absl::StrCat(tag, ".", service, ".", zone_name));
-  out.set_fingerprint(cpt::CptCodec::Fingerprint(tag));
-  return out;
 }
 
 }  // namespace ppe::resolver

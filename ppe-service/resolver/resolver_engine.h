@@ -12,6 +12,7 @@
 #include "ppe-service/cpt/region_table.h"
 #include "ppe-service/dns/name_parser.h"
 #include "ppe-service/registry/registry.h"
+#include "ppe-service/resolver/rate_limiter.h"
 #include "ppe-service/vm/vm_manager.h"
 #include "ppe/config/v1/config.pb.h"
 #include "ppe/v1/admin.pb.h"
@@ -33,9 +34,6 @@ class ResolverEngine {
   void Resolve(const ppe::v1::ResolveRequest& request, Done done);
   ppe::v1::ListZonesResponse Zones() const { return zones_response_; }
 
-  // Admin: attributes -> CPT, registered (no VM until the first query).
-  absl::StatusOr<ppe::v1::IssueCptResponse> IssueCpt(const ppe::v1::IssueCptRequest& request);
-
   // The attributes the PPE derives for an untagged query, and the ECS scope
   // (prefix length) they depend on.
   struct Derived {
@@ -52,7 +50,8 @@ class ResolverEngine {
   };
   struct Query;  // one Resolve in flight
 
-  void AnswerProfile(std::shared_ptr<Query> q, const std::string& cpt);
+  void AnswerProfile(std::shared_ptr<Query> q, const std::string& cpt,
+                     std::optional<vm::VmManager::Registration> registration);
   void AddAddressRecords(Query& q, const std::vector<std::string>& addresses, uint32_t ttl) const;
   void AnswerFallback(Query& q) const;
 
@@ -63,6 +62,7 @@ class ResolverEngine {
   vm::VmManager& vms_;
   TimerQueue& timers_;
   const Clock& clock_;
+  RateLimiter registrations_;
   std::vector<Zone> zones_;
   ppe::v1::ListZonesResponse zones_response_;
 };

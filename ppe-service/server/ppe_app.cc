@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/clock.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/store/memory_registry_store.h"
+#include "ppe-service/store/sqlite_registry_store.h"
 #include "ppe-service/vm/libvirt_hypervisor.h"
 
 namespace ppe::server {
@@ -19,6 +21,11 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   std::unique_ptr<PpeApp> app(new PpeApp());
   app->config_ = std::move(config);
   const auto& c = app->config_;
+
+  // Admin auth is checked, and its files read, before anything is created.
+  absl::StatusOr<std::unique_ptr<AdminAuthorizer>> admin_auth = AdminAuthorizer::Create(c);
+  if (!admin_auth.ok()) return admin_auth.status();
+  app->admin_auth_ = std::move(*admin_auth);
 
   std::error_code ec;
   std::filesystem::create_directories(c.state_dir(), ec);
@@ -49,42 +56,91 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       }
       absl::StatusOr<vm::AddressPool> pool = vm::AddressPool::Create(svc.address_pool());
       if (!pool.ok()) return pool.status();
-      placements.push_back(
-          {svc.name(), shape, svc.network(), std::make_shared<vm::AddressPool>(std::move(*pool))});
+      placements.push_back({svc.name(), shape, svc.network(),
+                            std::make_shared<vm::AddressPool>(std::move(*pool)),
+                            c.limits().max_vms_per_service()});
     }
   }
 
+  // The durable registry: loaded into memory, then libvirt is made to match it
+  // before the first query is served.
+  if (c.registry().store() == "memory") {
+    app->store_ = std::make_unique<store::MemoryRegistryStore>();
+  } else {
+    absl::StatusOr<std::unique_ptr<store::SqliteRegistryStore>> db =
+        store::SqliteRegistryStore::Open(c.registry().sqlite_path());
+    if (!db.ok()) return db.status();
+    app->store_ = std::move(*db);
+  }
+  app->registry_ = std::make_unique<registry::Registry>(*app->store_);
+  if (absl::Status s = app->registry_->Load(); !s.ok()) return s;
+
   app->workers_ = std::make_unique<ThreadPool>(static_cast<int>(c.worker_threads()));
   app->timers_ = std::make_unique<TimerQueue>();
-  int64_t epoch = absl::ToUnixSeconds(absl::Now());
-  app->vms_ =
-      std::make_unique<vm::VmManager>(*app->hypervisor_, app->registry_, std::move(placements),
-                                      *app->workers_, WallClock::Instance(), epoch);
+  app->vms_ = std::make_unique<vm::VmManager>(
+      *app->hypervisor_, *app->registry_, std::move(placements), *app->workers_,
+      WallClock::Instance(),
+      vm::VmLimits{.max_vms_per_profile = c.limits().max_vms_per_profile(),
+                   .max_vms_total = c.limits().max_vms_total()});
+  if (absl::StatusOr<vm::VmManager::ReconcileReport> r = app->vms_->Reconcile(); !r.ok()) {
+    return r.status();
+  }
+  // VMs of an invalidated or expired profile keep running this long: twice the
+  // TTL their addresses were handed out with, at least a minute.
+  absl::Duration drain = std::max(absl::Seconds(2 * c.answers().ttl()), absl::Seconds(60));
+  app->janitor_ = std::make_unique<lifecycle::Janitor>(
+      *app->registry_, *app->vms_, WallClock::Instance(),
+      lifecycle::Janitor::Options{
+          .idle_expiry = absl::Seconds(c.registry().idle_profile_expiry_s()),
+          .drain = drain,
+          .interval = absl::Seconds(c.registry().janitor_interval_s())});
+  app->janitor_->Start();
   app->engine_ = std::make_unique<resolver::ResolverEngine>(
-      app->config_, *app->codec_, app->regions_, app->registry_, *app->vms_, *app->timers_,
+      app->config_, *app->codec_, app->regions_, *app->registry_, *app->vms_, *app->timers_,
       WallClock::Instance());
+  app->profile_admin_ = std::make_unique<resolver::ProfileAdmin>(
+      app->config_, *app->codec_, *app->registry_, WallClock::Instance(), drain);
   app->resolver_service_ = std::make_unique<ResolverServiceImpl>(*app->engine_);
-  app->admin_service_ = std::make_unique<AdminServiceImpl>(*app->engine_, app->registry_);
+  app->admin_service_ =
+      std::make_unique<AdminServiceImpl>(*app->profile_admin_, *app->registry_, *app->workers_);
+  app->admin_service_->set_authorizer(app->admin_auth_.get());
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(c.listen(), grpc::InsecureServerCredentials(), &app->port_);
   builder.RegisterService(app->resolver_service_.get());
-  builder.RegisterService(app->admin_service_.get());
+  if (c.admin_listen().empty()) builder.RegisterService(app->admin_service_.get());
   app->server_ = builder.BuildAndStart();
   if (app->server_ == nullptr || app->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", c.listen()));
   }
+  app->admin_port_ = app->port_;
+  if (!c.admin_listen().empty()) {
+    grpc::ServerBuilder admin;
+    admin.AddListeningPort(c.admin_listen(), app->admin_auth_->ServerCredentials(),
+                           &app->admin_port_);
+    admin.RegisterService(app->admin_service_.get());
+    app->admin_server_ = admin.BuildAndStart();
+    if (app->admin_server_ == nullptr || app->admin_port_ == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on admin_listen ", c.admin_listen()));
+    }
+  }
+  spdlog::info("admin service on port {} (auth {}{})", app->admin_port_,
+               app->admin_auth_->mode_name(), app->admin_auth_->tls() ? ", TLS" : "");
   spdlog::info("ppe-server listening on {} (port {}), hypervisor {}", c.listen(), app->port_,
                c.hypervisor().uri());
   return app;
 }
 
 void PpeApp::Shutdown() {
-  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(2);
+  if (admin_server_) admin_server_->Shutdown(deadline);
+  if (server_) server_->Shutdown(deadline);
 }
 
 PpeApp::~PpeApp() {
   Shutdown();
+  janitor_.reset();
   // Workers finish their allocations before the manager and hypervisor go.
   workers_.reset();
   timers_.reset();

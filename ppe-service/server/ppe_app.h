@@ -10,8 +10,12 @@
 #include "ppe-service/common/timer_queue.h"
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/cpt/region_table.h"
+#include "ppe-service/lifecycle/janitor.h"
 #include "ppe-service/registry/registry.h"
+#include "ppe-service/resolver/profile_admin.h"
+#include "ppe-service/store/registry_store.h"
 #include "ppe-service/resolver/resolver_engine.h"
+#include "ppe-service/server/admin_auth.h"
 #include "ppe-service/server/services.h"
 #include "ppe-service/vm/hypervisor.h"
 #include "ppe-service/vm/vm_manager.h"
@@ -27,7 +31,12 @@ class PpeApp {
   ~PpeApp();
 
   int port() const { return port_; }
-  void Wait() { server_->Wait(); }
+  // The Admin service's port: admin_listen's when set, else the same as port().
+  int admin_port() const { return admin_port_; }
+  void Wait() {
+    server_->Wait();
+    if (admin_server_) admin_server_->Wait();
+  }
   void Shutdown();
 
  private:
@@ -36,16 +45,22 @@ class PpeApp {
   ppe::config::v1::PpeConfig config_;
   std::optional<cpt::CptCodec> codec_;
   cpt::RegionTable regions_;
-  registry::Registry registry_;
+  std::unique_ptr<store::RegistryStore> store_;
+  std::unique_ptr<registry::Registry> registry_;
   std::unique_ptr<vm::Hypervisor> hypervisor_;
   std::unique_ptr<ThreadPool> workers_;
   std::unique_ptr<TimerQueue> timers_;
   std::unique_ptr<vm::VmManager> vms_;
+  std::unique_ptr<lifecycle::Janitor> janitor_;
   std::unique_ptr<resolver::ResolverEngine> engine_;
+  std::unique_ptr<resolver::ProfileAdmin> profile_admin_;
   std::unique_ptr<ResolverServiceImpl> resolver_service_;
+  std::unique_ptr<AdminAuthorizer> admin_auth_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> admin_server_;  // when admin_listen is set
   int port_ = 0;
+  int admin_port_ = 0;
 };
 
 }  // namespace ppe::server

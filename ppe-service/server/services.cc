@@ -36,6 +36,13 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 
 }  // namespace
 
+grpc::Status AdminServiceImpl::Authorize(const grpc::CallbackServerContext* context) const {
+  if (authorizer_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::INTERNAL, "no admin authorizer");
+  }
+  return authorizer_->Authorize(*context);
+}
+
 grpc::ServerUnaryReactor* ResolverServiceImpl::Resolve(grpc::CallbackServerContext* context,
                                                        const ppe::v1::ResolveRequest* request,
                                                        ppe::v1::ResolveResponse* response) {
@@ -54,17 +61,44 @@ grpc::ServerUnaryReactor* ResolverServiceImpl::ListZones(grpc::CallbackServerCon
   return FinishNow(context, grpc::Status::OK);
 }
 
+template <typename Response, typename Work>
+grpc::ServerUnaryReactor* AdminServiceImpl::OffThread(grpc::CallbackServerContext* context,
+                                                      Response* response, Work work) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  workers_.Schedule([reactor, response, work = std::move(work)]() mutable {
+    absl::StatusOr<Response> result = work();
+    if (result.ok()) *response = std::move(*result);
+    reactor->Finish(ToGrpcStatus(result.status()));
+  });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* AdminServiceImpl::IssueCpt(grpc::CallbackServerContext* context,
                                                      const ppe::v1::IssueCptRequest* request,
                                                      ppe::v1::IssueCptResponse* response) {
-  absl::StatusOr<ppe::v1::IssueCptResponse> issued = engine_.IssueCpt(*request);
-  if (issued.ok()) *response = std::move(*issued);
-  return FinishNow(context, ToGrpcStatus(issued.status()));
+  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
+  return OffThread(context, response, [this, request] { return admin_.IssueCpt(*request); });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::UpdateAttributes(
+    grpc::CallbackServerContext* context, const ppe::v1::UpdateAttributesRequest* request,
+    ppe::v1::IssueCptResponse* response) {
+  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
+  return OffThread(context, response,
+                   [this, request] { return admin_.UpdateAttributes(*request); });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::InvalidateProfile(
+    grpc::CallbackServerContext* context, const ppe::v1::InvalidateProfileRequest* request,
+    ppe::v1::InvalidateProfileResponse* response) {
+  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
+  return OffThread(context, response, [this, request] { return admin_.Invalidate(*request); });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ListProfiles(grpc::CallbackServerContext* context,
                                                          const ppe::v1::ListProfilesRequest*,
                                                          ppe::v1::ListProfilesResponse* response) {
+  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
   for (const auto& p : registry_.ListProfiles()) FillProfile(p, response->add_profiles());
   return FinishNow(context, grpc::Status::OK);
 }
@@ -72,6 +106,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListProfiles(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* AdminServiceImpl::GetProfile(grpc::CallbackServerContext* context,
                                                        const ppe::v1::GetProfileRequest* request,
                                                        ppe::v1::Profile* response) {
+  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
   std::optional<registry::ProfileRecord> p = registry_.GetProfile(request->cpt());
   if (!p) return FinishNow(context, grpc::Status(grpc::StatusCode::NOT_FOUND, "no such profile"));
   FillProfile(*p, response);
@@ -81,6 +116,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetProfile(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* AdminServiceImpl::ListVms(grpc::CallbackServerContext* context,
                                                     const ppe::v1::ListVmsRequest* request,
                                                     ppe::v1::ListVmsResponse* response) {
+  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
   for (const auto& vm : registry_.ListVms(request->cpt())) {
     ppe::v1::Vm* out = response->add_vms();
     out->set_name(vm.name);

@@ -1,7 +1,10 @@
 #pragma once
 
 #include "ppe-service/registry/registry.h"
+#include "ppe-service/common/thread_pool.h"
+#include "ppe-service/resolver/profile_admin.h"
 #include "ppe-service/resolver/resolver_engine.h"
+#include "ppe-service/server/admin_auth.h"
 #include "ppe/v1/admin.grpc.pb.h"
 #include "ppe/v1/resolver.grpc.pb.h"
 
@@ -26,8 +29,13 @@ class ResolverServiceImpl final : public ppe::v1::Resolver::CallbackService {
 
 class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {
  public:
-  AdminServiceImpl(resolver::ResolverEngine& engine, registry::Registry& registry)
-      : engine_(engine), registry_(registry) {}
+  // Reads answer from the registry's memory inline; calls that write the
+  // durable registry run on `workers`.
+  AdminServiceImpl(resolver::ProfileAdmin& admin, registry::Registry& registry,
+                   ThreadPool& workers)
+      : admin_(admin), registry_(registry), workers_(workers) {}
+  // Every handler first asks the authorizer; until one is set every call is refused.
+  void set_authorizer(const AdminAuthorizer* authorizer) { authorizer_ = authorizer; }
 
   grpc::ServerUnaryReactor* IssueCpt(grpc::CallbackServerContext* context,
                                      const ppe::v1::IssueCptRequest* request,
@@ -41,10 +49,24 @@ class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* ListVms(grpc::CallbackServerContext* context,
                                     const ppe::v1::ListVmsRequest* request,
                                     ppe::v1::ListVmsResponse* response) override;
+  grpc::ServerUnaryReactor* UpdateAttributes(grpc::CallbackServerContext* context,
+                                             const ppe::v1::UpdateAttributesRequest* request,
+                                             ppe::v1::IssueCptResponse* response) override;
+  grpc::ServerUnaryReactor* InvalidateProfile(
+      grpc::CallbackServerContext* context, const ppe::v1::InvalidateProfileRequest* request,
+      ppe::v1::InvalidateProfileResponse* response) override;
 
  private:
-  resolver::ResolverEngine& engine_;
+  grpc::Status Authorize(const grpc::CallbackServerContext* context) const;
+  // Runs `work` on a worker and finishes the call with its result.
+  template <typename Response, typename Work>
+  grpc::ServerUnaryReactor* OffThread(grpc::CallbackServerContext* context, Response* response,
+                                      Work work);
+
+  resolver::ProfileAdmin& admin_;
   registry::Registry& registry_;
+  ThreadPool& workers_;
+  const AdminAuthorizer* authorizer_ = nullptr;
 };
 
 }  // namespace ppe::server

@@ -18,8 +18,8 @@ struct VmTag {
   std::string service;
   std::string ip;
   std::string mac;
-  std::string network;  // libvirt network holding its DHCP host entry; may be empty
-  int64_t epoch = 0;    // PPE registry epoch that created it
+  std::string network;   // libvirt network holding its DHCP host entry; may be empty
+  std::string registry;  // instance id of the registry that owns it
 };
 
 struct DomainSpec {

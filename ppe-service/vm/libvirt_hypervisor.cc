@@ -86,8 +86,8 @@ std::optional<VmTag> ParseVmTag(absl::string_view xml) {
             .service = AttributeValue(xml, "service"),
             .ip = AttributeValue(xml, "ip"),
             .mac = AttributeValue(xml, "mac"),
-            .network = AttributeValue(xml, "network")};
-  absl::SimpleAtoi(AttributeValue(xml, "epoch"), &tag.epoch);
+            .network = AttributeValue(xml, "network"),
+            .registry = AttributeValue(xml, "registry")};
   if (tag.service.empty()) return std::nullopt;
   return tag;
 }
@@ -113,9 +113,10 @@ LibvirtHypervisor::~LibvirtHypervisor() { virConnectClose(conn_); }
 std::string LibvirtHypervisor::DomainXml(const DomainSpec& spec) const {
   std::string metadata = absl::StrFormat(
       "<ppe:vm xmlns:ppe='%s' profile='%s' service='%s' ip='%s' mac='%s' network='%s' "
-      "epoch='%d'/>",
-      kMetadataNs, XmlEscape(spec.tag.profile), XmlEscape(spec.tag.service), XmlEscape(spec.tag.ip),
-      XmlEscape(spec.tag.mac), XmlEscape(spec.tag.network), spec.tag.epoch);
+      "registry='%s'/>",
+      kMetadataNs, XmlEscape(spec.tag.profile), XmlEscape(spec.tag.service),
+      XmlEscape(spec.tag.ip), XmlEscape(spec.tag.mac), XmlEscape(spec.tag.network),
+      XmlEscape(spec.tag.registry));
   std::string nic;
   if (!spec.tag.network.empty()) {
     nic = absl::StrFormat(

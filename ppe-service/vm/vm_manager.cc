@@ -1,8 +1,8 @@
 #include "ppe-service/vm/vm_manager.h"
 
 #include <openssl/rand.h>
-#include "absl/strings/string_view.h"
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/log.h"
@@ -21,19 +21,18 @@ std::string RandomSuffix() {
 
 VmManager::VmManager(Hypervisor& hypervisor, registry::Registry& registry,
                      std::vector<ServicePlacement> placements, ThreadPool& workers,
-                     const Clock& clock, int64_t epoch)
-    : hypervisor_(hypervisor),
-      registry_(registry),
-      workers_(workers),
-      clock_(clock),
-      epoch_(epoch) {
+                     const Clock& clock, VmLimits limits)
+    : hypervisor_(hypervisor), registry_(registry), workers_(workers), clock_(clock),
+      limits_(limits) {
   for (auto& p : placements) {
+    if (p.max_vms == 0) p.max_vms = p.addresses->capacity();
     std::string name = p.service;
     placements_.emplace(std::move(name), std::move(p));
   }
 }
 
-void VmManager::EnsureVm(const std::string& cpt, const std::string& service, Done done) {
+void VmManager::EnsureVm(const std::string& cpt, const std::string& service,
+                         std::optional<Registration> registration, Done done) {
   std::string key = absl::StrCat(cpt, "/", service);
   {
     absl::MutexLock lock(&mu_);
@@ -41,7 +40,9 @@ void VmManager::EnsureVm(const std::string& cpt, const std::string& service, Don
     it->second.push_back(std::move(done));
     if (!first) return;  // joins the allocation already in flight
   }
-  workers_.Schedule([this, cpt, service] { Allocate(cpt, service); });
+  workers_.Schedule([this, cpt, service, registration = std::move(registration)] {
+    Allocate(cpt, service, registration);
+  });
 }
 
 int VmManager::inflight() const {
@@ -49,16 +50,28 @@ int VmManager::inflight() const {
   return static_cast<int>(inflight_.size());
 }
 
-void VmManager::Allocate(const std::string& cpt, const std::string& service) {
-  absl::StatusOr<std::string> result;
-  auto placement = placements_.find(service);
-  if (placement == placements_.end()) {
-    result = absl::NotFoundError(absl::StrCat("no placement for service ", service));
-  } else {
+void VmManager::Allocate(const std::string& cpt, const std::string& service,
+                         const std::optional<Registration>& registration) {
+  absl::StatusOr<std::string> result = [&]() -> absl::StatusOr<std::string> {
+    auto placement = placements_.find(service);
+    if (placement == placements_.end()) {
+      return absl::NotFoundError(absl::StrCat("no placement for service ", service));
+    }
+    if (registration) {
+      absl::StatusOr<bool> created = registry_.RegisterProfile(
+          cpt, registration->attributes, registration->origin, clock_.Now());
+      if (!created.ok()) return created.status();
+      if (*created) {
+        spdlog::info("profile {} registered ({}, region {}, {})", cpt::CptCodec::Fingerprint(cpt),
+                     registration->origin, registration->attributes.region,
+                     registration->attributes.time_bucket);
+      }
+    }
     // Another allocation may have finished between the caller's look-up and now.
     std::vector<std::string> ready = registry_.ReadyAddresses(cpt, service, clock_.Now());
-    result = ready.empty() ? CreateVm(cpt, placement->second) : ready.front();
-  }
+    if (!ready.empty()) return ready.front();
+    return CreateVm(cpt, placement->second);
+  }();
   std::vector<Done> waiters;
   {
     absl::MutexLock lock(&mu_);
@@ -69,25 +82,43 @@ void VmManager::Allocate(const std::string& cpt, const std::string& service) {
   for (Done& done : waiters) done(result);
 }
 
-absl::StatusOr<std::string> VmManager::CreateVm(const std::string& cpt,
-                                                const ServicePlacement& placement) {
-  absl::StatusOr<Lease> lease = placement.addresses->Acquire();
-  if (!lease.ok()) return lease.status();
-  std::string fingerprint = cpt::CptCodec::Fingerprint(cpt);
-  DomainSpec spec{
-      .name = absl::StrCat("ppe-", placement.service, "-", RandomSuffix()),
+absl::Status VmManager::CheckLimits(const std::string& cpt,
+                                    const ServicePlacement& placement) const {
+  if (registry_.VmCount() >= limits_.max_vms_total) {
+    return absl::ResourceExhaustedError("global VM limit reached");
+  }
+  if (registry_.VmCount(placement.service) >= placement.max_vms) {
+    return absl::ResourceExhaustedError(absl::StrCat("VM limit of service ", placement.service));
+  }
+  if (registry_.PoolSize(cpt, placement.service) >= limits_.max_vms_per_profile) {
+    return absl::ResourceExhaustedError("VM limit per profile reached");
+  }
+  return absl::OkStatus();
+}
+
+DomainSpec VmManager::SpecFor(const registry::VmRecord& vm,
+                              const ServicePlacement& placement) const {
+  return DomainSpec{
+      .name = vm.name,
       .vcpus = placement.shape.vcpus,
       .max_vcpus = placement.shape.max_vcpus,
       .memory_mib = placement.shape.memory_mib,
       .max_memory_mib = placement.shape.max_memory_mib,
-      .tag = VmTag{.profile = fingerprint,
+      .tag = VmTag{.profile = cpt::CptCodec::Fingerprint(vm.cpt),
                    .service = placement.service,
-                   .ip = lease->ip,
-                   .mac = lease->mac,
+                   .ip = vm.ip,
+                   .mac = vm.mac,
                    .network = placement.network,
-                   .epoch = epoch_},
+                   .registry = registry_.instance_id()},
   };
-  registry::VmRecord record{.name = spec.name,
+}
+
+absl::StatusOr<std::string> VmManager::CreateVm(const std::string& cpt,
+                                                const ServicePlacement& placement) {
+  if (absl::Status s = CheckLimits(cpt, placement); !s.ok()) return s;
+  absl::StatusOr<Lease> lease = placement.addresses->Acquire();
+  if (!lease.ok()) return lease.status();
+  registry::VmRecord record{.name = absl::StrCat("ppe-", placement.service, "-", RandomSuffix()),
                             .cpt = cpt,
                             .service = placement.service,
                             .workload_class = placement.shape.name,
@@ -95,23 +126,90 @@ absl::StatusOr<std::string> VmManager::CreateVm(const std::string& cpt,
                             .mac = lease->mac,
                             .state = registry::VmState::kProvisioning,
                             .created = clock_.Now()};
+  // The record and its lease are durable before the domain exists: a crash
+  // from here on is repaired by Reconcile, never leaked.
   if (absl::Status s = registry_.AddVm(record); !s.ok()) {
     placement.addresses->Release(lease->ip);
     return s;
   }
+  DomainSpec spec = SpecFor(record, placement);
   absl::Time start = absl::Now();
   if (absl::Status s = hypervisor_.Create(spec); !s.ok()) {
-    spdlog::warn("VM {} for profile {} failed: {}", spec.name, fingerprint, s.message());
-    registry_.SetVmState(spec.name, registry::VmState::kFailed).IgnoreError();
-    placement.addresses->Release(lease->ip);
+    spdlog::warn("VM {} for profile {} failed: {}", spec.name, spec.tag.profile, s.message());
+    if (registry_.RemoveVm(spec.name).ok()) placement.addresses->Release(lease->ip);
     return s;
   }
-  // Without a real network (test:///) a started domain is ready; a readiness
-  // probe for real machines belongs to the lifecycle manager.
-  registry_.SetVmState(spec.name, registry::VmState::kReady).IgnoreError();
+  if (absl::Status s = registry_.SetVmState(spec.name, registry::VmState::kReady); !s.ok()) {
+    return s;  // the domain runs; Reconcile adopts it after a restart
+  }
   spdlog::info("VM {} ({}, {}) ready for profile {} in {:.1f} ms", spec.name, placement.service,
-               lease->ip, fingerprint, absl::ToDoubleMilliseconds(absl::Now() - start));
+               lease->ip, spec.tag.profile, absl::ToDoubleMilliseconds(absl::Now() - start));
   return lease->ip;
+}
+
+absl::Status VmManager::ReleaseVm(const std::string& name) {
+  std::optional<registry::VmRecord> vm = registry_.GetVm(name);
+  if (!vm) return absl::NotFoundError(absl::StrCat("VM ", name));
+  absl::Status destroyed = hypervisor_.Destroy(name);
+  if (!destroyed.ok() && !absl::IsNotFound(destroyed)) return destroyed;
+  if (absl::Status s = registry_.RemoveVm(name); !s.ok()) return s;
+  if (auto p = placements_.find(vm->service); p != placements_.end()) {
+    p->second.addresses->Release(vm->ip);
+  }
+  spdlog::info("VM {} ({}) released", name, vm->ip);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VmManager::ReconcileReport> VmManager::Reconcile() {
+  ReconcileReport report;
+  absl::StatusOr<std::vector<DomainInfo>> domains = hypervisor_.List();
+  if (!domains.ok()) return domains.status();
+  absl::flat_hash_map<std::string, const DomainInfo*> by_name;
+  for (const DomainInfo& d : *domains) by_name[d.name] = &d;
+
+  std::vector<registry::VmRecord> vms = registry_.ListVms();
+  absl::flat_hash_set<std::string> known;
+  for (const registry::VmRecord& vm : vms) {
+    known.insert(vm.name);
+    auto placement = placements_.find(vm.service);
+    if (placement != placements_.end()) placement->second.addresses->Reserve(vm.ip);
+  }
+  for (const registry::VmRecord& vm : vms) {
+    auto placement = placements_.find(vm.service);
+    // Draining VMs keep serving clients that cached them until the janitor
+    // releases them; failed ones (and any of a service no longer configured) go.
+    bool keep = placement != placements_.end() && vm.state != registry::VmState::kFailed;
+    auto domain = by_name.find(vm.name);
+    bool exists = domain != by_name.end();
+    if (!keep) {
+      if (ReleaseVm(vm.name).ok()) ++report.released; else ++report.failed;
+      continue;
+    }
+    if (exists && domain->second->running) {
+      ++report.adopted;
+    } else {
+      if (exists) hypervisor_.Destroy(vm.name).IgnoreError();  // stopped: start it afresh
+      if (absl::Status s = hypervisor_.Create(SpecFor(vm, placement->second)); !s.ok()) {
+        spdlog::warn("cannot restore VM {}: {}", vm.name, s.message());
+        ++report.failed;
+        if (registry_.RemoveVm(vm.name).ok()) placement->second.addresses->Release(vm.ip);
+        continue;
+      }
+      ++report.restored;
+    }
+    if (vm.state == registry::VmState::kProvisioning) {
+      registry_.SetVmState(vm.name, registry::VmState::kReady).IgnoreError();
+    }
+  }
+  for (const DomainInfo& d : *domains) {
+    if (!d.tag || d.tag->registry != registry_.instance_id() || known.contains(d.name)) continue;
+    if (hypervisor_.Destroy(d.name).ok()) ++report.orphans_destroyed; else ++report.failed;
+  }
+  spdlog::info(
+      "reconciled with the hypervisor: {} adopted, {} restored, {} released, {} orphans "
+      "destroyed, {} failed",
+      report.adopted, report.restored, report.released, report.orphans_destroyed, report.failed);
+  return report;
 }
 
 }  // namespace ppe::vm

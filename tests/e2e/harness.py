@@ -57,10 +57,16 @@ class Answer:
 
 
 class Stack:
-    def __init__(self, extra_ppe_conf="", hypervisor_uri="test:///default"):
+    def __init__(self, extra_ppe_conf="", hypervisor_uri="test:///default",
+                 admin_port=None, ppectl_args=()):
+        """admin_port: where ppectl calls Admin (the ppe.conf's admin_listen, which
+        extra_ppe_conf sets); default the Resolver port. ppectl_args: auth flags
+        ppectl gets on every call (--token-file, --tls-*)."""
         self.dir = tempfile.mkdtemp(prefix="ppe-e2e-")
         self.dns_port = free_port()
         self.grpc_port = free_port()
+        self.admin_port = admin_port or self.grpc_port
+        self.ppectl_args = list(ppectl_args)
         self.hypervisor_uri = hypervisor_uri
         self.extra_ppe_conf = extra_ppe_conf
         self.procs = {}
@@ -88,6 +94,7 @@ class Stack:
         log = open(os.path.join(self.dir, name + ".log"), "ab")
         self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL)
+        log.close()  # the child has its own copy
 
     def start_ppe(self):
         self._spawn("ppe-server", [PPE_SERVER, "--config", os.path.join(self.dir, "ppe.conf")])
@@ -133,7 +140,8 @@ class Stack:
         self.close()
 
     def ppectl(self, *args):
-        return subprocess.run([PPECTL, "--server", f"127.0.0.1:{self.grpc_port}", *args],
+        return subprocess.run([PPECTL, "--server", f"127.0.0.1:{self.admin_port}",
+                               *self.ppectl_args, *args],
                               capture_output=True, text=True, timeout=30)
 
     def ppectl_json(self, *args):

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "absl/synchronization/notification.h"
+#include "ppe-service/store/memory_registry_store.h"
 #include "ppe-service/vm/vm_manager.h"
 
 namespace ppe::vm {
@@ -20,7 +21,7 @@ DomainSpec Spec(const std::string& name, const std::string& ip, const std::strin
                             .ip = ip,
                             .mac = mac,
                             .network = "default",
-                            .epoch = 7}};
+                            .registry = "r1"}};
 }
 
 const DomainInfo* Find(const std::vector<DomainInfo>& domains, const std::string& name) {
@@ -46,7 +47,7 @@ TEST_CASE("test:///default: a domain is defined, tagged, running, and destroyed"
   CHECK(d->tag->service == "video");
   CHECK(d->tag->ip == "192.168.122.70");
   CHECK(d->tag->mac == "52:54:00:a8:7a:46");
-  CHECK(d->tag->epoch == 7);
+  CHECK(d->tag->registry == "r1");
   // The driver's own sample domain is not PPE's.
   const DomainInfo* sample = Find(*domains, "test");
   REQUIRE(sample != nullptr);
@@ -79,15 +80,17 @@ TEST_CASE("domain XML carries the shape and PPE's metadata") {
 TEST_CASE("VmManager allocates through libvirt and registers the VM") {
   auto hv = LibvirtHypervisor::Open("test:///default");
   REQUIRE(hv.ok());
-  registry::Registry registry;
+  store::MemoryRegistryStore store;
+  registry::Registry registry(store);
+  REQUIRE(registry.Load().ok());
   ThreadPool workers(2);
   auto pool = std::make_shared<AddressPool>(*AddressPool::Create("192.168.122.64/26"));
   VmManager vms(**hv, registry, {{"video", {"cpu-heavy", 2, 4, 512, 1024}, "default", pool}},
-                workers, WallClock::Instance(), 1);
-  REQUIRE(registry.RegisterProfile("cpt1", {}, "admin", absl::Now()));
+                workers, WallClock::Instance());
+  REQUIRE(*registry.RegisterProfile("cpt1", {}, "admin", absl::Now()));
   absl::StatusOr<std::string> ip;
   absl::Notification done;
-  vms.EnsureVm("cpt1", "video", [&](absl::StatusOr<std::string> r) {
+  vms.EnsureVm("cpt1", "video", std::nullopt, [&](absl::StatusOr<std::string> r) {
     ip = std::move(r);
     done.Notify();
   });

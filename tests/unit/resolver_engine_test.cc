@@ -7,6 +7,8 @@
 #include "absl/synchronization/notification.h"
 #include "ppe-service/config/config_loader.h"
 #include "ppe-service/dns/client_subnet.h"
+#include "ppe-service/resolver/profile_admin.h"
+#include "ppe-service/store/memory_registry_store.h"
 #include "tests/mocks/fake_hypervisor.h"
 
 namespace ppe::resolver {
@@ -31,10 +33,13 @@ struct Fixture {
   Fixture()
       : config(*config::ParsePpeConfig(kConfig, "test")),
         codec(cpt::KeyRing::ForTesting(std::string(32, 'k')), 26),
+        registry(store),
         pool(std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/24"))),
         workers(4),
         vms(hypervisor, registry, {{"video", {"cpu-heavy", 2, 2, 256, 256}, "", pool}}, workers,
-            WallClock::Instance(), 1) {
+            WallClock::Instance()),
+        admin(config, codec, registry, WallClock::Instance(), absl::Seconds(60)) {
+    REQUIRE(registry.Load().ok());
     REQUIRE(regions.Add("198.51.100.0/24", "eu-west").ok());
     engine = std::make_unique<ResolverEngine>(config, codec, regions, registry, vms, timers,
                                               WallClock::Instance());
@@ -60,12 +65,14 @@ struct Fixture {
   ppe::config::v1::PpeConfig config;
   cpt::CptCodec codec;
   cpt::RegionTable regions;
+  store::MemoryRegistryStore store;
   registry::Registry registry;
   testing::FakeHypervisor hypervisor;
   std::shared_ptr<vm::AddressPool> pool;
   ThreadPool workers;
   TimerQueue timers;
   vm::VmManager vms;
+  ProfileAdmin admin;
   std::unique_ptr<ResolverEngine> engine;
 };
 
@@ -73,7 +80,7 @@ std::string Tagged(Fixture& f, const std::string& region) {
   ppe::v1::IssueCptRequest req;
   req.set_service("video");
   req.mutable_attributes()->set_region(region);
-  auto issued = f.engine->IssueCpt(req);
+  auto issued = f.admin.IssueCpt(req);
   REQUIRE(issued.ok());
   return issued->hostname() + ".";
 }
@@ -117,7 +124,7 @@ TEST_CASE("a forged CPT is answered as untagged and never registered") {
   REQUIRE(r.records_size() == 1);
   CHECK(r.records(0).scope_mask() == 24);
   CHECK(f.registry.ListProfiles().size() == 1);  // only the derived profile
-  CHECK_FALSE(f.registry.HasProfile(std::string(26, 'a')));
+  CHECK_FALSE(f.registry.IsActive(std::string(26, 'a')));
   // The same client untagged lands on the same profile and VM.
   CHECK(f.Resolve("video.cdn.example.test.").records(0).content() == r.records(0).content());
   CHECK(f.hypervisor.creates == 1);
@@ -192,16 +199,16 @@ TEST_CASE("IssueCpt validates its input") {
   ppe::v1::IssueCptRequest req;
   req.set_service("nope");
   req.mutable_attributes()->set_region("eu-west");
-  CHECK(f.engine->IssueCpt(req).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(f.admin.IssueCpt(req).status().code() == absl::StatusCode::kInvalidArgument);
   req.set_service("VIDEO");
   req.mutable_attributes()->clear_region();
-  CHECK(f.engine->IssueCpt(req).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(f.admin.IssueCpt(req).status().code() == absl::StatusCode::kInvalidArgument);
   req.mutable_attributes()->set_region("eu-west");
-  auto a = f.engine->IssueCpt(req);
+  auto a = f.admin.IssueCpt(req);
   REQUIRE(a.ok());
   CHECK(a->created());
   CHECK(a->hostname() == a->cpt() + ".video.cdn.example.test");
-  CHECK_FALSE(f.engine->IssueCpt(req)->created());
+  CHECK_FALSE(f.admin.IssueCpt(req)->created());
 }
 
 }  // namespace

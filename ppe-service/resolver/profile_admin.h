@@ -1,0 +1,46 @@
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "ppe-service/common/clock.h"
+#include "ppe-service/cpt/cpt_codec.h"
+#include "ppe-service/registry/registry.h"
+#include "ppe/config/v1/config.pb.h"
+#include "ppe/v1/admin.pb.h"
+
+namespace ppe::resolver {
+
+// The CPT lifecycle as the Admin API drives it. Every call writes the durable
+// registry, so it blocks: run it off the gRPC threads.
+class ProfileAdmin {
+ public:
+  // `drain`: how long VMs of an invalidated profile keep running (longer than
+  // the TTL their addresses were handed out with).
+  ProfileAdmin(const ppe::config::v1::PpeConfig& config, const cpt::CptCodec& codec,
+               registry::Registry& registry, const Clock& clock, absl::Duration drain)
+      : config_(config), codec_(codec), registry_(registry), clock_(clock), drain_(drain) {}
+
+  // Attributes -> CPT and tagged hostname; registers the profile (no VM until
+  // the first query). Idempotent for the same attributes.
+  absl::StatusOr<ppe::v1::IssueCptResponse> IssueCpt(const ppe::v1::IssueCptRequest& request);
+  // New attributes for a client: a new CPT; the old one is invalidated and its
+  // VMs drain. NOT_FOUND if the old CPT is not an active profile.
+  absl::StatusOr<ppe::v1::IssueCptResponse> UpdateAttributes(
+      const ppe::v1::UpdateAttributesRequest& request);
+  absl::StatusOr<ppe::v1::InvalidateProfileResponse> Invalidate(
+      const ppe::v1::InvalidateProfileRequest& request);
+
+ private:
+  absl::StatusOr<ppe::v1::IssueCptResponse> Issue(const std::string& service,
+                                                  const ppe::v1::Attributes& attributes);
+
+  const ppe::config::v1::PpeConfig& config_;
+  const cpt::CptCodec& codec_;
+  registry::Registry& registry_;
+  const Clock& clock_;
+  absl::Duration drain_;
+};
+
+}  // namespace ppe::resolver

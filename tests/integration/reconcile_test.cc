@@ -1,0 +1,127 @@
+// Restart behaviour against real libvirt (test:///default): the registry is the
+// desired state and Reconcile makes the hypervisor match it.
+#include <catch2/catch.hpp>
+
+#include "absl/synchronization/notification.h"
+#include "ppe-service/lifecycle/janitor.h"
+#include "ppe-service/store/memory_registry_store.h"
+#include "ppe-service/vm/libvirt_hypervisor.h"
+#include "ppe-service/vm/vm_manager.h"
+
+namespace ppe::vm {
+namespace {
+
+struct World {
+  explicit World(Hypervisor& hv) : registry(store), hv(hv) { REQUIRE(registry.Load().ok()); }
+  std::unique_ptr<VmManager> Manager(ThreadPool& workers, const Clock& clock) {
+    pool = std::make_shared<AddressPool>(*AddressPool::Create("192.168.122.64/26"));
+    return std::make_unique<VmManager>(
+        hv, registry, std::vector<ServicePlacement>{{"video", {"cpu-heavy", 1, 1, 256, 256}, "", pool}},
+        workers, clock);
+  }
+  std::string Allocate(VmManager& vms, const std::string& cpt) {
+    absl::StatusOr<std::string> ip;
+    absl::Notification done;
+    vms.EnsureVm(cpt, "video", VmManager::Registration{}, [&](absl::StatusOr<std::string> r) {
+      ip = std::move(r);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    REQUIRE(ip.ok());
+    return *ip;
+  }
+  int Domains() {
+    int n = 0;
+    absl::StatusOr<std::vector<DomainInfo>> domains = hv.List();
+    for (const auto& d : *domains) n += d.tag && d.tag->registry == registry.instance_id();
+    return n;
+  }
+
+  store::MemoryRegistryStore store;
+  registry::Registry registry;
+  Hypervisor& hv;
+  std::shared_ptr<AddressPool> pool;
+};
+
+TEST_CASE("reconcile: adopt running, restore missing, destroy orphans, keep addresses") {
+  auto hv = LibvirtHypervisor::Open("test:///default");
+  REQUIRE(hv.ok());
+  World w(**hv);
+  ThreadPool workers(2);
+  auto vms = w.Manager(workers, WallClock::Instance());
+  std::string ip1 = w.Allocate(*vms, "cpt-a");
+  std::string ip2 = w.Allocate(*vms, "cpt-b");
+  std::string ip3 = w.Allocate(*vms, "cpt-c");
+  REQUIRE(w.Domains() == 3);
+
+  // The hypervisor lost one domain; another domain is tagged by us but unknown.
+  std::string lost = w.registry.ListVms("cpt-b")[0].name;
+  REQUIRE((*hv)->Destroy(lost).ok());
+  DomainSpec orphan{.name = "ppe-video-orphan",
+                    .tag = {.profile = "x", .service = "video", .ip = "192.168.122.99",
+                            .registry = w.registry.instance_id()}};
+  REQUIRE((*hv)->Create(orphan).ok());
+  DomainSpec foreign{.name = "ppe-video-foreign",
+                     .tag = {.profile = "y", .service = "video", .ip = "192.168.122.98",
+                             .registry = "someone-else"}};
+  REQUIRE((*hv)->Create(foreign).ok());
+
+  // A restart: a new manager (fresh address pool) over the same registry.
+  auto restarted = w.Manager(workers, WallClock::Instance());
+  auto report = restarted->Reconcile();
+  REQUIRE(report.ok());
+  CHECK(report->adopted == 2);
+  CHECK(report->restored == 1);
+  CHECK(report->orphans_destroyed == 1);
+  CHECK(report->failed == 0);
+  CHECK(w.Domains() == 3);
+  CHECK(w.registry.VmCount() == 3);
+  CHECK(w.registry.ReadyAddresses("cpt-b", "video", absl::Now()) == std::vector<std::string>{ip2});
+  // The pool knows the leases: a new VM gets a new address.
+  std::string ip4 = w.Allocate(*restarted, "cpt-d");
+  CHECK(ip4 != ip1);
+  CHECK(ip4 != ip2);
+  CHECK(ip4 != ip3);
+  // The foreign domain was left alone.
+  bool foreign_alive = false;
+  absl::StatusOr<std::vector<DomainInfo>> domains = (*hv)->List();
+  for (const auto& d : *domains) foreign_alive |= d.name == "ppe-video-foreign";
+  CHECK(foreign_alive);
+  REQUIRE((*hv)->Destroy("ppe-video-foreign").ok());
+  for (const auto& vm : w.registry.ListVms()) REQUIRE(restarted->ReleaseVm(vm.name).ok());
+  CHECK(w.Domains() == 0);
+  CHECK(w.pool->in_use() == 0);
+}
+
+TEST_CASE("janitor: idle profiles expire, their VMs drain and are released") {
+  auto hv = LibvirtHypervisor::Open("test:///default");
+  REQUIRE(hv.ok());
+  World w(**hv);
+  ThreadPool workers(2);
+  ManualClock clock(absl::Now());
+  auto vms = w.Manager(workers, clock);
+  w.Allocate(*vms, "cpt-idle");
+  w.Allocate(*vms, "cpt-busy");
+  lifecycle::Janitor janitor(w.registry, *vms, clock,
+                             {.idle_expiry = absl::Minutes(10), .drain = absl::Seconds(60)});
+  clock.Advance(absl::Minutes(9));
+  w.registry.ReadyAddresses("cpt-busy", "video", clock.Now());  // busy is seen
+  clock.Advance(absl::Minutes(2));
+  auto r = janitor.Tick();
+  CHECK(r.expired == 1);
+  CHECK(r.released == 0);  // still draining: clients may hold the address for its TTL
+  CHECK_FALSE(w.registry.IsActive("cpt-idle"));
+  CHECK(w.registry.IsActive("cpt-busy"));
+  CHECK(w.Domains() == 2);
+  clock.Advance(absl::Seconds(61));
+  r = janitor.Tick();
+  CHECK(r.released == 1);
+  CHECK(r.removed == 1);
+  CHECK_FALSE(w.registry.GetProfile("cpt-idle").has_value());
+  CHECK(w.Domains() == 1);
+  CHECK(w.pool->in_use() == 1);
+  for (const auto& vm : w.registry.ListVms()) REQUIRE(vms->ReleaseVm(vm.name).ok());
+}
+
+}  // namespace
+}  // namespace ppe::vm
