@@ -1,8 +1,11 @@
 // ppectl: the operators' command line for the PPE Admin service.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -11,24 +14,38 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "ppe/v1/admin.grpc.pb.h"
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: ppectl [--server ADDR] [--timeout-ms N] COMMAND [--json]
+constexpr const char* kUsage =
+    R"(usage: ppectl [--server ADDR] [--timeout-ms N] [auth options] COMMAND [--json]
 commands:
   issue --service S --region R [--device D] [--tier T] [--time-bucket B] [--pattern P]
         attributes -> CPT and tagged hostname (registers the profile)
+  update --cpt CPT --service S --region R [--device D] [--tier T] [--time-bucket B] [--pattern P]
+        new attributes -> a new CPT; the old one is invalidated
+  invalidate --cpt CPT  the CPT stops resolving; its VMs are released after its TTL
   profiles              list profiles
   profile --cpt CPT     one profile
   vms [--cpt CPT]       list VMs
+  status                registry and hypervisor counts (they should agree)
+auth options (admin_auth in ppe.conf):
+  --token-file F        send the first token in F ("Bearer" metadata); default $PPE_TOKEN
+  --tls-ca F            TLS, verifying the server with the CA certificates in F
+  --tls-cert F --tls-key F
+                        TLS client certificate and key (admin_auth.mode "mtls")
+  --tls-server-name N   name to verify in the server certificate (default: ADDR's host)
 ADDR defaults to $PPE_SERVER or 127.0.0.1:50051.
 )";
 
 struct Args {
   std::string server;
   int timeout_ms = 5000;
+  std::string token_file, tls_ca, tls_cert, tls_key, tls_server_name;
   std::string command;
   std::map<std::string, std::string> options;
   bool json = false;
@@ -51,6 +68,16 @@ bool ParseArgs(int argc, char** argv, Args& args, std::string& error) {
         args.server = value;
       } else if (a == "--timeout-ms") {
         args.timeout_ms = std::atoi(value.c_str());
+      } else if (a == "--token-file") {
+        args.token_file = value;
+      } else if (a == "--tls-ca") {
+        args.tls_ca = value;
+      } else if (a == "--tls-cert") {
+        args.tls_cert = value;
+      } else if (a == "--tls-key") {
+        args.tls_key = value;
+      } else if (a == "--tls-server-name") {
+        args.tls_server_name = value;
       } else {
         args.options[a.substr(2)] = value;
       }
@@ -62,6 +89,9 @@ bool ParseArgs(int argc, char** argv, Args& args, std::string& error) {
     }
   }
   if (args.command.empty()) error = "no command";
+  if (error.empty() && args.tls_cert.empty() != args.tls_key.empty()) {
+    error = "--tls-cert and --tls-key go together";
+  }
   return error.empty();
 }
 
@@ -79,9 +109,109 @@ std::string FormatMillis(int64_t ms) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(ms), absl::UTCTimeZone());
 }
 
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "UNKNOWN_CODE";
+  }
+}
+
+// "ppectl: UNAUTHENTICATED: invalid admin token" on stderr; exit status 1.
 int Fail(const grpc::Status& s) {
-  std::fprintf(stderr, "ppectl: %s\n", s.error_message().c_str());
+  std::fprintf(stderr, "ppectl: %s: %s\n", CodeName(s.error_code()), s.error_message().c_str());
   return 1;
+}
+
+int FailLocal(const std::string& message) {
+  std::fprintf(stderr, "ppectl: %s\n", message.c_str());
+  return 1;
+}
+
+bool ReadFile(const std::string& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+// The first token of a token file: its first line that is neither blank nor a '#' comment.
+bool ReadToken(const std::string& path, std::string& token) {
+  std::string text;
+  if (!ReadFile(path, text)) return false;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line[0] == '#') continue;
+    token = std::string(line);
+    return true;
+  }
+  return false;
+}
+
+// TLS when any --tls-* option is given, else an insecure channel.
+bool MakeChannel(const Args& args, std::shared_ptr<grpc::Channel>& channel, std::string& error) {
+  if (args.tls_ca.empty() && args.tls_cert.empty() && args.tls_server_name.empty()) {
+    channel = grpc::CreateChannel(args.server, grpc::InsecureChannelCredentials());
+    return true;
+  }
+  grpc::SslCredentialsOptions tls;
+  for (auto [path, out] : {std::pair{&args.tls_ca, &tls.pem_root_certs},
+                           std::pair{&args.tls_cert, &tls.pem_cert_chain},
+                           std::pair{&args.tls_key, &tls.pem_private_key}}) {
+    if (!path->empty() && !ReadFile(*path, *out)) {
+      error = absl::StrCat("cannot read ", *path);
+      return false;
+    }
+  }
+  grpc::ChannelArguments channel_args;
+  if (!args.tls_server_name.empty()) channel_args.SetSslTargetNameOverride(args.tls_server_name);
+  channel = grpc::CreateCustomChannel(args.server, grpc::SslCredentials(tls), channel_args);
+  return true;
+}
+
+void PrintIssued(const ppe::v1::IssueCptResponse& resp, bool json) {
+  if (json) {
+    std::cout << ToJson(resp);
+  } else {
+    std::cout << "cpt:         " << resp.cpt() << "\nhostname:    " << resp.hostname()
+              << "\nfingerprint: " << resp.fingerprint()
+              << "\ncreated:     " << (resp.created() ? "yes" : "no (existing profile)") << "\n";
+  }
 }
 
 }  // namespace
@@ -93,36 +223,68 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ppectl: %s\n%s", error.c_str(), kUsage);
     return 2;
   }
-  auto channel = grpc::CreateChannel(args.server, grpc::InsecureChannelCredentials());
+  std::shared_ptr<grpc::Channel> channel;
+  if (!MakeChannel(args, channel, error)) return FailLocal(error);
   auto stub = ppe::v1::Admin::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(args.timeout_ms));
+  std::string token;
+  if (!args.token_file.empty()) {
+    if (!ReadToken(args.token_file, token)) {
+      return FailLocal(absl::StrCat("no token in ", args.token_file));
+    }
+  } else if (const char* env = std::getenv("PPE_TOKEN"); env != nullptr && *env != '\0') {
+    token = env;
+  }
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
   auto opt = [&](const char* name) {
     auto it = args.options.find(name);
     return it == args.options.end() ? std::string() : it->second;
   };
-
-  if (args.command == "issue") {
-    ppe::v1::IssueCptRequest req;
-    req.set_service(opt("service"));
-    auto* a = req.mutable_attributes();
+  auto fill_attributes = [&](ppe::v1::Attributes* a) {
     a->set_region(opt("region"));
     a->set_device_class(opt("device"));
     a->set_service_tier(opt("tier"));
     a->set_time_bucket(opt("time-bucket"));
     a->set_request_pattern(opt("pattern"));
-    if (req.service().empty() || a->region().empty()) {
+  };
+
+  if (args.command == "issue") {
+    ppe::v1::IssueCptRequest req;
+    req.set_service(opt("service"));
+    fill_attributes(req.mutable_attributes());
+    if (req.service().empty() || req.attributes().region().empty()) {
       std::fprintf(stderr, "ppectl: issue needs --service and --region\n%s", kUsage);
       return 2;
     }
     ppe::v1::IssueCptResponse resp;
     if (grpc::Status s = stub->IssueCpt(&ctx, req, &resp); !s.ok()) return Fail(s);
+    PrintIssued(resp, args.json);
+  } else if (args.command == "update") {
+    ppe::v1::UpdateAttributesRequest req;
+    req.set_cpt(opt("cpt"));
+    req.set_service(opt("service"));
+    fill_attributes(req.mutable_attributes());
+    if (req.cpt().empty() || req.service().empty() || req.attributes().region().empty()) {
+      std::fprintf(stderr, "ppectl: update needs --cpt, --service and --region\n%s", kUsage);
+      return 2;
+    }
+    ppe::v1::IssueCptResponse resp;
+    if (grpc::Status s = stub->UpdateAttributes(&ctx, req, &resp); !s.ok()) return Fail(s);
+    PrintIssued(resp, args.json);
+  } else if (args.command == "invalidate") {
+    ppe::v1::InvalidateProfileRequest req;
+    req.set_cpt(opt("cpt"));
+    if (req.cpt().empty()) {
+      std::fprintf(stderr, "ppectl: invalidate needs --cpt\n%s", kUsage);
+      return 2;
+    }
+    ppe::v1::InvalidateProfileResponse resp;
+    if (grpc::Status s = stub->InvalidateProfile(&ctx, req, &resp); !s.ok()) return Fail(s);
     if (args.json) {
       std::cout << ToJson(resp);
     } else {
-      std::cout << "cpt:         " << resp.cpt() << "\nhostname:    " << resp.hostname()
-                << "\nfingerprint: " << resp.fingerprint()
-                << "\ncreated:     " << (resp.created() ? "yes" : "no (existing profile)") << "\n";
+      std::cout << "invalidated; VMs to release after the TTL: " << resp.vms_to_release() << "\n";
     }
   } else if (args.command == "profiles") {
     ppe::v1::ListProfilesResponse resp;
@@ -161,6 +323,22 @@ int main(int argc, char** argv) {
         std::cout << absl::StrFormat("%-24s %-8s %-10s %-13s %-16s %s\n", vm.name(), vm.service(),
                                      vm.workload_class(), vm.state(), vm.ip(),
                                      vm.profile_fingerprint());
+      }
+    }
+  } else if (args.command == "status") {
+    ppe::v1::StatusResponse resp;
+    if (grpc::Status s = stub->GetStatus(&ctx, {}, &resp); !s.ok()) return Fail(s);
+    if (args.json) {
+      std::cout << ToJson(resp);
+    } else {
+      std::cout << "registry " << resp.registry_instance() << ", hypervisor "
+                << resp.hypervisor_uri() << "\nprofiles: " << resp.profiles() << " ("
+                << resp.active_profiles() << " active)\nVMs in the registry: " << resp.vms()
+                << "\ndomains on the hypervisor: " << resp.hypervisor_domains() << " ("
+                << resp.hypervisor_running() << " running)\nallocations in flight: "
+                << resp.inflight_allocations() << "\n";
+      for (const auto& [state, n] : resp.vms_by_state()) {
+        std::cout << "  " << state << ": " << n << "\n";
       }
     }
   } else {

@@ -82,9 +82,9 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       WallClock::Instance(),
       vm::VmLimits{.max_vms_per_profile = c.limits().max_vms_per_profile(),
                    .max_vms_total = c.limits().max_vms_total()});
-  if (absl::StatusOr<vm::VmManager::ReconcileReport> r = app->vms_->Reconcile(); !r.ok()) {
-    return r.status();
-  }
+  absl::StatusOr<vm::VmManager::ReconcileReport> reconciled = app->vms_->Reconcile();
+  if (!reconciled.ok()) return reconciled.status();
+  app->last_reconcile_ = *reconciled;
   // VMs of an invalidated or expired profile keep running this long: twice the
   // TTL their addresses were handed out with, at least a minute.
   absl::Duration drain = std::max(absl::Seconds(2 * c.answers().ttl()), absl::Seconds(60));
@@ -103,6 +103,7 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   app->resolver_service_ = std::make_unique<ResolverServiceImpl>(*app->engine_);
   app->admin_service_ =
       std::make_unique<AdminServiceImpl>(*app->profile_admin_, *app->registry_, *app->workers_);
+  app->admin_service_->set_status_provider([app = app.get()] { return app->Status(); });
   app->admin_service_->set_authorizer(app->admin_auth_.get());
 
   grpc::ServerBuilder builder;
@@ -130,6 +131,35 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   spdlog::info("ppe-server listening on {} (port {}), hypervisor {}", c.listen(), app->port_,
                c.hypervisor().uri());
   return app;
+}
+
+absl::StatusOr<ppe::v1::StatusResponse> PpeApp::Status() const {
+  ppe::v1::StatusResponse out;
+  out.set_registry_instance(registry_->instance_id());
+  out.set_hypervisor_uri(config_.hypervisor().uri());
+  for (const auto& p : registry_->ListProfiles()) {
+    out.set_profiles(out.profiles() + 1);
+    if (!p.invalidated) out.set_active_profiles(out.active_profiles() + 1);
+  }
+  for (const auto& vm : registry_->ListVms()) {
+    out.set_vms(out.vms() + 1);
+    (*out.mutable_vms_by_state())[std::string(registry::VmStateName(vm.state))]++;
+  }
+  absl::StatusOr<std::vector<vm::DomainInfo>> domains = hypervisor_->List();
+  if (!domains.ok()) return domains.status();
+  for (const auto& d : *domains) {
+    if (!d.tag || d.tag->registry != registry_->instance_id()) continue;
+    out.set_hypervisor_domains(out.hypervisor_domains() + 1);
+    if (d.running) out.set_hypervisor_running(out.hypervisor_running() + 1);
+  }
+  auto* r = out.mutable_last_reconcile();
+  r->set_adopted(last_reconcile_.adopted);
+  r->set_restored(last_reconcile_.restored);
+  r->set_released(last_reconcile_.released);
+  r->set_orphans_destroyed(last_reconcile_.orphans_destroyed);
+  r->set_failed(last_reconcile_.failed);
+  out.set_inflight_allocations(vms_->inflight());
+  return out;
 }
 
 void PpeApp::Shutdown() {

@@ -31,6 +31,8 @@ class PpeApp {
   ~PpeApp();
 
   int port() const { return port_; }
+  // Registry and hypervisor counts (calls the hypervisor: blocking).
+  absl::StatusOr<ppe::v1::StatusResponse> Status() const;
   // The Admin service's port: admin_listen's when set, else the same as port().
   int admin_port() const { return admin_port_; }
   void Wait() {
@@ -51,6 +53,7 @@ class PpeApp {
   std::unique_ptr<ThreadPool> workers_;
   std::unique_ptr<TimerQueue> timers_;
   std::unique_ptr<vm::VmManager> vms_;
+  vm::VmManager::ReconcileReport last_reconcile_;
   std::unique_ptr<lifecycle::Janitor> janitor_;
   std::unique_ptr<resolver::ResolverEngine> engine_;
   std::unique_ptr<resolver::ProfileAdmin> profile_admin_;

@@ -95,6 +95,14 @@ grpc::ServerUnaryReactor* AdminServiceImpl::InvalidateProfile(
   return OffThread(context, response, [this, request] { return admin_.Invalidate(*request); });
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::GetStatus(grpc::CallbackServerContext* context,
+                                                      const ppe::v1::GetStatusRequest*,
+                                                      ppe::v1::StatusResponse* response) {
+  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
+  if (!status_provider_) return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+  return OffThread(context, response, [this] { return status_provider_(); });
+}
+
 grpc::ServerUnaryReactor* AdminServiceImpl::ListProfiles(grpc::CallbackServerContext* context,
                                                          const ppe::v1::ListProfilesRequest*,
                                                          ppe::v1::ListProfilesResponse* response) {

@@ -34,6 +34,9 @@ class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {
   AdminServiceImpl(resolver::ProfileAdmin& admin, registry::Registry& registry,
                    ThreadPool& workers)
       : admin_(admin), registry_(registry), workers_(workers) {}
+  // GetStatus asks this (it calls the hypervisor: it runs on a worker).
+  using StatusProvider = std::function<absl::StatusOr<ppe::v1::StatusResponse>()>;
+  void set_status_provider(StatusProvider provider) { status_provider_ = std::move(provider); }
   // Every handler first asks the authorizer; until one is set every call is refused.
   void set_authorizer(const AdminAuthorizer* authorizer) { authorizer_ = authorizer; }
 
@@ -55,6 +58,9 @@ class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* InvalidateProfile(
       grpc::CallbackServerContext* context, const ppe::v1::InvalidateProfileRequest* request,
       ppe::v1::InvalidateProfileResponse* response) override;
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
+                                      const ppe::v1::GetStatusRequest* request,
+                                      ppe::v1::StatusResponse* response) override;
 
  private:
   grpc::Status Authorize(const grpc::CallbackServerContext* context) const;
@@ -66,6 +72,7 @@ class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {
   resolver::ProfileAdmin& admin_;
   registry::Registry& registry_;
   ThreadPool& workers_;
+  StatusProvider status_provider_;
   const AdminAuthorizer* authorizer_ = nullptr;
 };
 

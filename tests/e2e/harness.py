@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -58,10 +59,11 @@ class Answer:
 
 class Stack:
     def __init__(self, extra_ppe_conf="", hypervisor_uri="test:///default",
-                 admin_port=None, ppectl_args=()):
+                 admin_port=None, ppectl_args=(), conf_replace=None):
         """admin_port: where ppectl calls Admin (the ppe.conf's admin_listen, which
         extra_ppe_conf sets); default the Resolver port. ppectl_args: auth flags
-        ppectl gets on every call (--token-file, --tls-*)."""
+        ppectl gets on every call (--token-file, --tls-*). conf_replace: text
+        replacements applied to the rendered ppe.conf."""
         self.dir = tempfile.mkdtemp(prefix="ppe-e2e-")
         self.dns_port = free_port()
         self.grpc_port = free_port()
@@ -69,19 +71,23 @@ class Stack:
         self.ppectl_args = list(ppectl_args)
         self.hypervisor_uri = hypervisor_uri
         self.extra_ppe_conf = extra_ppe_conf
+        self.conf_replace = conf_replace or {}
         self.procs = {}
         os.makedirs(os.path.join(self.dir, "state"))
         os.makedirs(os.path.join(self.dir, "pdns"))
-        self._render("ppe", os.path.join(self.dir, "ppe.conf"), extra_ppe_conf)
+        self._render("ppe", os.path.join(self.dir, "ppe.conf"), extra_ppe_conf, self.conf_replace)
         self._render("plugin", os.path.join(self.dir, "plugin.conf"))
         self._render("pdns", os.path.join(self.dir, "pdns", "pdns.conf"))
 
-    def _render(self, name, path, extra=""):
+    def _render(self, name, path, extra="", replace=None):
         with open(os.path.join(ROOT, "deploy", "conf", name + ".conf.in")) as f:
             text = f.read()
         for k, v in {"@RUN@": self.dir, "@GRPC_PORT@": str(self.grpc_port),
                      "@DNS_PORT@": str(self.dns_port),
                      "@HYPERVISOR_URI@": self.hypervisor_uri}.items():
+            text = text.replace(k, v)
+        for k, v in (replace or {}).items():
+            assert k in text, k
             text = text.replace(k, v)
         with open(path, "w") as f:
             f.write(text + extra)
@@ -176,3 +182,50 @@ class Stack:
             if len(parts) == 5:
                 records.append((parts[0].lower(), int(parts[1]), parts[3], parts[4]))
         return Answer(status, records, scope, elapsed)
+
+
+def dns_query_packet(qid, name, qtype=1, ecs=None):
+    """A DNS query in wire format; ecs = ("198.51.100.0", 24) adds an EDNS Client Subnet."""
+    header = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 1)
+    qname = b"".join(bytes([len(l)]) + l.encode() for l in name.rstrip(".").split(".")) + b"\0"
+    options = b""
+    if ecs:
+        address, bits = ecs
+        addr = socket.inet_aton(address)[: (bits + 7) // 8]
+        data = struct.pack("!HBB", 1, bits, 0) + addr
+        options = struct.pack("!HH", 8, len(data)) + data
+    opt = b"\0" + struct.pack("!HHIH", 41, 4096, 0, len(options)) + options
+    return header + qname + struct.pack("!HH", qtype, 1) + opt
+
+
+def udp_flood(port, names, ecs=None, window=64, timeout=2.0):
+    """Sends one A query per name to 127.0.0.1:port, at most `window` in flight;
+    returns {rcode: count} of the answers (lost ones under "lost")."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(timeout)
+    counts = {}
+    inflight = 0
+    sent = 0
+    while sent < len(names) or inflight:
+        while inflight < window and sent < len(names):
+            sock.sendto(dns_query_packet(sent & 0xFFFF, names[sent], ecs=ecs), ("127.0.0.1", port))
+            sent += 1
+            inflight += 1
+        try:
+            data, _ = sock.recvfrom(4096)
+            rcode = data[3] & 0xF
+            counts[rcode] = counts.get(rcode, 0) + 1
+            inflight -= 1
+        except socket.timeout:
+            counts["lost"] = counts.get("lost", 0) + inflight
+            inflight = 0
+    sock.close()
+    return counts
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
