@@ -78,6 +78,7 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
   if (c.worker_threads() == 0) c.set_worker_threads(4);
   if (c.worker_threads() > 256) return FieldError(origin, "worker_threads", "at most 256");
   if (c.hypervisor().uri().empty()) c.mutable_hypervisor()->set_uri("test:///default");
+  if (c.hypervisor().boot_timeout_ms() == 0) c.mutable_hypervisor()->set_boot_timeout_ms(30000);
 
   auto* cpt = c.mutable_cpt();
   if (cpt->length() == 0) cpt->set_length(cpt::CptCodec::kDefaultLength);
@@ -104,6 +105,26 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
   if (lim->registrations_burst() == 0) lim->set_registrations_burst(20);
   if (lim->max_vms_per_profile() == 0) lim->set_max_vms_per_profile(4);
   if (lim->max_vms_total() == 0) lim->set_max_vms_total(1000);
+
+  auto* sc = c.mutable_scaler();
+  if (sc->mode().empty()) sc->set_mode("predictive");
+  if (sc->mode() != "predictive" && sc->mode() != "reactive" && sc->mode() != "off") {
+    return FieldError(origin, "scaler.mode", "must be \"predictive\", \"reactive\" or \"off\"");
+  }
+  if (sc->bucket_ms() == 0) sc->set_bucket_ms(60000);
+  if (sc->bucket_ms() < 100) return FieldError(origin, "scaler.bucket_ms", "at least 100");
+  if (sc->lead_buffer_ms() == 0) sc->set_lead_buffer_ms(30000);
+  if (sc->level() == 0) sc->set_level(95);
+  if (sc->level() <= 0 || sc->level() >= 100) {
+    return FieldError(origin, "scaler.level", "must be between 0 and 100");
+  }
+  if (sc->refit_every_buckets() == 0) sc->set_refit_every_buckets(60);
+  if (sc->cooldown_buckets() == 0) sc->set_cooldown_buckets(5);
+  if (sc->history_buckets() == 0) sc->set_history_buckets(10080);
+  if (sc->keep_warm_buckets() == 0) sc->set_keep_warm_buckets(10);
+  if (sc->seasonal_periods_size() == 0 && 86400000 / sc->bucket_ms() >= 2) {
+    sc->add_seasonal_periods(86400000 / sc->bucket_ms());
+  }
 
   auto* ans = c.mutable_answers();
   if (ans->ttl() == 0) ans->set_ttl(30);
@@ -173,6 +194,7 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
             origin, sfield + ".workload_class",
             absl::StrCat("'", svc->workload_class(), "' is not a workload_classes name"));
       }
+      if (svc->requests_per_vm() == 0) svc->set_requests_per_vm(600);
       if (absl::StatusOr<vm::AddressPool> pool = vm::AddressPool::Create(svc->address_pool());
           !pool.ok()) {
         return FieldError(origin, sfield + ".address_pool", std::string(pool.status().message()));

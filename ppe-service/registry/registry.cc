@@ -107,6 +107,7 @@ absl::Status TxnOk(const absl::StatusOr<store::TxnResult>& r, const std::string&
 absl::string_view VmStateName(VmState s) {
   switch (s) {
     case VmState::kProvisioning: return "provisioning";
+    case VmState::kBooting: return "booting";
     case VmState::kReady: return "ready";
     case VmState::kDraining: return "draining";
     case VmState::kFailed: return "failed";
@@ -115,7 +116,8 @@ absl::string_view VmStateName(VmState s) {
 }
 
 std::optional<VmState> ParseVmState(absl::string_view name) {
-  for (VmState s : {VmState::kProvisioning, VmState::kReady, VmState::kDraining, VmState::kFailed}) {
+  for (VmState s : {VmState::kProvisioning, VmState::kBooting, VmState::kReady, VmState::kDraining,
+                    VmState::kFailed}) {
     if (VmStateName(s) == name) return s;
   }
   return std::nullopt;
@@ -362,24 +364,68 @@ absl::Status Registry::AddVm(const VmRecord& vm) {
   absl::MutexLock write(&write_mu_);
   {
     absl::ReaderMutexLock lock(&mu_);
-    if (!profiles_.contains(vm.cpt)) return absl::NotFoundError("no such profile");
+    if (!vm.cpt.empty() && !profiles_.contains(vm.cpt)) {
+      return absl::NotFoundError("no such profile");
+    }
     if (vms_.contains(vm.name)) return absl::AlreadyExistsError(absl::StrCat("VM ", vm.name));
   }
   ppe::registry::v1::Lease lease;
   lease.set_vm_name(vm.name);
-  absl::StatusOr<store::TxnResult> r = store_.Txn(
-      {.compares = {store::Compare::Absent(LeaseKey(vm)), store::Compare::Absent(VmKey(vm.name)),
-                    store::Compare::Present(ProfileKey(vm.cpt))},
-       .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm))),
-                   store::Op::Put(LeaseKey(vm), Serialize(lease))}});
+  store::Txn txn{.compares = {store::Compare::Absent(LeaseKey(vm)),
+                              store::Compare::Absent(VmKey(vm.name))},
+                 .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm))),
+                             store::Op::Put(LeaseKey(vm), Serialize(lease))}};
+  if (!vm.cpt.empty()) txn.compares.push_back(store::Compare::Present(ProfileKey(vm.cpt)));
+  absl::StatusOr<store::TxnResult> r = store_.Txn(txn);
   if (absl::Status s = TxnOk(r, absl::StrCat("address ", vm.ip, " or VM ", vm.name, " taken"));
       !s.ok()) {
     return s;
   }
   absl::MutexLock lock(&mu_);
-  profiles_[vm.cpt].pools[vm.service].push_back(vm.name);
+  if (!vm.cpt.empty()) profiles_[vm.cpt].pools[vm.service].push_back(vm.name);
   vms_.emplace(vm.name, vm);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<VmRecord>> Registry::ClaimSpare(const std::string& service,
+                                                             const std::string& cpt) {
+  absl::MutexLock write(&write_mu_);
+  VmRecord vm;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (!profiles_.contains(cpt)) return absl::NotFoundError("no such profile");
+    const VmRecord* found = nullptr;
+    for (const auto& [_, v] : vms_) {
+      if (v.cpt.empty() && v.service == service && v.state == VmState::kReady &&
+          (found == nullptr || v.created < found->created)) {
+        found = &v;
+      }
+    }
+    if (found == nullptr) return std::nullopt;
+    vm = *found;
+  }
+  ppe::registry::v1::Vm spare = ToProto(vm);
+  vm.cpt = cpt;
+  // Claimed exactly once, also against another replica: the record must still be the spare.
+  absl::StatusOr<store::TxnResult> r = store_.Txn(
+      {.compares = {store::Compare::ValueEquals(VmKey(vm.name), Serialize(spare)),
+                    store::Compare::Present(ProfileKey(cpt))},
+       .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm)))}});
+  if (!r.ok()) return r.status();
+  if (!r->succeeded) return std::nullopt;
+  absl::MutexLock lock(&mu_);
+  vms_[vm.name] = vm;
+  profiles_[cpt].pools[service].push_back(vm.name);
+  return vm;
+}
+
+std::vector<VmRecord> Registry::Spares(const std::string& service) const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<VmRecord> out;
+  for (const auto& [_, v] : vms_) {
+    if (v.cpt.empty() && v.service == service) out.push_back(v);
+  }
+  return out;
 }
 
 absl::Status Registry::SetVmState(const std::string& name, VmState state,

@@ -16,13 +16,14 @@
 
 namespace ppe::registry {
 
-enum class VmState { kProvisioning, kReady, kDraining, kFailed };
+// provisioning -> booting -> ready -> draining -> (released: removed).
+enum class VmState { kProvisioning, kBooting, kReady, kDraining, kFailed };
 absl::string_view VmStateName(VmState s);
 std::optional<VmState> ParseVmState(absl::string_view name);
 
 struct VmRecord {
   std::string name;  // libvirt domain name
-  std::string cpt;
+  std::string cpt;   // empty for a warm spare (owned by no profile yet)
   std::string service;
   std::string workload_class;
   std::string ip;
@@ -85,9 +86,14 @@ class Registry {
                                  const std::string& replaced_by = "");
   // Removes a profile that has no VMs left.
   absl::Status RemoveProfile(const std::string& cpt);
-  // A VM joins its profile's pool; its address lease is taken atomically
-  // (ALREADY_EXISTS if another VM holds the address).
+  // A VM joins its profile's pool (or the spares, with an empty cpt); its
+  // address lease is taken atomically (ALREADY_EXISTS if another VM holds it).
   absl::Status AddVm(const VmRecord& vm);
+  // Moves a ready spare of `service` into the profile's pool; nullopt if none.
+  absl::StatusOr<std::optional<VmRecord>> ClaimSpare(const std::string& service,
+                                                     const std::string& cpt);
+  // Spares of a service, any state.
+  std::vector<VmRecord> Spares(const std::string& service) const;
   absl::Status SetVmState(const std::string& name, VmState state,
                           absl::Time release_after = absl::InfiniteFuture());
   // Removes the VM and frees its lease.

@@ -54,7 +54,8 @@ ppe::v1::Record MakeRecord(absl::string_view qname, absl::string_view qtype, std
 
 ResolverEngine::ResolverEngine(const ppe::config::v1::PpeConfig& config, const cpt::CptCodec& codec,
                                const cpt::RegionTable& regions, registry::Registry& registry,
-                               vm::VmManager& vms, TimerQueue& timers, const Clock& clock)
+                               vm::VmManager& vms, TimerQueue& timers, const Clock& clock,
+                               scaler::DemandTracker* demand)
     : config_(config),
       codec_(codec),
       regions_(regions),
@@ -63,7 +64,8 @@ ResolverEngine::ResolverEngine(const ppe::config::v1::PpeConfig& config, const c
       timers_(timers),
       clock_(clock),
       registrations_(config.limits().registrations_per_minute(),
-                     config.limits().registrations_burst()) {
+                     config.limits().registrations_burst()),
+      demand_(demand) {
   for (const auto& z : config_.zones()) {
     std::vector<std::string> services;
     for (const auto& s : z.services()) services.push_back(s.name());
@@ -106,6 +108,7 @@ ResolverEngine::Derived ResolverEngine::DeriveAttributes(const ResolveRequest& r
 }
 
 void ResolverEngine::Resolve(const ResolveRequest& request, Done done) {
+  stats_.lookups.fetch_add(1, std::memory_order_relaxed);
   auto q = std::make_shared<Query>();
   q->done = std::move(done);
   const std::string& qtype = request.qtype();
@@ -156,6 +159,7 @@ void ResolverEngine::Resolve(const ResolveRequest& request, Done done) {
       return AnswerProfile(std::move(q), *tag, std::nullopt);
     }
     // Forged, expired or never issued: answered as untagged, never registered.
+    stats_.forged.fetch_add(1, std::memory_order_relaxed);
   }
   Derived derived = DeriveAttributes(request, parsed.service);
   q->scope = derived.scope;
@@ -164,6 +168,7 @@ void ResolverEngine::Resolve(const ResolveRequest& request, Done done) {
   // A new cohort: registered by the allocation, at a bounded rate per source prefix.
   if (q->want_v4 && !registrations_.Allow(SourcePrefixKey(request.real_remote(), request.remote()),
                                           clock_.Now())) {
+    stats_.rate_limited.fetch_add(1, std::memory_order_relaxed);
     AnswerFallback(*q);
     return q->Finish();
   }
@@ -173,10 +178,12 @@ void ResolverEngine::Resolve(const ResolveRequest& request, Done done) {
 
 void ResolverEngine::AnswerProfile(std::shared_ptr<Query> q, const std::string& cpt,
                                    std::optional<vm::VmManager::Registration> registration) {
+  if (q->want_v4 && demand_ != nullptr) demand_->Record(cpt, q->service->name());
   std::vector<std::string> ready = registry_.ReadyAddresses(cpt, q->service->name(), clock_.Now());
   // VM addresses are IPv4: an AAAA query answers what is ready and allocates nothing.
   if (!ready.empty() || !q->want_v4) {
     q->response.set_source(ResolveResponse::SOURCE_POOL);
+    stats_.from_pool.fetch_add(1, std::memory_order_relaxed);
     AddAddressRecords(*q, ready, config_.answers().ttl());
     return q->Finish();
   }
@@ -197,6 +204,7 @@ void ResolverEngine::AnswerProfile(std::shared_ptr<Query> q, const std::string& 
           registry_.ReadyAddresses(cpt, q->service->name(), clock_.Now());
       if (ready.empty()) ready.push_back(*ip);
       q->response.set_source(ResolveResponse::SOURCE_ALLOCATED);
+      stats_.allocated.fetch_add(1, std::memory_order_relaxed);
       AddAddressRecords(*q, ready, config_.answers().ttl());
     }
     q->Deliver();
@@ -213,8 +221,9 @@ void ResolverEngine::AddAddressRecords(Query& q, const std::vector<std::string>&
   }
 }
 
-void ResolverEngine::AnswerFallback(Query& q) const {
+void ResolverEngine::AnswerFallback(Query& q) {
   q.response.set_source(ResolveResponse::SOURCE_FALLBACK);
+  stats_.fallbacks.fetch_add(1, std::memory_order_relaxed);
   // A fallback is transient: scoped to the client, so pdns caches it nowhere.
   q.scope = dns::ClientScope(q.request.real_remote(), q.request.remote());
   std::vector<std::string> addresses(q.service->fallback_addresses().begin(),

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 #include "ppe-service/dns/name_parser.h"
 #include "ppe-service/registry/registry.h"
 #include "ppe-service/resolver/rate_limiter.h"
+#include "ppe-service/scaler/demand_tracker.h"
 #include "ppe-service/vm/vm_manager.h"
 #include "ppe/config/v1/config.pb.h"
 #include "ppe/v1/admin.pb.h"
@@ -29,7 +31,15 @@ class ResolverEngine {
 
   ResolverEngine(const ppe::config::v1::PpeConfig& config, const cpt::CptCodec& codec,
                  const cpt::RegionTable& regions, registry::Registry& registry, vm::VmManager& vms,
-                 TimerQueue& timers, const Clock& clock);
+                 TimerQueue& timers, const Clock& clock,
+                 scaler::DemandTracker* demand = nullptr);
+
+  // Counters for metrics (relaxed atomics, read by the exporter).
+  struct Stats {
+    std::atomic<uint64_t> lookups{0}, from_pool{0}, allocated{0}, fallbacks{0}, forged{0},
+        rate_limited{0};
+  };
+  const Stats& stats() const { return stats_; }
 
   void Resolve(const ppe::v1::ResolveRequest& request, Done done);
   ppe::v1::ListZonesResponse Zones() const { return zones_response_; }
@@ -53,7 +63,7 @@ class ResolverEngine {
   void AnswerProfile(std::shared_ptr<Query> q, const std::string& cpt,
                      std::optional<vm::VmManager::Registration> registration);
   void AddAddressRecords(Query& q, const std::vector<std::string>& addresses, uint32_t ttl) const;
-  void AnswerFallback(Query& q) const;
+  void AnswerFallback(Query& q);
 
   const ppe::config::v1::PpeConfig& config_;
   const cpt::CptCodec& codec_;
@@ -63,6 +73,8 @@ class ResolverEngine {
   TimerQueue& timers_;
   const Clock& clock_;
   RateLimiter registrations_;
+  scaler::DemandTracker* demand_;
+  Stats stats_;
   std::vector<Zone> zones_;
   ppe::v1::ListZonesResponse zones_response_;
 };

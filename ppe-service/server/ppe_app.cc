@@ -56,9 +56,13 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       }
       absl::StatusOr<vm::AddressPool> pool = vm::AddressPool::Create(svc.address_pool());
       if (!pool.ok()) return pool.status();
-      placements.push_back({svc.name(), shape, svc.network(),
-                            std::make_shared<vm::AddressPool>(std::move(*pool)),
-                            c.limits().max_vms_per_service()});
+      placements.push_back({.service = svc.name(),
+                            .shape = shape,
+                            .network = svc.network(),
+                            .addresses = std::make_shared<vm::AddressPool>(std::move(*pool)),
+                            .max_vms = c.limits().max_vms_per_service(),
+                            .warm_spares = svc.warm_spares(),
+                            .probe_port = svc.probe_port()});
     }
   }
 
@@ -81,10 +85,13 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       *app->hypervisor_, *app->registry_, std::move(placements), *app->workers_,
       WallClock::Instance(),
       vm::VmLimits{.max_vms_per_profile = c.limits().max_vms_per_profile(),
-                   .max_vms_total = c.limits().max_vms_total()});
+                   .max_vms_total = c.limits().max_vms_total(),
+                   .host_vcpus = c.hypervisor().capacity_vcpus(),
+                   .host_memory_mib = c.hypervisor().capacity_memory_mib()});
   absl::StatusOr<vm::VmManager::ReconcileReport> reconciled = app->vms_->Reconcile();
   if (!reconciled.ok()) return reconciled.status();
   app->last_reconcile_ = *reconciled;
+  app->vms_->RefillSpares();
   // VMs of an invalidated or expired profile keep running this long: twice the
   // TTL their addresses were handed out with, at least a minute.
   absl::Duration drain = std::max(absl::Seconds(2 * c.answers().ttl()), absl::Seconds(60));
@@ -95,15 +102,43 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
           .drain = drain,
           .interval = absl::Seconds(c.registry().janitor_interval_s())});
   app->janitor_->Start();
+  const auto& sc = c.scaler();
+  scaler::Scaler::Options scaling{
+      .mode = sc.mode() == "off"        ? scaler::Scaler::Mode::kOff
+              : sc.mode() == "reactive" ? scaler::Scaler::Mode::kReactive
+                                        : scaler::Scaler::Mode::kPredictive,
+      .bucket = absl::Milliseconds(sc.bucket_ms()),
+      .lead_buffer = absl::Milliseconds(sc.lead_buffer_ms()),
+      .level = sc.level(),
+      .refit_every = static_cast<int>(sc.refit_every_buckets()),
+      .cooldown = static_cast<int>(sc.cooldown_buckets()),
+      .periods = {sc.seasonal_periods().begin(), sc.seasonal_periods().end()},
+      .history_buckets = static_cast<int>(sc.history_buckets()),
+      .keep_warm = static_cast<int>(sc.keep_warm_buckets()),
+      .min_vms = static_cast<int>(sc.min_vms_per_profile()),
+      .max_vms = static_cast<int>(c.limits().max_vms_per_profile()),
+      .budget = static_cast<int>(c.limits().max_vms_total()),
+      .drain = drain};
+  for (const auto& zone : c.zones()) {
+    for (const auto& svc : zone.services()) {
+      scaling.requests_per_vm[svc.name()] = svc.requests_per_vm();
+    }
+  }
+  app->demand_ = std::make_unique<scaler::DemandTracker>();
+  app->scaler_ = std::make_unique<scaler::Scaler>(*app->registry_, *app->vms_, *app->demand_,
+                                                  *app->workers_, WallClock::Instance(), scaling);
+  app->scaler_->Start();
   app->engine_ = std::make_unique<resolver::ResolverEngine>(
       app->config_, *app->codec_, app->regions_, *app->registry_, *app->vms_, *app->timers_,
-      WallClock::Instance());
+      WallClock::Instance(), app->demand_.get());
   app->profile_admin_ = std::make_unique<resolver::ProfileAdmin>(
       app->config_, *app->codec_, *app->registry_, WallClock::Instance(), drain);
   app->resolver_service_ = std::make_unique<ResolverServiceImpl>(*app->engine_);
   app->admin_service_ =
       std::make_unique<AdminServiceImpl>(*app->profile_admin_, *app->registry_, *app->workers_);
   app->admin_service_->set_status_provider([app = app.get()] { return app->Status(); });
+  app->admin_service_->set_scaling(app->scaler_.get(), app->vms_.get(), drain,
+                                   absl::Milliseconds(sc.bucket_ms()));
   app->admin_service_->set_authorizer(app->admin_auth_.get());
 
   grpc::ServerBuilder builder;
@@ -159,6 +194,11 @@ absl::StatusOr<ppe::v1::StatusResponse> PpeApp::Status() const {
   r->set_orphans_destroyed(last_reconcile_.orphans_destroyed);
   r->set_failed(last_reconcile_.failed);
   out.set_inflight_allocations(vms_->inflight());
+  out.set_spares_claimed(vms_->spares_claimed());
+  scaler::Scaler::Stats scaling = scaler_->stats();
+  out.set_scale_ups(scaling.scale_ups);
+  out.set_scale_downs(scaling.scale_downs);
+  out.set_boot_time_ms(absl::ToInt64Milliseconds(vms_->typical_boot_time()));
   return out;
 }
 
@@ -171,6 +211,7 @@ void PpeApp::Shutdown() {
 PpeApp::~PpeApp() {
   Shutdown();
   janitor_.reset();
+  if (scaler_) scaler_->Stop();
   // Workers finish their allocations before the manager and hypervisor go.
   workers_.reset();
   timers_.reset();

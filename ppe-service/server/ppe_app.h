@@ -13,6 +13,7 @@
 #include "ppe-service/lifecycle/janitor.h"
 #include "ppe-service/registry/registry.h"
 #include "ppe-service/resolver/profile_admin.h"
+#include "ppe-service/scaler/scaler.h"
 #include "ppe-service/store/registry_store.h"
 #include "ppe-service/resolver/resolver_engine.h"
 #include "ppe-service/server/admin_auth.h"
@@ -55,6 +56,8 @@ class PpeApp {
   std::unique_ptr<vm::VmManager> vms_;
   vm::VmManager::ReconcileReport last_reconcile_;
   std::unique_ptr<lifecycle::Janitor> janitor_;
+  std::unique_ptr<scaler::DemandTracker> demand_;
+  std::unique_ptr<scaler::Scaler> scaler_;
   std::unique_ptr<resolver::ResolverEngine> engine_;
   std::unique_ptr<resolver::ProfileAdmin> profile_admin_;
   std::unique_ptr<ResolverServiceImpl> resolver_service_;

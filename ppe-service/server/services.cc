@@ -103,6 +103,80 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetStatus(grpc::CallbackServerContex
   return OffThread(context, response, [this] { return status_provider_(); });
 }
 
+ppe::v1::ScalingView AdminServiceImpl::ToProto(const scaler::Scaler::View& v) const {
+  ppe::v1::ScalingView out;
+  out.set_cpt(v.cpt);
+  out.set_service(v.service);
+  out.set_model(v.model);
+  for (double x : v.history) out.add_history(x);
+  for (double x : v.mean) out.add_mean(x);
+  for (double x : v.lower) out.add_lower(x);
+  for (double x : v.upper) out.add_upper(x);
+  out.set_lead_buckets(v.lead_buckets);
+  out.set_desired_vms(v.desired);
+  out.set_current_vms(v.current);
+  out.set_min_vms(v.min_vms);
+  out.set_max_vms(v.max_vms);
+  out.set_mean_abs_error(v.mean_abs_error);
+  out.set_bucket_ms(absl::ToInt64Milliseconds(bucket_));
+  return out;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::DrainVm(grpc::CallbackServerContext* context,
+                                                    const ppe::v1::DrainVmRequest* request,
+                                                    ppe::v1::DrainVmResponse* response) {
+  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
+  if (vms_ == nullptr) return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+  return OffThread(context, response, [this, request]() -> absl::StatusOr<ppe::v1::DrainVmResponse> {
+    absl::Time release_after = absl::Now() + drain_;
+    if (absl::Status s = vms_->DrainVm(request->name(), release_after); !s.ok()) return s;
+    ppe::v1::DrainVmResponse out;
+    out.set_release_after_unix_ms(absl::ToUnixMillis(release_after));
+    return out;
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::SetProfileLimits(
+    grpc::CallbackServerContext* context, const ppe::v1::SetProfileLimitsRequest* request,
+    ppe::v1::ScalingView* response) {
+  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
+  if (scaler_ == nullptr) return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+  return OffThread(context, response, [this, request]() -> absl::StatusOr<ppe::v1::ScalingView> {
+    if (absl::Status s = scaler_->SetLimits(request->cpt(), request->service(),
+                                            request->min_vms(), request->max_vms());
+        !s.ok()) {
+      return s;
+    }
+    absl::StatusOr<scaler::Scaler::View> v = scaler_->ScaleNow(request->cpt(), request->service());
+    if (!v.ok()) return v.status();
+    return ToProto(*v);
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetForecast(grpc::CallbackServerContext* context,
+                                                        const ppe::v1::ScalingRequest* request,
+                                                        ppe::v1::ScalingView* response) {
+  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
+  if (scaler_ == nullptr) return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+  return OffThread(context, response, [this, request]() -> absl::StatusOr<ppe::v1::ScalingView> {
+    absl::StatusOr<scaler::Scaler::View> v = scaler_->Describe(request->cpt(), request->service());
+    if (!v.ok()) return v.status();
+    return ToProto(*v);
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::TriggerScale(grpc::CallbackServerContext* context,
+                                                         const ppe::v1::ScalingRequest* request,
+                                                         ppe::v1::ScalingView* response) {
+  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
+  if (scaler_ == nullptr) return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+  return OffThread(context, response, [this, request]() -> absl::StatusOr<ppe::v1::ScalingView> {
+    absl::StatusOr<scaler::Scaler::View> v = scaler_->ScaleNow(request->cpt(), request->service());
+    if (!v.ok()) return v.status();
+    return ToProto(*v);
+  });
+}
+
 grpc::ServerUnaryReactor* AdminServiceImpl::ListProfiles(grpc::CallbackServerContext* context,
                                                          const ppe::v1::ListProfilesRequest*,
                                                          ppe::v1::ListProfilesResponse* response) {

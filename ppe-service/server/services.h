@@ -4,6 +4,7 @@
 #include "ppe-service/common/thread_pool.h"
 #include "ppe-service/resolver/profile_admin.h"
 #include "ppe-service/resolver/resolver_engine.h"
+#include "ppe-service/scaler/scaler.h"
 #include "ppe-service/server/admin_auth.h"
 #include "ppe/v1/admin.grpc.pb.h"
 #include "ppe/v1/resolver.grpc.pb.h"
@@ -37,6 +38,14 @@ class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {
   // GetStatus asks this (it calls the hypervisor: it runs on a worker).
   using StatusProvider = std::function<absl::StatusOr<ppe::v1::StatusResponse>()>;
   void set_status_provider(StatusProvider provider) { status_provider_ = std::move(provider); }
+  // The scaling calls (DrainVm, SetProfileLimits, GetForecast, TriggerScale).
+  void set_scaling(scaler::Scaler* scaler, vm::VmManager* vms, absl::Duration drain,
+                   absl::Duration bucket) {
+    scaler_ = scaler;
+    vms_ = vms;
+    drain_ = drain;
+    bucket_ = bucket;
+  }
   // Every handler first asks the authorizer; until one is set every call is refused.
   void set_authorizer(const AdminAuthorizer* authorizer) { authorizer_ = authorizer; }
 
@@ -61,6 +70,18 @@ class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
                                       const ppe::v1::GetStatusRequest* request,
                                       ppe::v1::StatusResponse* response) override;
+  grpc::ServerUnaryReactor* DrainVm(grpc::CallbackServerContext* context,
+                                    const ppe::v1::DrainVmRequest* request,
+                                    ppe::v1::DrainVmResponse* response) override;
+  grpc::ServerUnaryReactor* SetProfileLimits(grpc::CallbackServerContext* context,
+                                             const ppe::v1::SetProfileLimitsRequest* request,
+                                             ppe::v1::ScalingView* response) override;
+  grpc::ServerUnaryReactor* GetForecast(grpc::CallbackServerContext* context,
+                                        const ppe::v1::ScalingRequest* request,
+                                        ppe::v1::ScalingView* response) override;
+  grpc::ServerUnaryReactor* TriggerScale(grpc::CallbackServerContext* context,
+                                         const ppe::v1::ScalingRequest* request,
+                                         ppe::v1::ScalingView* response) override;
 
  private:
   grpc::Status Authorize(const grpc::CallbackServerContext* context) const;
@@ -73,6 +94,10 @@ class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {
   registry::Registry& registry_;
   ThreadPool& workers_;
   StatusProvider status_provider_;
+  ppe::v1::ScalingView ToProto(const scaler::Scaler::View& v) const;
+  scaler::Scaler* scaler_ = nullptr;
+  vm::VmManager* vms_ = nullptr;
+  absl::Duration drain_, bucket_;
   const AdminAuthorizer* authorizer_ = nullptr;
 };
 

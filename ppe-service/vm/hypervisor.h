@@ -29,6 +29,18 @@ struct DomainSpec {
   unsigned memory_mib = 256;
   unsigned max_memory_mib = 256;
   VmTag tag;  // tag.network: libvirt network for the NIC and a DHCP host entry
+  // Real machines: the NIC joins this host bridge (instead of tag.network).
+  // lxc:/// configures tag.ip/prefix_length in the container and a default
+  // route via `gateway` (none if empty); a QEMU guest must configure itself.
+  std::string bridge;
+  unsigned prefix_length = 24;
+  std::string gateway;
+  // lxc:///: the argv the container runs under tini, with "{ip}" and "{port}"
+  // already replaced by the caller. Empty: `/bin/sleep infinity`.
+  std::vector<std::string> command;
+  // lxc:///: cgroup CPU shares at `vcpus` (0: 1024 per vCPU); Resize scales
+  // them, and the CPU quota (`vcpus` CPUs), with the vCPU count.
+  unsigned cpu_shares = 0;
 };
 
 struct DomainInfo {
@@ -41,6 +53,8 @@ struct HypervisorCapabilities {
   bool live_vcpus = false;
   bool live_memory = false;
   bool real_network = false;  // addresses answer probes (false for test:///)
+  // Resize's vCPU count changes CPU shares and quota (lxc:///), not vCPUs.
+  bool live_cpu_shares = false;
 };
 
 // What PPE needs from a hypervisor. LibvirtHypervisor is the real one (test:///,
@@ -55,6 +69,10 @@ class Hypervisor {
   virtual absl::Status Destroy(absl::string_view name) = 0;
   // Every domain on the host, with PPE's tag where it has one.
   virtual absl::StatusOr<std::vector<DomainInfo>> List() = 0;
+  // Live vertical scaling within the domain's maximums: vCPUs where
+  // capabilities().live_vcpus, else CPU shares/quota where live_cpu_shares;
+  // memory where live_memory. INVALID_ARGUMENT beyond the maximums. Blocking.
+  virtual absl::Status Resize(absl::string_view name, unsigned vcpus, unsigned memory_mib) = 0;
 };
 
 }  // namespace ppe::vm

@@ -70,6 +70,8 @@ void VmManager::Allocate(const std::string& cpt, const std::string& service,
     // Another allocation may have finished between the caller's look-up and now.
     std::vector<std::string> ready = registry_.ReadyAddresses(cpt, service, clock_.Now());
     if (!ready.empty()) return ready.front();
+    absl::StatusOr<std::string> spare = ClaimSpare(cpt, placement->second);
+    if (spare.ok() || !absl::IsNotFound(spare.status())) return spare;
     return CreateVm(cpt, placement->second);
   }();
   std::vector<Done> waiters;
@@ -82,15 +84,88 @@ void VmManager::Allocate(const std::string& cpt, const std::string& service,
   for (Done& done : waiters) done(result);
 }
 
+absl::StatusOr<std::string> VmManager::ClaimSpare(const std::string& cpt,
+                                                   const ServicePlacement& placement) {
+  if (placement.warm_spares == 0) return absl::NotFoundError("no spares configured");
+  absl::StatusOr<std::optional<registry::VmRecord>> spare =
+      registry_.ClaimSpare(placement.service, cpt);
+  if (!spare.ok()) return spare.status();
+  RefillSpares();
+  if (!spare->has_value()) return absl::NotFoundError("no ready spare");
+  spares_claimed_.fetch_add(1);
+  spdlog::info("spare {} ({}) claimed by profile {}", (*spare)->name, (*spare)->ip,
+               cpt::CptCodec::Fingerprint(cpt));
+  return (*spare)->ip;
+}
+
+void VmManager::RefillSpares() {
+  for (const auto& [service, placement] : placements_) {
+    if (placement.warm_spares == 0) continue;
+    size_t have = 0;
+    for (const registry::VmRecord& vm : registry_.Spares(service)) {
+      have += vm.state != registry::VmState::kDraining && vm.state != registry::VmState::kFailed;
+    }
+    int missing;
+    {
+      absl::MutexLock lock(&mu_);
+      int& pending = spares_pending_[service];
+      missing = static_cast<int>(placement.warm_spares) - static_cast<int>(have) - pending;
+      if (missing > 0) pending += missing;
+    }
+    for (int i = 0; i < missing; ++i) {
+      workers_.Schedule([this, p = &placement] { CreateSpare(*p); });
+    }
+  }
+}
+
+void VmManager::CreateSpare(const ServicePlacement& placement) {
+  absl::StatusOr<std::string> ip = CreateVm("", placement);
+  {
+    absl::MutexLock lock(&mu_);
+    --spares_pending_[placement.service];
+  }
+  if (!ip.ok()) spdlog::warn("spare for {} not created: {}", placement.service, ip.status().message());
+}
+
+absl::StatusOr<std::string> VmManager::AddVm(const std::string& cpt, const std::string& service) {
+  auto placement = placements_.find(service);
+  if (placement == placements_.end()) {
+    return absl::NotFoundError(absl::StrCat("no placement for service ", service));
+  }
+  if (!registry_.IsActive(cpt)) return absl::FailedPreconditionError("profile is not active");
+  absl::StatusOr<std::string> spare = ClaimSpare(cpt, placement->second);
+  if (spare.ok() || !absl::IsNotFound(spare.status())) return spare;
+  return CreateVm(cpt, placement->second);
+}
+
+absl::Status VmManager::DrainVm(const std::string& name, absl::Time release_after) {
+  std::optional<registry::VmRecord> vm = registry_.GetVm(name);
+  if (!vm) return absl::NotFoundError(absl::StrCat("VM ", name));
+  if (vm->state == registry::VmState::kDraining) return absl::OkStatus();
+  return registry_.SetVmState(name, registry::VmState::kDraining, release_after);
+}
+
 absl::Status VmManager::CheckLimits(const std::string& cpt,
                                     const ServicePlacement& placement) const {
   if (registry_.VmCount() >= limits_.max_vms_total) {
     return absl::ResourceExhaustedError("global VM limit reached");
   }
+  if (limits_.host_vcpus > 0 || limits_.host_memory_mib > 0) {
+    uint64_t vcpus = placement.shape.vcpus, memory = placement.shape.memory_mib;
+    for (const auto& [service, p] : placements_) {
+      uint64_t n = registry_.VmCount(service);
+      vcpus += n * p.shape.vcpus;
+      memory += n * p.shape.memory_mib;
+    }
+    if ((limits_.host_vcpus > 0 && vcpus > limits_.host_vcpus) ||
+        (limits_.host_memory_mib > 0 && memory > limits_.host_memory_mib)) {
+      return absl::ResourceExhaustedError("host capacity (vCPU or memory) reached");
+    }
+  }
   if (registry_.VmCount(placement.service) >= placement.max_vms) {
     return absl::ResourceExhaustedError(absl::StrCat("VM limit of service ", placement.service));
   }
-  if (registry_.PoolSize(cpt, placement.service) >= limits_.max_vms_per_profile) {
+  if (!cpt.empty() && registry_.PoolSize(cpt, placement.service) >= limits_.max_vms_per_profile) {
     return absl::ResourceExhaustedError("VM limit per profile reached");
   }
   return absl::OkStatus();
@@ -104,7 +179,7 @@ DomainSpec VmManager::SpecFor(const registry::VmRecord& vm,
       .max_vcpus = placement.shape.max_vcpus,
       .memory_mib = placement.shape.memory_mib,
       .max_memory_mib = placement.shape.max_memory_mib,
-      .tag = VmTag{.profile = cpt::CptCodec::Fingerprint(vm.cpt),
+      .tag = VmTag{.profile = vm.cpt.empty() ? "" : cpt::CptCodec::Fingerprint(vm.cpt),
                    .service = placement.service,
                    .ip = vm.ip,
                    .mac = vm.mac,
@@ -139,11 +214,27 @@ absl::StatusOr<std::string> VmManager::CreateVm(const std::string& cpt,
     if (registry_.RemoveVm(spec.name).ok()) placement.addresses->Release(lease->ip);
     return s;
   }
+  if (readiness_ && placement.probe_port != 0 && hypervisor_.capabilities().real_network) {
+    if (absl::Status s = registry_.SetVmState(spec.name, registry::VmState::kBooting); !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = readiness_(record, placement); !s.ok()) {
+      spdlog::warn("VM {} never became ready: {}", spec.name, s.message());
+      ReleaseVm(spec.name).IgnoreError();
+      return s;
+    }
+  }
   if (absl::Status s = registry_.SetVmState(spec.name, registry::VmState::kReady); !s.ok()) {
     return s;  // the domain runs; Reconcile adopts it after a restart
   }
-  spdlog::info("VM {} ({}, {}) ready for profile {} in {:.1f} ms", spec.name, placement.service,
-               lease->ip, spec.tag.profile, absl::ToDoubleMilliseconds(absl::Now() - start));
+  vms_created_.fetch_add(1);
+  int64_t took = absl::ToInt64Microseconds(absl::Now() - start);
+  int64_t avg = boot_time_us_.load(std::memory_order_relaxed);
+  boot_time_us_.store(vms_created_.load() == 1 ? took : (7 * avg + took) / 8,
+                      std::memory_order_relaxed);
+  spdlog::info("VM {} ({}, {}) ready for {} in {:.1f} ms", spec.name, placement.service,
+               lease->ip, cpt.empty() ? "the spares" : "profile " + spec.tag.profile,
+               absl::ToDoubleMilliseconds(absl::Now() - start));
   return lease->ip;
 }
 
@@ -197,7 +288,7 @@ absl::StatusOr<VmManager::ReconcileReport> VmManager::Reconcile() {
       }
       ++report.restored;
     }
-    if (vm.state == registry::VmState::kProvisioning) {
+    if (vm.state == registry::VmState::kProvisioning || vm.state == registry::VmState::kBooting) {
       registry_.SetVmState(vm.name, registry::VmState::kReady).IgnoreError();
     }
   }

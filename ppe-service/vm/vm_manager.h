@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -32,11 +33,15 @@ struct ServicePlacement {
   std::string network;  // may be empty
   std::shared_ptr<AddressPool> addresses;
   size_t max_vms = 0;  // 0: the address pool's capacity
+  size_t warm_spares = 0;
+  unsigned probe_port = 0;  // 0: ready once started
 };
 
 struct VmLimits {
   size_t max_vms_per_profile = 4;
   size_t max_vms_total = 1000;
+  unsigned host_vcpus = 0;       // PPE's own capacity accounting; 0 = unlimited
+  unsigned host_memory_mib = 0;
 };
 
 // Turns "this (CPT, service) needs a VM" into a running, registered domain,
@@ -46,6 +51,9 @@ struct VmLimits {
 class VmManager {
  public:
   using Done = std::function<void(absl::StatusOr<std::string> ip)>;
+  // Blocks until the started VM answers (booting -> ready) or returns why not.
+  using ReadinessCheck =
+      std::function<absl::Status(const registry::VmRecord& vm, const ServicePlacement& placement)>;
 
   VmManager(Hypervisor& hypervisor, registry::Registry& registry,
             std::vector<ServicePlacement> placements, ThreadPool& workers, const Clock& clock,
@@ -64,8 +72,25 @@ class VmManager {
   void EnsureVm(const std::string& cpt, const std::string& service,
                 std::optional<Registration> registration, Done done);
 
+  // One more VM for (cpt, service), now (the scaler's scale-up; blocking).
+  absl::StatusOr<std::string> AddVm(const std::string& cpt, const std::string& service);
+  // The VM stops being answered; it is destroyed after `release_after`.
+  absl::Status DrainVm(const std::string& name, absl::Time release_after);
   // Destroys the domain (if it exists) and removes the VM, freeing its lease.
   absl::Status ReleaseVm(const std::string& name);
+  // Starts creating spares up to each service's warm_spares (non-blocking).
+  void RefillSpares();
+  void set_readiness_check(ReadinessCheck check) { readiness_ = std::move(check); }
+
+  // Spares claimed by first-time profiles (cold starts avoided) and VMs created
+  // because no spare was left, since start.
+  int64_t spares_claimed() const { return spares_claimed_.load(); }
+  int64_t vms_created() const { return vms_created_.load(); }
+  // Create-to-ready time of recent VMs (moving average; 1 s before any): the
+  // scaler's provisioning lead time starts from it.
+  absl::Duration typical_boot_time() const {
+    return absl::Microseconds(boot_time_us_.load(std::memory_order_relaxed));
+  }
 
   // Start-up: makes libvirt match the registry. Registry VMs whose domain runs
   // are adopted; those whose domain is gone (or stopped) are re-created with
@@ -84,6 +109,8 @@ class VmManager {
                 const std::optional<Registration>& registration);
   absl::StatusOr<std::string> CreateVm(const std::string& cpt, const ServicePlacement& placement);
   absl::Status CheckLimits(const std::string& cpt, const ServicePlacement& placement) const;
+  absl::StatusOr<std::string> ClaimSpare(const std::string& cpt, const ServicePlacement& placement);
+  void CreateSpare(const ServicePlacement& placement);
   DomainSpec SpecFor(const registry::VmRecord& vm, const ServicePlacement& placement) const;
 
   Hypervisor& hypervisor_;
@@ -92,10 +119,14 @@ class VmManager {
   ThreadPool& workers_;
   const Clock& clock_;
   VmLimits limits_;
+  ReadinessCheck readiness_;
+  std::atomic<int64_t> spares_claimed_{0}, vms_created_{0};
+  std::atomic<int64_t> boot_time_us_{1000000};
 
   mutable absl::Mutex mu_;
   // "<cpt>/<service>" -> callers waiting for the allocation in flight.
   absl::flat_hash_map<std::string, std::vector<Done>> inflight_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int> spares_pending_ ABSL_GUARDED_BY(mu_);  // by service
 };
 
 }  // namespace ppe::vm

@@ -100,6 +100,29 @@ def rel_close(a, b, tol=1e-5, floor=1e-8):
     return worst <= tol, worst
 
 
+def reference_forecast(e):
+    """R's point forecast to compare ours with.
+
+    Classes 1 and 2 (additive seasonality or none): forecast.ets's mean. For
+    multiplicative seasonality forecast.ets returns an analytic class-3 mean
+    (with a sigma2 term), so compare with R's recursion (etsforecast), except for
+    damped trends, where etsforecast sums phi + phi + ... + phi^(h-1) instead of
+    phi + ... + phi^h: there compare with the textbook recursion evaluated in R
+    from R's own final state (the summary reports how far R's own output is)."""
+    if e["code"][-1] != "M":
+        return e["mean"]
+    if "d" in e["code"]:
+        return e["mean_textbook"]
+    return e["mean_det"]
+
+
+def ets_code(name):
+    """'ETS(M,Ad,M)[24]' -> 'MAdM'; None for other models."""
+    if not name.startswith("ETS("):
+        return None
+    return name[4:name.index(")")].replace(",", "")
+
+
 def statsmodels_fit(y, code):
     """ETSModel with the given code; returns (loglik in R's convention, mean, seconds)."""
     try:
@@ -137,6 +160,13 @@ def main():
     ap.add_argument("--out", default="forecast_vs_r")
     ap.add_argument("--no-statsmodels", action="store_true")
     ap.add_argument("--no-pairs", action="store_true", help="skip per-model R fits")
+    ap.add_argument("--no-r", action="store_true",
+                    help="ours, statsmodels (our ETS specification) and baselines only")
+    ap.add_argument("--skip-fixed", action="store_true",
+                    help="skip the fixed-parameter and per-model likelihood checks")
+    ap.add_argument("--known-failure", action="append", default=[],
+                    help="a bar that is reported but does not fail the run (documented gap)")
+    ap.add_argument("--r-json", help="reuse R results saved by an earlier run (same subset)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -146,7 +176,7 @@ def main():
         ids = ids[::35]                      # H1, H36, H71, ... (12 series)
         arima_ids = ids[1::6]                # 2 of them with auto.arima (H36, H246)
     else:
-        arima_ids = []
+        arima_ids = ids[::41]                # 11 series with auto.arima (slow in R)
     pair_models = [] if args.no_pairs else PAIR_MODELS
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,16 +184,30 @@ def main():
         with open(series_csv, "w") as f:
             for i in ids:
                 f.write(i + "," + ",".join("%.17g" % v for v in train[i]) + "\n")
-        r_json = os.path.join(tmp, "r.json")
+        r_json = os.path.join(args.out, "r_reference.json")
         t0 = time.perf_counter()
-        subprocess.run(["/usr/bin/Rscript", os.path.join(HERE, "r_reference.R"), series_csv,
-                        r_json, str(FREQ), str(H), ",".join(pair_models) or "ANN",
-                        ",".join(arima_ids) or "-"], check=True)
+        if args.no_r:
+            r_json = None
+        elif args.r_json:
+            r_json = args.r_json
+        else:
+            subprocess.run(["/usr/bin/Rscript", os.path.join(HERE, "r_reference.R"), series_csv,
+                            r_json, str(FREQ), str(H), ",".join(pair_models) or "-",
+                            ",".join(arima_ids) or "-"], check=True)
         r_total = time.perf_counter() - t0
-        with open(r_json) as f:
-            ref = json.load(f)
+        ref = {}
+        with open(r_json) if r_json else open(os.devnull) as f:
+            if r_json is None:
+                pass
+            elif r_json.endswith(".partial"):  # Interrupted run: one record per line.
+                ref = json.loads("{" + ",".join(l for l in f.read().splitlines() if l) + "}")
+            else:
+                ref = json.load(f)
+        if args.r_json and args.subset == "full":
+            ids = [i for i in ids if i in ref]  # Like for like when R's run is partial.
 
     fixed_fail, fixed_n, fixed_worst = [], 0, 0.0
+    r_damped_dev = 0.0
     pairs, pair_ok = [], 0
     acc = {k: {"smape": [], "mase": []} for k in
            ["r_ets", "ours_ets", "ours_auto", "snaive", "naive2", "sm_ets", "r_arima"]}
@@ -178,7 +222,7 @@ def main():
         r = ref.get(sid, {"ets": [], "arima": None})
         fits = {e["label"]: e for e in r["ets"]}
         # 1. Fixed parameters: every R fit of this series.
-        for e in r["ets"]:
+        for e in ([] if args.skip_fixed else r["ets"]):
             cli_args = ["--model", "ets", "--ets-spec", e["code"], "--period", str(FREQ),
                         "--horizon", str(H), "--alpha", repr(e["alpha"][0]),
                         "--init", ",".join(repr(v) for v in e["init"])]
@@ -188,13 +232,16 @@ def main():
             ours = run_cli(args.cli, y, cli_args)
             checks = [rel_close([ours["loglik"]], [e["loglik"]]),
                       rel_close(ours["final_state"], e["final"], floor=1e-3),
-                      rel_close(ours["mean"], e["mean"])]
+                      rel_close(ours["mean"], reference_forecast(e))]
+            if e["code"][-1] == "M" and "d" in e["code"]:
+                _, dev = rel_close(e["mean_det"], e["mean_textbook"])
+                r_damped_dev = max(r_damped_dev, dev)
             fixed_n += 1
             fixed_worst = max(fixed_worst, max(c[1] for c in checks))
             if not all(c[0] for c in checks):
                 fixed_fail.append((sid, e["label"], [c[1] for c in checks]))
         # 2. End-to-end ML per (series, model).
-        for label, e in fits.items():
+        for label, e in ([] if args.skip_fixed else fits.items()):
             ours = run_cli(args.cli, y, ["--model", "ets", "--ets-spec", e["code"],
                                          "--period", str(FREQ), "--horizon", "1"])
             ok = ours["loglik"] >= e["loglik"] - 0.01
@@ -215,8 +262,9 @@ def main():
             times["r_ets"].append(fits["auto"]["seconds"])
         times["ours_ets"].append(ours_ets["seconds"])
         times["ours_auto"].append(ours_auto["seconds"])
-        if not args.no_statsmodels and "auto" in fits:
-            sm = statsmodels_fit(y, fits["auto"]["code"])
+        sm_code = fits["auto"]["code"] if "auto" in fits else ets_code(ours_ets["model"])
+        if not args.no_statsmodels and sm_code:
+            sm = statsmodels_fit(y, sm_code)
             if sm is not None:
                 fc["sm_ets"] = sm[1]
                 times["sm_ets"].append(sm[2])
@@ -268,9 +316,10 @@ def main():
     med = {k: float(np.median(v)) if v else None for k, v in times.items()}
     total = {k: float(np.sum(v)) if v else None for k, v in times.items()}
     bars = {}
-    bars["fixed_parameters_match_1e-5"] = not fixed_fail and fixed_n > 0
     share = pair_ok / max(len(pairs), 1)
-    bars["loglik_within_0.01_on_95pct"] = share >= 0.95
+    if not args.skip_fixed:
+        bars["fixed_parameters_match_1e-5"] = not fixed_fail and fixed_n > 0
+        bars["loglik_within_0.01_on_95pct"] = share >= 0.95
     if "r_ets" in res:
         bars["ets_owa_no_worse_than_r"] = bool(res["ours_ets"]["owa"] <= res["r_ets"]["owa"] + 1e-9)
     bars["auto_beats_snaive_owa"] = bool(res["ours_auto"]["owa"] < res["snaive"]["owa"])
@@ -278,7 +327,9 @@ def main():
     lines = ["| method | series | sMAPE | MASE | OWA | median fit time (s) |",
              "|---|---|---|---|---|---|"]
     names = {"ours_auto": "ppe auto (periods 24, 168)", "ours_ets": "ppe ETS (AICc)",
-             "r_ets": "R forecast::ets", "sm_ets": "statsmodels ETSModel (R's spec)",
+             "r_ets": "R forecast::ets",
+             "sm_ets": "statsmodels ETSModel (R's spec)" if not args.no_r
+                       else "statsmodels ETSModel (our ETS spec)",
              "snaive": "seasonal naive", "naive2": "Naive2"}
     tkey = {"ours_auto": "ours_auto", "ours_ets": "ours_ets", "r_ets": "r_ets", "sm_ets": "sm_ets"}
     for k in ["ours_auto", "ours_ets", "r_ets", "sm_ets", "snaive", "naive2"]:
@@ -299,7 +350,8 @@ def main():
     table = "\n".join(lines)
     out = {"subset": args.subset, "series": len(ids), "accuracy": res, "accuracy_arima": arima_res,
            "median_seconds": med, "total_seconds": total, "r_total_seconds": r_total,
-           "fixed": {"checked": fixed_n, "failed": fixed_fail, "worst_rel_err": fixed_worst},
+           "fixed": {"checked": fixed_n, "failed": fixed_fail, "worst_rel_err": fixed_worst,
+                     "r_etsforecast_damped_vs_textbook": r_damped_dev},
            "loglik_pairs": {"n": len(pairs), "ok": pair_ok, "share": share,
                             "failures": [p for p in pairs if not p["ok"]]},
            "arima_pairs": arima_pairs, "bars": bars, "rows": rows}
@@ -311,6 +363,8 @@ def main():
     print(table)
     print("\nfixed-parameter checks: %d, failed %d, worst relative error %.2e" % (
         fixed_n, len(fixed_fail), fixed_worst))
+    print("R's own damped M-season recursion forecast vs textbook: max rel. diff %.2e"
+          % r_damped_dev)
     print("log-likelihood pairs: %d/%d (%.1f%%) within R - 0.01" % (pair_ok, len(pairs),
                                                                    100 * share))
     for p in out["loglik_pairs"]["failures"]:
@@ -321,8 +375,10 @@ def main():
               "ours auto %s AICc %.2f" % (p["series"], p["model"], p["r_loglik"], p["r_aicc"],
                                           p["ours_loglik"], p["ours_auto"], p["ours_auto_aicc"]))
     for k, v in bars.items():
-        print("%-32s %s" % (k, "PASS" if v else "FAIL"))
-    return 0 if all(bars.values()) else 1
+        known = " (known gap, not gating; see docs/forecasting.md)" if k in args.known_failure else ""
+        print("%-32s %s%s" % (k, "PASS" if v else "FAIL", "" if v else known))
+    gating = [v for k, v in bars.items() if k not in args.known_failure]
+    return 0 if all(gating) else 1
 
 
 if __name__ == "__main__":

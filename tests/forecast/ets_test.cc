@@ -31,8 +31,8 @@ TEST_CASE("EtsSpec parses and names models", "[ets]") {
   CHECK(s->NumStates() == 26);
   CHECK(EtsSpec::Parse("A,N,N", 1)->Name() == "ETS(A,N,N)");
   CHECK_FALSE(EtsSpec::Parse("XNN", 1).ok());
-  CHECK_FALSE(EtsSpec::Parse("AMN", 1).ok());   // Multiplicative trend not supported.
-  CHECK_FALSE(EtsSpec::Parse("ANA", 1).ok());   // Seasonal needs a period.
+  CHECK_FALSE(EtsSpec::Parse("AMN", 1).ok());  // Multiplicative trend not supported.
+  CHECK_FALSE(EtsSpec::Parse("ANA", 1).ok());  // Seasonal needs a period.
 }
 
 TEST_CASE("Simple exponential smoothing recursion by hand", "[ets]") {
@@ -126,7 +126,8 @@ TEST_CASE("AICc selection finds the seasonality", "[ets]") {
   double err = 0;
   for (int h = 0; h < 24; ++h) {
     const int t = 360 + h;
-    const double truth = 100 + 20 * (std::sin(2 * M_PI * t / 12) + 0.5 * std::cos(4 * M_PI * t / 12));
+    const double truth =
+        100 + 20 * (std::sin(2 * M_PI * t / 12) + 0.5 * std::cos(4 * M_PI * t / 12));
     err += std::fabs(f->mean[h] - truth) / 24;
   }
   CHECK(err < 3.0);

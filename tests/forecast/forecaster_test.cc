@@ -89,8 +89,8 @@ TEST_CASE("Daily cycle at m = 1440 is handled by the decomposition model", "[for
 
 TEST_CASE("Update keeps every model family current", "[forecaster]") {
   std::vector<double> y = PerMinute(3, 9);
-  for (ModelFamily fam : {ModelFamily::kEts, ModelFamily::kDecompEts,
-                          ModelFamily::kSeasonalNaive, ModelFamily::kNaive}) {
+  for (ModelFamily fam : {ModelFamily::kEts, ModelFamily::kDecompEts, ModelFamily::kSeasonalNaive,
+                          ModelFamily::kNaive, ModelFamily::kArima, ModelFamily::kAuto}) {
     FitOptions o;
     o.periods = {1440};
     o.family = fam;

@@ -9,7 +9,7 @@ lines <- readLines(args[1])
 out_path <- args[2]
 freq <- as.integer(args[3])
 h <- as.integer(args[4])
-models <- strsplit(args[5], ",")[[1]]
+models <- if (args[5] == "-") character(0) else strsplit(args[5], ",")[[1]]
 arima_ids <- strsplit(args[6], ",")[[1]]
 
 num <- function(x) {
@@ -17,19 +17,35 @@ num <- function(x) {
   paste0("[", paste(ifelse(is.finite(x), sprintf("%.17g", x), "null"), collapse = ","), "]")
 }
 ets_record <- function(fit, secs, label) {
-  fc <- forecast(fit, h = h, PI = FALSE)$mean
   comps <- fit$components
+  fc <- forecast(fit, h = h, PI = FALSE)$mean
+  # Deterministic recursion forecast (R's etsforecast, used on the simulate path);
+  # for M-season models forecast.ets's default mean is an analytic class-3 mean.
+  fc_det <- forecast(fit, h = h, simulate = TRUE, npaths = 2)$mean
+  # Textbook recursion forecast from R's final state: (l + (phi + ... + phi^k) b) (+|*) s.
+  # (R's etsforecast accumulates phi + phi + ... + phi^(k-1) for damped trends.)
+  st <- fit$states[nrow(fit$states), ]
+  phi <- if (comps[4] == "TRUE") fit$par["phi"] else 1
+  b <- if (comps[2] == "N") 0 else st[2]
+  m <- fit$m
+  ns <- length(st)
+  fc_tb <- sapply(1:h, function(k) {
+    f <- st[1] + sum(phi^(1:k)) * b
+    if (comps[3] == "A") f <- f + st[ns - ((k - 1) %% m)]
+    if (comps[3] == "M") f <- f * st[ns - ((k - 1) %% m)]
+    f
+  })
   code <- paste0(comps[1], comps[2], ifelse(comps[4] == "TRUE", "d", ""), comps[3])
   par <- fit$par
   sprintf(paste0('{"label":"%s","code":"%s","method":"%s","alpha":%s,"beta":%s,',
                  '"gamma":%s,"phi":%s,"loglik":%.17g,"aicc":%.17g,"init":%s,',
-                 '"final":%s,"mean":%s,"seconds":%.6f}'),
+                 '"final":%s,"mean":%s,"mean_det":%s,"mean_textbook":%s,"seconds":%.6f}'),
           label, code, fit$method,
           num(par["alpha"]), num(ifelse(is.na(par["beta"]), NA, par["beta"])),
           num(ifelse(is.na(par["gamma"]), NA, par["gamma"])),
           num(ifelse(is.na(par["phi"]), NA, par["phi"])),
           fit$loglik, fit$aicc, num(fit$states[1, ]),
-          num(fit$states[nrow(fit$states), ]), num(fc), secs)
+          num(fit$states[nrow(fit$states), ]), num(fc), num(fc_det), num(fc_tb), secs)
 }
 records <- c()
 for (line in lines) {
@@ -63,7 +79,9 @@ for (line in lines) {
                        num(forecast(fit, h = h)$mean), secs)
     }
   }
-  records <- c(records, sprintf('"%s":{"ets":[%s],"arima":%s}', id,
-                                paste(fits, collapse = ","), arima))
+  record <- sprintf('"%s":{"ets":[%s],"arima":%s}', id, paste(fits, collapse = ","), arima)
+  records <- c(records, record)
+  # Progress, one record per line: usable if a long run is interrupted.
+  cat(record, "\n", file = paste0(out_path, ".partial"), append = TRUE, sep = "")
 }
 writeLines(paste0("{", paste(records, collapse = ",\n"), "}"), out_path)

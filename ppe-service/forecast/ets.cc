@@ -1,0 +1,788 @@
+#include "ppe-service/forecast/ets.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "ppe-service/forecast/optimizer.h"
+#include "ppe-service/forecast/stats.h"
+
+namespace ppe::forecast {
+namespace {
+
+constexpr double kTol = 1e-10;
+constexpr double kHuge = 1e10;
+// R's default bounds for alpha, beta, gamma, phi.
+constexpr double kLower[4] = {1e-4, 1e-4, 1e-4, 0.8};
+constexpr double kUpper[4] = {0.9999, 0.9999, 0.9999, 0.98};
+
+bool HasTrend(const EtsSpec& s) { return s.trend != Component::kNone; }
+bool HasSeason(const EtsSpec& s) { return s.season != Component::kNone; }
+int Period(const EtsSpec& s) { return HasSeason(s) ? s.period : 1; }
+
+// One-step forecast from level l, trend b and the seasonal index used next.
+inline double OneStep(const EtsSpec& spec, double phi, double l, double b, double s) {
+  double q = HasTrend(spec) ? l + phi * b : l;
+  if (spec.season == Component::kAdditive) return q + s;
+  if (spec.season == Component::kMultiplicative) return q * s;
+  return q;
+}
+
+// State update in R's Holt-Winters form (identical for A and M errors).
+inline void Step(const EtsSpec& spec, const EtsParameters& p, double y, double& l, double& b,
+                 double* s_slot) {
+  const double old_l = l;
+  double phib = 0, q = l;
+  if (HasTrend(spec)) {
+    phib = p.phi * b;
+    q = l + phib;
+  }
+  const double old_s = s_slot != nullptr ? *s_slot : 0.0;
+  double pv = y;
+  if (spec.season == Component::kAdditive) {
+    pv = y - old_s;
+  } else if (spec.season == Component::kMultiplicative) {
+    pv = std::fabs(old_s) < kTol ? kHuge : y / old_s;
+  }
+  l = q + p.alpha * (pv - q);
+  if (HasTrend(spec)) b = phib + (p.beta / p.alpha) * ((l - old_l) - phib);
+  if (HasSeason(spec)) {
+    double t;
+    if (spec.season == Component::kAdditive) {
+      t = y - q;
+    } else {
+      t = std::fabs(q) < kTol ? kHuge : y / q;
+    }
+    *s_slot = old_s + p.gamma * (t - old_s);
+  }
+}
+
+// Loads an R-layout state into (l, b, ring, pos = 0).
+void LoadState(const EtsSpec& spec, std::span<const double> x, double& l, double& b,
+               std::vector<double>& ring) {
+  l = x[0];
+  b = HasTrend(spec) ? x[1] : 0.0;
+  const int off = HasTrend(spec) ? 2 : 1;
+  const int m = Period(spec);
+  ring.assign(HasSeason(spec) ? m : 0, 0.0);
+  // ring[i] is used i steps from now; R's s[m-1] is used next.
+  for (int i = 0; i < static_cast<int>(ring.size()); ++i) ring[i] = x[off + m - 1 - i];
+}
+
+std::vector<double> StoreState(const EtsSpec& spec, double l, double b,
+                               const std::vector<double>& ring, int pos) {
+  std::vector<double> x;
+  x.reserve(spec.NumStates());
+  x.push_back(l);
+  if (HasTrend(spec)) x.push_back(b);
+  const int m = static_cast<int>(ring.size());
+  for (int j = 0; j < m; ++j) x.push_back(ring[(pos + m - 1 - j) % m]);
+  return x;
+}
+
+bool CheckParams(const EtsSpec& spec, const EtsParameters& p) {
+  if (p.alpha < kLower[0] || p.alpha > kUpper[0]) return false;
+  if (HasTrend(spec) && (p.beta < kLower[1] || p.beta > p.alpha || p.beta > kUpper[1])) {
+    return false;
+  }
+  if (spec.damped && (p.phi < kLower[3] || p.phi > kUpper[3])) return false;
+  if (HasSeason(spec) && (p.gamma < kLower[2] || p.gamma > 1 - p.alpha || p.gamma > kUpper[2])) {
+    return false;
+  }
+  return EtsAdmissible(spec, p);
+}
+
+// Classical decomposition (as R's decompose): the seasonal figure, length m.
+std::vector<double> SeasonalFigure(std::span<const double> y, int m, bool multiplicative) {
+  const int n = static_cast<int>(y.size());
+  std::vector<double> w;
+  if (m % 2 == 0) {
+    w.assign(m + 1, 1.0 / m);
+    w.front() = w.back() = 0.5 / m;
+  } else {
+    w.assign(m, 1.0 / m);
+  }
+  const int half = static_cast<int>(w.size()) / 2;
+  std::vector<double> sum(m, 0.0);
+  std::vector<int> count(m, 0);
+  for (int t = half; t + half < n; ++t) {
+    double trend = 0;
+    for (int k = 0; k < static_cast<int>(w.size()); ++k) trend += w[k] * y[t - half + k];
+    const double d = multiplicative ? y[t] / trend : y[t] - trend;
+    sum[t % m] += d;
+    ++count[t % m];
+  }
+  std::vector<double> figure(m);
+  double mean = 0;
+  for (int i = 0; i < m; ++i) {
+    figure[i] = count[i] > 0 ? sum[i] / count[i] : (multiplicative ? 1.0 : 0.0);
+    mean += figure[i] / m;
+  }
+  for (double& f : figure) f = multiplicative ? f / mean : f - mean;
+  return figure;
+}
+
+// Schur-Cohn test: all roots of sum c[k] z^k (c.back() != 0) satisfy
+// |z| <= 1 (up to rounding). O(d^2), replaces an eigenvalue computation.
+bool AllRootsInUnitDisc(std::vector<double> c) {
+  int d = static_cast<int>(c.size()) - 1;
+  while (d > 0) {
+    const double lead = c[d], tail = c[0];
+    if (std::fabs(tail) >= std::fabs(lead) * (1 + 1e-10)) return false;
+    if (std::fabs(tail) > std::fabs(lead) * (1 - 1e-12)) {
+      // On the boundary: R accepts roots with |z| <= 1 + 1e-10.
+      return true;
+    }
+    std::vector<double> next(d);
+    for (int k = 0; k < d; ++k) next[k] = (lead * c[k + 1] - tail * c[d - 1 - k]) / lead;
+    c.swap(next);
+    --d;
+  }
+  return true;
+}
+
+// Likelihood only, no allocation beyond `ring` (R's lik; +inf if invalid).
+double EtsLik(const EtsSpec& spec, const EtsParameters& params,
+              std::span<const double> initial_state, std::span<const double> y,
+              std::vector<double>& ring) {
+  double l, b;
+  LoadState(spec, initial_state, l, b, ring);
+  const int m = static_cast<int>(ring.size());
+  int pos = 0;
+  double sse = 0, lik2 = 0;
+  const bool mult = spec.error == Component::kMultiplicative;
+  const int n = static_cast<int>(y.size());
+  for (int i = 0; i < n; ++i) {
+    double* slot = m > 0 ? &ring[pos] : nullptr;
+    const double f = OneStep(spec, params.phi, l, b, slot != nullptr ? *slot : 0.0);
+    double e;
+    if (mult) {
+      if (std::fabs(f) < kTol) return std::numeric_limits<double>::infinity();
+      e = (y[i] - f) / f;
+      lik2 += std::log(std::fabs(f));
+    } else {
+      e = y[i] - f;
+    }
+    sse += e * e;
+    Step(spec, params, y[i], l, b, slot);
+    if (m > 0 && ++pos == m) pos = 0;
+  }
+  const double lik = n * std::log(sse) + (mult ? 2 * lik2 : 0.0);
+  return std::isnan(lik) ? std::numeric_limits<double>::infinity() : lik;
+}
+
+}  // namespace
+
+std::string EtsSpec::Name() const {
+  return absl::StrCat("ETS(", std::string(1, static_cast<char>(error)), ",",
+                      std::string(1, static_cast<char>(trend)), damped ? "d" : "", ",",
+                      std::string(1, static_cast<char>(season)), ")",
+                      HasSeason(*this) ? absl::StrCat("[", period, "]") : "");
+}
+
+absl::StatusOr<EtsSpec> EtsSpec::Parse(std::string_view code, int period) {
+  std::string c;
+  for (char ch : code) {
+    if (ch != ',' && ch != ' ') c.push_back(static_cast<char>(std::toupper(ch)));
+  }
+  EtsSpec spec;
+  spec.period = period;
+  auto comp = [](char ch, Component* out) {
+    if (ch == 'N')
+      *out = Component::kNone;
+    else if (ch == 'A')
+      *out = Component::kAdditive;
+    else if (ch == 'M')
+      *out = Component::kMultiplicative;
+    else
+      return false;
+    return true;
+  };
+  bool ok = c.size() == 3 || (c.size() == 4 && c[2] == 'D');
+  if (ok) {
+    ok = comp(c[0], &spec.error) && comp(c[1], &spec.trend) && comp(c.back(), &spec.season);
+    spec.damped = c.size() == 4;
+  }
+  if (!ok || spec.error == Component::kNone || spec.trend == Component::kMultiplicative ||
+      (spec.damped && spec.trend == Component::kNone)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad ETS code '", std::string(code), "' (expected e.g. ANN, AAdN, MAM)"));
+  }
+  if (HasSeason(spec) && period < 2) {
+    return absl::InvalidArgumentError("a seasonal ETS model needs a period >= 2");
+  }
+  return spec;
+}
+
+int EtsSpec::NumStates() const {
+  return 1 + (HasTrend(*this) ? 1 : 0) + (HasSeason(*this) ? period : 0);
+}
+
+bool EtsAdmissible(const EtsSpec& spec, const EtsParameters& p) {
+  const double phi = spec.damped ? p.phi : 1.0;
+  const double alpha = p.alpha;
+  if (phi < 0 || phi > 1 + 1e-8) return false;
+  if (!HasSeason(spec)) {
+    if (alpha < 1 - 1 / phi || alpha > 1 + 1 / phi) return false;
+    if (HasTrend(spec) && (p.beta < alpha * (phi - 1) || p.beta > (1 + phi) * (2 - alpha))) {
+      return false;
+    }
+    return true;
+  }
+  const int m = spec.period;
+  if (m <= 1) return true;
+  const double beta = HasTrend(spec) ? p.beta : 0.0;
+  const double gamma = p.gamma;
+  if (gamma < std::max(1 - 1 / phi - alpha, 0.0) || gamma > 1 + 1 / phi - alpha) return false;
+  if (alpha < 1 - 1 / phi - gamma * (1 - m + phi + phi * m) / (2 * phi * m)) return false;
+  if (beta < -(1 - phi) * (gamma / m + alpha)) return false;
+  // Characteristic polynomial, increasing powers, degree m + 1, monic.
+  std::vector<double> c(m + 2);
+  c[0] = phi * (1 - alpha - gamma);
+  c[1] = alpha + beta - alpha * phi + gamma - 1;
+  for (int i = 2; i < m; ++i) c[i] = alpha + beta - alpha * phi;
+  c[m] = alpha + beta - phi;
+  c[m + 1] = 1;
+  return AllRootsInUnitDisc(c);
+}
+
+absl::StatusOr<EtsFilterResult> EtsFilter(const EtsSpec& spec, const EtsParameters& params,
+                                          std::span<const double> initial_state,
+                                          std::span<const double> y, bool keep_states) {
+  if (static_cast<int>(initial_state.size()) != spec.NumStates()) {
+    return absl::InvalidArgumentError(absl::StrCat("initial state has ", initial_state.size(),
+                                                   " values, expected ", spec.NumStates()));
+  }
+  EtsFilterResult out;
+  double l, b;
+  std::vector<double> ring;
+  LoadState(spec, initial_state, l, b, ring);
+  const int m = static_cast<int>(ring.size());
+  int pos = 0;
+  const int n = static_cast<int>(y.size());
+  out.residuals.resize(n);
+  out.fitted.resize(n);
+  if (keep_states)
+    out.states.push_back(std::vector<double>(initial_state.begin(), initial_state.end()));
+  double sse = 0, lik2 = 0;
+  const bool mult = spec.error == Component::kMultiplicative;
+  for (int i = 0; i < n; ++i) {
+    double* slot = m > 0 ? &ring[pos] : nullptr;
+    const double f = OneStep(spec, params.phi, l, b, slot != nullptr ? *slot : 0.0);
+    out.fitted[i] = f;
+    double e;
+    if (mult) {
+      if (std::fabs(f) < kTol) {
+        out.lik = std::numeric_limits<double>::infinity();
+        return out;
+      }
+      e = (y[i] - f) / f;
+      lik2 += std::log(std::fabs(f));
+    } else {
+      e = y[i] - f;
+    }
+    out.residuals[i] = e;
+    sse += e * e;
+    Step(spec, params, y[i], l, b, slot);
+    if (m > 0 && ++pos == m) pos = 0;
+    if (keep_states) out.states.push_back(StoreState(spec, l, b, ring, pos));
+  }
+  out.lik = n * std::log(sse) + (mult ? 2 * lik2 : 0.0);
+  if (std::isnan(out.lik)) out.lik = std::numeric_limits<double>::infinity();
+  out.final_state = StoreState(spec, l, b, ring, pos);
+  return out;
+}
+
+std::vector<double> EtsHeuristicState(std::span<const double> y, const EtsSpec& spec) {
+  const int n = static_cast<int>(y.size());
+  std::vector<double> state;
+  std::vector<double> y_sa(y.begin(), y.end());
+  std::vector<double> init_seas;
+  const bool mult_season = spec.season == Component::kMultiplicative;
+  if (HasSeason(spec) && n >= 4) {
+    const int m = spec.period;
+    std::vector<double> seasonal(n);
+    if (n < 3 * m) {
+      // Regression on 1, t, sin, cos (first Fourier pair); seasonal = detrended data.
+      const bool with_sin = m > 2;
+      const int k = with_sin ? 4 : 3;
+      Eigen::MatrixXd x(n, k);
+      Eigen::VectorXd yy(n);
+      for (int t = 0; t < n; ++t) {
+        const double tt = t + 1;
+        x(t, 0) = 1;
+        x(t, 1) = tt;
+        int c = 2;
+        if (with_sin) x(t, c++) = std::sin(2 * M_PI * tt / m);
+        x(t, c) = std::cos(2 * M_PI * tt / m);
+        yy(t) = y[t];
+      }
+      Eigen::VectorXd beta = x.colPivHouseholderQr().solve(yy);
+      for (int t = 0; t < n; ++t) {
+        const double tr = beta(0) + beta(1) * (t + 1);
+        seasonal[t] = mult_season ? y[t] / tr : y[t] - tr;
+      }
+    } else {
+      std::vector<double> figure = SeasonalFigure(y, m, mult_season);
+      for (int t = 0; t < n; ++t) seasonal[t] = figure[t % m];
+    }
+    for (int j = 0; j < m - 1; ++j) init_seas.push_back(seasonal[m - 1 - j]);
+    if (mult_season) {
+      double sum = 0;
+      for (double& s : init_seas) {
+        s = std::max(s, 0.01);
+        sum += s;
+      }
+      if (sum > m) {
+        const double denom = sum + 0.01 * init_seas.size();
+        for (double& s : init_seas) s /= denom;
+      }
+      for (int t = 0; t < n; ++t) y_sa[t] = y[t] / std::max(seasonal[t], 0.01);
+    } else {
+      for (int t = 0; t < n; ++t) y_sa[t] = y[t] - seasonal[t];
+    }
+  }
+  const int m = HasSeason(spec) ? spec.period : 1;
+  const int maxn = std::min(std::max(10, 2 * m), n);
+  if (!HasTrend(spec)) {
+    double mean = 0;
+    for (int t = 0; t < maxn; ++t) mean += y_sa[t];
+    state.push_back(maxn > 0 ? mean / maxn : 0.0);
+  } else {
+    double st = 0, sy = 0, stt = 0, sty = 0;
+    for (int t = 0; t < maxn; ++t) {
+      const double tt = t + 1;
+      st += tt;
+      sy += y_sa[t];
+      stt += tt * tt;
+      sty += tt * y_sa[t];
+    }
+    const double den = maxn * stt - st * st;
+    double b0 = den != 0 ? (maxn * sty - st * sy) / den : 0.0;
+    double l0 = maxn > 0 ? (sy - b0 * st) / maxn : 0.0;
+    if (std::fabs(l0 + b0) < 1e-8) {
+      l0 *= 1.001;
+      b0 *= 0.999;
+    }
+    state.push_back(l0);
+    state.push_back(b0);
+  }
+  if (HasSeason(spec)) {
+    init_seas.resize(spec.period - 1, mult_season ? 1.0 : 0.0);
+    state.insert(state.end(), init_seas.begin(), init_seas.end());
+  }
+  return state;
+}
+
+// ---------------------------------------------------------------------------
+// EtsModel
+
+absl::StatusOr<std::unique_ptr<EtsModel>> EtsModel::FromParameters(
+    std::span<const double> y, const EtsSpec& spec, const EtsParameters& params,
+    std::span<const double> initial_state, int num_estimated) {
+  auto run = EtsFilter(spec, params, initial_state, y);
+  if (!run.ok()) return run.status();
+  auto model = std::make_unique<EtsModel>();
+  model->spec_ = spec;
+  model->params_ = params;
+  if (!spec.damped) model->params_.phi = 1.0;
+  if (!HasTrend(spec)) model->params_.beta = 0.0;
+  if (!HasSeason(spec)) model->params_.gamma = 0.0;
+  model->initial_state_.assign(initial_state.begin(), initial_state.end());
+  model->lik_ = run->lik;
+  model->n_ = static_cast<int>(y.size());
+  model->num_estimated_ = num_estimated;
+  double sse = 0;
+  for (double e : run->residuals) sse += e * e;
+  const int dof = model->n_ - num_estimated;
+  model->sigma2_ = sse / (dof > 0 ? dof : std::max(model->n_, 1));
+  LoadState(spec, run->final_state, model->level_, model->trend_, model->season_);
+  model->pos_ = 0;
+  return model;
+}
+
+std::string EtsModel::Name() const { return spec_.Name(); }
+
+double EtsModel::Aicc() const {
+  const double np = num_estimated_ + 1;
+  const double aic = lik_ + 2 * np;
+  const double den = n_ - np - 1;
+  if (den <= 0) return std::numeric_limits<double>::infinity();
+  return aic + 2 * np * (np + 1) / den;
+}
+
+void EtsModel::Update(double y) {
+  const int m = static_cast<int>(season_.size());
+  double* slot = m > 0 ? &season_[pos_] : nullptr;
+  if (!std::isfinite(y)) {
+    // Missing bucket: advance with the one-step forecast as the observation.
+    y = OneStep(spec_, params_.phi, level_, trend_, slot != nullptr ? *slot : 0.0);
+  }
+  Step(spec_, params_, y, level_, trend_, slot);
+  if (m > 0 && ++pos_ == m) pos_ = 0;
+  ++n_;
+}
+
+std::vector<double> EtsModel::State() const {
+  return StoreState(spec_, level_, trend_, season_, pos_);
+}
+
+std::vector<double> EtsModel::PointForecast(int horizon) const {
+  std::vector<double> f(horizon);
+  const int m = static_cast<int>(season_.size());
+  double phi_sum = 0, phi_pow = 1;
+  for (int h = 0; h < horizon; ++h) {
+    double q = level_;
+    if (HasTrend(spec_)) {
+      phi_pow *= params_.phi;
+      phi_sum += phi_pow;
+      q += phi_sum * trend_;
+    }
+    if (m > 0) {
+      const double s = season_[(pos_ + h) % m];
+      q = spec_.season == Component::kAdditive ? q + s : q * s;
+    }
+    f[h] = q;
+  }
+  return f;
+}
+
+absl::StatusOr<Forecast> EtsModel::Predict(int horizon, double level) const {
+  if (horizon < 1) return absl::InvalidArgumentError("horizon must be >= 1");
+  if (!(level > 0 && level < 100)) return absl::InvalidArgumentError("level must be in (0, 100)");
+  Forecast out;
+  out.level = level;
+  out.mean = PointForecast(horizon);
+  out.lower.resize(horizon);
+  out.upper.resize(horizon);
+  const double z = NormalQuantile(0.5 + level / 200.0);
+  const bool linear =
+      spec_.error == Component::kAdditive && spec_.season != Component::kMultiplicative;
+  if (linear) {
+    // Class 1 (Hyndman et al. 2008, ch. 6): var_h = sigma2 (1 + sum c_j^2).
+    const int m = static_cast<int>(season_.size());
+    double acc = 0, phi_sum = 0, phi_pow = 1;
+    for (int h = 0; h < horizon; ++h) {
+      const double sd = std::sqrt(sigma2_ * (1 + acc));
+      out.lower[h] = out.mean[h] - z * sd;
+      out.upper[h] = out.mean[h] + z * sd;
+      const int j = h + 1;
+      double c = params_.alpha;
+      if (HasTrend(spec_)) {
+        phi_pow *= params_.phi;
+        phi_sum += phi_pow;
+        c += params_.beta * phi_sum;
+      }
+      if (m > 0 && j % m == 0) c += params_.gamma;
+      acc += c * c;
+    }
+    return out;
+  }
+  // Other classes: simulate sample paths (fixed seed, reproducible).
+  constexpr int kPaths = 2000;
+  std::mt19937_64 rng(20240601);
+  std::normal_distribution<double> noise(0.0, std::sqrt(sigma2_));
+  std::vector<std::vector<double>> paths(horizon, std::vector<double>(kPaths));
+  const int m = static_cast<int>(season_.size());
+  for (int p = 0; p < kPaths; ++p) {
+    double l = level_, b = trend_;
+    std::vector<double> ring = season_;
+    int pos = pos_;
+    for (int h = 0; h < horizon; ++h) {
+      double* slot = m > 0 ? &ring[pos] : nullptr;
+      const double f = OneStep(spec_, params_.phi, l, b, slot != nullptr ? *slot : 0.0);
+      const double e = noise(rng);
+      const double yv = spec_.error == Component::kMultiplicative ? f * (1 + e) : f + e;
+      paths[h][p] = yv;
+      Step(spec_, params_, yv, l, b, slot);
+      if (m > 0 && ++pos == m) pos = 0;
+    }
+  }
+  const double lo_q = 0.5 - level / 200.0, hi_q = 0.5 + level / 200.0;
+  auto quantile = [](std::vector<double>& v, double q) {
+    // Linear interpolation between order statistics (R's type 7).
+    const double idx = q * (v.size() - 1);
+    const size_t i = static_cast<size_t>(idx);
+    const double frac = idx - i;
+    std::nth_element(v.begin(), v.begin() + i, v.end());
+    const double lo = v[i];
+    if (i + 1 >= v.size()) return lo;
+    const double hi = *std::min_element(v.begin() + i + 1, v.end());
+    return lo * (1 - frac) + hi * frac;
+  };
+  for (int h = 0; h < horizon; ++h) {
+    out.lower[h] = quantile(paths[h], lo_q);
+    out.upper[h] = quantile(paths[h], hi_q);
+  }
+  return out;
+}
+
+std::vector<NamedValue> EtsModel::Parameters() const {
+  std::vector<NamedValue> p = {{"alpha", params_.alpha}};
+  if (HasTrend(spec_)) p.emplace_back("beta", params_.beta);
+  if (HasSeason(spec_)) p.emplace_back("gamma", params_.gamma);
+  if (spec_.damped) p.emplace_back("phi", params_.phi);
+  p.emplace_back("l0", initial_state_[0]);
+  int k = 1;
+  if (HasTrend(spec_)) p.emplace_back("b0", initial_state_[k++]);
+  for (int j = 0; HasSeason(spec_) && j < spec_.period; ++j) {
+    p.emplace_back(absl::StrCat("s", j), initial_state_[k++]);
+  }
+  p.emplace_back("sigma2", sigma2_);
+  return p;
+}
+
+// ---------------------------------------------------------------------------
+// Estimation
+
+absl::StatusOr<std::unique_ptr<EtsModel>> FitEts(std::span<const double> y, const EtsSpec& spec,
+                                                 const EtsFitOptions& options) {
+  const int n = static_cast<int>(y.size());
+  for (double v : y) {
+    if (!std::isfinite(v)) return absl::InvalidArgumentError("series contains non-finite values");
+  }
+  const bool positive = std::all_of(y.begin(), y.end(), [](double v) { return v > 0; });
+  if ((spec.error == Component::kMultiplicative || spec.season == Component::kMultiplicative) &&
+      !positive) {
+    return absl::FailedPreconditionError("multiplicative components need positive data");
+  }
+  const int m = Period(spec);
+  // Optimisation vector: alpha, u, v, phi, initial states, where
+  //   beta = lower + u (min(alpha, upper) - lower), gamma = lower + v (min(1 - alpha, upper) -
+  //   lower)
+  // so that R's "usual" bounds (beta <= alpha, gamma <= 1 - alpha) become a box
+  // (u, v in [0, 1]). Starting values as R's initparam (u = 0.1, v = 0.05).
+  std::vector<double> x;
+  std::vector<double> lo, hi, step;
+  double alpha = kLower[0] + 0.2 * (kUpper[0] - kLower[0]) / m;
+  if (alpha > 1 || alpha < 0) alpha = kLower[0] + 2e-3;
+  x.push_back(alpha);
+  lo.push_back(kLower[0]);
+  hi.push_back(kUpper[0]);
+  if (HasTrend(spec)) {
+    x.push_back(0.1);
+    lo.push_back(0);
+    hi.push_back(1);
+  }
+  if (HasSeason(spec)) {
+    x.push_back(0.05);
+    lo.push_back(0);
+    hi.push_back(1);
+  }
+  if (spec.damped) {
+    x.push_back(kLower[3] + 0.99 * (kUpper[3] - kLower[3]));
+    lo.push_back(kLower[3]);
+    hi.push_back(kUpper[3]);
+  }
+  const int num_smooth = static_cast<int>(x.size());
+  std::vector<double> init = EtsHeuristicState(y, spec);
+  x.insert(x.end(), init.begin(), init.end());
+  const int dim = static_cast<int>(x.size());
+  if (dim + 1 >= n - 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(spec.Name(), " needs more than ", dim + 2, " observations"));
+  }
+  double scale = 0;
+  for (double v : y) scale += std::fabs(v);
+  scale = std::max(scale / n, 1e-8);
+
+  const int state_off = num_smooth;
+  auto unpack = [&](std::span<const double> v, EtsParameters* p, std::vector<double>* state) {
+    int k = 0;
+    p->alpha = v[k++];
+    if (HasTrend(spec)) {
+      p->beta = kLower[1] + v[k++] * (std::min(p->alpha, kUpper[1]) - kLower[1]);
+    }
+    if (HasSeason(spec)) {
+      p->gamma = kLower[2] + v[k++] * (std::min(1 - p->alpha, kUpper[2]) - kLower[2]);
+    }
+    p->phi = spec.damped ? v[k++] : 1.0;
+    state->assign(v.begin() + state_off, v.end());
+    if (HasSeason(spec)) {
+      const int off = HasTrend(spec) ? 2 : 1;
+      double sum = 0;
+      for (size_t j = off; j < state->size(); ++j) sum += (*state)[j];
+      state->push_back((spec.season == Component::kMultiplicative ? m : 0) - sum);
+    }
+  };
+  std::vector<double> state_buf, ring_buf;
+  auto objective = [&](std::span<const double> v) -> double {
+    EtsParameters p;
+    unpack(v, &p, &state_buf);
+    if (!CheckParams(spec, p)) return 1e12;
+    if (spec.season == Component::kMultiplicative) {
+      const int off = HasTrend(spec) ? 2 : 1;
+      for (size_t j = off; j < state_buf.size(); ++j) {
+        if (state_buf[j] <= 0) return 1e12;
+      }
+    }
+    const double lik = EtsLik(spec, p, state_buf, y, ring_buf);
+    if (!std::isfinite(lik)) return lik < 0 ? -1e10 : 1e12;
+    return std::max(lik, -1e10);
+  };
+
+  for (int i = 0; i < dim; ++i) {
+    if (i < num_smooth) {
+      step.push_back(0.05);
+    } else {
+      const bool mult_seas =
+          spec.season == Component::kMultiplicative && i >= state_off + (HasTrend(spec) ? 2 : 1);
+      step.push_back(mult_seas ? 0.05 : 0.1 * std::max(std::fabs(x[i]), 0.1 * scale));
+    }
+  }
+  // Stage 1: smoothing parameters only, initial states held at the heuristic,
+  // from a few starting points (R's, a moderate and a fast-adapting one).
+  std::vector<double> full = x;
+  auto smooth_only = [&](std::span<const double> v) {
+    std::copy(v.begin(), v.end(), full.begin());
+    return objective(full);
+  };
+  MinimizeOptions mo;
+  mo.max_evaluations = 300;
+  mo.initial_step.assign(step.begin(), step.begin() + num_smooth);
+  mo.lower = lo;
+  mo.upper = hi;
+  mo.ftol_rel = 1e-8;
+  std::vector<std::vector<double>> starts = {
+      std::vector<double>(x.begin(), x.begin() + num_smooth)};
+  for (double a : {0.5, 0.9}) {
+    std::vector<double> v = {a};
+    if (HasTrend(spec)) v.push_back(0.1);
+    if (HasSeason(spec)) v.push_back(0.5);
+    if (spec.damped) v.push_back(0.95);
+    starts.push_back(v);
+  }
+  MinimizeResult best;
+  best.x = x;
+  best.value = objective(x);
+  std::vector<MinimizeResult> stage1;
+  for (const auto& start : starts) {
+    MinimizeResult r = Minimize(smooth_only, start, mo);
+    std::vector<double> v = x;
+    std::copy(r.x.begin(), r.x.end(), v.begin());
+    stage1.push_back(MinimizeResult{v, r.value, r.evaluations});
+  }
+  std::sort(stage1.begin(), stage1.end(),
+            [](const MinimizeResult& a, const MinimizeResult& b) { return a.value < b.value; });
+  if (!stage1.empty() && stage1[0].value < best.value) best = stage1[0];
+  std::vector<MinimizeResult> joint_starts = {best};
+  // A second basin: the best stage-1 result with a clearly different alpha.
+  for (size_t i = 1; i < stage1.size(); ++i) {
+    if (stage1[i].value < 1e12 && std::fabs(stage1[i].x[0] - best.x[0]) > 0.2) {
+      joint_starts.push_back(stage1[i]);
+      break;
+    }
+  }
+  // A damped model also starts from the undamped optimum (phi near 1).
+  if (spec.damped && options.joint_rounds > 0) {
+    EtsSpec undamped = spec;
+    undamped.damped = false;
+    auto base = FitEts(y, undamped, options);
+    if (base.ok()) {
+      const EtsParameters& bp = (*base)->params();
+      auto frac = [](double value, double low, double high) {
+        return high > low ? std::clamp((value - low) / (high - low), 0.0, 1.0) : 0.0;
+      };
+      std::vector<double> w = {bp.alpha, frac(bp.beta, kLower[1], std::min(bp.alpha, kUpper[1]))};
+      if (HasSeason(spec)) {
+        w.push_back(frac(bp.gamma, kLower[2], std::min(1 - bp.alpha, kUpper[2])));
+      }
+      w.push_back(kUpper[3]);
+      const std::vector<double>& s0 = (*base)->initial_state();
+      w.insert(w.end(), s0.begin(), s0.begin() + (dim - num_smooth));
+      const double v = objective(w);
+      if (v < 1e12) joint_starts.push_back(MinimizeResult{w, v, 1});
+    }
+  }
+  // Stage 2: everything jointly from each start, restarted from its optimum
+  // (Nelder-Mead often stops early in many dimensions); the best result wins.
+  mo.max_evaluations = options.max_evaluations;
+  mo.ftol_rel = 1e-10;
+  mo.lower.resize(dim, -HUGE_VAL);
+  mo.upper.resize(dim, HUGE_VAL);
+  for (MinimizeResult start : joint_starts) {
+    std::vector<double> st = step;
+    for (int round = 0; round < options.joint_rounds; ++round) {
+      mo.initial_step = st;
+      MinimizeResult r = Minimize(objective, start.x, mo);
+      const bool improved = r.value < start.value - 1e-6 * std::fabs(start.value);
+      if (r.value < start.value) start = r;
+      if (!improved && round > 0) break;
+      for (double& v : st) v *= 0.5;
+    }
+    if (start.value < best.value) best = start;
+  }
+  if (best.value >= 1e12) {
+    return absl::InternalError(absl::StrCat(spec.Name(), ": no admissible parameters found"));
+  }
+  EtsParameters p;
+  std::vector<double> state;
+  unpack(best.x, &p, &state);
+  return EtsModel::FromParameters(y, spec, p, state, dim);
+}
+
+absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsAuto(std::span<const double> y, int period,
+                                                     const EtsFitOptions& options) {
+  const int n = static_cast<int>(y.size());
+  if (n < 3) return absl::FailedPreconditionError("ETS needs at least 3 observations");
+  const bool positive = std::all_of(y.begin(), y.end(), [](double v) { return v > 0; });
+  const bool seasonal = period >= 2 && period <= options.max_period && n >= period + 2;
+  std::vector<EtsSpec> specs;
+  for (Component e : {Component::kAdditive, Component::kMultiplicative}) {
+    if (e == Component::kMultiplicative && !(positive && options.allow_multiplicative)) continue;
+    for (Component t : {Component::kNone, Component::kAdditive}) {
+      for (bool d : {false, true}) {
+        if (d && (t == Component::kNone || !options.allow_damped)) continue;
+        for (Component s : {Component::kNone, Component::kAdditive, Component::kMultiplicative}) {
+          if (s != Component::kNone && !seasonal) continue;
+          if (s == Component::kMultiplicative && !(positive && options.allow_multiplicative)) {
+            continue;
+          }
+          if (e == Component::kAdditive && s == Component::kMultiplicative) continue;
+          EtsSpec spec{e, t, s, d, s != Component::kNone ? period : 1};
+          specs.push_back(spec);
+        }
+      }
+    }
+  }
+  // Screen every specification with the smoothing parameters only, then fit
+  // the most promising ones fully (initial states and parameters jointly).
+  EtsFitOptions screen = options;
+  screen.joint_rounds = 0;
+  std::vector<std::pair<double, EtsSpec>> ranked;
+  absl::Status last = absl::FailedPreconditionError("no ETS model could be fitted");
+  for (const EtsSpec& spec : specs) {
+    auto fit = FitEts(y, spec, screen);
+    if (!fit.ok()) {
+      last = fit.status();
+      continue;
+    }
+    if (!std::isfinite((*fit)->Aicc())) continue;
+    ranked.emplace_back((*fit)->Aicc(), spec);
+  }
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  if (options.full_fits > 0 && static_cast<int>(ranked.size()) > options.full_fits) {
+    ranked.resize(options.full_fits);
+  }
+  std::unique_ptr<EtsModel> best;
+  for (const auto& [aicc, spec] : ranked) {
+    auto fit = FitEts(y, spec, options);
+    if (!fit.ok()) {
+      last = fit.status();
+      continue;
+    }
+    if (!std::isfinite((*fit)->Aicc())) continue;
+    if (best == nullptr || (*fit)->Aicc() < best->Aicc()) best = std::move(*fit);
+  }
+  if (best == nullptr) return last;
+  return best;
+}
+
+}  // namespace ppe::forecast

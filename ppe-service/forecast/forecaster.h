@@ -1,0 +1,111 @@
+#pragma once
+
+// Public entry point of ppe::forecast for the scaler.
+//
+//   FitOptions options;
+//   options.periods = {1440, 10080};           // daily and weekly, in buckets
+//   absl::StatusOr<std::unique_ptr<Model>> model = Fit(history.Values(), options);
+//   (*model)->Update(latest_count);              // O(1), every bucket
+//   absl::StatusOr<Forecast> f = (*model)->Predict(lead_time_buckets, 95);
+//   provision_for(f->upper);                     // upper quantile
+//
+// Refits happen on a schedule, off the lookup path: Fit() on a copy of the
+// history, then swap the model pointer. Between refits, Update() keeps the
+// state current.
+//
+// Automatic selection (ModelFamily::kAuto): each family picks its own model
+// by AICc (ETS: the ETS family; ARIMA: stepwise search; decomposition + ETS
+// for long or several periods); the families, whose likelihoods are not
+// comparable, are then compared on a hold-out of the last observations (MASE),
+// and the winner is refitted on the full series. Short, constant or all-zero
+// series fall back to simpler models (naive, seasonal naive, mean).
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ppe-service/forecast/model.h"
+
+namespace ppe::forecast {
+
+enum class ModelFamily {
+  kAuto,
+  kEts,
+  kArima,
+  kDecompEts,      // Decomposition (all periods) + non-seasonal ETS.
+  kSeasonalNaive,  // Last cycle of the smallest period repeated.
+  kNaive,
+};
+
+absl::StatusOr<ModelFamily> ParseModelFamily(std::string_view name);
+
+struct FitOptions {
+  std::vector<int> periods;  // Seasonal periods in buckets; empty: none.
+  ModelFamily family = ModelFamily::kAuto;
+  std::string ets_spec;  // With kEts: a fixed specification ("MAdA"); empty: AICc.
+  // With kArima: a fixed order {p, d, q, P, D, Q} (+ optional 7th: 1 = constant);
+  // empty: automatic order selection.
+  std::vector<int> arima_order;
+  int holdout = 0;            // Auto: hold-out length (0: max(period, 8), at most n / 5).
+  bool include_arima = true;  // Auto: ARIMA is the slowest family.
+  int combine = 3;            // Auto: average the forecasts of the best `combine` families.
+};
+
+// Fits a model to `y` (NaNs are interpolated). Errors: empty series,
+// non-finite values only, or a family that cannot be fitted to so few points.
+absl::StatusOr<std::unique_ptr<Model>> Fit(std::span<const double> y, const FitOptions& options);
+
+// Fit then Predict.
+absl::StatusOr<Forecast> FitAndPredict(std::span<const double> y, const FitOptions& options,
+                                       int horizon, double level);
+
+// Naive (period 1) or seasonal naive forecaster; also the fallback model.
+class SeasonalNaiveModel final : public Model {
+ public:
+  SeasonalNaiveModel(std::span<const double> y, int period);
+  std::string Name() const override;
+  std::string Family() const override { return period_ > 1 ? "snaive" : "naive"; }
+  void Update(double y) override;
+  absl::StatusOr<Forecast> Predict(int horizon, double level) const override;
+  double LogLikelihood() const override;
+  double Aicc() const override;
+  double Sigma2() const override { return sigma2_; }
+  std::vector<NamedValue> Parameters() const override;
+  std::unique_ptr<Model> Clone() const override {
+    return std::make_unique<SeasonalNaiveModel>(*this);
+  }
+
+ private:
+  int period_;
+  std::vector<double> last_;  // Ring of the last `period_` values.
+  int pos_ = 0;               // last_[pos_] is the oldest = next forecast.
+  double sigma2_ = 0;
+  int n_ = 0;
+};
+
+// Equal-weight average of several fitted models (automatic selection with
+// FitOptions::combine > 1). Interval bounds are averaged too (an approximation);
+// log-likelihood and AICc are those of the first (best hold-out) member.
+class CombinationModel final : public Model {
+ public:
+  explicit CombinationModel(std::vector<std::unique_ptr<Model>> members);
+  CombinationModel(const CombinationModel& other);
+  std::string Name() const override;
+  std::string Family() const override { return "combination"; }
+  void Update(double y) override;
+  absl::StatusOr<Forecast> Predict(int horizon, double level) const override;
+  double LogLikelihood() const override;
+  double Aicc() const override;
+  double Sigma2() const override;
+  std::vector<NamedValue> Parameters() const override;
+  std::unique_ptr<Model> Clone() const override {
+    return std::make_unique<CombinationModel>(*this);
+  }
+
+ private:
+  std::vector<std::unique_ptr<Model>> members_;
+};
+
+}  // namespace ppe::forecast

@@ -1,0 +1,265 @@
+#include "ppe-service/scaler/scaler.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "ppe-service/common/log.h"
+#include "ppe-service/cpt/cpt_codec.h"
+#include "ppe-service/forecast/forecaster.h"
+
+namespace ppe::scaler {
+namespace {
+
+int TierRank(const std::string& tier) {
+  if (tier == "premium") return 0;
+  if (tier == "standard") return 1;
+  return 2;
+}
+
+bool Counts(registry::VmState s) {
+  return s == registry::VmState::kProvisioning || s == registry::VmState::kBooting ||
+         s == registry::VmState::kReady;
+}
+
+}  // namespace
+
+Scaler::Scaler(registry::Registry& registry, vm::VmManager& vms, DemandTracker& demand,
+               ThreadPool& workers, const Clock& clock, Options options)
+    : registry_(registry), vms_(vms), demand_(demand), workers_(workers), clock_(clock),
+      options_(std::move(options)) {}
+
+int Scaler::lead_buckets() const {
+  absl::Duration lead = vms_.typical_boot_time() + options_.lead_buffer;
+  return std::max<int>(1, static_cast<int>(std::ceil(lead / options_.bucket)));
+}
+
+Scaler::Series& Scaler::SeriesFor(const std::string& cpt, const std::string& service) {
+  auto [it, created] = series_.try_emplace({cpt, service});
+  if (created) {
+    it->second.cpt = cpt;
+    it->second.service = service;
+    it->second.history = forecast::DemandHistory(
+        {.capacity = options_.history_buckets, .rollup_factor = 60, .rollup_capacity = 24 * 7});
+  }
+  return it->second;
+}
+
+void Scaler::Observe(Series& s, int64_t bucket, double count) {
+  s.history.Add(bucket, count).IgnoreError();
+  if (count > 0) s.last_active = bucket;
+  if (s.next_mean >= 0) {
+    s.abs_error_sum += std::abs(s.next_mean - count);
+    ++s.errors;
+  }
+  if (s.model) s.model->Update(count);
+}
+
+void Scaler::Forecast(Series& s, int64_t bucket) {
+  int lead = lead_buckets();
+  s.mean.clear();
+  s.lower.clear();
+  s.upper.clear();
+  s.next_mean = -1;
+  if (options_.mode != Mode::kPredictive || s.history.empty()) return;
+  if (!s.model || bucket - s.fitted_at >= options_.refit_every) {
+    std::vector<double> y = s.history.Values();
+    forecast::FitOptions fit;
+    for (int p : options_.periods) {
+      if (static_cast<int>(y.size()) >= 2 * p) fit.periods.push_back(p);
+    }
+    fit.include_arima = false;  // ETS and decomposition: tens of ms, not seconds
+    absl::StatusOr<std::unique_ptr<forecast::Model>> model = forecast::Fit(y, fit);
+    if (model.ok()) {
+      s.model = std::move(*model);
+      s.fitted_at = bucket;
+      ++stats_.refits;
+    }
+  }
+  if (!s.model) return;
+  absl::StatusOr<forecast::Forecast> f = s.model->Predict(lead, options_.level);
+  if (!f.ok()) return;
+  s.mean = f->mean;
+  s.lower = f->lower;
+  s.upper = f->upper;
+  s.next_mean = std::max(0.0, f->mean.front());
+}
+
+int Scaler::Need(const Series& s, int64_t bucket) const {
+  double per_vm = 600;
+  if (auto it = options_.requests_per_vm.find(s.service); it != options_.requests_per_vm.end()) {
+    per_vm = it->second;
+  }
+  std::vector<double> recent = s.history.Values();
+  double last = recent.empty() ? 0 : recent.back();
+  double peak = last;  // reactive: what the last bucket needed
+  if (options_.mode == Mode::kPredictive) {
+    for (double u : s.upper) peak = std::max(peak, u);
+  }
+  int need = static_cast<int>(std::ceil(std::max(0.0, peak) / per_vm - 1e-9));
+  int floor = s.min_override >= 0 ? s.min_override : options_.min_vms;
+  if (s.last_active >= 0 && bucket - s.last_active < options_.keep_warm) floor = std::max(floor, 1);
+  int ceiling = s.max_override >= 0 ? s.max_override : options_.max_vms;
+  return std::clamp(need, floor, std::max(floor, ceiling));
+}
+
+int Scaler::ActiveVms(const Series& s) const {
+  int n = 0;
+  for (const registry::VmRecord& vm : registry_.ListVms(s.cpt)) {
+    n += vm.service == s.service && Counts(vm.state);
+  }
+  return n;
+}
+
+void Scaler::Act(Series& s, int desired) {
+  s.desired = desired;
+  int current = ActiveVms(s);
+  if (desired > current + s.pending) {
+    s.below_target = 0;
+    int add = desired - current - s.pending;
+    s.pending += add;
+    stats_.scale_ups += add;
+    spdlog::info("scale up profile {} {}: {} -> {} VMs", cpt::CptCodec::Fingerprint(s.cpt),
+                 s.service, current, desired);
+    for (int i = 0; i < add; ++i) {
+      workers_.Schedule([this, cpt = s.cpt, service = s.service] {
+        absl::StatusOr<std::string> ip = vms_.AddVm(cpt, service);
+        if (!ip.ok()) spdlog::warn("scale up failed: {}", ip.status().message());
+        absl::MutexLock lock(&mu_);
+        auto it = series_.find({cpt, service});
+        if (it != series_.end()) --it->second.pending;
+      });
+    }
+    return;
+  }
+  if (desired >= current) {
+    s.below_target = 0;
+    return;
+  }
+  if (++s.below_target < options_.cooldown) return;
+  s.below_target = 0;
+  // Drain the newest VM: the oldest have the most clients holding their address.
+  std::optional<registry::VmRecord> newest;
+  for (const registry::VmRecord& vm : registry_.ListVms(s.cpt)) {
+    if (vm.service == s.service && vm.state == registry::VmState::kReady) newest = vm;
+  }
+  if (!newest) return;
+  if (vms_.DrainVm(newest->name, clock_.Now() + options_.drain).ok()) {
+    ++stats_.scale_downs;
+    spdlog::info("scale down profile {} {}: {} -> {} VMs (draining {})",
+                 cpt::CptCodec::Fingerprint(s.cpt), s.service, current, current - 1,
+                 newest->name);
+  }
+}
+
+void Scaler::Tick() {
+  if (options_.mode == Mode::kOff) return;
+  int64_t bucket = absl::ToUnixMillis(clock_.Now()) / absl::ToInt64Milliseconds(options_.bucket);
+  absl::MutexLock lock(&mu_);
+  // Counts drained now belong to the bucket that just ended.
+  int64_t ended = bucket - 1;
+  std::map<std::pair<std::string, std::string>, int64_t> counts;
+  for (const DemandTracker::Count& c : demand_.Drain()) counts[{c.cpt, c.service}] += c.requests;
+  for (const auto& [key, n] : counts) {
+    if (registry_.IsActive(key.first)) SeriesFor(key.first, key.second);
+  }
+  struct Want {
+    Series* series;
+    int desired;
+    int tier;
+  };
+  std::vector<Want> wants;
+  for (auto it = series_.begin(); it != series_.end();) {
+    Series& s = it->second;
+    if (!registry_.IsActive(s.cpt)) {  // invalidated or expired: the janitor drains it
+      it = series_.erase(it);
+      continue;
+    }
+    auto c = counts.find(it->first);
+    Observe(s, ended, c == counts.end() ? 0 : static_cast<double>(c->second));
+    Forecast(s, ended);
+    std::optional<registry::ProfileRecord> p = registry_.GetProfile(s.cpt);
+    wants.push_back({&s, Need(s, ended), TierRank(p ? p->attributes.service_tier : "")});
+    ++it;
+  }
+  // The global budget goes to premium tiers first, then the rest.
+  std::stable_sort(wants.begin(), wants.end(),
+                   [](const Want& a, const Want& b) { return a.tier < b.tier; });
+  int budget = options_.budget;
+  for (Want& w : wants) {
+    int granted = std::min(w.desired, std::max(0, budget));
+    budget -= granted;
+    Act(*w.series, granted);
+  }
+  stats_.series = static_cast<int64_t>(series_.size());
+  last_bucket_ = ended;
+}
+
+void Scaler::Start() {
+  thread_ = std::thread([this] {
+    while (!stop_.WaitForNotificationWithTimeout(options_.bucket)) Tick();
+  });
+}
+
+void Scaler::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::Status Scaler::SetLimits(const std::string& cpt, const std::string& service, int min_vms,
+                               int max_vms) {
+  if (!registry_.IsActive(cpt)) return absl::NotFoundError("no active profile with that CPT");
+  if (min_vms < 0 || max_vms < 0 || (max_vms > 0 && min_vms > max_vms)) {
+    return absl::InvalidArgumentError("need 0 <= min <= max");
+  }
+  absl::MutexLock lock(&mu_);
+  Series& s = SeriesFor(cpt, service);
+  s.min_override = min_vms;
+  s.max_override = max_vms == 0 ? -1 : max_vms;
+  return absl::OkStatus();
+}
+
+Scaler::View Scaler::ViewOf(const Series& s) const {
+  View v;
+  v.cpt = s.cpt;
+  v.service = s.service;
+  v.model = s.model ? s.model->Name() : (options_.mode == Mode::kPredictive ? "none yet" : "");
+  std::vector<double> all = s.history.Values();
+  size_t keep = std::min<size_t>(all.size(), 120);
+  v.history.assign(all.end() - keep, all.end());
+  v.mean = s.mean;
+  v.lower = s.lower;
+  v.upper = s.upper;
+  v.lead_buckets = lead_buckets();
+  v.desired = s.desired;
+  v.current = ActiveVms(s);
+  v.min_vms = s.min_override >= 0 ? s.min_override : options_.min_vms;
+  v.max_vms = s.max_override >= 0 ? s.max_override : options_.max_vms;
+  v.errors_counted = s.errors;
+  v.mean_abs_error = s.errors ? s.abs_error_sum / s.errors : 0;
+  return v;
+}
+
+absl::StatusOr<Scaler::View> Scaler::Describe(const std::string& cpt, const std::string& service) {
+  absl::MutexLock lock(&mu_);
+  auto it = series_.find({cpt, service});
+  if (it == series_.end()) return absl::NotFoundError("no demand recorded for that profile");
+  return ViewOf(it->second);
+}
+
+absl::StatusOr<Scaler::View> Scaler::ScaleNow(const std::string& cpt, const std::string& service) {
+  if (!registry_.IsActive(cpt)) return absl::NotFoundError("no active profile with that CPT");
+  absl::MutexLock lock(&mu_);
+  Series& s = SeriesFor(cpt, service);
+  int64_t bucket = last_bucket_ >= 0 ? last_bucket_ : 0;
+  Forecast(s, bucket);
+  Act(s, Need(s, bucket));
+  return ViewOf(s);
+}
+
+Scaler::Stats Scaler::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+}  // namespace ppe::scaler

@@ -1,0 +1,128 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "ppe-service/common/clock.h"
+#include "ppe-service/common/thread_pool.h"
+#include "ppe-service/forecast/demand_history.h"
+#include "ppe-service/forecast/model.h"
+#include "ppe-service/registry/registry.h"
+#include "ppe-service/scaler/demand_tracker.h"
+#include "ppe-service/vm/vm_manager.h"
+
+namespace ppe::scaler {
+
+// Sizes every (profile, service) pool ahead of its demand. Once per bucket:
+// the bucket's request counts go into each series' history and model (an
+// O(1) update; refits on a schedule), the model forecasts the next
+// `lead time` (the measured boot time plus a buffer, in buckets), and the
+// pool is sized to the upper prediction bound divided by what one VM serves,
+// within the profile's min/max and a global budget granted by service tier
+// (premium first). Scale-ups act at once; a scale-down waits `cooldown`
+// buckets below target and then drains one VM at a time (hysteresis).
+// Everything runs on the scaler's thread and the worker pool, never on the
+// lookup path.
+class Scaler {
+ public:
+  enum class Mode { kPredictive, kReactive, kOff };
+  struct Options {
+    Mode mode = Mode::kPredictive;
+    absl::Duration bucket = absl::Minutes(1);
+    absl::Duration lead_buffer = absl::Seconds(30);
+    double level = 95;
+    int refit_every = 60;
+    int cooldown = 5;
+    std::vector<int> periods;
+    int history_buckets = 10080;
+    int keep_warm = 10;
+    int min_vms = 0;
+    int max_vms = 4;
+    int budget = 1000;  // VMs across all profiles
+    absl::Duration drain = absl::Seconds(60);
+    std::map<std::string, double> requests_per_vm;  // by service (per bucket)
+  };
+
+  Scaler(registry::Registry& registry, vm::VmManager& vms, DemandTracker& demand,
+         ThreadPool& workers, const Clock& clock, Options options);
+  ~Scaler() { Stop(); }
+
+  // One bucket: fold the counts in, forecast, act. Called by the thread every
+  // `bucket`; tests call it with a simulated clock.
+  void Tick();
+  void Start();
+  void Stop();
+
+  // Admin.
+  absl::Status SetLimits(const std::string& cpt, const std::string& service, int min_vms,
+                         int max_vms);
+  struct View {
+    std::string cpt, service, model;
+    std::vector<double> history;  // most recent buckets, oldest first
+    std::vector<double> mean, lower, upper;  // over the lead time
+    int lead_buckets = 0;
+    int desired = 0, current = 0, min_vms = 0, max_vms = 0;
+    double mean_abs_error = 0;  // one-bucket-ahead forecasts vs what came
+    int64_t errors_counted = 0;
+  };
+  absl::StatusOr<View> Describe(const std::string& cpt, const std::string& service);
+  // Decides and acts for one series now, outside the bucket schedule.
+  absl::StatusOr<View> ScaleNow(const std::string& cpt, const std::string& service);
+
+  struct Stats {
+    int64_t scale_ups = 0, scale_downs = 0, series = 0, refits = 0;
+  };
+  Stats stats() const;
+  int lead_buckets() const;
+
+ private:
+  struct Series {
+    std::string cpt, service;
+    forecast::DemandHistory history;
+    std::unique_ptr<forecast::Model> model;
+    int64_t fitted_at = -1;
+    int64_t last_active = -1;  // last bucket with requests
+    double next_mean = -1;     // the model's forecast of the bucket now being counted
+    double abs_error_sum = 0;
+    int64_t errors = 0;
+    int below_target = 0;
+    int min_override = -1, max_override = -1;
+    int pending = 0;  // scale-ups scheduled, not finished
+    int desired = 0;
+    std::vector<double> mean, lower, upper;
+  };
+
+  Series& SeriesFor(const std::string& cpt, const std::string& service)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Observe(Series& s, int64_t bucket, double count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Forecast(Series& s, int64_t bucket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int Need(const Series& s, int64_t bucket) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Act(Series& s, int desired) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int ActiveVms(const Series& s) const;
+  View ViewOf(const Series& s) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  registry::Registry& registry_;
+  vm::VmManager& vms_;
+  DemandTracker& demand_;
+  ThreadPool& workers_;
+  const Clock& clock_;
+  Options options_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::pair<std::string, std::string>, Series> series_ ABSL_GUARDED_BY(mu_);
+  int64_t last_bucket_ ABSL_GUARDED_BY(mu_) = -1;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
+}  // namespace ppe::scaler

@@ -1,0 +1,186 @@
+#include "ppe-service/scaler/scaler.h"
+
+#include <cmath>
+
+#include <catch2/catch.hpp>
+
+#include "absl/synchronization/notification.h"
+#include "ppe-service/store/memory_registry_store.h"
+#include "tests/mocks/fake_hypervisor.h"
+
+namespace ppe::scaler {
+namespace {
+
+constexpr double kPerVm = 50;  // requests one VM serves per bucket
+
+// The scaler with everything real but the hypervisor (instant) and the clock.
+struct World {
+  explicit World(Scaler::Mode mode, int max_vms = 20, int budget = 1000)
+      : registry(store),
+        pool(std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/16"))),
+        workers(2),
+        clock(absl::FromUnixSeconds(1'000'000)),
+        vms(hypervisor, registry, {{"video", {"cpu-heavy", 1, 1, 256, 256}, "", pool}}, workers,
+            clock, {.max_vms_per_profile = static_cast<size_t>(max_vms)}),
+        scaler(registry, vms, demand, workers, clock,
+               {.mode = mode,
+                .bucket = absl::Seconds(1),
+                .lead_buffer = absl::Seconds(3),
+                .refit_every = 5,
+                .cooldown = 3,
+                .keep_warm = 2,
+                .max_vms = max_vms,
+                .budget = budget,
+                .drain = absl::Seconds(10),
+                .requests_per_vm = {{"video", kPerVm}}}) {
+    REQUIRE(registry.Load().ok());
+  }
+
+  void Register(const std::string& cpt, const std::string& tier = "standard") {
+    REQUIRE(registry.RegisterProfile(cpt, {.service_tier = tier}, "admin", clock.Now()).ok());
+  }
+  int Ready(const std::string& cpt) {
+    return static_cast<int>(registry.ReadyAddresses(cpt, "video", clock.Now()).size());
+  }
+  // One bucket of `requests`, then the scaler's tick; waits for its scale-ups.
+  void Bucket(const std::string& cpt, int requests) {
+    for (int i = 0; i < requests; ++i) demand.Record(cpt, "video");
+    clock.Advance(absl::Seconds(1));
+    scaler.Tick();
+    for (int i = 0; i < 200; ++i) {
+      auto v = scaler.Describe(cpt, "video");
+      if (!v.ok() || v->current >= v->desired) break;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+
+  store::MemoryRegistryStore store;
+  registry::Registry registry;
+  testing::FakeHypervisor hypervisor;
+  std::shared_ptr<vm::AddressPool> pool;
+  ThreadPool workers;
+  ManualClock clock;
+  vm::VmManager vms;
+  DemandTracker demand;
+  Scaler scaler;
+};
+
+// Buckets in which the ready VMs could not serve that bucket's demand.
+int ShortBuckets(Scaler::Mode mode) {
+  World w(mode);
+  w.Register("cpt");
+  int short_buckets = 0;
+  for (int t = 0; t < 40; ++t) {
+    int demand = 20 + 12 * t;  // a steady ramp: 20 .. 488 requests per bucket
+    int needed = static_cast<int>(std::ceil(demand / kPerVm));
+    if (t >= 8 && w.Ready("cpt") < needed) ++short_buckets;  // after a short warm-up
+    w.Bucket("cpt", demand);
+  }
+  return short_buckets;
+}
+
+TEST_CASE("predictive scaling has VMs ready before a ramp needs them; reactive lags") {
+  int predictive = ShortBuckets(Scaler::Mode::kPredictive);
+  int reactive = ShortBuckets(Scaler::Mode::kReactive);
+  INFO("short buckets: predictive " << predictive << ", reactive " << reactive);
+  CHECK(predictive == 0);
+  CHECK(reactive >= 5);  // short whenever the ramp crosses a VM boundary: 1 bucket in 4
+}
+
+TEST_CASE("scale down waits for the cooldown, drains one VM at a time, keeps one warm") {
+  World w(Scaler::Mode::kReactive);
+  w.Register("cpt");
+  w.Bucket("cpt", 200);  // 4 VMs
+  REQUIRE(w.Ready("cpt") == 4);
+  w.Bucket("cpt", 10);
+  w.Bucket("cpt", 10);
+  CHECK(w.Ready("cpt") == 4);  // below target for 2 buckets: cooldown is 3
+  w.Bucket("cpt", 10);
+  CHECK(w.Ready("cpt") == 3);
+  for (int i = 0; i < 12; ++i) w.Bucket("cpt", 10);
+  CHECK(w.Ready("cpt") == 1);  // recently seen: one stays warm
+  CHECK(w.scaler.stats().scale_downs == 3);
+  auto draining = w.registry.ListVms("cpt");
+  CHECK(std::count_if(draining.begin(), draining.end(), [](const registry::VmRecord& v) {
+          return v.state == registry::VmState::kDraining;
+        }) == 3);
+}
+
+TEST_CASE("limits: per-profile max and min, and the budget goes to premium first") {
+  World w(Scaler::Mode::kReactive, /*max_vms=*/3, /*budget=*/4);
+  w.Register("premium", "premium");
+  w.Register("standard", "standard");
+  for (int i = 0; i < 200; ++i) {
+    w.demand.Record("premium", "video");
+    w.demand.Record("standard", "video");
+  }
+  w.clock.Advance(absl::Seconds(1));
+  w.scaler.Tick();
+  absl::SleepFor(absl::Milliseconds(200));
+  CHECK(w.Ready("premium") == 3);   // wanted 4, capped at the profile max
+  CHECK(w.Ready("standard") == 1);  // what is left of the budget of 4
+
+  REQUIRE(w.scaler.SetLimits("standard", "video", 2, 2).ok());
+  w.scaler.SetLimits("premium", "video", 1, 1).IgnoreError();
+  auto v = w.scaler.ScaleNow("standard", "video");
+  REQUIRE(v.ok());
+  CHECK(v->min_vms == 2);
+  CHECK_FALSE(w.scaler.SetLimits("nope", "video", 1, 1).ok());
+  CHECK_FALSE(w.scaler.SetLimits("standard", "video", 3, 2).ok());
+}
+
+TEST_CASE("the view shows history, model, forecast and interval") {
+  World w(Scaler::Mode::kPredictive);
+  w.Register("cpt");
+  for (int t = 0; t < 20; ++t) w.Bucket("cpt", 100 + (t % 2) * 10);
+  auto v = w.scaler.Describe("cpt", "video");
+  REQUIRE(v.ok());
+  CHECK(v->history.size() == 20);
+  CHECK(v->model != "none yet");
+  REQUIRE(v->mean.size() == static_cast<size_t>(v->lead_buckets));
+  for (size_t i = 0; i < v->mean.size(); ++i) {
+    CHECK(v->lower[i] <= v->mean[i]);
+    CHECK(v->mean[i] <= v->upper[i]);
+  }
+  CHECK(v->errors_counted > 0);
+  CHECK(v->mean_abs_error < 20);
+  CHECK_FALSE(w.scaler.Describe("other", "video").ok());
+}
+
+TEST_CASE("warm spares answer a first-time profile at once and are refilled") {
+  store::MemoryRegistryStore store;
+  registry::Registry registry(store);
+  REQUIRE(registry.Load().ok());
+  testing::FakeHypervisor hypervisor;
+  hypervisor.create_delay = absl::Milliseconds(300);
+  auto pool = std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/24"));
+  ThreadPool workers(4);
+  vm::ServicePlacement placement{.service = "video", .shape = {"cpu-heavy", 1, 1, 256, 256},
+                                 .addresses = pool, .warm_spares = 2};
+  vm::VmManager vms(hypervisor, registry, {placement}, workers, WallClock::Instance());
+  vms.RefillSpares();
+  for (int i = 0; i < 100 && registry.Spares("video").size() < 2; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  absl::SleepFor(absl::Milliseconds(400));  // both spares ready
+  REQUIRE(registry.Spares("video").size() == 2);
+
+  absl::Time start = absl::Now();
+  absl::StatusOr<std::string> ip;
+  absl::Notification done;
+  vms.EnsureVm("new", "video", vm::VmManager::Registration{}, [&](absl::StatusOr<std::string> r) {
+    ip = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  REQUIRE(ip.ok());
+  CHECK(absl::Now() - start < absl::Milliseconds(250));  // no 300 ms create on the way
+  CHECK(vms.spares_claimed() == 1);
+  CHECK(registry.ReadyAddresses("new", "video", absl::Now()) == std::vector<std::string>{*ip});
+  absl::SleepFor(absl::Milliseconds(600));
+  CHECK(registry.Spares("video").size() == 2);  // refilled in the background
+  CHECK(hypervisor.creates == 3);
+}
+
+}  // namespace
+}  // namespace ppe::scaler
