@@ -7,7 +7,8 @@
 #   deploy/quickstart.sh status   show what runs
 #
 # Environment: PPE_RUN_DIR (default ./run), PPE_BUILD_DIR (default ./build),
-# PPE_DNS_PORT (5300), PPE_GRPC_PORT (50051), PPE_HYPERVISOR_URI (test:///default).
+# PPE_DNS_PORT (5300), PPE_GRPC_PORT (50051), PPE_METRICS_PORT (9464),
+# PPE_HYPERVISOR_URI (test:///default).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,6 +16,7 @@ RUN=${PPE_RUN_DIR:-$ROOT/run}
 BUILD=${PPE_BUILD_DIR:-$ROOT/build}
 DNS_PORT=${PPE_DNS_PORT:-5300}
 GRPC_PORT=${PPE_GRPC_PORT:-50051}
+METRICS_PORT=${PPE_METRICS_PORT:-9464}
 HYPERVISOR_URI=${PPE_HYPERVISOR_URI:-test:///default}
 COMPONENTS=(ppe-server ppe-backend pdns)
 
@@ -58,6 +60,7 @@ ninja -C "$BUILD" -j"$(nproc)" ppe-server ppe-backend ppectl
 mkdir -p "$RUN/state" "$RUN/pdns" "$RUN/log"
 render() {
   sed -e "s#@RUN@#$RUN#g; s#@GRPC_PORT@#$GRPC_PORT#g; s#@DNS_PORT@#$DNS_PORT#g" \
+      -e "s#@METRICS_PORT@#$METRICS_PORT#g" \
       -e "s#@HYPERVISOR_URI@#$HYPERVISOR_URI#g" "$ROOT/deploy/conf/$1.conf.in"
 }
 # Configs are written once; edit them under $RUN and rerun to keep your changes.
@@ -96,5 +99,7 @@ Try:
   dig @127.0.0.1 -p $DNS_PORT video.cdn.example.test A +subnet=198.51.100.0/24
   $PPECTL vms
   $PPECTL profiles
+  $PPECTL status
+  curl -s http://127.0.0.1:$METRICS_PORT/metrics | grep ^ppe_
 Stop everything with: $0 stop
 MSG

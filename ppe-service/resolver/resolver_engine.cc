@@ -26,10 +26,15 @@ struct ResolverEngine::Query {
   ResolveResponse response;
   Done done;
   std::atomic<bool> answered{false};
+  absl::Time start = absl::Now();
+  LatencyHistogram* latency = nullptr;
 
   // The first of allocation and timer to claim the query builds the answer.
   bool Claim() { return !answered.exchange(true); }
-  void Deliver() { done(std::move(response)); }
+  void Deliver() {
+    if (latency != nullptr) latency->Observe(absl::Now() - start);
+    done(std::move(response));
+  }
   void Finish() {
     if (Claim()) Deliver();
   }
@@ -110,6 +115,7 @@ ResolverEngine::Derived ResolverEngine::DeriveAttributes(const ResolveRequest& r
 void ResolverEngine::Resolve(const ResolveRequest& request, Done done) {
   stats_.lookups.fetch_add(1, std::memory_order_relaxed);
   auto q = std::make_shared<Query>();
+  q->latency = &stats_.latency;
   q->done = std::move(done);
   const std::string& qtype = request.qtype();
   bool any = qtype == "ANY";

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "ppe-service/common/clock.h"
+#include "ppe-service/common/latency_histogram.h"
 #include "ppe-service/common/timer_queue.h"
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/cpt/region_table.h"
@@ -38,6 +39,7 @@ class ResolverEngine {
   struct Stats {
     std::atomic<uint64_t> lookups{0}, from_pool{0}, allocated{0}, fallbacks{0}, forged{0},
         rate_limited{0};
+    LatencyHistogram latency;  // Resolve, from the request to the answer
   };
   const Stats& stats() const { return stats_; }
 

@@ -259,7 +259,15 @@ absl::StatusOr<Scaler::View> Scaler::ScaleNow(const std::string& cpt, const std:
 
 Scaler::Stats Scaler::stats() const {
   absl::MutexLock lock(&mu_);
-  return stats_;
+  Stats out = stats_;
+  double sum = 0;
+  int64_t n = 0;
+  for (const auto& [_, s] : series_) {
+    sum += s.abs_error_sum;
+    n += s.errors;
+  }
+  out.mean_abs_error = n ? sum / n : 0;
+  return out;
 }
 
 }  // namespace ppe::scaler

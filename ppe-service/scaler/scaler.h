@@ -80,6 +80,7 @@ class Scaler {
 
   struct Stats {
     int64_t scale_ups = 0, scale_downs = 0, series = 0, refits = 0;
+    double mean_abs_error = 0;  // over all series' one-bucket-ahead forecasts
   };
   Stats stats() const;
   int lead_buckets() const;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
@@ -141,6 +142,17 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
                                    absl::Milliseconds(sc.bucket_ms()));
   app->admin_service_->set_authorizer(app->admin_auth_.get());
 
+  if (!c.metrics_listen().empty()) {
+    app->metrics_ = std::make_shared<MetricsCollector>(*app->engine_, *app->registry_, *app->vms_,
+                                                       *app->scaler_);
+    absl::StatusOr<std::unique_ptr<prometheus::Exposer>> exposer =
+        ServeMetrics(c.metrics_listen(), app->metrics_);
+    if (!exposer.ok()) return exposer.status();
+    app->metrics_exposer_ = std::move(*exposer);
+  }
+
+  // grpc.health.v1.Health on both ports: SERVING once start-up is done.
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(c.listen(), grpc::InsecureServerCredentials(), &app->port_);
   builder.RegisterService(app->resolver_service_.get());

@@ -17,6 +17,7 @@
 #include "ppe-service/store/registry_store.h"
 #include "ppe-service/resolver/resolver_engine.h"
 #include "ppe-service/server/admin_auth.h"
+#include "ppe-service/server/metrics.h"
 #include "ppe-service/server/services.h"
 #include "ppe-service/vm/hypervisor.h"
 #include "ppe-service/vm/vm_manager.h"
@@ -58,6 +59,8 @@ class PpeApp {
   std::unique_ptr<lifecycle::Janitor> janitor_;
   std::unique_ptr<scaler::DemandTracker> demand_;
   std::unique_ptr<scaler::Scaler> scaler_;
+  std::shared_ptr<MetricsCollector> metrics_;
+  std::unique_ptr<prometheus::Exposer> metrics_exposer_;
   std::unique_ptr<resolver::ResolverEngine> engine_;
   std::unique_ptr<resolver::ProfileAdmin> profile_admin_;
   std::unique_ptr<ResolverServiceImpl> resolver_service_;

@@ -92,6 +92,21 @@ class EndToEnd(unittest.TestCase):
         tcp = self.stack.query(ZONE, "SOA", tcp=True)
         self.assertEqual(tcp.records, soa.records)
 
+    def test_metrics_count_answers(self):
+        self.stack.query(f"video.{ZONE}", subnet="198.51.100.0/24")
+        import urllib.request
+        body = urllib.request.urlopen(
+            f"http://127.0.0.1:{self.stack.metrics_port}/metrics", timeout=5).read().decode()
+        samples = {}
+        for line in body.splitlines():
+            if line.startswith("ppe_") and " " in line:
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        answered = sum(v for k, v in samples.items() if k.startswith("ppe_answers_total"))
+        self.assertGreaterEqual(answered, 1, body)
+        self.assertIn('ppe_vms{state="ready",service="video"}', samples, body)
+        self.assertGreaterEqual(samples.get("ppe_lookup_latency_seconds_count", 0), 1, body)
+
     def test_unknown_names_get_nxdomain_and_other_types_nodata(self):
         self.assertEqual(self.stack.query(f"nope.{ZONE}").status, "NXDOMAIN")
         self.assertEqual(self.stack.query(f"a.b.video.{ZONE}").status, "NXDOMAIN")

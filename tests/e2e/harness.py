@@ -67,6 +67,7 @@ class Stack:
         self.dir = tempfile.mkdtemp(prefix="ppe-e2e-")
         self.dns_port = free_port()
         self.grpc_port = free_port()
+        self.metrics_port = free_port()
         self.admin_port = admin_port or self.grpc_port
         self.ppectl_args = list(ppectl_args)
         self.hypervisor_uri = hypervisor_uri
@@ -84,6 +85,7 @@ class Stack:
             text = f.read()
         for k, v in {"@RUN@": self.dir, "@GRPC_PORT@": str(self.grpc_port),
                      "@DNS_PORT@": str(self.dns_port),
+                     "@METRICS_PORT@": str(self.metrics_port),
                      "@HYPERVISOR_URI@": self.hypervisor_uri}.items():
             text = text.replace(k, v)
         for k, v in (replace or {}).items():

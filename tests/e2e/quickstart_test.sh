@@ -6,6 +6,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PPE_RUN_DIR=$(mktemp -d /tmp/ppe-quickstart-XXXXXX)
 export PPE_DNS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export PPE_GRPC_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export PPE_METRICS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 QS="$ROOT/deploy/quickstart.sh"
 PPECTL="${PPE_BUILD_DIR:-$ROOT/build}/ppe-service/ppectl/ppectl --server 127.0.0.1:$PPE_GRPC_PORT"
 cleanup() { "$QS" stop >/dev/null 2>&1 || true; rm -rf "$PPE_RUN_DIR"; }

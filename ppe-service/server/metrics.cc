@@ -1,0 +1,126 @@
+#include "ppe-service/server/metrics.h"
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+
+namespace ppe::server {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily Family(const char* name, const char* help, MetricType type) {
+  return MetricFamily{name, help, type, {}};
+}
+
+void AddCounter(MetricFamily& f, double value, std::vector<ClientMetric::Label> labels = {}) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.counter.value = value;
+  f.metric.push_back(std::move(m));
+}
+
+void AddGauge(MetricFamily& f, double value, std::vector<ClientMetric::Label> labels = {}) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.gauge.value = value;
+  f.metric.push_back(std::move(m));
+}
+
+}  // namespace
+
+std::vector<MetricFamily> MetricsCollector::Collect() const {
+  const auto& s = engine_.stats();
+  std::vector<MetricFamily> out;
+
+  auto answers = Family("ppe_answers_total", "Address answers by where they came from",
+                        MetricType::Counter);
+  AddCounter(answers, s.from_pool.load(), {{"source", "pool"}});
+  AddCounter(answers, s.allocated.load(), {{"source", "allocated"}});
+  AddCounter(answers, s.fallbacks.load(), {{"source", "fallback"}});
+  out.push_back(std::move(answers));
+
+  auto cold = Family("ppe_cold_starts_total",
+                     "Address queries that found no ready VM (allocated while waiting, or fallback)",
+                     MetricType::Counter);
+  AddCounter(cold, s.allocated.load() + s.fallbacks.load());
+  out.push_back(std::move(cold));
+
+  auto forged = Family("ppe_unverified_cpt_labels_total",
+                       "Tagged names whose label is not an active CPT (answered as untagged)",
+                       MetricType::Counter);
+  AddCounter(forged, s.forged.load());
+  out.push_back(std::move(forged));
+
+  auto limited = Family("ppe_registrations_rate_limited_total",
+                        "New-profile registrations refused by the per-prefix rate limit",
+                        MetricType::Counter);
+  AddCounter(limited, s.rate_limited.load());
+  out.push_back(std::move(limited));
+
+  auto latency = Family("ppe_lookup_latency_seconds", "Resolve latency inside the PPE",
+                        MetricType::Histogram);
+  ClientMetric h;
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < LatencyHistogram::kBoundsSeconds.size(); ++i) {
+    cumulative += s.latency.count(i);
+    h.histogram.bucket.push_back({cumulative, LatencyHistogram::kBoundsSeconds[i]});
+  }
+  cumulative += s.latency.count(LatencyHistogram::kBoundsSeconds.size());
+  h.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+  h.histogram.sample_count = cumulative;
+  h.histogram.sample_sum = s.latency.sum_seconds();
+  latency.metric.push_back(std::move(h));
+  out.push_back(std::move(latency));
+
+  std::map<std::pair<std::string, std::string>, int> by_state;  // (state, service)
+  std::map<std::string, int> spares;
+  for (const registry::VmRecord& vm : registry_.ListVms()) {
+    by_state[{std::string(registry::VmStateName(vm.state)), vm.service}]++;
+    if (vm.cpt.empty() && vm.state == registry::VmState::kReady) spares[vm.service]++;
+  }
+  auto machines = Family("ppe_vms", "VMs by state and service", MetricType::Gauge);
+  for (const auto& [key, n] : by_state) {
+    AddGauge(machines, n, {{"state", key.first}, {"service", key.second}});
+  }
+  out.push_back(std::move(machines));
+  auto spare = Family("ppe_spares_ready", "Ready warm spares by service", MetricType::Gauge);
+  for (const auto& [service, n] : spares) AddGauge(spare, n, {{"service", service}});
+  out.push_back(std::move(spare));
+  auto claimed = Family("ppe_spares_claimed_total", "Spares claimed by first-time profiles",
+                        MetricType::Counter);
+  AddCounter(claimed, static_cast<double>(vms_.spares_claimed()));
+  out.push_back(std::move(claimed));
+
+  scaler::Scaler::Stats st = scaler_.stats();
+  auto actions = Family("ppe_scaling_actions_total", "VMs added or drained by the scaler",
+                        MetricType::Counter);
+  AddCounter(actions, static_cast<double>(st.scale_ups), {{"direction", "up"}});
+  AddCounter(actions, static_cast<double>(st.scale_downs), {{"direction", "down"}});
+  out.push_back(std::move(actions));
+  auto error = Family("ppe_forecast_mean_abs_error",
+                      "Mean absolute one-bucket-ahead forecast error over all series (requests)",
+                      MetricType::Gauge);
+  AddGauge(error, st.mean_abs_error);
+  out.push_back(std::move(error));
+  auto boot = Family("ppe_boot_time_seconds", "Typical create-to-ready time of recent VMs",
+                     MetricType::Gauge);
+  AddGauge(boot, absl::ToDoubleSeconds(vms_.typical_boot_time()));
+  out.push_back(std::move(boot));
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<prometheus::Exposer>> ServeMetrics(
+    const std::string& address, std::shared_ptr<prometheus::Collectable> collector) {
+  try {
+    auto exposer = std::make_unique<prometheus::Exposer>(address);
+    exposer->RegisterCollectable(collector);
+    return exposer;
+  } catch (const std::exception& e) {  // civetweb reports a busy port by throwing
+    return absl::UnavailableError(absl::StrCat("metrics_listen ", address, ": ", e.what()));
+  }
+}
+
+}  // namespace ppe::server

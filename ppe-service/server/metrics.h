@@ -1,0 +1,39 @@
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+#include <prometheus/metric_family.h>
+
+#include "absl/status/statusor.h"
+#include "ppe-service/registry/registry.h"
+#include "ppe-service/resolver/resolver_engine.h"
+#include "ppe-service/scaler/scaler.h"
+#include "ppe-service/vm/vm_manager.h"
+
+namespace ppe::server {
+
+// Prometheus metrics, read from the components' own counters at scrape time,
+// so nothing on the lookup path touches a metrics library.
+class MetricsCollector final : public prometheus::Collectable {
+ public:
+  MetricsCollector(const resolver::ResolverEngine& engine, const registry::Registry& registry,
+                   const vm::VmManager& vms, const scaler::Scaler& scaler)
+      : engine_(engine), registry_(registry), vms_(vms), scaler_(scaler) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  const resolver::ResolverEngine& engine_;
+  const registry::Registry& registry_;
+  const vm::VmManager& vms_;
+  const scaler::Scaler& scaler_;
+};
+
+// Serves /metrics on `address` ("127.0.0.1:9464").
+absl::StatusOr<std::unique_ptr<prometheus::Exposer>> ServeMetrics(
+    const std::string& address, std::shared_ptr<prometheus::Collectable> collector);
+
+}  // namespace ppe::server
