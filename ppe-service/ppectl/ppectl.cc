@@ -33,6 +33,13 @@ commands:
   profile --cpt CPT     one profile
   vms [--cpt CPT]       list VMs
   status                registry and hypervisor counts (they should agree)
+  drain --vm NAME       stop answering a VM; it is destroyed after the drain time
+  limits --cpt CPT --service S --min N [--max N]
+                        bounds the scaler keeps the profile's pool within
+  forecast --cpt CPT --service S
+                        recent demand, model, forecast and interval, pool size
+  scale --cpt CPT --service S
+                        let the scaler decide and act for this profile now
 auth options (admin_auth in ppe.conf):
   --token-file F        send the first token in F ("Bearer" metadata); default $PPE_TOKEN
   --tls-ca F            TLS, verifying the server with the CA certificates in F
@@ -325,6 +332,52 @@ int main(int argc, char** argv) {
                                      vm.profile_fingerprint());
       }
     }
+  } else if (args.command == "drain") {
+    ppe::v1::DrainVmRequest req;
+    req.set_name(opt("vm"));
+    ppe::v1::DrainVmResponse resp;
+    if (grpc::Status s = stub->DrainVm(&ctx, req, &resp); !s.ok()) return Fail(s);
+    if (args.json) {
+      std::cout << ToJson(resp);
+    } else {
+      std::cout << "draining; released after " << FormatMillis(resp.release_after_unix_ms())
+                << "\n";
+    }
+  } else if (args.command == "limits" || args.command == "forecast" ||
+             args.command == "scale") {
+    ppe::v1::ScalingView resp;
+    grpc::Status s;
+    if (args.command == "limits") {
+      ppe::v1::SetProfileLimitsRequest req;
+      req.set_cpt(opt("cpt"));
+      req.set_service(opt("service"));
+      req.set_min_vms(std::atoi(opt("min").c_str()));
+      req.set_max_vms(std::atoi(opt("max").c_str()));
+      s = stub->SetProfileLimits(&ctx, req, &resp);
+    } else {
+      ppe::v1::ScalingRequest req;
+      req.set_cpt(opt("cpt"));
+      req.set_service(opt("service"));
+      s = args.command == "forecast" ? stub->GetForecast(&ctx, req, &resp)
+                                     : stub->TriggerScale(&ctx, req, &resp);
+    }
+    if (!s.ok()) return Fail(s);
+    if (args.json) {
+      std::cout << ToJson(resp);
+    } else {
+      std::cout << "model " << resp.model() << ", lead " << resp.lead_buckets() << " buckets of "
+                << resp.bucket_ms() << " ms\nVMs: " << resp.current_vms() << " now, "
+                << resp.desired_vms() << " wanted (min " << resp.min_vms() << ", max "
+                << resp.max_vms() << ")\nmean abs error " << resp.mean_abs_error()
+                << "\nhistory:";
+      for (double x : resp.history()) std::cout << " " << x;
+      std::cout << "\nforecast (lower/mean/upper):";
+      for (int i = 0; i < resp.mean_size(); ++i) {
+        std::cout << absl::StrFormat(" %.0f/%.0f/%.0f", resp.lower(i), resp.mean(i),
+                                     resp.upper(i));
+      }
+      std::cout << "\n";
+    }
   } else if (args.command == "status") {
     ppe::v1::StatusResponse resp;
     if (grpc::Status s = stub->GetStatus(&ctx, {}, &resp); !s.ok()) return Fail(s);
@@ -335,8 +388,8 @@ int main(int argc, char** argv) {
                 << resp.hypervisor_uri() << "\nprofiles: " << resp.profiles() << " ("
                 << resp.active_profiles() << " active)\nVMs in the registry: " << resp.vms()
                 << "\ndomains on the hypervisor: " << resp.hypervisor_domains() << " ("
-                << resp.hypervisor_running() << " running)\nallocations in flight: "
-                << resp.inflight_allocations() << "\n";
+                << resp.hypervisor_running()
+                << " running)\nallocations in flight: " << resp.inflight_allocations() << "\n";
       for (const auto& [state, n] : resp.vms_by_state()) {
         std::cout << "  " << state << ": " << n << "\n";
       }
