@@ -40,6 +40,8 @@ commands:
                         recent demand, model, forecast and interval, pool size
   scale --cpt CPT --service S
                         let the scaler decide and act for this profile now
+  report --cpt CPT --service S --requests N
+                        add requests seen at the edge to the profile's demand
 auth options (admin_auth in ppe.conf):
   --token-file F        send the first token in F ("Bearer" metadata); default $PPE_TOKEN
   --tls-ca F            TLS, verifying the server with the CA certificates in F
@@ -377,6 +379,19 @@ int main(int argc, char** argv) {
                                      resp.upper(i));
       }
       std::cout << "\n";
+    }
+  } else if (args.command == "report") {
+    ppe::v1::ReportDemandRequest req;
+    auto* e = req.add_entries();
+    e->set_cpt(opt("cpt"));
+    e->set_service(opt("service"));
+    e->set_requests(std::atoll(opt("requests").c_str()));
+    ppe::v1::ReportDemandResponse resp;
+    if (grpc::Status s = stub->ReportDemand(&ctx, req, &resp); !s.ok()) return Fail(s);
+    if (args.json) {
+      std::cout << ToJson(resp);
+    } else {
+      std::cout << "accepted " << resp.accepted() << " of " << req.entries_size() << "\n";
     }
   } else if (args.command == "status") {
     ppe::v1::StatusResponse resp;

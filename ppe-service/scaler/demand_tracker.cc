@@ -4,10 +4,10 @@
 
 namespace ppe::scaler {
 
-void DemandTracker::Record(const std::string& cpt, const std::string& service) {
+void DemandTracker::Record(const std::string& cpt, const std::string& service, int64_t requests) {
   Shard& shard = shards_[absl::HashOf(cpt) % kShards];
   absl::MutexLock lock(&shard.mu);
-  ++shard.counts[{cpt, service}];
+  shard.counts[{cpt, service}] += requests;
 }
 
 std::vector<DemandTracker::Count> DemandTracker::Drain() {

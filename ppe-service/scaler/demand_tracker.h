@@ -22,7 +22,7 @@ class DemandTracker {
     int64_t requests;
   };
 
-  void Record(const std::string& cpt, const std::string& service);
+  void Record(const std::string& cpt, const std::string& service, int64_t requests = 1);
   std::vector<Count> Drain();
 
  private:

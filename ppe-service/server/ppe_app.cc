@@ -138,7 +138,7 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   app->admin_service_ =
       std::make_unique<AdminServiceImpl>(*app->profile_admin_, *app->registry_, *app->workers_);
   app->admin_service_->set_status_provider([app = app.get()] { return app->Status(); });
-  app->admin_service_->set_scaling(app->scaler_.get(), app->vms_.get(), drain,
+  app->admin_service_->set_scaling(app->scaler_.get(), app->vms_.get(), app->demand_.get(), drain,
                                    absl::Milliseconds(sc.bucket_ms()));
   app->admin_service_->set_authorizer(app->admin_auth_.get());
 

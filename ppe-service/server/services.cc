@@ -177,6 +177,21 @@ grpc::ServerUnaryReactor* AdminServiceImpl::TriggerScale(grpc::CallbackServerCon
   });
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::ReportDemand(
+    grpc::CallbackServerContext* context, const ppe::v1::ReportDemandRequest* request,
+    ppe::v1::ReportDemandResponse* response) {
+  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
+  if (demand_ == nullptr) return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+  int accepted = 0;
+  for (const auto& e : request->entries()) {
+    if (e.requests() <= 0 || !registry_.IsActive(e.cpt())) continue;
+    demand_->Record(e.cpt(), e.service(), e.requests());
+    ++accepted;
+  }
+  response->set_accepted(accepted);
+  return FinishNow(context, grpc::Status::OK);
+}
+
 grpc::ServerUnaryReactor* AdminServiceImpl::ListProfiles(grpc::CallbackServerContext* context,
                                                          const ppe::v1::ListProfilesRequest*,
                                                          ppe::v1::ListProfilesResponse* response) {

@@ -39,9 +39,10 @@ class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {
   using StatusProvider = std::function<absl::StatusOr<ppe::v1::StatusResponse>()>;
   void set_status_provider(StatusProvider provider) { status_provider_ = std::move(provider); }
   // The scaling calls (DrainVm, SetProfileLimits, GetForecast, TriggerScale).
-  void set_scaling(scaler::Scaler* scaler, vm::VmManager* vms, absl::Duration drain,
-                   absl::Duration bucket) {
+  void set_scaling(scaler::Scaler* scaler, vm::VmManager* vms, scaler::DemandTracker* demand,
+                   absl::Duration drain, absl::Duration bucket) {
     scaler_ = scaler;
+    demand_ = demand;
     vms_ = vms;
     drain_ = drain;
     bucket_ = bucket;
@@ -82,6 +83,9 @@ class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* TriggerScale(grpc::CallbackServerContext* context,
                                          const ppe::v1::ScalingRequest* request,
                                          ppe::v1::ScalingView* response) override;
+  grpc::ServerUnaryReactor* ReportDemand(grpc::CallbackServerContext* context,
+                                         const ppe::v1::ReportDemandRequest* request,
+                                         ppe::v1::ReportDemandResponse* response) override;
 
  private:
   grpc::Status Authorize(const grpc::CallbackServerContext* context) const;
@@ -96,6 +100,7 @@ class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {
   StatusProvider status_provider_;
   ppe::v1::ScalingView ToProto(const scaler::Scaler::View& v) const;
   scaler::Scaler* scaler_ = nullptr;
+  scaler::DemandTracker* demand_ = nullptr;
   vm::VmManager* vms_ = nullptr;
   absl::Duration drain_, bucket_;
   const AdminAuthorizer* authorizer_ = nullptr;

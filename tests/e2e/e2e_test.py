@@ -92,6 +92,36 @@ class EndToEnd(unittest.TestCase):
         tcp = self.stack.query(ZONE, "SOA", tcp=True)
         self.assertEqual(tcp.records, soa.records)
 
+    def test_scaling_admin_calls(self):
+        issued = self.issue(service="video", region="us-east", tier="premium")
+        self.stack.query(issued["hostname"])
+        cpt = issued["cpt"]
+        ok = self.stack.ppectl_json("report", "--cpt", cpt, "--service", "video",
+                                    "--requests", "500")
+        self.assertEqual(ok["accepted"], 1)
+        forged = self.stack.ppectl_json("report", "--cpt", "a" * 26, "--service", "video",
+                                        "--requests", "500")
+        self.assertEqual(forged.get("accepted", 0), 0)
+        view = self.stack.ppectl_json("limits", "--cpt", cpt, "--service", "video", "--min", "2",
+                                      "--max", "3")
+        self.assertEqual((view["min_vms"], view["max_vms"]), (2, 3))
+        self.assertEqual(view["desired_vms"], 2)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            ready = [v for v in self.stack.vms() if v["cpt"] == cpt and v["state"] == "ready"]
+            if len(ready) == 2:
+                break
+            time.sleep(0.1)
+        self.assertEqual(len(ready), 2)
+        self.stack.ppectl_json("drain", "--vm", ready[-1]["name"])
+        states = {v["name"]: v["state"] for v in self.stack.vms()}
+        self.assertEqual(states[ready[-1]["name"]], "draining")
+        answer = self.stack.query(issued["hostname"], subnet="10.9.9.0/24")
+        self.assertNotIn(ready[-1]["ip"], answer.addresses())  # draining VMs are not answered
+        bad = self.stack.ppectl("drain", "--vm", "no-such-vm")
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("NOT_FOUND", bad.stderr)
+
     def test_metrics_count_answers(self):
         self.stack.query(f"video.{ZONE}", subnet="198.51.100.0/24")
         import urllib.request
