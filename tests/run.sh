@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: installs what is missing (Debian packages),
 # builds, checks formatting, runs ctest (unit, integration, store, forecast,
-# end-to-end through a real pdns_server), then the unit tests again under
-# ASan/UBSan. Exits non-zero on any failure.
+# security, real LXC containers, end-to-end through a real pdns_server), then a
+# clang ASan/UBSan build: fuzzing and the unit tests again under the sanitizers.
+# Exits non-zero on any failure.
 #
 # Environment: PPE_BUILD_DIR (default ./build), PPE_SKIP_SANITIZE=1 to skip the
-# sanitizer pass, PPE_CTEST_ARGS for extra ctest arguments (e.g. "-R unit").
+# clang/sanitizer/fuzz pass, PPE_CTEST_ARGS for extra ctest arguments (e.g. "-R unit").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,11 +32,15 @@ step "ctest"
 ctest --test-dir "$BUILD" --output-on-failure -j"$JOBS" ${PPE_CTEST_ARGS:-}
 
 if [[ "${PPE_SKIP_SANITIZE:-0}" != 1 ]]; then
-  step "unit and integration tests under ASan/UBSan"
-  SAN="$BUILD-asan"
-  cmake -S "$ROOT" -B "$SAN" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPPE_SANITIZE=ON -DPPE_BUILD_TESTS=ON >/dev/null
-  ninja -C "$SAN" -j"$JOBS" unit_tests integration_tests store_tests
-  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  # One clang build of the whole tree with ASan + UBSan and thread-safety
+  # warnings as errors: the fuzz targets run 20 s each, then the unit,
+  # integration and store tests run again under the sanitizers.
+  step "clang ASan/UBSan build (-Werror=thread-safety) and fuzzing, 20 s per target"
+  SAN="$BUILD-fuzz"
+  PPE_JOBS=$JOBS PPE_FUZZ_BUILD_DIR="$SAN" "$ROOT/tests/fuzz/run_fuzz.sh" 20
+  step "unit, integration and store tests under ASan/UBSan"
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$ROOT/tests/fuzz/ubsan.supp
   ctest --test-dir "$SAN" --output-on-failure -j"$JOBS" -R '^(unit|integration|store)'
 fi
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -130,6 +131,7 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
   if (ans->ttl() == 0) ans->set_ttl(30);
   if (ans->fallback_ttl() == 0) ans->set_fallback_ttl(5);
   if (ans->allocation_wait_ms() == 0) ans->set_allocation_wait_ms(150);
+  if (reg->drain_s() == 0) reg->set_drain_s(std::max<uint32_t>(60, 2 * ans->ttl()));
 
   std::set<std::string> classes;
   for (int i = 0; i < c.workload_classes_size(); ++i) {
@@ -195,6 +197,13 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
             absl::StrCat("'", svc->workload_class(), "' is not a workload_classes name"));
       }
       if (svc->requests_per_vm() == 0) svc->set_requests_per_vm(600);
+      if (svc->prefix_length() == 0) {
+        svc->set_prefix_length(static_cast<uint32_t>(
+            std::atoi(svc->address_pool().substr(svc->address_pool().find('/') + 1).c_str())));
+      }
+      if (svc->prefix_length() > 32) {
+        return FieldError(origin, sfield + ".prefix_length", "must be at most 32");
+      }
       if (absl::StatusOr<vm::AddressPool> pool = vm::AddressPool::Create(svc->address_pool());
           !pool.ok()) {
         return FieldError(origin, sfield + ".address_pool", std::string(pool.status().message()));

@@ -27,12 +27,18 @@ Janitor::Report Janitor::Tick() {
   }
   for (const registry::VmRecord& vm : registry_.ListVms()) {
     if (vm.state == registry::VmState::kDraining && vm.release_after <= now) {
-      if (vms_.ReleaseVm(vm.name).ok()) ++r.released; else ++r.errors;
+      if (vms_.ReleaseVm(vm.name).ok())
+        ++r.released;
+      else
+        ++r.errors;
     }
   }
   for (const registry::ProfileRecord& p : registry_.ListProfiles()) {
     if (p.invalidated && p.pools.empty()) {
-      if (registry_.RemoveProfile(p.cpt).ok()) ++r.removed; else ++r.errors;
+      if (registry_.RemoveProfile(p.cpt).ok())
+        ++r.removed;
+      else
+        ++r.errors;
     }
   }
   return r;

@@ -10,12 +10,14 @@
 #include <vector>
 
 #include <google/protobuf/util/json_util.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "ppe/v1/admin.grpc.pb.h"
 
@@ -42,6 +44,9 @@ commands:
                         let the scaler decide and act for this profile now
   report --cpt CPT --service S --requests N
                         add requests seen at the edge to the profile's demand
+  methods               list the Admin service's methods
+  call --method M       call Admin.M with an empty request and print the status: checks
+                        access to every method (an authorized call does what M does)
 auth options (admin_auth in ppe.conf):
   --token-file F        send the first token in F ("Bearer" metadata); default $PPE_TOKEN
   --tls-ca F            TLS, verifying the server with the CA certificates in F
@@ -345,8 +350,7 @@ int main(int argc, char** argv) {
       std::cout << "draining; released after " << FormatMillis(resp.release_after_unix_ms())
                 << "\n";
     }
-  } else if (args.command == "limits" || args.command == "forecast" ||
-             args.command == "scale") {
+  } else if (args.command == "limits" || args.command == "forecast" || args.command == "scale") {
     ppe::v1::ScalingView resp;
     grpc::Status s;
     if (args.command == "limits") {
@@ -370,13 +374,11 @@ int main(int argc, char** argv) {
       std::cout << "model " << resp.model() << ", lead " << resp.lead_buckets() << " buckets of "
                 << resp.bucket_ms() << " ms\nVMs: " << resp.current_vms() << " now, "
                 << resp.desired_vms() << " wanted (min " << resp.min_vms() << ", max "
-                << resp.max_vms() << ")\nmean abs error " << resp.mean_abs_error()
-                << "\nhistory:";
+                << resp.max_vms() << ")\nmean abs error " << resp.mean_abs_error() << "\nhistory:";
       for (double x : resp.history()) std::cout << " " << x;
       std::cout << "\nforecast (lower/mean/upper):";
       for (int i = 0; i < resp.mean_size(); ++i) {
-        std::cout << absl::StrFormat(" %.0f/%.0f/%.0f", resp.lower(i), resp.mean(i),
-                                     resp.upper(i));
+        std::cout << absl::StrFormat(" %.0f/%.0f/%.0f", resp.lower(i), resp.mean(i), resp.upper(i));
       }
       std::cout << "\n";
     }
@@ -393,6 +395,31 @@ int main(int argc, char** argv) {
     } else {
       std::cout << "accepted " << resp.accepted() << " of " << req.entries_size() << "\n";
     }
+  } else if (args.command == "methods") {
+    const google::protobuf::ServiceDescriptor* admin =
+        ppe::v1::IssueCptRequest::descriptor()->file()->FindServiceByName("Admin");
+    for (int i = 0; admin != nullptr && i < admin->method_count(); ++i) {
+      std::cout << admin->method(i)->name() << "\n";
+    }
+  } else if (args.command == "call") {
+    if (opt("method").empty()) {
+      std::fprintf(stderr, "ppectl: call needs --method\n%s", kUsage);
+      return 2;
+    }
+    // Empty bytes are a valid encoding of every request message (all fields unset).
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1), response;
+    grpc::Status status;
+    absl::Notification done;
+    grpc::GenericStub generic(channel);
+    generic.UnaryCall(&ctx, "/ppe.v1.Admin/" + opt("method"), grpc::StubOptions(), &request,
+                      &response, [&](grpc::Status s) {
+                        status = std::move(s);
+                        done.Notify();
+                      });
+    done.WaitForNotification();
+    if (!status.ok()) return Fail(status);
+    std::cout << "OK\n";
   } else if (args.command == "status") {
     ppe::v1::StatusResponse resp;
     if (grpc::Status s = stub->GetStatus(&ctx, {}, &resp); !s.ok()) return Fail(s);

@@ -86,7 +86,8 @@ VmRecord FromProto(const ppe::registry::v1::Vm& v) {
                .mac = v.mac(),
                .state = ParseVmState(v.state()).value_or(VmState::kFailed),
                .created = absl::FromUnixMillis(v.created_unix_ms())};
-  if (v.release_after_unix_ms() != 0) out.release_after = absl::FromUnixMillis(v.release_after_unix_ms());
+  if (v.release_after_unix_ms() != 0)
+    out.release_after = absl::FromUnixMillis(v.release_after_unix_ms());
   return out;
 }
 
@@ -106,11 +107,16 @@ absl::Status TxnOk(const absl::StatusOr<store::TxnResult>& r, const std::string&
 
 absl::string_view VmStateName(VmState s) {
   switch (s) {
-    case VmState::kProvisioning: return "provisioning";
-    case VmState::kBooting: return "booting";
-    case VmState::kReady: return "ready";
-    case VmState::kDraining: return "draining";
-    case VmState::kFailed: return "failed";
+    case VmState::kProvisioning:
+      return "provisioning";
+    case VmState::kBooting:
+      return "booting";
+    case VmState::kReady:
+      return "ready";
+    case VmState::kDraining:
+      return "draining";
+    case VmState::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -131,16 +137,18 @@ absl::Status Registry::Load() {
   if (!meta.ok()) return meta.status();
   ppe::registry::v1::Instance instance;
   if (meta->has_value()) {
-    if (!instance.ParseFromString((*meta)->value)) return absl::DataLossError("bad instance record");
+    if (!instance.ParseFromString((*meta)->value))
+      return absl::DataLossError("bad instance record");
   } else {
     unsigned char id[8];
     RAND_bytes(id, sizeof id);
-    instance.set_id(absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(id), sizeof id)));
+    instance.set_id(
+        absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(id), sizeof id)));
     instance.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
     // Two replicas starting at once on an empty store agree on the first id.
-    absl::StatusOr<store::TxnResult> r = store_.Txn(
-        {.compares = {store::Compare::Absent(kInstanceKey)},
-         .success = {store::Op::Put(kInstanceKey, Serialize(instance))}});
+    absl::StatusOr<store::TxnResult> r =
+        store_.Txn({.compares = {store::Compare::Absent(kInstanceKey)},
+                    .success = {store::Op::Put(kInstanceKey, Serialize(instance))}});
     if (!r.ok()) return r.status();
     if (!r->succeeded) return Load();
   }
@@ -153,13 +161,15 @@ absl::Status Registry::Load() {
   for (const store::KeyValue& kv : all->kvs) {
     if (absl::StartsWith(kv.key, kProfilePrefix)) {
       ppe::registry::v1::Profile p;
-      if (!p.ParseFromString(kv.value)) return absl::DataLossError(absl::StrCat("bad record ", kv.key));
+      if (!p.ParseFromString(kv.value))
+        return absl::DataLossError(absl::StrCat("bad record ", kv.key));
       ProfileRecord rec = FromProto(p);
       flushed_seen_[rec.cpt] = rec.last_seen;
       profiles.emplace(rec.cpt, std::move(rec));
     } else if (absl::StartsWith(kv.key, kVmPrefix)) {
       ppe::registry::v1::Vm v;
-      if (!v.ParseFromString(kv.value)) return absl::DataLossError(absl::StrCat("bad record ", kv.key));
+      if (!v.ParseFromString(kv.value))
+        return absl::DataLossError(absl::StrCat("bad record ", kv.key));
       VmRecord rec = FromProto(v);
       vms.emplace(rec.name, std::move(rec));
     }
@@ -286,11 +296,11 @@ absl::StatusOr<bool> Registry::RegisterProfile(const std::string& cpt,
       return false;
     }
   }
-  ProfileRecord p{.cpt = cpt, .attributes = attributes, .origin = origin, .created = now,
-                  .last_seen = now};
-  absl::StatusOr<store::TxnResult> r = store_.Txn(
-      {.compares = {store::Compare::Absent(ProfileKey(cpt))},
-       .success = {store::Op::Put(ProfileKey(cpt), Serialize(ToProto(p)))}});
+  ProfileRecord p{
+      .cpt = cpt, .attributes = attributes, .origin = origin, .created = now, .last_seen = now};
+  absl::StatusOr<store::TxnResult> r =
+      store_.Txn({.compares = {store::Compare::Absent(ProfileKey(cpt))},
+                  .success = {store::Op::Put(ProfileKey(cpt), Serialize(ToProto(p)))}});
   if (!r.ok()) return r.status();
   bool created = r->succeeded;
   if (!created) {  // another replica registered it first: take its record
@@ -306,8 +316,7 @@ absl::StatusOr<bool> Registry::RegisterProfile(const std::string& cpt,
 }
 
 absl::Status Registry::InvalidateProfile(const std::string& cpt, absl::Time now,
-                                         absl::Time release_after,
-                                         const std::string& replaced_by) {
+                                         absl::Time release_after, const std::string& replaced_by) {
   absl::MutexLock write(&write_mu_);
   ProfileRecord p;
   std::vector<VmRecord> vms;
@@ -371,10 +380,10 @@ absl::Status Registry::AddVm(const VmRecord& vm) {
   }
   ppe::registry::v1::Lease lease;
   lease.set_vm_name(vm.name);
-  store::Txn txn{.compares = {store::Compare::Absent(LeaseKey(vm)),
-                              store::Compare::Absent(VmKey(vm.name))},
-                 .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm))),
-                             store::Op::Put(LeaseKey(vm), Serialize(lease))}};
+  store::Txn txn{
+      .compares = {store::Compare::Absent(LeaseKey(vm)), store::Compare::Absent(VmKey(vm.name))},
+      .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm))),
+                  store::Op::Put(LeaseKey(vm), Serialize(lease))}};
   if (!vm.cpt.empty()) txn.compares.push_back(store::Compare::Present(ProfileKey(vm.cpt)));
   absl::StatusOr<store::TxnResult> r = store_.Txn(txn);
   if (absl::Status s = TxnOk(r, absl::StrCat("address ", vm.ip, " or VM ", vm.name, " taken"));
@@ -407,10 +416,10 @@ absl::StatusOr<std::optional<VmRecord>> Registry::ClaimSpare(const std::string& 
   ppe::registry::v1::Vm spare = ToProto(vm);
   vm.cpt = cpt;
   // Claimed exactly once, also against another replica: the record must still be the spare.
-  absl::StatusOr<store::TxnResult> r = store_.Txn(
-      {.compares = {store::Compare::ValueEquals(VmKey(vm.name), Serialize(spare)),
-                    store::Compare::Present(ProfileKey(cpt))},
-       .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm)))}});
+  absl::StatusOr<store::TxnResult> r =
+      store_.Txn({.compares = {store::Compare::ValueEquals(VmKey(vm.name), Serialize(spare)),
+                               store::Compare::Present(ProfileKey(cpt))},
+                  .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm)))}});
   if (!r.ok()) return r.status();
   if (!r->succeeded) return std::nullopt;
   absl::MutexLock lock(&mu_);

@@ -6,8 +6,8 @@
 
 namespace ppe::resolver {
 
-absl::StatusOr<ppe::v1::IssueCptResponse> ProfileAdmin::Issue(
-    const std::string& service_name, const ppe::v1::Attributes& a) {
+absl::StatusOr<ppe::v1::IssueCptResponse> ProfileAdmin::Issue(const std::string& service_name,
+                                                              const ppe::v1::Attributes& a) {
   std::string service = absl::AsciiStrToLower(service_name);
   const ppe::config::v1::Zone* zone = nullptr;
   for (const auto& z : config_.zones()) {
@@ -49,8 +49,7 @@ absl::StatusOr<ppe::v1::IssueCptResponse> ProfileAdmin::UpdateAttributes(
   if (!old_tag.ok() || !registry_.IsActive(*old_tag)) {
     return absl::NotFoundError("no active profile with that CPT");
   }
-  absl::StatusOr<ppe::v1::IssueCptResponse> issued =
-      Issue(request.service(), request.attributes());
+  absl::StatusOr<ppe::v1::IssueCptResponse> issued = Issue(request.service(), request.attributes());
   if (!issued.ok()) return issued;
   if (issued->cpt() == *old_tag) return issued;  // same attributes: nothing changes
   absl::Time now = clock_.Now();

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "ppe-service/cpt/region_table.h"
 
 namespace ppe::resolver {
@@ -22,7 +22,8 @@ bool RateLimiter::Allow(const std::string& key, absl::Time now) {
 
 void RateLimiter::Prune(absl::Time now) {
   for (auto it = buckets_.begin(); it != buckets_.end();) {
-    double tokens = it->second.tokens + absl::ToDoubleSeconds(now - it->second.updated) * rate_per_s_;
+    double tokens =
+        it->second.tokens + absl::ToDoubleSeconds(now - it->second.updated) * rate_per_s_;
     if (tokens >= burst_) {
       buckets_.erase(it++);
     } else {

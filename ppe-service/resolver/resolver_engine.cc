@@ -201,20 +201,21 @@ void ResolverEngine::AnswerProfile(std::shared_ptr<Query> q, const std::string& 
   });
   vms_.EnsureVm(cpt, q->service->name(), std::move(registration),
                 [this, q, cpt](absl::StatusOr<std::string> ip) {
-    if (!q->Claim()) return;
-    if (!ip.ok()) {
-      spdlog::debug("no VM for profile {}: {}", cpt::CptCodec::Fingerprint(cpt), ip.status().message());
-      AnswerFallback(*q);
-    } else {
-      std::vector<std::string> ready =
-          registry_.ReadyAddresses(cpt, q->service->name(), clock_.Now());
-      if (ready.empty()) ready.push_back(*ip);
-      q->response.set_source(ResolveResponse::SOURCE_ALLOCATED);
-      stats_.allocated.fetch_add(1, std::memory_order_relaxed);
-      AddAddressRecords(*q, ready, config_.answers().ttl());
-    }
-    q->Deliver();
-  });
+                  if (!q->Claim()) return;
+                  if (!ip.ok()) {
+                    spdlog::debug("no VM for profile {}: {}", cpt::CptCodec::Fingerprint(cpt),
+                                  ip.status().message());
+                    AnswerFallback(*q);
+                  } else {
+                    std::vector<std::string> ready =
+                        registry_.ReadyAddresses(cpt, q->service->name(), clock_.Now());
+                    if (ready.empty()) ready.push_back(*ip);
+                    q->response.set_source(ResolveResponse::SOURCE_ALLOCATED);
+                    stats_.allocated.fetch_add(1, std::memory_order_relaxed);
+                    AddAddressRecords(*q, ready, config_.answers().ttl());
+                  }
+                  q->Deliver();
+                });
 }
 
 void ResolverEngine::AddAddressRecords(Query& q, const std::vector<std::string>& addresses,

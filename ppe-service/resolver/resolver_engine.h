@@ -32,8 +32,7 @@ class ResolverEngine {
 
   ResolverEngine(const ppe::config::v1::PpeConfig& config, const cpt::CptCodec& codec,
                  const cpt::RegionTable& regions, registry::Registry& registry, vm::VmManager& vms,
-                 TimerQueue& timers, const Clock& clock,
-                 scaler::DemandTracker* demand = nullptr);
+                 TimerQueue& timers, const Clock& clock, scaler::DemandTracker* demand = nullptr);
 
   // Counters for metrics (relaxed atomics, read by the exporter).
   struct Stats {

@@ -26,7 +26,11 @@ bool Counts(registry::VmState s) {
 
 Scaler::Scaler(registry::Registry& registry, vm::VmManager& vms, DemandTracker& demand,
                ThreadPool& workers, const Clock& clock, Options options)
-    : registry_(registry), vms_(vms), demand_(demand), workers_(workers), clock_(clock),
+    : registry_(registry),
+      vms_(vms),
+      demand_(demand),
+      workers_(workers),
+      clock_(clock),
       options_(std::move(options)) {}
 
 int Scaler::lead_buckets() const {
@@ -147,8 +151,7 @@ void Scaler::Act(Series& s, int desired) {
   if (vms_.DrainVm(newest->name, clock_.Now() + options_.drain).ok()) {
     ++stats_.scale_downs;
     spdlog::info("scale down profile {} {}: {} -> {} VMs (draining {})",
-                 cpt::CptCodec::Fingerprint(s.cpt), s.service, current, current - 1,
-                 newest->name);
+                 cpt::CptCodec::Fingerprint(s.cpt), s.service, current, current - 1, newest->name);
   }
 }
 

@@ -67,7 +67,7 @@ class Scaler {
                          int max_vms);
   struct View {
     std::string cpt, service, model;
-    std::vector<double> history;  // most recent buckets, oldest first
+    std::vector<double> history;             // most recent buckets, oldest first
     std::vector<double> mean, lower, upper;  // over the lead time
     int lead_buckets = 0;
     int desired = 0, current = 0, min_vms = 0, max_vms = 0;

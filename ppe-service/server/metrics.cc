@@ -35,16 +35,17 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   const auto& s = engine_.stats();
   std::vector<MetricFamily> out;
 
-  auto answers = Family("ppe_answers_total", "Address answers by where they came from",
-                        MetricType::Counter);
+  auto answers =
+      Family("ppe_answers_total", "Address answers by where they came from", MetricType::Counter);
   AddCounter(answers, s.from_pool.load(), {{"source", "pool"}});
   AddCounter(answers, s.allocated.load(), {{"source", "allocated"}});
   AddCounter(answers, s.fallbacks.load(), {{"source", "fallback"}});
   out.push_back(std::move(answers));
 
-  auto cold = Family("ppe_cold_starts_total",
-                     "Address queries that found no ready VM (allocated while waiting, or fallback)",
-                     MetricType::Counter);
+  auto cold =
+      Family("ppe_cold_starts_total",
+             "Address queries that found no ready VM (allocated while waiting, or fallback)",
+             MetricType::Counter);
   AddCounter(cold, s.allocated.load() + s.fallbacks.load());
   out.push_back(std::move(cold));
 
@@ -54,14 +55,14 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   AddCounter(forged, s.forged.load());
   out.push_back(std::move(forged));
 
-  auto limited = Family("ppe_registrations_rate_limited_total",
-                        "New-profile registrations refused by the per-prefix rate limit",
-                        MetricType::Counter);
+  auto limited =
+      Family("ppe_registrations_rate_limited_total",
+             "New-profile registrations refused by the per-prefix rate limit", MetricType::Counter);
   AddCounter(limited, s.rate_limited.load());
   out.push_back(std::move(limited));
 
-  auto latency = Family("ppe_lookup_latency_seconds", "Resolve latency inside the PPE",
-                        MetricType::Histogram);
+  auto latency =
+      Family("ppe_lookup_latency_seconds", "Resolve latency inside the PPE", MetricType::Histogram);
   ClientMetric h;
   uint64_t cumulative = 0;
   for (size_t i = 0; i < LatencyHistogram::kBoundsSeconds.size(); ++i) {

@@ -15,6 +15,7 @@
 #include "ppe-service/store/memory_registry_store.h"
 #include "ppe-service/store/sqlite_registry_store.h"
 #include "ppe-service/vm/libvirt_hypervisor.h"
+#include "ppe-service/vm/readiness_probe.h"
 
 namespace ppe::server {
 
@@ -52,7 +53,13 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       vm::WorkloadShape shape;
       for (const auto& w : c.workload_classes()) {
         if (w.name() == svc.workload_class()) {
-          shape = {w.name(), w.vcpus(), w.max_vcpus(), w.memory_mib(), w.max_memory_mib()};
+          shape = {.name = w.name(),
+                   .vcpus = w.vcpus(),
+                   .max_vcpus = w.max_vcpus(),
+                   .memory_mib = w.memory_mib(),
+                   .max_memory_mib = w.max_memory_mib(),
+                   .command = {w.command().begin(), w.command().end()},
+                   .cpu_shares = w.cpu_shares()};
         }
       }
       absl::StatusOr<vm::AddressPool> pool = vm::AddressPool::Create(svc.address_pool());
@@ -63,7 +70,10 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
                             .addresses = std::make_shared<vm::AddressPool>(std::move(*pool)),
                             .max_vms = c.limits().max_vms_per_service(),
                             .warm_spares = svc.warm_spares(),
-                            .probe_port = svc.probe_port()});
+                            .probe_port = svc.probe_port(),
+                            .bridge = svc.bridge(),
+                            .prefix_length = svc.prefix_length(),
+                            .gateway = svc.gateway()});
     }
   }
 
@@ -92,10 +102,17 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   absl::StatusOr<vm::VmManager::ReconcileReport> reconciled = app->vms_->Reconcile();
   if (!reconciled.ok()) return reconciled.status();
   app->last_reconcile_ = *reconciled;
+  // Real machines are ready when their service port answers.
+  absl::Duration boot_timeout = absl::Milliseconds(c.hypervisor().boot_timeout_ms());
+  app->vms_->set_readiness_check(
+      [boot_timeout](const registry::VmRecord& vm, const vm::ServicePlacement& placement) {
+        return vm::WaitReady(vm.ip, static_cast<int>(placement.probe_port),
+                             absl::Now() + boot_timeout, absl::Milliseconds(20));
+      });
   app->vms_->RefillSpares();
   // VMs of an invalidated or expired profile keep running this long: twice the
   // TTL their addresses were handed out with, at least a minute.
-  absl::Duration drain = std::max(absl::Seconds(2 * c.answers().ttl()), absl::Seconds(60));
+  absl::Duration drain = absl::Seconds(c.registry().drain_s());
   app->janitor_ = std::make_unique<lifecycle::Janitor>(
       *app->registry_, *app->vms_, WallClock::Instance(),
       lifecycle::Janitor::Options{

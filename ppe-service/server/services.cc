@@ -99,7 +99,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetStatus(grpc::CallbackServerContex
                                                       const ppe::v1::GetStatusRequest*,
                                                       ppe::v1::StatusResponse* response) {
   if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
-  if (!status_provider_) return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+  if (!status_provider_)
+    return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
   return OffThread(context, response, [this] { return status_provider_(); });
 }
 
@@ -127,23 +128,26 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DrainVm(grpc::CallbackServerContext*
                                                     ppe::v1::DrainVmResponse* response) {
   if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
   if (vms_ == nullptr) return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
-  return OffThread(context, response, [this, request]() -> absl::StatusOr<ppe::v1::DrainVmResponse> {
-    absl::Time release_after = absl::Now() + drain_;
-    if (absl::Status s = vms_->DrainVm(request->name(), release_after); !s.ok()) return s;
-    ppe::v1::DrainVmResponse out;
-    out.set_release_after_unix_ms(absl::ToUnixMillis(release_after));
-    return out;
-  });
+  return OffThread(context, response,
+                   [this, request]() -> absl::StatusOr<ppe::v1::DrainVmResponse> {
+                     absl::Time release_after = absl::Now() + drain_;
+                     if (absl::Status s = vms_->DrainVm(request->name(), release_after); !s.ok())
+                       return s;
+                     ppe::v1::DrainVmResponse out;
+                     out.set_release_after_unix_ms(absl::ToUnixMillis(release_after));
+                     return out;
+                   });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::SetProfileLimits(
     grpc::CallbackServerContext* context, const ppe::v1::SetProfileLimitsRequest* request,
     ppe::v1::ScalingView* response) {
   if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
-  if (scaler_ == nullptr) return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+  if (scaler_ == nullptr)
+    return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
   return OffThread(context, response, [this, request]() -> absl::StatusOr<ppe::v1::ScalingView> {
-    if (absl::Status s = scaler_->SetLimits(request->cpt(), request->service(),
-                                            request->min_vms(), request->max_vms());
+    if (absl::Status s = scaler_->SetLimits(request->cpt(), request->service(), request->min_vms(),
+                                            request->max_vms());
         !s.ok()) {
       return s;
     }
@@ -157,7 +161,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetForecast(grpc::CallbackServerCont
                                                         const ppe::v1::ScalingRequest* request,
                                                         ppe::v1::ScalingView* response) {
   if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
-  if (scaler_ == nullptr) return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+  if (scaler_ == nullptr)
+    return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
   return OffThread(context, response, [this, request]() -> absl::StatusOr<ppe::v1::ScalingView> {
     absl::StatusOr<scaler::Scaler::View> v = scaler_->Describe(request->cpt(), request->service());
     if (!v.ok()) return v.status();
@@ -169,7 +174,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::TriggerScale(grpc::CallbackServerCon
                                                          const ppe::v1::ScalingRequest* request,
                                                          ppe::v1::ScalingView* response) {
   if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
-  if (scaler_ == nullptr) return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+  if (scaler_ == nullptr)
+    return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
   return OffThread(context, response, [this, request]() -> absl::StatusOr<ppe::v1::ScalingView> {
     absl::StatusOr<scaler::Scaler::View> v = scaler_->ScaleNow(request->cpt(), request->service());
     if (!v.ok()) return v.status();
@@ -181,7 +187,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ReportDemand(
     grpc::CallbackServerContext* context, const ppe::v1::ReportDemandRequest* request,
     ppe::v1::ReportDemandResponse* response) {
   if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
-  if (demand_ == nullptr) return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+  if (demand_ == nullptr)
+    return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
   int accepted = 0;
   for (const auto& e : request->entries()) {
     if (e.requests() <= 0 || !registry_.IsActive(e.cpt())) continue;

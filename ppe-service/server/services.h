@@ -1,7 +1,7 @@
 #pragma once
 
-#include "ppe-service/registry/registry.h"
 #include "ppe-service/common/thread_pool.h"
+#include "ppe-service/registry/registry.h"
 #include "ppe-service/resolver/profile_admin.h"
 #include "ppe-service/resolver/resolver_engine.h"
 #include "ppe-service/scaler/scaler.h"
@@ -32,8 +32,7 @@ class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {
  public:
   // Reads answer from the registry's memory inline; calls that write the
   // durable registry run on `workers`.
-  AdminServiceImpl(resolver::ProfileAdmin& admin, registry::Registry& registry,
-                   ThreadPool& workers)
+  AdminServiceImpl(resolver::ProfileAdmin& admin, registry::Registry& registry, ThreadPool& workers)
       : admin_(admin), registry_(registry), workers_(workers) {}
   // GetStatus asks this (it calls the hypervisor: it runs on a worker).
   using StatusProvider = std::function<absl::StatusOr<ppe::v1::StatusResponse>()>;

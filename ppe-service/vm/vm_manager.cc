@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "ppe-service/common/log.h"
 #include "ppe-service/cpt/cpt_codec.h"
 
@@ -17,12 +18,25 @@ std::string RandomSuffix() {
   return absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(bytes), sizeof bytes));
 }
 
+// The workload's argv with "{ip}" and "{port}" replaced.
+std::vector<std::string> Command(const std::vector<std::string>& argv, const std::string& ip,
+                                 unsigned port) {
+  std::vector<std::string> out;
+  for (const std::string& a : argv) {
+    out.push_back(absl::StrReplaceAll(a, {{"{ip}", ip}, {"{port}", absl::StrCat(port)}}));
+  }
+  return out;
+}
+
 }  // namespace
 
 VmManager::VmManager(Hypervisor& hypervisor, registry::Registry& registry,
                      std::vector<ServicePlacement> placements, ThreadPool& workers,
                      const Clock& clock, VmLimits limits)
-    : hypervisor_(hypervisor), registry_(registry), workers_(workers), clock_(clock),
+    : hypervisor_(hypervisor),
+      registry_(registry),
+      workers_(workers),
+      clock_(clock),
       limits_(limits) {
   for (auto& p : placements) {
     if (p.max_vms == 0) p.max_vms = p.addresses->capacity();
@@ -58,8 +72,8 @@ void VmManager::Allocate(const std::string& cpt, const std::string& service,
       return absl::NotFoundError(absl::StrCat("no placement for service ", service));
     }
     if (registration) {
-      absl::StatusOr<bool> created = registry_.RegisterProfile(
-          cpt, registration->attributes, registration->origin, clock_.Now());
+      absl::StatusOr<bool> created = registry_.RegisterProfile(cpt, registration->attributes,
+                                                               registration->origin, clock_.Now());
       if (!created.ok()) return created.status();
       if (*created) {
         spdlog::info("profile {} registered ({}, region {}, {})", cpt::CptCodec::Fingerprint(cpt),
@@ -85,7 +99,7 @@ void VmManager::Allocate(const std::string& cpt, const std::string& service,
 }
 
 absl::StatusOr<std::string> VmManager::ClaimSpare(const std::string& cpt,
-                                                   const ServicePlacement& placement) {
+                                                  const ServicePlacement& placement) {
   if (placement.warm_spares == 0) return absl::NotFoundError("no spares configured");
   absl::StatusOr<std::optional<registry::VmRecord>> spare =
       registry_.ClaimSpare(placement.service, cpt);
@@ -124,7 +138,8 @@ void VmManager::CreateSpare(const ServicePlacement& placement) {
     absl::MutexLock lock(&mu_);
     --spares_pending_[placement.service];
   }
-  if (!ip.ok()) spdlog::warn("spare for {} not created: {}", placement.service, ip.status().message());
+  if (!ip.ok())
+    spdlog::warn("spare for {} not created: {}", placement.service, ip.status().message());
 }
 
 absl::StatusOr<std::string> VmManager::AddVm(const std::string& cpt, const std::string& service) {
@@ -185,6 +200,11 @@ DomainSpec VmManager::SpecFor(const registry::VmRecord& vm,
                    .mac = vm.mac,
                    .network = placement.network,
                    .registry = registry_.instance_id()},
+      .bridge = placement.bridge,
+      .prefix_length = placement.prefix_length,
+      .gateway = placement.gateway,
+      .command = Command(placement.shape.command, vm.ip, placement.probe_port),
+      .cpu_shares = placement.shape.cpu_shares,
   };
 }
 
@@ -232,8 +252,8 @@ absl::StatusOr<std::string> VmManager::CreateVm(const std::string& cpt,
   int64_t avg = boot_time_us_.load(std::memory_order_relaxed);
   boot_time_us_.store(vms_created_.load() == 1 ? took : (7 * avg + took) / 8,
                       std::memory_order_relaxed);
-  spdlog::info("VM {} ({}, {}) ready for {} in {:.1f} ms", spec.name, placement.service,
-               lease->ip, cpt.empty() ? "the spares" : "profile " + spec.tag.profile,
+  spdlog::info("VM {} ({}, {}) ready for {} in {:.1f} ms", spec.name, placement.service, lease->ip,
+               cpt.empty() ? "the spares" : "profile " + spec.tag.profile,
                absl::ToDoubleMilliseconds(absl::Now() - start));
   return lease->ip;
 }
@@ -273,7 +293,10 @@ absl::StatusOr<VmManager::ReconcileReport> VmManager::Reconcile() {
     auto domain = by_name.find(vm.name);
     bool exists = domain != by_name.end();
     if (!keep) {
-      if (ReleaseVm(vm.name).ok()) ++report.released; else ++report.failed;
+      if (ReleaseVm(vm.name).ok())
+        ++report.released;
+      else
+        ++report.failed;
       continue;
     }
     if (exists && domain->second->running) {
@@ -294,7 +317,10 @@ absl::StatusOr<VmManager::ReconcileReport> VmManager::Reconcile() {
   }
   for (const DomainInfo& d : *domains) {
     if (!d.tag || d.tag->registry != registry_.instance_id() || known.contains(d.name)) continue;
-    if (hypervisor_.Destroy(d.name).ok()) ++report.orphans_destroyed; else ++report.failed;
+    if (hypervisor_.Destroy(d.name).ok())
+      ++report.orphans_destroyed;
+    else
+      ++report.failed;
   }
   spdlog::info(
       "reconciled with the hypervisor: {} adopted, {} restored, {} released, {} orphans "

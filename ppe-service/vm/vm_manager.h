@@ -25,6 +25,8 @@ struct WorkloadShape {
   std::string name;  // "cpu-heavy"
   unsigned vcpus = 1, max_vcpus = 1;
   unsigned memory_mib = 256, max_memory_mib = 256;
+  std::vector<std::string> command;  // containers: argv, with {ip} and {port}
+  unsigned cpu_shares = 0;
 };
 
 struct ServicePlacement {
@@ -35,12 +37,16 @@ struct ServicePlacement {
   size_t max_vms = 0;  // 0: the address pool's capacity
   size_t warm_spares = 0;
   unsigned probe_port = 0;  // 0: ready once started
+  // Real machines: host bridge, prefix length and gateway of the static address.
+  std::string bridge;
+  unsigned prefix_length = 24;
+  std::string gateway;
 };
 
 struct VmLimits {
   size_t max_vms_per_profile = 4;
   size_t max_vms_total = 1000;
-  unsigned host_vcpus = 0;       // PPE's own capacity accounting; 0 = unlimited
+  unsigned host_vcpus = 0;  // PPE's own capacity accounting; 0 = unlimited
   unsigned host_memory_mib = 0;
 };
 

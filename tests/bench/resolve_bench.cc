@@ -22,7 +22,10 @@ void Run(const char* what, int threads, double seconds, Call call) {
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&] {
       while (std::chrono::steady_clock::now() < stop) {
-        if (call()) calls.fetch_add(1); else errors.fetch_add(1);
+        if (call())
+          calls.fetch_add(1);
+        else
+          errors.fetch_add(1);
       }
     });
   }

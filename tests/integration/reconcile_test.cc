@@ -16,8 +16,9 @@ struct World {
   std::unique_ptr<VmManager> Manager(ThreadPool& workers, const Clock& clock) {
     pool = std::make_shared<AddressPool>(*AddressPool::Create("192.168.122.64/26"));
     return std::make_unique<VmManager>(
-        hv, registry, std::vector<ServicePlacement>{{"video", {"cpu-heavy", 1, 1, 256, 256}, "", pool}},
-        workers, clock);
+        hv, registry,
+        std::vector<ServicePlacement>{{"video", {"cpu-heavy", 1, 1, 256, 256}, "", pool}}, workers,
+        clock);
   }
   std::string Allocate(VmManager& vms, const std::string& cpt) {
     absl::StatusOr<std::string> ip;
@@ -58,12 +59,15 @@ TEST_CASE("reconcile: adopt running, restore missing, destroy orphans, keep addr
   std::string lost = w.registry.ListVms("cpt-b")[0].name;
   REQUIRE((*hv)->Destroy(lost).ok());
   DomainSpec orphan{.name = "ppe-video-orphan",
-                    .tag = {.profile = "x", .service = "video", .ip = "192.168.122.99",
+                    .tag = {.profile = "x",
+                            .service = "video",
+                            .ip = "192.168.122.99",
                             .registry = w.registry.instance_id()}};
   REQUIRE((*hv)->Create(orphan).ok());
-  DomainSpec foreign{.name = "ppe-video-foreign",
-                     .tag = {.profile = "y", .service = "video", .ip = "192.168.122.98",
-                             .registry = "someone-else"}};
+  DomainSpec foreign{
+      .name = "ppe-video-foreign",
+      .tag = {
+          .profile = "y", .service = "video", .ip = "192.168.122.98", .registry = "someone-else"}};
   REQUIRE((*hv)->Create(foreign).ok());
 
   // A restart: a new manager (fresh address pool) over the same registry.

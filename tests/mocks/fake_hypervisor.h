@@ -6,6 +6,8 @@
 #include <atomic>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -35,14 +37,29 @@ class FakeHypervisor final : public vm::Hypervisor {
     for (const auto& [name, tag] : domains_) out.push_back({name, true, tag});
     return out;
   }
+  absl::Status Resize(absl::string_view name, unsigned vcpus, unsigned memory_mib) override {
+    resizes.fetch_add(1);
+    absl::MutexLock lock(&mu_);
+    if (!domains_.contains(std::string(name))) return absl::NotFoundError("no domain");
+    sizes_[std::string(name)] = {vcpus, memory_mib};
+    return absl::OkStatus();
+  }
+  // The last Resize of `name`: {vcpus, memory_mib}, or {0, 0}.
+  std::pair<unsigned, unsigned> size(const std::string& name) {
+    absl::MutexLock lock(&mu_);
+    auto it = sizes_.find(name);
+    return it == sizes_.end() ? std::pair<unsigned, unsigned>{0, 0} : it->second;
+  }
 
   absl::Duration create_delay = absl::ZeroDuration();
   std::atomic<bool> fail{false};
   std::atomic<int> creates{0};
+  std::atomic<int> resizes{0};
 
  private:
   absl::Mutex mu_;
   std::map<std::string, vm::VmTag> domains_;
+  std::map<std::string, std::pair<unsigned, unsigned>> sizes_;
 };
 
 }  // namespace ppe::testing

@@ -25,7 +25,8 @@ TEST_CASE("memory stays bounded under a flood of keys") {
 }
 
 TEST_CASE("source prefix keys: /24 for IPv4, /56 for IPv6") {
-  CHECK(SourcePrefixKey("198.51.100.7/32", "127.0.0.1") == SourcePrefixKey("198.51.100.200/32", ""));
+  CHECK(SourcePrefixKey("198.51.100.7/32", "127.0.0.1") ==
+        SourcePrefixKey("198.51.100.200/32", ""));
   CHECK(SourcePrefixKey("198.51.100.7/32", "") != SourcePrefixKey("198.51.101.7/32", ""));
   CHECK(SourcePrefixKey("0.0.0.0/0", "10.1.2.3") == SourcePrefixKey("10.1.2.0/24", ""));
   CHECK(SourcePrefixKey("2001:db8:0:100::1/128", "") == SourcePrefixKey("2001:db8:0:1ff::/64", ""));

@@ -11,8 +11,13 @@ namespace ppe::registry {
 namespace {
 
 VmRecord Vm(const std::string& name, const std::string& cpt, const std::string& ip) {
-  return VmRecord{.name = name, .cpt = cpt, .service = "video", .workload_class = "cpu-heavy",
-                  .ip = ip, .mac = "52:54:00:00:00:01", .state = VmState::kProvisioning,
+  return VmRecord{.name = name,
+                  .cpt = cpt,
+                  .service = "video",
+                  .workload_class = "cpu-heavy",
+                  .ip = ip,
+                  .mac = "52:54:00:00:00:01",
+                  .state = VmState::kProvisioning,
                   .created = absl::FromUnixSeconds(1000)};
 }
 

@@ -155,8 +155,10 @@ TEST_CASE("warm spares answer a first-time profile at once and are refilled") {
   hypervisor.create_delay = absl::Milliseconds(300);
   auto pool = std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/24"));
   ThreadPool workers(4);
-  vm::ServicePlacement placement{.service = "video", .shape = {"cpu-heavy", 1, 1, 256, 256},
-                                 .addresses = pool, .warm_spares = 2};
+  vm::ServicePlacement placement{.service = "video",
+                                 .shape = {"cpu-heavy", 1, 1, 256, 256},
+                                 .addresses = pool,
+                                 .warm_spares = 2};
   vm::VmManager vms(hypervisor, registry, {placement}, workers, WallClock::Instance());
   vms.RefillSpares();
   for (int i = 0; i < 100 && registry.Spares("video").size() < 2; ++i) {
