@@ -3,16 +3,26 @@
 # PowerDNS backend plugin and pdns_server (zone cdn.example.test. on 127.0.0.1:5300).
 #
 #   deploy/quickstart.sh          set up and start (safe to run again)
-#   deploy/quickstart.sh stop     stop all three (by PID)
-#   deploy/quickstart.sh status   show what runs
+#   deploy/quickstart.sh --lxc    the same on real LXC containers: a private
+#                                 libvirtd and bridge ppebr0 (10.213.0.1/24),
+#                                 each VM an HTTP server on its own address
+#   deploy/quickstart.sh [--lxc] stop     stop everything (by PID)
+#   deploy/quickstart.sh [--lxc] status   show what runs
 #
-# Environment: PPE_RUN_DIR (default ./run), PPE_BUILD_DIR (default ./build),
+# Environment: PPE_RUN_DIR (default ./run, ./run-lxc with --lxc), PPE_BUILD_DIR (default ./build),
 # PPE_DNS_PORT (5300), PPE_GRPC_PORT (50051), PPE_METRICS_PORT (9464),
 # PPE_HYPERVISOR_URI (test:///default).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RUN=${PPE_RUN_DIR:-$ROOT/run}
+LXC=0
+if [[ "${1:-}" == "--lxc" ]]; then
+  LXC=1
+  shift
+fi
+if [[ $LXC == 1 ]]; then RUN=${PPE_RUN_DIR:-$ROOT/run-lxc}; else RUN=${PPE_RUN_DIR:-$ROOT/run}; fi
+LXC_BRIDGE=${PPE_LXC_BRIDGE:-ppebr0}
+LXC_SUBNET=${PPE_LXC_SUBNET:-10.213.0}
 BUILD=${PPE_BUILD_DIR:-$ROOT/build}
 DNS_PORT=${PPE_DNS_PORT:-5300}
 GRPC_PORT=${PPE_GRPC_PORT:-50051}
@@ -36,6 +46,9 @@ stop_all() {
     fi
     rm -f "$RUN/$c.pid"
   done
+  if [[ -d "$RUN/lxc" ]]; then
+    "$ROOT/deploy/lxc/teardown.sh" "$RUN/lxc" "$(cat "$RUN/lxc/bridge" 2>/dev/null || echo "$LXC_BRIDGE")"
+  fi
 }
 
 status() {
@@ -48,7 +61,7 @@ case "${1:-start}" in
   stop) stop_all; exit 0 ;;
   status) status; exit 0 ;;
   start) ;;
-  *) echo "usage: $0 [start|stop|status]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--lxc] [start|stop|status]" >&2; exit 2 ;;
 esac
 
 "$ROOT/deploy/install-deps.sh"
@@ -58,13 +71,19 @@ fi
 ninja -C "$BUILD" -j"$(nproc)" ppe-server ppe-backend ppectl
 
 mkdir -p "$RUN/state" "$RUN/pdns" "$RUN/log"
+PPE_TEMPLATE=ppe
+if [[ $LXC == 1 ]]; then
+  PPE_TEMPLATE=ppe-lxc
+  HYPERVISOR_URI=$("$ROOT/deploy/lxc/setup.sh" "$RUN/lxc" "$LXC_BRIDGE" "$LXC_SUBNET.1/24")
+fi
 render() {
   sed -e "s#@RUN@#$RUN#g; s#@GRPC_PORT@#$GRPC_PORT#g; s#@DNS_PORT@#$DNS_PORT#g" \
-      -e "s#@METRICS_PORT@#$METRICS_PORT#g" \
+      -e "s#@METRICS_PORT@#$METRICS_PORT#g; s#@BRIDGE@#$LXC_BRIDGE#g" \
+      -e "s#@SUBNET@#$LXC_SUBNET#g; s#@GATEWAY@#$LXC_SUBNET.1#g" \
       -e "s#@HYPERVISOR_URI@#$HYPERVISOR_URI#g" "$ROOT/deploy/conf/$1.conf.in"
 }
 # Configs are written once; edit them under $RUN and rerun to keep your changes.
-[[ -f "$RUN/ppe.conf" ]] || render ppe >"$RUN/ppe.conf"
+[[ -f "$RUN/ppe.conf" ]] || render "$PPE_TEMPLATE" >"$RUN/ppe.conf"
 [[ -f "$RUN/plugin.conf" ]] || render plugin >"$RUN/plugin.conf"
 [[ -f "$RUN/pdns/pdns.conf" ]] || render pdns >"$RUN/pdns/pdns.conf"
 
@@ -101,5 +120,5 @@ Try:
   $PPECTL profiles
   $PPECTL status
   curl -s http://127.0.0.1:$METRICS_PORT/metrics | grep ^ppe_
-Stop everything with: $0 stop
+Stop everything with: $0 $([[ $LXC == 1 ]] && echo "--lxc ")stop
 MSG

@@ -230,7 +230,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListVms(grpc::CallbackServerContext*
     out->set_ip(vm.ip);
     out->set_mac(vm.mac);
     out->set_cpt(vm.cpt);
-    out->set_profile_fingerprint(cpt::CptCodec::Fingerprint(vm.cpt));
+    out->set_profile_fingerprint(vm.cpt.empty() ? "(spare)" : cpt::CptCodec::Fingerprint(vm.cpt));
     out->set_created_unix_ms(UnixMillis(vm.created));
   }
   return FinishNow(context, grpc::Status::OK);

@@ -59,7 +59,8 @@ class Answer:
 
 class Stack:
     def __init__(self, extra_ppe_conf="", hypervisor_uri="test:///default",
-                 admin_port=None, ppectl_args=(), conf_replace=None):
+                 admin_port=None, ppectl_args=(), conf_replace=None, ppe_template="ppe",
+                 template_vars=None):
         """admin_port: where ppectl calls Admin (the ppe.conf's admin_listen, which
         extra_ppe_conf sets); default the Resolver port. ppectl_args: auth flags
         ppectl gets on every call (--token-file, --tls-*). conf_replace: text
@@ -73,10 +74,12 @@ class Stack:
         self.hypervisor_uri = hypervisor_uri
         self.extra_ppe_conf = extra_ppe_conf
         self.conf_replace = conf_replace or {}
+        self.template_vars = template_vars or {}
         self.procs = {}
         os.makedirs(os.path.join(self.dir, "state"))
         os.makedirs(os.path.join(self.dir, "pdns"))
-        self._render("ppe", os.path.join(self.dir, "ppe.conf"), extra_ppe_conf, self.conf_replace)
+        self._render(ppe_template, os.path.join(self.dir, "ppe.conf"), extra_ppe_conf,
+                     self.conf_replace)
         self._render("plugin", os.path.join(self.dir, "plugin.conf"))
         self._render("pdns", os.path.join(self.dir, "pdns", "pdns.conf"))
 
@@ -86,7 +89,7 @@ class Stack:
         for k, v in {"@RUN@": self.dir, "@GRPC_PORT@": str(self.grpc_port),
                      "@DNS_PORT@": str(self.dns_port),
                      "@METRICS_PORT@": str(self.metrics_port),
-                     "@HYPERVISOR_URI@": self.hypervisor_uri}.items():
+                     "@HYPERVISOR_URI@": self.hypervisor_uri, **self.template_vars}.items():
             text = text.replace(k, v)
         for k, v in (replace or {}).items():
             assert k in text, k

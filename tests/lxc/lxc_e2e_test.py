@@ -1,0 +1,141 @@
+"""End to end on real containers: pdns -> plugin -> PPE -> libvirt LXC, each VM
+a python3 HTTP server on its own address on a bridge this test makes (a free
+10.213.X.0/24), torn down at the end whatever happens."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from harness import Stack, wait_until  # noqa: E402
+
+ZONE = "cdn.example.test"
+
+
+def free_subnet():
+    used = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
+    for _ in range(100):
+        x = random.randint(10, 250)
+        if f" 10.213.{x}." not in used and subprocess.run(
+                ["ip", "link", "show", f"ppee2e{x}"], capture_output=True).returncode != 0:
+            return x
+    raise RuntimeError("no free 10.213.X.0/24")
+
+
+def http_status(address, timeout=3):
+    try:
+        return urllib.request.urlopen(f"http://{address}:8080/", timeout=timeout).status
+    except Exception as e:  # noqa: BLE001 - any failure is "not serving"
+        return str(e)
+
+
+class RealContainers(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        x = free_subnet()
+        cls.subnet = f"10.213.{x}"
+        cls.bridge = f"ppee2e{x}"
+        cls.lxc_run = subprocess.run(["mktemp", "-d", "/tmp/ppe-lxc-e2e.XXXXXX"],
+                                     capture_output=True, text=True).stdout.strip()
+        cls.setup = [os.path.join(ROOT, "deploy", "lxc", "setup.sh"), cls.lxc_run, cls.bridge,
+                     f"{cls.subnet}.1/24"]
+        uri = subprocess.run(cls.setup, capture_output=True, text=True, check=True).stdout.strip()
+        cls.stack = Stack(
+            ppe_template="ppe-lxc", hypervisor_uri=uri,
+            template_vars={"@BRIDGE@": cls.bridge, "@SUBNET@": cls.subnet,
+                           "@GATEWAY@": f"{cls.subnet}.1"},
+            extra_ppe_conf='scaler { mode: "off" }\n',
+            conf_replace={"registry { drain_s: 60 }":
+                          "registry { drain_s: 2 idle_profile_expiry_s: 4 janitor_interval_s: 1 }"})
+        try:
+            cls.stack.start()
+        except Exception:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.close()
+        subprocess.run([os.path.join(ROOT, "deploy", "lxc", "teardown.sh"), cls.lxc_run,
+                        cls.bridge])
+        subprocess.run(["rm", "-rf", cls.lxc_run])
+
+    def status(self):
+        return self.stack.ppectl_json("status")
+
+    def test_1_tagged_name_resolves_to_a_container_that_serves_http(self):
+        issued = self.stack.ppectl_json("issue", "--service", "video", "--region", "eu-west")
+        answer = self.stack.query(issued["hostname"])
+        self.assertEqual(answer.status, "NOERROR")
+        self.assertEqual(len(answer.addresses()), 1, answer)
+        address = answer.addresses()[0]
+        self.assertTrue(address.startswith(self.subnet + "."), address)
+        self.assertEqual(http_status(address), 200)
+        vm = [v for v in self.stack.vms() if v["cpt"] == issued["cpt"]]
+        self.assertEqual([v["ip"] for v in vm], [address])
+
+    def test_2_first_time_profile_is_answered_from_a_spare(self):
+        wait_until("a ready spare", lambda: any(
+            v["profile_fingerprint"] == "(spare)" and v["state"] == "ready"
+            for v in self.stack.vms()), timeout=15)
+        claimed = int(self.status().get("spares_claimed", 0))
+        spare_ips = {v["ip"] for v in self.stack.vms() if v["profile_fingerprint"] == "(spare)"}
+        start = time.time()
+        answer = self.stack.query(f"video.{ZONE}", subnet="203.0.113.0/24")
+        took = time.time() - start
+        self.assertEqual(len(answer.addresses()), 1, answer)
+        self.assertIn(answer.addresses()[0], spare_ips)
+        self.assertEqual(int(self.status()["spares_claimed"]), claimed + 1)
+        self.assertEqual(http_status(answer.addresses()[0]), 200)
+        print(f"first-time profile answered from a spare in {took * 1000:.0f} ms", flush=True)
+        wait_until("the spare refilled", lambda: any(
+            v["profile_fingerprint"] == "(spare)" and v["state"] == "ready"
+            for v in self.stack.vms()), timeout=15)
+
+    def test_3_libvirtd_killed_and_restarted_loses_and_leaks_nothing(self):
+        before = self.status()
+        self.assertEqual(before["vms"], before["hypervisor_domains"])
+        with open(os.path.join(self.lxc_run, "libvirtd.pid")) as f:
+            os.kill(int(f.read().strip()), signal.SIGKILL)
+        time.sleep(0.3)
+        # While libvirtd is down, a new cohort gets the fallback, not SERVFAIL.
+        down = self.stack.query(f"video.{ZONE}", subnet="198.51.100.0/24")
+        self.assertEqual(down.status, "NOERROR")
+        self.assertTrue(down.addresses(), down)
+        # The containers keep serving without their daemon.
+        for v in self.stack.vms():
+            if v["state"] == "ready":
+                self.assertEqual(http_status(v["ip"]), 200, v)
+        subprocess.run(self.setup, capture_output=True, check=True)
+        wait_until("a new VM after libvirtd came back", lambda: any(
+            a != "192.0.2.10" for a in self.stack.query(
+                f"db.{ZONE}", subnet="198.51.100.0/24").addresses()), timeout=20)
+        after = self.status()
+        self.assertEqual(after["vms"], after["hypervisor_domains"], after)
+        self.assertEqual(after["hypervisor_domains"], after["hypervisor_running"], after)
+        self.assertGreaterEqual(after["vms"], before["vms"])
+
+    def test_4_an_idle_profile_is_released_after_the_grace_period(self):
+        issued = self.stack.ppectl_json("issue", "--service", "db", "--region", "us-east")
+        address = self.stack.query(issued["hostname"]).addresses()[0]
+        self.assertEqual(http_status(address), 200)
+        domains = self.status()["hypervisor_domains"]
+        # Idle expiry 4 s, janitor every 1 s, drain 2 s: gone within ~10 s.
+        wait_until("the idle profile's VM released", lambda: all(
+            v["cpt"] != issued["cpt"] for v in self.stack.vms()), timeout=20)
+        st = self.status()
+        self.assertLess(st["hypervisor_domains"], domains)
+        self.assertEqual(st["vms"], st["hypervisor_domains"])
+        self.assertNotEqual(http_status(address, timeout=1), 200)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
