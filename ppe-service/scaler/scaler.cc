@@ -89,7 +89,7 @@ void Scaler::Forecast(Series& s, int64_t bucket) {
   s.next_mean = std::max(0.0, f->mean.front());
 }
 
-int Scaler::Need(const Series& s, int64_t bucket) const {
+int Scaler::Need(const Series& s, int64_t bucket, int* uncapped) const {
   double per_vm = 600;
   if (auto it = options_.requests_per_vm.find(s.service); it != options_.requests_per_vm.end()) {
     per_vm = it->second;
@@ -101,6 +101,7 @@ int Scaler::Need(const Series& s, int64_t bucket) const {
     for (double u : s.upper) peak = std::max(peak, u);
   }
   int need = static_cast<int>(std::ceil(std::max(0.0, peak) / per_vm - 1e-9));
+  if (uncapped != nullptr) *uncapped = need;
   int floor = s.min_override >= 0 ? s.min_override : options_.min_vms;
   if (s.last_active >= 0 && bucket - s.last_active < options_.keep_warm) floor = std::max(floor, 1);
   int ceiling = s.max_override >= 0 ? s.max_override : options_.max_vms;
@@ -115,9 +116,19 @@ int Scaler::ActiveVms(const Series& s) const {
   return n;
 }
 
-void Scaler::Act(Series& s, int desired) {
+void Scaler::Act(Series& s, int desired, int uncapped) {
   s.desired = desired;
   int current = ActiveVms(s);
+  // At the cap with more demand than the pool can take: grow the VMs instead.
+  if (uncapped > desired && current >= desired && desired > 0) {
+    workers_.Schedule([this, cpt = s.cpt, service = s.service] {
+      absl::StatusOr<int> grown = vms_.ScaleOut(cpt, service);
+      if (grown.ok() && *grown > 0) {
+        absl::MutexLock lock(&mu_);
+        stats_.scale_outs += *grown;
+      }
+    });
+  }
   if (desired > current + s.pending) {
     s.below_target = 0;
     int add = desired - current - s.pending;
@@ -169,6 +180,7 @@ void Scaler::Tick() {
   struct Want {
     Series* series;
     int desired;
+    int uncapped;
     int tier;
   };
   std::vector<Want> wants;
@@ -182,7 +194,9 @@ void Scaler::Tick() {
     Observe(s, ended, c == counts.end() ? 0 : static_cast<double>(c->second));
     Forecast(s, ended);
     std::optional<registry::ProfileRecord> p = registry_.GetProfile(s.cpt);
-    wants.push_back({&s, Need(s, ended), TierRank(p ? p->attributes.service_tier : "")});
+    int uncapped = 0;
+    int desired = Need(s, ended, &uncapped);
+    wants.push_back({&s, desired, uncapped, TierRank(p ? p->attributes.service_tier : "")});
     ++it;
   }
   // The global budget goes to premium tiers first, then the rest.
@@ -192,7 +206,7 @@ void Scaler::Tick() {
   for (Want& w : wants) {
     int granted = std::min(w.desired, std::max(0, budget));
     budget -= granted;
-    Act(*w.series, granted);
+    Act(*w.series, granted, w.uncapped);
   }
   stats_.series = static_cast<int64_t>(series_.size());
   last_bucket_ = ended;
@@ -256,7 +270,9 @@ absl::StatusOr<Scaler::View> Scaler::ScaleNow(const std::string& cpt, const std:
   Series& s = SeriesFor(cpt, service);
   int64_t bucket = last_bucket_ >= 0 ? last_bucket_ : 0;
   Forecast(s, bucket);
-  Act(s, Need(s, bucket));
+  int uncapped = 0;
+  int desired = Need(s, bucket, &uncapped);
+  Act(s, desired, uncapped);
   return ViewOf(s);
 }
 

@@ -79,7 +79,7 @@ class Scaler {
   absl::StatusOr<View> ScaleNow(const std::string& cpt, const std::string& service);
 
   struct Stats {
-    int64_t scale_ups = 0, scale_downs = 0, series = 0, refits = 0;
+    int64_t scale_ups = 0, scale_downs = 0, scale_outs = 0, series = 0, refits = 0;
     double mean_abs_error = 0;  // over all series' one-bucket-ahead forecasts
   };
   Stats stats() const;
@@ -106,8 +106,10 @@ class Scaler {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Observe(Series& s, int64_t bucket, double count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Forecast(Series& s, int64_t bucket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int Need(const Series& s, int64_t bucket) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Act(Series& s, int desired) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // VMs the forecast asks for, before and after the profile's min/max.
+  int Need(const Series& s, int64_t bucket, int* uncapped = nullptr) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Act(Series& s, int desired, int uncapped) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int ActiveVms(const Series& s) const;
   View ViewOf(const Series& s) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

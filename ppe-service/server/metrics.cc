@@ -100,6 +100,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                         MetricType::Counter);
   AddCounter(actions, static_cast<double>(st.scale_ups), {{"direction", "up"}});
   AddCounter(actions, static_cast<double>(st.scale_downs), {{"direction", "down"}});
+  AddCounter(actions, static_cast<double>(st.scale_outs), {{"direction", "out"}});
   out.push_back(std::move(actions));
   auto error = Family("ppe_forecast_mean_abs_error",
                       "Mean absolute one-bucket-ahead forecast error over all series (requests)",

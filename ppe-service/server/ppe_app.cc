@@ -227,6 +227,7 @@ absl::StatusOr<ppe::v1::StatusResponse> PpeApp::Status() const {
   scaler::Scaler::Stats scaling = scaler_->stats();
   out.set_scale_ups(scaling.scale_ups);
   out.set_scale_downs(scaling.scale_downs);
+  out.set_scale_outs(scaling.scale_outs);
   out.set_boot_time_ms(absl::ToInt64Milliseconds(vms_->typical_boot_time()));
   return out;
 }

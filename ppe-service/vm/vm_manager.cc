@@ -153,6 +153,37 @@ absl::StatusOr<std::string> VmManager::AddVm(const std::string& cpt, const std::
   return CreateVm(cpt, placement->second);
 }
 
+absl::StatusOr<int> VmManager::ScaleOut(const std::string& cpt, const std::string& service) {
+  auto placement = placements_.find(service);
+  if (placement == placements_.end()) {
+    return absl::NotFoundError(absl::StrCat("no placement for service ", service));
+  }
+  const WorkloadShape& shape = placement->second.shape;
+  if (shape.max_vcpus <= shape.vcpus && shape.max_memory_mib <= shape.memory_mib) return 0;
+  int grown = 0;
+  for (const registry::VmRecord& vm : registry_.ListVms(cpt)) {
+    if (vm.service != service || vm.state != registry::VmState::kReady) continue;
+    {
+      absl::MutexLock lock(&mu_);
+      if (grown_.contains(vm.name)) continue;
+    }
+    if (absl::Status s = hypervisor_.Resize(vm.name, shape.max_vcpus, shape.max_memory_mib);
+        !s.ok()) {
+      spdlog::warn("cannot grow VM {}: {}", vm.name, s.message());
+      continue;
+    }
+    absl::MutexLock lock(&mu_);
+    grown_.insert(vm.name);
+    ++grown;
+  }
+  if (grown > 0) {
+    spdlog::info("scale out profile {} {}: {} VMs grown to {} vCPU / {} MiB",
+                 cpt::CptCodec::Fingerprint(cpt), service, grown, shape.max_vcpus,
+                 shape.max_memory_mib);
+  }
+  return grown;
+}
+
 absl::Status VmManager::DrainVm(const std::string& name, absl::Time release_after) {
   std::optional<registry::VmRecord> vm = registry_.GetVm(name);
   if (!vm) return absl::NotFoundError(absl::StrCat("VM ", name));

@@ -10,6 +10,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "ppe-service/common/clock.h"
@@ -80,6 +81,9 @@ class VmManager {
 
   // One more VM for (cpt, service), now (the scaler's scale-up; blocking).
   absl::StatusOr<std::string> AddVm(const std::string& cpt, const std::string& service);
+  // Scale out: the pool's ready VMs grow live to their workload class's maximum
+  // vCPUs and memory (where the hypervisor allows). Returns how many grew.
+  absl::StatusOr<int> ScaleOut(const std::string& cpt, const std::string& service);
   // The VM stops being answered; it is destroyed after `release_after`.
   absl::Status DrainVm(const std::string& name, absl::Time release_after);
   // Destroys the domain (if it exists) and removes the VM, freeing its lease.
@@ -128,6 +132,7 @@ class VmManager {
   ReadinessCheck readiness_;
   std::atomic<int64_t> spares_claimed_{0}, vms_created_{0};
   std::atomic<int64_t> boot_time_us_{1000000};
+  absl::flat_hash_set<std::string> grown_ ABSL_GUARDED_BY(mu_);  // VMs at their maximum size
 
   mutable absl::Mutex mu_;
   // "<cpt>/<service>" -> callers waiting for the allocation in flight.

@@ -129,6 +129,39 @@ TEST_CASE("limits: per-profile max and min, and the budget goes to premium first
   CHECK_FALSE(w.scaler.SetLimits("standard", "video", 3, 2).ok());
 }
 
+TEST_CASE("at the profile's cap, more demand grows the VMs live (scale out)") {
+  store::MemoryRegistryStore store;
+  registry::Registry registry(store);
+  REQUIRE(registry.Load().ok());
+  testing::FakeHypervisor hypervisor;
+  auto pool = std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/24"));
+  ThreadPool workers(2);
+  ManualClock clock(absl::FromUnixSeconds(1'000'000));
+  vm::VmManager vms(
+      hypervisor, registry,
+      {{.service = "video", .shape = {"cpu-heavy", 2, 8, 512, 2048}, .addresses = pool}}, workers,
+      clock, {.max_vms_per_profile = 2});
+  DemandTracker demand;
+  Scaler scaler(registry, vms, demand, workers, clock,
+                {.mode = Scaler::Mode::kReactive,
+                 .bucket = absl::Seconds(1),
+                 .max_vms = 2,
+                 .requests_per_vm = {{"video", kPerVm}}});
+  REQUIRE(registry.RegisterProfile("cpt", {}, "admin", clock.Now()).ok());
+  for (int tick = 0; tick < 2; ++tick) {
+    demand.Record("cpt", "video", 500);  // 10 VMs' worth, capped at 2
+    clock.Advance(absl::Seconds(1));
+    scaler.Tick();
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  auto pool_vms = registry.ListVms("cpt");
+  REQUIRE(pool_vms.size() == 2);
+  CHECK(scaler.stats().scale_outs == 2);
+  for (const auto& vm : pool_vms) {
+    CHECK(hypervisor.size(vm.name) == std::make_pair(8u, 2048u));
+  }
+}
+
 TEST_CASE("the view shows history, model, forecast and interval") {
   World w(Scaler::Mode::kPredictive);
   w.Register("cpt");
