@@ -197,16 +197,16 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
             absl::StrCat("'", svc->workload_class(), "' is not a workload_classes name"));
       }
       if (svc->requests_per_vm() == 0) svc->set_requests_per_vm(600);
+      if (absl::StatusOr<vm::AddressPool> pool = vm::AddressPool::Create(svc->address_pool());
+          !pool.ok()) {
+        return FieldError(origin, sfield + ".address_pool", std::string(pool.status().message()));
+      }
       if (svc->prefix_length() == 0) {
         svc->set_prefix_length(static_cast<uint32_t>(
             std::atoi(svc->address_pool().substr(svc->address_pool().find('/') + 1).c_str())));
       }
       if (svc->prefix_length() > 32) {
         return FieldError(origin, sfield + ".prefix_length", "must be at most 32");
-      }
-      if (absl::StatusOr<vm::AddressPool> pool = vm::AddressPool::Create(svc->address_pool());
-          !pool.ok()) {
-        return FieldError(origin, sfield + ".address_pool", std::string(pool.status().message()));
       }
       for (int f = 0; f < svc->fallback_addresses_size(); ++f) {
         const std::string& a = svc->fallback_addresses(f);
