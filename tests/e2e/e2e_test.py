@@ -146,6 +146,21 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual(txt.records, [])
 
 
+class PipeConnector(unittest.TestCase):
+    def test_pdns_pipe_connector_starts_the_plugin_and_gets_answers(self):
+        stack = Stack()
+        stack.use_pipe_connector()
+        with stack:
+            issued = stack.ppectl_json("issue", "--service", "video", "--region", "eu-west")
+            tagged = stack.query(issued["hostname"])
+            self.assertEqual(len(tagged.addresses()), 1, tagged)
+            vm = [v for v in stack.vms() if v["cpt"] == issued["cpt"]]
+            self.assertEqual(tagged.addresses(), [vm[0]["ip"]])
+            untagged = stack.query(f"video.{ZONE}", subnet="198.51.100.0/24")
+            self.assertEqual(untagged.scope, 24)
+            self.assertEqual(stack.query(f"nope.{ZONE}").status, "NXDOMAIN")
+
+
 class PpeDown(unittest.TestCase):
     def test_plugin_answers_fallback_not_servfail_when_the_ppe_is_killed(self):
         with Stack() as stack:

@@ -153,7 +153,29 @@ def statsmodels_fit(y, code):
     return llr, np.asarray(mean), secs
 
 
+def merge(dirs):
+    """Aggregates the per-series rows of several runs (e.g. a long run in parts)."""
+    rows = {}
+    for d in dirs:
+        with open(os.path.join(d, "summary.json")) as f:
+            for r in json.load(f)["rows"]:
+                rows[r["series"]] = r
+    keys = ["ours_auto", "ours_ets", "r_ets", "sm_ets", "snaive", "naive2"]
+    common = [r for r in rows.values() if all(k in r["metrics"] for k in keys)]
+    print("series with every method: %d (of %d)" % (len(common), len(rows)))
+    agg = {k: (np.mean([r["metrics"][k]["smape"] for r in common]),
+               np.mean([r["metrics"][k]["mase"] for r in common])) for k in keys}
+    n2 = agg["naive2"]
+    print("| method | sMAPE | MASE | OWA |\n|---|---|---|---|")
+    for k in keys:
+        print("| %s | %.3f | %.3f | %.3f |" % (k, agg[k][0], agg[k][1],
+                                             owa(agg[k][0], agg[k][1], n2[0], n2[1])))
+    return 0
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--merge":
+        return merge(sys.argv[2:])
     ap = argparse.ArgumentParser()
     ap.add_argument("--cli", required=True)
     ap.add_argument("--subset", choices=["ci", "full"], default="ci")
@@ -291,6 +313,10 @@ def main():
             acc[k]["smape"].append(smape(yt, f))
             acc[k]["mase"].append(mase(y, yt, f))
         rows.append({"series": sid, "r_model": fits.get("auto", {}).get("method"),
+                     "metrics": {k: {"smape": acc[k]["smape"][-1], "mase": acc[k]["mase"][-1]}
+                                 for k in fc},
+                     "seconds": {k: v[-1] for k, v in (("ours_ets", times["ours_ets"]),
+                                                       ("ours_auto", times["ours_auto"]))},
                      "ours_ets": ours_ets["model"], "ours_auto": ours_auto["model"],
                      "r_mase": acc["r_ets"]["mase"][-1] if "r_ets" in fc else None,
                      "ours_ets_mase": acc["ours_ets"]["mase"][-1],

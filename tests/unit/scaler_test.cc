@@ -162,6 +162,26 @@ TEST_CASE("at the profile's cap, more demand grows the VMs live (scale out)") {
   }
 }
 
+TEST_CASE("PPE's own host capacity accounting bounds allocations") {
+  store::MemoryRegistryStore store;
+  registry::Registry registry(store);
+  REQUIRE(registry.Load().ok());
+  testing::FakeHypervisor hypervisor;
+  auto pool = std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/24"));
+  ThreadPool workers(2);
+  vm::VmManager vms(hypervisor, registry,
+                    {{.service = "video", .shape = {"cpu-heavy", 4, 4, 1024, 1024}, .addresses = pool}},
+                    workers, WallClock::Instance(),
+                    {.max_vms_per_profile = 10, .host_vcpus = 10, .host_memory_mib = 100000});
+  REQUIRE(registry.RegisterProfile("cpt", {}, "admin", absl::Now()).ok());
+  CHECK(vms.AddVm("cpt", "video").ok());  // 4 vCPUs
+  CHECK(vms.AddVm("cpt", "video").ok());  // 8
+  absl::StatusOr<std::string> third = vms.AddVm("cpt", "video");  // 12 > 10
+  CHECK(third.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK(registry.VmCount() == 2);
+  CHECK(pool->in_use() == 2);  // nothing leaked by the refusal
+}
+
 TEST_CASE("the view shows history, model, forecast and interval") {
   World w(Scaler::Mode::kPredictive);
   w.Register("cpt");
