@@ -1,5 +1,7 @@
 #include "ppe-service/cpt/region_table.h"
 
+#include "ppe-service/cpt/geoip_db.h"
+
 #include <arpa/inet.h>
 #include "absl/strings/string_view.h"
 
@@ -53,9 +55,17 @@ absl::Status RegionTable::Add(absl::string_view cidr, std::string region) {
   return absl::OkStatus();
 }
 
+RegionTable::RegionTable() = default;
+RegionTable::~RegionTable() = default;
+
+void RegionTable::SetGeoIp(std::unique_ptr<GeoIpDb> db) { geoip_ = std::move(db); }
+
 std::string RegionTable::Lookup(const Prefix& client) const {
   for (const Rule& rule : rules_) {
     if (rule.prefix.Contains(client)) return rule.region;
+  }
+  if (geoip_) {
+    if (std::optional<std::string> region = geoip_->Lookup(client)) return *region;
   }
   return "unknown";
 }

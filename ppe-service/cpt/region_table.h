@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,10 +25,16 @@ struct Prefix {
   bool Contains(const Prefix& other) const;  // other's address lies inside this prefix
 };
 
-// CIDR -> region, longest prefix wins. Built once from the config.
+class GeoIpDb;
+
+// CIDR -> region, longest prefix wins; then, for addresses no rule covers, an
+// optional MaxMind database. Built once from the config.
 class RegionTable {
  public:
+  RegionTable();
+  ~RegionTable();
   absl::Status Add(absl::string_view cidr, std::string region);
+  void SetGeoIp(std::unique_ptr<GeoIpDb> db);
   // Region of the client prefix's address, or "unknown".
   std::string Lookup(const Prefix& client) const;
   size_t size() const { return rules_.size(); }
@@ -38,6 +45,7 @@ class RegionTable {
     std::string region;
   };
   std::vector<Rule> rules_;  // sorted by descending prefix length
+  std::unique_ptr<GeoIpDb> geoip_;
 };
 
 }  // namespace ppe::cpt

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/clock.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/cpt/geoip_db.h"
 #include "ppe-service/store/memory_registry_store.h"
 #include "ppe-service/store/sqlite_registry_store.h"
 #include "ppe-service/vm/libvirt_hypervisor.h"
@@ -40,6 +41,12 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
 
   for (const auto& rule : c.regions()) {
     if (absl::Status s = app->regions_.Add(rule.cidr(), rule.region()); !s.ok()) return s;
+  }
+  if (!c.geoip().database().empty()) {
+    absl::StatusOr<std::unique_ptr<cpt::GeoIpDb>> geoip =
+        cpt::GeoIpDb::Open(c.geoip().database(), c.geoip().path());
+    if (!geoip.ok()) return geoip.status();
+    app->regions_.SetGeoIp(std::move(*geoip));
   }
 
   absl::StatusOr<std::unique_ptr<vm::LibvirtHypervisor>> hv =

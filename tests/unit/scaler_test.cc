@@ -169,13 +169,14 @@ TEST_CASE("PPE's own host capacity accounting bounds allocations") {
   testing::FakeHypervisor hypervisor;
   auto pool = std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/24"));
   ThreadPool workers(2);
-  vm::VmManager vms(hypervisor, registry,
-                    {{.service = "video", .shape = {"cpu-heavy", 4, 4, 1024, 1024}, .addresses = pool}},
-                    workers, WallClock::Instance(),
-                    {.max_vms_per_profile = 10, .host_vcpus = 10, .host_memory_mib = 100000});
+  vm::VmManager vms(
+      hypervisor, registry,
+      {{.service = "video", .shape = {"cpu-heavy", 4, 4, 1024, 1024}, .addresses = pool}}, workers,
+      WallClock::Instance(),
+      {.max_vms_per_profile = 10, .host_vcpus = 10, .host_memory_mib = 100000});
   REQUIRE(registry.RegisterProfile("cpt", {}, "admin", absl::Now()).ok());
-  CHECK(vms.AddVm("cpt", "video").ok());  // 4 vCPUs
-  CHECK(vms.AddVm("cpt", "video").ok());  // 8
+  CHECK(vms.AddVm("cpt", "video").ok());                          // 4 vCPUs
+  CHECK(vms.AddVm("cpt", "video").ok());                          // 8
   absl::StatusOr<std::string> third = vms.AddVm("cpt", "video");  // 12 > 10
   CHECK(third.status().code() == absl::StatusCode::kResourceExhausted);
   CHECK(registry.VmCount() == 2);
