@@ -32,12 +32,15 @@ step "ctest"
 ctest --test-dir "$BUILD" --output-on-failure -j"$JOBS" ${PPE_CTEST_ARGS:-}
 
 if [[ "${PPE_SKIP_SANITIZE:-0}" != 1 ]]; then
-  # One clang build of the whole tree with ASan + UBSan and thread-safety
-  # warnings as errors: the fuzz targets run 20 s each, then the unit,
-  # integration and store tests run again under the sanitizers.
+  # One clang build with ASan + UBSan and thread-safety warnings as errors, of
+  # the fuzz targets and the unit, integration and store tests (between them
+  # every library): the fuzz targets run 20 s each, then the tests run again
+  # under the sanitizers. (tests/fuzz/run_fuzz.sh alone builds the whole tree.)
   step "clang ASan/UBSan build (-Werror=thread-safety) and fuzzing, 20 s per target"
   SAN="$BUILD-fuzz"
-  PPE_JOBS=$JOBS PPE_FUZZ_BUILD_DIR="$SAN" "$ROOT/tests/fuzz/run_fuzz.sh" 20
+  PPE_JOBS=$JOBS PPE_FUZZ_BUILD_DIR="$SAN" PPE_FUZZ_BUILD_ALL=0 \
+    PPE_FUZZ_EXTRA_TARGETS="unit_tests integration_tests store_tests" \
+    "$ROOT/tests/fuzz/run_fuzz.sh" 20
   step "unit, integration and store tests under ASan/UBSan"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$ROOT/tests/fuzz/ubsan.supp

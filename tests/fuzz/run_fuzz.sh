@@ -8,7 +8,8 @@
 #   tests/fuzz/run_fuzz.sh [SECONDS]
 # Environment: PPE_FUZZ_BUILD_DIR (default ./build-fuzz), PPE_JOBS (default 1),
 # PPE_FUZZ_TARGETS (default: all three), PPE_FUZZ_BUILD_ALL=0 to build only the
-# fuzz targets and what they link (skips the thread-safety check of the rest).
+# fuzz targets and what they link (skips the thread-safety check of the rest),
+# plus PPE_FUZZ_EXTRA_TARGETS (e.g. the test binaries to run under the sanitizers).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -27,7 +28,7 @@ if [[ "${PPE_FUZZ_BUILD_ALL:-1}" == 1 ]]; then
   nice ninja -C "$BUILD" -j"$JOBS"
 else
   # shellcheck disable=SC2086
-  nice ninja -C "$BUILD" -j"$JOBS" $TARGETS
+  nice ninja -C "$BUILD" -j"$JOBS" $TARGETS ${PPE_FUZZ_EXTRA_TARGETS:-}
 fi
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:symbolize=1
