@@ -123,6 +123,22 @@ ppe::v1::ScalingView AdminServiceImpl::ToProto(const scaler::Scaler::View& v) co
   return out;
 }
 
+template <typename ViewFn>
+grpc::ServerUnaryReactor* AdminServiceImpl::ScalingCall(grpc::CallbackServerContext* context,
+                                                        ppe::v1::ScalingView* response,
+                                                        ViewFn view) {
+  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
+  if (scaler_ == nullptr) {
+    return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no scaler"));
+  }
+  return OffThread(context, response,
+                   [this, view = std::move(view)]() -> absl::StatusOr<ppe::v1::ScalingView> {
+                     absl::StatusOr<scaler::Scaler::View> v = view();
+                     if (!v.ok()) return v.status();
+                     return ToProto(*v);
+                   });
+}
+
 grpc::ServerUnaryReactor* AdminServiceImpl::DrainVm(grpc::CallbackServerContext* context,
                                                     const ppe::v1::DrainVmRequest* request,
                                                     ppe::v1::DrainVmResponse* response) {
@@ -142,44 +158,29 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DrainVm(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* AdminServiceImpl::SetProfileLimits(
     grpc::CallbackServerContext* context, const ppe::v1::SetProfileLimitsRequest* request,
     ppe::v1::ScalingView* response) {
-  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
-  if (scaler_ == nullptr)
-    return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
-  return OffThread(context, response, [this, request]() -> absl::StatusOr<ppe::v1::ScalingView> {
+  return ScalingCall(context, response, [this, request]() -> absl::StatusOr<scaler::Scaler::View> {
     if (absl::Status s = scaler_->SetLimits(request->cpt(), request->service(), request->min_vms(),
                                             request->max_vms());
         !s.ok()) {
       return s;
     }
-    absl::StatusOr<scaler::Scaler::View> v = scaler_->ScaleNow(request->cpt(), request->service());
-    if (!v.ok()) return v.status();
-    return ToProto(*v);
+    return scaler_->ScaleNow(request->cpt(), request->service());
   });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetForecast(grpc::CallbackServerContext* context,
                                                         const ppe::v1::ScalingRequest* request,
                                                         ppe::v1::ScalingView* response) {
-  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
-  if (scaler_ == nullptr)
-    return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
-  return OffThread(context, response, [this, request]() -> absl::StatusOr<ppe::v1::ScalingView> {
-    absl::StatusOr<scaler::Scaler::View> v = scaler_->Describe(request->cpt(), request->service());
-    if (!v.ok()) return v.status();
-    return ToProto(*v);
+  return ScalingCall(context, response, [this, request] {
+    return scaler_->Describe(request->cpt(), request->service());
   });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::TriggerScale(grpc::CallbackServerContext* context,
                                                          const ppe::v1::ScalingRequest* request,
                                                          ppe::v1::ScalingView* response) {
-  if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
-  if (scaler_ == nullptr)
-    return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
-  return OffThread(context, response, [this, request]() -> absl::StatusOr<ppe::v1::ScalingView> {
-    absl::StatusOr<scaler::Scaler::View> v = scaler_->ScaleNow(request->cpt(), request->service());
-    if (!v.ok()) return v.status();
-    return ToProto(*v);
+  return ScalingCall(context, response, [this, request] {
+    return scaler_->ScaleNow(request->cpt(), request->service());
   });
 }
 

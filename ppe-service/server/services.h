@@ -98,6 +98,10 @@ class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {
   ThreadPool& workers_;
   StatusProvider status_provider_;
   ppe::v1::ScalingView ToProto(const scaler::Scaler::View& v) const;
+  // Authorizes, then runs `view` (a Scaler call) on a worker and answers its view.
+  template <typename ViewFn>
+  grpc::ServerUnaryReactor* ScalingCall(grpc::CallbackServerContext* context,
+                                        ppe::v1::ScalingView* response, ViewFn view);
   scaler::Scaler* scaler_ = nullptr;
   scaler::DemandTracker* demand_ = nullptr;
   vm::VmManager* vms_ = nullptr;
