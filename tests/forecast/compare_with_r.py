@@ -25,7 +25,12 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = "/work/shared/data"
+# shared/ sits beside the repository (CI lays it there too); PPE_SHARED_DATA overrides.
+DATA = os.environ.get("PPE_SHARED_DATA") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "..", "shared",
+    "data")
+if not os.path.isdir(DATA):
+    DATA = "/work/shared/data"
 H = 48
 FREQ = 24
 PAIR_MODELS = ["ANN", "AAdN", "AAdA", "MNM", "MAdM"]
