@@ -17,15 +17,22 @@ PER_VM = 20  # requests per bucket one VM serves (requests_per_vm)
 BUCKETS = 24
 
 
-def replay(mode):
-    stack = Stack(
-        extra_ppe_conf=f"""
+def scaling_conf(mode):
+    """ppe.conf additions: 1 s buckets, a 2 s buffer on top of the boot time."""
+    return f"""
 scaler {{ mode: "{mode}" bucket_ms: 1000 lead_buffer_ms: 2000 refit_every_buckets: 4
          cooldown_buckets: 5 keep_warm_buckets: 5 }}
 limits {{ max_vms_per_profile: 30 }}
-""",
-        conf_replace={'fallback_addresses: "192.0.2.10"':
-                      'fallback_addresses: "192.0.2.10"\n    requests_per_vm: 20'})
+"""
+
+
+PER_VM_CONF = {'fallback_addresses: "192.0.2.10"':
+               'fallback_addresses: "192.0.2.10"\n    requests_per_vm: 20'}
+
+
+def replay(mode, stack=None):
+    """Replays the ramp against `stack` (default: test:///); returns the rows and the view."""
+    stack = stack or Stack(extra_ppe_conf=scaling_conf(mode), conf_replace=PER_VM_CONF)
     for opt in ("cache-ttl=0", "query-cache-ttl=0", "negquery-cache-ttl=0"):
         stack.set_pdns_option(opt)
     stack.start()
