@@ -121,7 +121,7 @@ void Scaler::Act(Series& s, int desired, int uncapped) {
   int current = ActiveVms(s);
   // At the cap with more demand than the pool can take: grow the VMs instead.
   if (uncapped > desired && current >= desired && desired > 0) {
-    workers_.Schedule([this, cpt = s.cpt, service = s.service] {
+    tasks_.Schedule(workers_, [this, cpt = s.cpt, service = s.service] {
       absl::StatusOr<int> grown = vms_.ScaleOut(cpt, service);
       if (grown.ok() && *grown > 0) {
         absl::MutexLock lock(&mu_);
@@ -137,7 +137,7 @@ void Scaler::Act(Series& s, int desired, int uncapped) {
     spdlog::info("scale up profile {} {}: {} -> {} VMs", cpt::CptCodec::Fingerprint(s.cpt),
                  s.service, current, desired);
     for (int i = 0; i < add; ++i) {
-      workers_.Schedule([this, cpt = s.cpt, service = s.service] {
+      tasks_.Schedule(workers_, [this, cpt = s.cpt, service = s.service] {
         absl::StatusOr<std::string> ip = vms_.AddVm(cpt, service);
         if (!ip.ok()) spdlog::warn("scale up failed: {}", ip.status().message());
         absl::MutexLock lock(&mu_);

@@ -13,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "ppe-service/common/clock.h"
+#include "ppe-service/common/task_tracker.h"
 #include "ppe-service/common/thread_pool.h"
 #include "ppe-service/forecast/demand_history.h"
 #include "ppe-service/forecast/model.h"
@@ -126,6 +127,7 @@ class Scaler {
   Stats stats_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;
   std::thread thread_;
+  TaskTracker tasks_;  // last member: destroyed first, it waits for this object's tasks
 };
 
 }  // namespace ppe::scaler

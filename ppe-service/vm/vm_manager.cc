@@ -54,7 +54,7 @@ void VmManager::EnsureVm(const std::string& cpt, const std::string& service,
     it->second.push_back(std::move(done));
     if (!first) return;  // joins the allocation already in flight
   }
-  workers_.Schedule([this, cpt, service, registration = std::move(registration)] {
+  tasks_.Schedule(workers_, [this, cpt, service, registration = std::move(registration)] {
     Allocate(cpt, service, registration);
   });
 }
@@ -127,7 +127,7 @@ void VmManager::RefillSpares() {
       if (missing > 0) pending += missing;
     }
     for (int i = 0; i < missing; ++i) {
-      workers_.Schedule([this, p = &placement] { CreateSpare(*p); });
+      tasks_.Schedule(workers_, [this, p = &placement] { CreateSpare(*p); });
     }
   }
 }

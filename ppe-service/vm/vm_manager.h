@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "ppe-service/common/clock.h"
+#include "ppe-service/common/task_tracker.h"
 #include "ppe-service/common/thread_pool.h"
 #include "ppe-service/cpt/attributes.h"
 #include "ppe-service/registry/registry.h"
@@ -133,6 +134,7 @@ class VmManager {
   std::atomic<int64_t> spares_claimed_{0}, vms_created_{0};
   std::atomic<int64_t> boot_time_us_{1000000};
   absl::flat_hash_set<std::string> grown_ ABSL_GUARDED_BY(mu_);  // VMs at their maximum size
+  TaskTracker tasks_;  // last member: destroyed first, it waits for this object's tasks
 
   mutable absl::Mutex mu_;
   // "<cpt>/<service>" -> callers waiting for the allocation in flight.
