@@ -13,7 +13,8 @@ packages=(
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(catch2 libbenchmark-dev knot-dnsutils dnsperf r-cran-forecast python3-statsmodels
-             clang libclang-rt-14-dev clang-format libmaxmind-db-writer-perl)
+             clang libclang-rt-14-dev clang-format libmaxmind-db-writer-perl openssl iproute2
+             xz-utils bzip2)
 fi
 
 missing=()

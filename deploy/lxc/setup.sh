@@ -38,7 +38,7 @@ RUN=$(cd "$RUN" && pwd)
 [ ${#RUN} -le 80 ] || die "run directory path '$RUN' is too long for unix sockets"
 
 # 1. Packages (libvirt-daemon-system would pull in systemd: not wanted).
-PACKAGES="libvirt-daemon libvirt-daemon-driver-lxc libvirt-clients tini"
+PACKAGES="libvirt-daemon libvirt-daemon-driver-lxc libvirt-clients tini iproute2"
 if [ "${PPE_LXC_NO_INSTALL:-0}" != 1 ]; then
   missing=""
   for p in $PACKAGES; do
