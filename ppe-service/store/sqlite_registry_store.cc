@@ -464,10 +464,6 @@ absl::StatusOr<TxnResult> SqliteRegistryStore::Txn(const ppe::store::Txn& txn) {
 absl::StatusOr<std::unique_ptr<WatchHandle>> SqliteRegistryStore::Watch(std::string_view prefix,
                                                                         int64_t from_revision,
                                                                         WatchCallback callback) {
-  if (from_revision < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("watch: negative revision ", from_revision));
-  }
-  if (!callback) return absl::InvalidArgumentError("watch: no callback");
   return hub_.Add(prefix, from_revision, std::move(callback));
 }
 

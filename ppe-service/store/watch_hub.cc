@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 #include "ppe-service/store/txn_rules.h"
 
 namespace ppe::store::internal {
@@ -162,8 +164,13 @@ WatchHub::WatchHub(EventSource* source, int64_t head) : core_(std::make_shared<C
 
 WatchHub::~WatchHub() { Stop(); }
 
-std::unique_ptr<WatchHandle> WatchHub::Add(std::string_view prefix, int64_t from_revision,
-                                           WatchCallback callback) {
+absl::StatusOr<std::unique_ptr<WatchHandle>> WatchHub::Add(std::string_view prefix,
+                                                           int64_t from_revision,
+                                                           WatchCallback callback) {
+  if (from_revision < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("watch: negative revision ", from_revision));
+  }
+  if (!callback) return absl::InvalidArgumentError("watch: no callback");
   auto watcher = std::make_shared<Watcher>();
   watcher->prefix = std::string(prefix);
   watcher->callback = std::move(callback);

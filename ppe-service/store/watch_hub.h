@@ -44,9 +44,10 @@ class WatchHub {
   WatchHub(const WatchHub&) = delete;
   WatchHub& operator=(const WatchHub&) = delete;
 
-  // Registers a watcher; from_revision 0 = head + 1.
-  std::unique_ptr<WatchHandle> Add(std::string_view prefix, int64_t from_revision,
-                                   WatchCallback callback);
+  // Registers a watcher; from_revision 0 = head + 1. INVALID_ARGUMENT for a
+  // negative revision or no callback (the stores' Watch returns this as is).
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Add(std::string_view prefix, int64_t from_revision,
+                                                   WatchCallback callback);
 
   // Called after each commit with the new current revision.
   void Notify(int64_t head);
