@@ -11,6 +11,7 @@
 #include "backend-plugin/backend.h"
 #include "ppe-service/common/log.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/mocks/test_zones.h"
 
 namespace ppe::plugin {
 namespace {
@@ -21,29 +22,7 @@ struct OfflineBackend {
                 .deadline = absl::Milliseconds(50),
                 .breaker_failures = 1,
                 .breaker_open = absl::Hours(24 * 365)}) {
-    ppe::v1::ListZonesResponse z;
-    auto* zone = z.add_zones();
-    zone->set_id(1);
-    zone->set_name("cdn.example.test.");
-    zone->set_serial(3);
-    auto* soa = zone->add_apex_records();
-    soa->set_qname("cdn.example.test.");
-    soa->set_qtype("SOA");
-    soa->set_content("ns1.cdn.example.test. hostmaster.cdn.example.test. 3 3600 600 604800 60");
-    soa->set_ttl(3600);
-    auto* ns = zone->add_apex_records();
-    ns->set_qname("cdn.example.test.");
-    ns->set_qtype("NS");
-    ns->set_content("ns1.cdn.example.test.");
-    ns->set_ttl(3600);
-    for (const char* name : {"video", "db"}) {
-      auto* svc = zone->add_services();
-      svc->set_name(name);
-      svc->add_fallback_addresses("192.0.2.10");
-      svc->add_fallback_addresses("2001:db8::10");
-      svc->set_fallback_ttl(5);
-    }
-    zones.Set(z);
+    zones.Set(testing::TestZones());
   }
   ZoneCache zones;
   PpeClient client;

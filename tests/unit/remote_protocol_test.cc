@@ -8,6 +8,7 @@
 
 #include "backend-plugin/backend.h"
 #include "backend-plugin/connector.h"
+#include "tests/mocks/test_zones.h"
 
 namespace ppe::plugin {
 namespace {
@@ -91,22 +92,7 @@ TEST_CASE("replies: ttl and scopeMask are JSON numbers; no records is false") {
 // A backend whose PPE is unreachable: everything here is answered locally.
 struct OfflineBackend {
   OfflineBackend() : client({.target = "127.0.0.1:1", .deadline = absl::Milliseconds(50)}) {
-    ppe::v1::ListZonesResponse z;
-    auto* zone = z.add_zones();
-    zone->set_id(1);
-    zone->set_name("cdn.example.test.");
-    zone->set_serial(3);
-    auto* soa = zone->add_apex_records();
-    soa->set_qname("cdn.example.test.");
-    soa->set_qtype("SOA");
-    soa->set_content("ns1.cdn.example.test. hostmaster.cdn.example.test. 3 3600 600 604800 60");
-    soa->set_ttl(3600);
-    auto* svc = zone->add_services();
-    svc->set_name("video");
-    svc->add_fallback_addresses("192.0.2.10");
-    svc->add_fallback_addresses("2001:db8::10");
-    svc->set_fallback_ttl(5);
-    zones.Set(z);
+    zones.Set(testing::TestZones());
   }
   ZoneCache zones;
   PpeClient client;
