@@ -1,5 +1,6 @@
 #include "ppe-service/scaler/scaler.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <catch2/catch.hpp>
@@ -47,9 +48,14 @@ struct World {
     for (int i = 0; i < requests; ++i) demand.Record(cpt, "video");
     clock.Advance(absl::Seconds(1));
     scaler.Tick();
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < 400; ++i) {  // until the scale-ups are done and their VMs ready
       auto v = scaler.Describe(cpt, "video");
-      if (!v.ok() || v->current >= v->desired) break;
+      auto vms = registry.ListVms(cpt);
+      bool starting = std::any_of(vms.begin(), vms.end(), [](const registry::VmRecord& vm) {
+        return vm.state == registry::VmState::kProvisioning ||
+               vm.state == registry::VmState::kBooting;
+      });
+      if (!v.ok() || (v->current >= v->desired && !starting)) break;
       absl::SleepFor(absl::Milliseconds(5));
     }
   }
@@ -116,9 +122,12 @@ TEST_CASE("limits: per-profile max and min, and the budget goes to premium first
   }
   w.clock.Advance(absl::Seconds(1));
   w.scaler.Tick();
-  absl::SleepFor(absl::Milliseconds(200));
-  CHECK(w.Ready("premium") == 3);   // wanted 4, capped at the profile max
-  CHECK(w.Ready("standard") == 1);  // what is left of the budget of 4
+  for (int i = 0; i < 200 && w.Ready("premium") + w.Ready("standard") < 4; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  absl::SleepFor(absl::Milliseconds(50));  // nothing more arrives
+  CHECK(w.Ready("premium") == 3);          // wanted 4, capped at the profile max
+  CHECK(w.Ready("standard") == 1);         // what is left of the budget of 4
 
   REQUIRE(w.scaler.SetLimits("standard", "video", 2, 2).ok());
   w.scaler.SetLimits("premium", "video", 1, 1).IgnoreError();
@@ -148,11 +157,12 @@ TEST_CASE("at the profile's cap, more demand grows the VMs live (scale out)") {
                  .max_vms = 2,
                  .requests_per_vm = {{"video", kPerVm}}});
   REQUIRE(registry.RegisterProfile("cpt", {}, "admin", clock.Now()).ok());
-  for (int tick = 0; tick < 2; ++tick) {
-    demand.Record("cpt", "video", 500);  // 10 VMs' worth, capped at 2
+  // 10 VMs' worth of demand, capped at 2: once both are ready they grow.
+  for (int tick = 0; tick < 50 && scaler.stats().scale_outs < 2; ++tick) {
+    demand.Record("cpt", "video", 500);
     clock.Advance(absl::Seconds(1));
     scaler.Tick();
-    absl::SleepFor(absl::Milliseconds(200));
+    absl::SleepFor(absl::Milliseconds(50));
   }
   auto pool_vms = registry.ListVms("cpt");
   REQUIRE(pool_vms.size() == 2);
