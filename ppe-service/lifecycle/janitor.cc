@@ -45,14 +45,7 @@ Janitor::Report Janitor::Tick() {
 }
 
 void Janitor::Start() {
-  thread_ = std::thread([this] {
-    while (!stop_.WaitForNotificationWithTimeout(options_.interval)) Tick();
-  });
-}
-
-void Janitor::Stop() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
-  if (thread_.joinable()) thread_.join();
+  loop_.Start(options_.interval, [this] { Tick(); });
 }
 
 }  // namespace ppe::lifecycle

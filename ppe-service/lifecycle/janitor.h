@@ -1,10 +1,8 @@
 #pragma once
 
-#include <thread>
-
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "ppe-service/common/clock.h"
+#include "ppe-service/common/periodic_thread.h"
 #include "ppe-service/registry/registry.h"
 #include "ppe-service/vm/vm_manager.h"
 
@@ -34,15 +32,14 @@ class Janitor {
 
   Report Tick();  // one pass, now
   void Start();   // a pass every `interval` on its own thread
-  void Stop();
+  void Stop() { loop_.Stop(); }
 
  private:
   registry::Registry& registry_;
   vm::VmManager& vms_;
   const Clock& clock_;
   Options options_;
-  absl::Notification stop_;
-  std::thread thread_;
+  PeriodicThread loop_;
 };
 
 }  // namespace ppe::lifecycle

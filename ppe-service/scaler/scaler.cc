@@ -213,14 +213,7 @@ void Scaler::Tick() {
 }
 
 void Scaler::Start() {
-  thread_ = std::thread([this] {
-    while (!stop_.WaitForNotificationWithTimeout(options_.bucket)) Tick();
-  });
-}
-
-void Scaler::Stop() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
-  if (thread_.joinable()) thread_.join();
+  loop_.Start(options_.bucket, [this] { Tick(); });
 }
 
 absl::Status Scaler::SetLimits(const std::string& cpt, const std::string& service, int min_vms,

@@ -4,15 +4,14 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "ppe-service/common/clock.h"
+#include "ppe-service/common/periodic_thread.h"
 #include "ppe-service/common/task_tracker.h"
 #include "ppe-service/common/thread_pool.h"
 #include "ppe-service/forecast/demand_history.h"
@@ -61,7 +60,7 @@ class Scaler {
   // `bucket`; tests call it with a simulated clock.
   void Tick();
   void Start();
-  void Stop();
+  void Stop() { loop_.Stop(); }
 
   // Admin.
   absl::Status SetLimits(const std::string& cpt, const std::string& service, int min_vms,
@@ -125,8 +124,7 @@ class Scaler {
   std::map<std::pair<std::string, std::string>, Series> series_ ABSL_GUARDED_BY(mu_);
   int64_t last_bucket_ ABSL_GUARDED_BY(mu_) = -1;
   Stats stats_ ABSL_GUARDED_BY(mu_);
-  absl::Notification stop_;
-  std::thread thread_;
+  PeriodicThread loop_;
   TaskTracker tasks_;  // last member: destroyed first, it waits for this object's tasks
 };
 
