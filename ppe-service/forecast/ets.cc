@@ -10,7 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "ppe-service/forecast/optimizer.h"
+#include "ppe-service/forecast/least_squares.h"
 #include "ppe-service/forecast/stats.h"
 
 namespace ppe::forecast {
@@ -147,34 +147,96 @@ bool AllRootsInUnitDisc(std::vector<double> c) {
   return true;
 }
 
-// Likelihood only, no allocation beyond `ring` (R's lik; +inf if invalid).
-double EtsLik(const EtsSpec& spec, const EtsParameters& params,
-              std::span<const double> initial_state, std::span<const double> y,
-              std::vector<double>& ring) {
-  double l, b;
-  LoadState(spec, initial_state, l, b, ring);
-  const int m = static_cast<int>(ring.size());
-  int pos = 0;
-  double sse = 0, lik2 = 0;
-  const bool mult = spec.error == Component::kMultiplicative;
+// One pass over `y` writing the residuals whose sum of squares is a monotone
+// transform of R's likelihood: lik = n log(sum r^2). Additive error: r = e.
+// Multiplicative error: lik = n log(sum e^2) + 2 sum log|f| = n log(sum (e g)^2)
+// with g the geometric mean of |f|, so r = e g. Maximum likelihood is thus a
+// least-squares problem. Compile-time components keep the loop branch-free.
+// Returns false where a one-step forecast of a multiplicative model vanishes.
+template <Component kError, bool kTrend, Component kSeason>
+bool EtsResidualsT(const EtsParameters& p, std::span<const double> x0, std::span<const double> y,
+                   std::vector<double>& ring, std::span<double> r) {
+  constexpr bool kHasSeason = kSeason != Component::kNone;
+  const int off = kTrend ? 2 : 1;
+  double l = x0[0];
+  double b = kTrend ? x0[1] : 0.0;
+  const int m = kHasSeason ? static_cast<int>(x0.size()) - off : 0;
+  ring.resize(m);
+  for (int i = 0; i < m; ++i) ring[i] = x0[off + m - 1 - i];
+  const double alpha = p.alpha, phi = p.phi, gamma = p.gamma;
+  const double beta_ratio = kTrend ? p.beta / p.alpha : 0.0;
   const int n = static_cast<int>(y.size());
+  // sum log|f| as the log of a running product, flushed before it can
+  // overflow or underflow: one log call per many steps instead of one per step.
+  double log_f = 0, prod_f = 1;
+  int pos = 0;
   for (int i = 0; i < n; ++i) {
-    double* slot = m > 0 ? &ring[pos] : nullptr;
-    const double f = OneStep(spec, params.phi, l, b, slot != nullptr ? *slot : 0.0);
-    double e;
-    if (mult) {
-      if (std::fabs(f) < kTol) return std::numeric_limits<double>::infinity();
-      e = (y[i] - f) / f;
-      lik2 += std::log(std::fabs(f));
+    const double phib = kTrend ? phi * b : 0.0;
+    const double q = l + phib;
+    const double s = kHasSeason ? ring[pos] : 0.0;
+    double f = q;
+    if constexpr (kSeason == Component::kAdditive) f = q + s;
+    if constexpr (kSeason == Component::kMultiplicative) f = q * s;
+    if constexpr (kError == Component::kMultiplicative) {
+      if (std::fabs(f) < kTol) return false;
+      r[i] = (y[i] - f) / f;
+      prod_f *= std::fabs(f);
+      if (!(prod_f < 1e150 && prod_f > 1e-150)) {
+        log_f += std::log(prod_f);
+        prod_f = 1;
+      }
     } else {
-      e = y[i] - f;
+      r[i] = y[i] - f;
     }
-    sse += e * e;
-    Step(spec, params, y[i], l, b, slot);
-    if (m > 0 && ++pos == m) pos = 0;
+    double pv = y[i];
+    if constexpr (kSeason == Component::kAdditive) pv = y[i] - s;
+    if constexpr (kSeason == Component::kMultiplicative)
+      pv = std::fabs(s) < kTol ? kHuge : y[i] / s;
+    const double old_l = l;
+    l = q + alpha * (pv - q);
+    if constexpr (kTrend) b = phib + beta_ratio * ((l - old_l) - phib);
+    if constexpr (kSeason == Component::kAdditive) ring[pos] = s + gamma * ((y[i] - q) - s);
+    if constexpr (kSeason == Component::kMultiplicative) {
+      const double t = std::fabs(q) < kTol ? kHuge : y[i] / q;
+      ring[pos] = s + gamma * (t - s);
+    }
+    if constexpr (kHasSeason) {
+      if (++pos == m) pos = 0;
+    }
   }
-  const double lik = n * std::log(sse) + (mult ? 2 * lik2 : 0.0);
-  return std::isnan(lik) ? std::numeric_limits<double>::infinity() : lik;
+  if constexpr (kError == Component::kMultiplicative) {
+    log_f += std::log(prod_f);
+    if (!std::isfinite(log_f)) return false;
+    const double g = std::exp(log_f / n);
+    for (int i = 0; i < n; ++i) r[i] *= g;
+  }
+  return true;
+}
+
+template <Component kError, bool kTrend>
+bool EtsResidualsBySeason(const EtsSpec& spec, const EtsParameters& p, std::span<const double> x0,
+                          std::span<const double> y, std::vector<double>& ring,
+                          std::span<double> r) {
+  switch (spec.season) {
+    case Component::kNone:
+      return EtsResidualsT<kError, kTrend, Component::kNone>(p, x0, y, ring, r);
+    case Component::kAdditive:
+      return EtsResidualsT<kError, kTrend, Component::kAdditive>(p, x0, y, ring, r);
+    case Component::kMultiplicative:
+      return EtsResidualsT<kError, kTrend, Component::kMultiplicative>(p, x0, y, ring, r);
+  }
+  return false;
+}
+
+bool EtsResiduals(const EtsSpec& spec, const EtsParameters& p, std::span<const double> x0,
+                  std::span<const double> y, std::vector<double>& ring, std::span<double> r) {
+  const bool mult = spec.error == Component::kMultiplicative;
+  if (HasTrend(spec)) {
+    return mult ? EtsResidualsBySeason<Component::kMultiplicative, true>(spec, p, x0, y, ring, r)
+                : EtsResidualsBySeason<Component::kAdditive, true>(spec, p, x0, y, ring, r);
+  }
+  return mult ? EtsResidualsBySeason<Component::kMultiplicative, false>(spec, p, x0, y, ring, r)
+              : EtsResidualsBySeason<Component::kAdditive, false>(spec, p, x0, y, ring, r);
 }
 
 }  // namespace
@@ -541,8 +603,13 @@ std::vector<NamedValue> EtsModel::Parameters() const {
 // ---------------------------------------------------------------------------
 // Estimation
 
-absl::StatusOr<std::unique_ptr<EtsModel>> FitEts(std::span<const double> y, const EtsSpec& spec,
-                                                 const EtsFitOptions& options) {
+namespace {
+
+// FitEts; a damped specification also starts from `undamped`, the fit of its
+// undamped twin (fitted here when null).
+absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, const EtsSpec& spec,
+                                                     const EtsFitOptions& options,
+                                                     const EtsModel* undamped) {
   const int n = static_cast<int>(y.size());
   for (double v : y) {
     if (!std::isfinite(v)) return absl::InvalidArgumentError("series contains non-finite values");
@@ -553,18 +620,20 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEts(std::span<const double> y, cons
     return absl::FailedPreconditionError("multiplicative components need positive data");
   }
   const int m = Period(spec);
-  // Optimisation vector: alpha, u, v, phi, initial states, where
+  // Parameter vector: alpha, u, v, phi, initial states, where
   //   beta = lower + u (min(alpha, upper) - lower), gamma = lower + v (min(1 - alpha, upper) -
   //   lower)
   // so that R's "usual" bounds (beta <= alpha, gamma <= 1 - alpha) become a box
   // (u, v in [0, 1]). Starting values as R's initparam (u = 0.1, v = 0.05).
   std::vector<double> x;
-  std::vector<double> lo, hi, step;
+  std::vector<double> lo, hi, typical;
   double alpha = kLower[0] + 0.2 * (kUpper[0] - kLower[0]) / m;
   if (alpha > 1 || alpha < 0) alpha = kLower[0] + 2e-3;
   x.push_back(alpha);
   lo.push_back(kLower[0]);
-  hi.push_back(kUpper[0]);
+  // With a season, gamma in [1e-4, 1 - alpha] is empty in floating point at
+  // alpha = 0.9999 itself: stop just short of that corner.
+  hi.push_back(HasSeason(spec) ? kUpper[0] - 1e-10 : kUpper[0]);
   if (HasTrend(spec)) {
     x.push_back(0.1);
     lo.push_back(0);
@@ -581,6 +650,7 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEts(std::span<const double> y, cons
     hi.push_back(kUpper[3]);
   }
   const int num_smooth = static_cast<int>(x.size());
+  typical.assign(num_smooth, 0.1);
   std::vector<double> init = EtsHeuristicState(y, spec);
   x.insert(x.end(), init.begin(), init.end());
   const int dim = static_cast<int>(x.size());
@@ -591,6 +661,13 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEts(std::span<const double> y, cons
   double scale = 0;
   for (double v : y) scale += std::fabs(v);
   scale = std::max(scale / n, 1e-8);
+  const int season_off = num_smooth + (HasTrend(spec) ? 2 : 1);
+  for (int i = num_smooth; i < dim; ++i) {
+    const bool mult_seas = spec.season == Component::kMultiplicative && i >= season_off;
+    typical.push_back(mult_seas ? 1.0 : (i == num_smooth ? scale : 0.1 * scale));
+    lo.push_back(-HUGE_VAL);
+    hi.push_back(HUGE_VAL);
+  }
 
   const int state_off = num_smooth;
   auto unpack = [&](std::span<const double> v, EtsParameters* p, std::vector<double>* state) {
@@ -611,120 +688,148 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEts(std::span<const double> y, cons
       state->push_back((spec.season == Component::kMultiplicative ? m : 0) - sum);
     }
   };
+  // Maximum likelihood = least squares on the residuals of EtsResiduals; a
+  // point outside the usual bounds, not admissible, or with a non-positive
+  // multiplicative seasonal index is infeasible.
   std::vector<double> state_buf, ring_buf;
-  auto objective = [&](std::span<const double> v) -> double {
+  auto residuals = [&](std::span<const double> v, std::span<double> r) {
     EtsParameters p;
     unpack(v, &p, &state_buf);
-    if (!CheckParams(spec, p)) return 1e12;
+    if (!CheckParams(spec, p)) return false;
     if (spec.season == Component::kMultiplicative) {
       const int off = HasTrend(spec) ? 2 : 1;
       for (size_t j = off; j < state_buf.size(); ++j) {
-        if (state_buf[j] <= 0) return 1e12;
+        if (state_buf[j] <= 0) return false;
       }
     }
-    const double lik = EtsLik(spec, p, state_buf, y, ring_buf);
-    if (!std::isfinite(lik)) return lik < 0 ? -1e10 : 1e12;
-    return std::max(lik, -1e10);
+    return EtsResiduals(spec, p, state_buf, y, ring_buf, r);
   };
 
-  for (int i = 0; i < dim; ++i) {
-    if (i < num_smooth) {
-      step.push_back(0.05);
-    } else {
-      const bool mult_seas =
-          spec.season == Component::kMultiplicative && i >= state_off + (HasTrend(spec) ? 2 : 1);
-      step.push_back(mult_seas ? 0.05 : 0.1 * std::max(std::fabs(x[i]), 0.1 * scale));
-    }
-  }
   // Stage 1: smoothing parameters only, initial states held at the heuristic,
   // from a few starting points (R's, a moderate and a fast-adapting one).
   std::vector<double> full = x;
-  auto smooth_only = [&](std::span<const double> v) {
+  auto smooth_only = [&](std::span<const double> v, std::span<double> r) {
     std::copy(v.begin(), v.end(), full.begin());
-    return objective(full);
+    return residuals(full, r);
   };
-  MinimizeOptions mo;
-  mo.max_evaluations = 300;
-  mo.initial_step.assign(step.begin(), step.begin() + num_smooth);
-  mo.lower = lo;
-  mo.upper = hi;
-  mo.ftol_rel = 1e-8;
+  LeastSquaresOptions lso;
+  lso.max_iterations = options.max_iterations;
+  lso.lower.assign(lo.begin(), lo.begin() + num_smooth);
+  lso.upper.assign(hi.begin(), hi.begin() + num_smooth);
+  lso.scale.assign(typical.begin(), typical.begin() + num_smooth);
   std::vector<std::vector<double>> starts = {
       std::vector<double>(x.begin(), x.begin() + num_smooth)};
   for (double a : {0.5, 0.9}) {
-    std::vector<double> v = {a};
-    if (HasTrend(spec)) v.push_back(0.1);
-    if (HasSeason(spec)) v.push_back(0.5);
-    if (spec.damped) v.push_back(0.95);
-    starts.push_back(v);
+    for (double phi : {0.95, 0.82}) {
+      if (!spec.damped && phi != 0.95) continue;
+      std::vector<double> v = {a};
+      if (HasTrend(spec)) v.push_back(0.1);
+      if (HasSeason(spec)) v.push_back(0.5);
+      if (spec.damped) v.push_back(phi);
+      starts.push_back(v);
+    }
   }
-  MinimizeResult best;
-  best.x = x;
-  best.value = objective(x);
-  std::vector<MinimizeResult> stage1;
+  struct Candidate {
+    std::vector<double> x;
+    double sum_squares;
+  };
+  if (options.smooth_starts > 0 && static_cast<int>(starts.size()) > options.smooth_starts) {
+    // Keep the starting points with the smallest sum of squares (one pass each).
+    std::vector<double> r(n);
+    std::vector<std::pair<double, std::vector<double>>> scored;
+    for (auto& start : starts) {
+      double ss = HUGE_VAL;
+      if (smooth_only(start, r)) {
+        ss = 0;
+        for (double e : r) ss += e * e;
+      }
+      scored.emplace_back(ss, std::move(start));
+    }
+    std::stable_sort(scored.begin(), scored.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    starts.clear();
+    for (int i = 0; i < options.smooth_starts; ++i) starts.push_back(std::move(scored[i].second));
+  }
+  lso.ftol = options.ftol;
+  std::vector<Candidate> stage1;
   for (const auto& start : starts) {
-    MinimizeResult r = Minimize(smooth_only, start, mo);
+    LeastSquaresResult r = MinimizeSumOfSquares(smooth_only, n, start, lso);
+    if (!std::isfinite(r.sum_squares)) continue;
     std::vector<double> v = x;
     std::copy(r.x.begin(), r.x.end(), v.begin());
-    stage1.push_back(MinimizeResult{v, r.value, r.evaluations});
+    stage1.push_back({v, r.sum_squares});
   }
   std::sort(stage1.begin(), stage1.end(),
-            [](const MinimizeResult& a, const MinimizeResult& b) { return a.value < b.value; });
-  if (!stage1.empty() && stage1[0].value < best.value) best = stage1[0];
-  std::vector<MinimizeResult> joint_starts = {best};
-  // A second basin: the best stage-1 result with a clearly different alpha.
-  for (size_t i = 1; i < stage1.size(); ++i) {
-    if (stage1[i].value < 1e12 && std::fabs(stage1[i].x[0] - best.x[0]) > 0.2) {
-      joint_starts.push_back(stage1[i]);
-      break;
-    }
-  }
-  // A damped model also starts from the undamped optimum (phi near 1).
-  if (spec.damped && options.joint_rounds > 0) {
-    EtsSpec undamped = spec;
-    undamped.damped = false;
-    auto base = FitEts(y, undamped, options);
-    if (base.ok()) {
-      const EtsParameters& bp = (*base)->params();
-      auto frac = [](double value, double low, double high) {
-        return high > low ? std::clamp((value - low) / (high - low), 0.0, 1.0) : 0.0;
-      };
-      std::vector<double> w = {bp.alpha, frac(bp.beta, kLower[1], std::min(bp.alpha, kUpper[1]))};
-      if (HasSeason(spec)) {
-        w.push_back(frac(bp.gamma, kLower[2], std::min(1 - bp.alpha, kUpper[2])));
-      }
-      w.push_back(kUpper[3]);
-      const std::vector<double>& s0 = (*base)->initial_state();
-      w.insert(w.end(), s0.begin(), s0.begin() + (dim - num_smooth));
-      const double v = objective(w);
-      if (v < 1e12) joint_starts.push_back(MinimizeResult{w, v, 1});
-    }
-  }
-  // Stage 2: everything jointly from each start, restarted from its optimum
-  // (Nelder-Mead often stops early in many dimensions); the best result wins.
-  mo.max_evaluations = options.max_evaluations;
-  mo.ftol_rel = 1e-10;
-  mo.lower.resize(dim, -HUGE_VAL);
-  mo.upper.resize(dim, HUGE_VAL);
-  for (MinimizeResult start : joint_starts) {
-    std::vector<double> st = step;
-    for (int round = 0; round < options.joint_rounds; ++round) {
-      mo.initial_step = st;
-      MinimizeResult r = Minimize(objective, start.x, mo);
-      const bool improved = r.value < start.value - 1e-6 * std::fabs(start.value);
-      if (r.value < start.value) start = r;
-      if (!improved && round > 0) break;
-      for (double& v : st) v *= 0.5;
-    }
-    if (start.value < best.value) best = start;
-  }
-  if (best.value >= 1e12) {
+            [](const Candidate& a, const Candidate& b) { return a.sum_squares < b.sum_squares; });
+  if (stage1.empty()) {
     return absl::InternalError(absl::StrCat(spec.Name(), ": no admissible parameters found"));
+  }
+  Candidate best = stage1[0];
+  if (options.fit_initial_states) {
+    // The best stage-1 results in distinct basins (smoothing parameters apart).
+    std::vector<Candidate> joint_starts;
+    for (const Candidate& c : stage1) {
+      bool distinct = true;
+      for (const Candidate& j : joint_starts) {
+        double d = 0;
+        for (int i = 0; i < num_smooth; ++i) d = std::max(d, std::fabs(c.x[i] - j.x[i]));
+        distinct = distinct && d > 0.05;
+      }
+      if (distinct && static_cast<int>(joint_starts.size()) < options.joint_starts) {
+        joint_starts.push_back(c);
+      }
+    }
+    // A damped model also starts from the undamped optimum (phi near 1).
+    std::unique_ptr<EtsModel> own_undamped;
+    if (spec.damped && undamped == nullptr) {
+      EtsSpec twin = spec;
+      twin.damped = false;
+      auto fit = FitEtsFrom(y, twin, options, nullptr);
+      if (fit.ok()) own_undamped = std::move(*fit);
+      undamped = own_undamped.get();
+    }
+    if (spec.damped && undamped != nullptr) {
+      {
+        const EtsModel* base = undamped;
+        const EtsParameters& bp = base->params();
+        auto frac = [](double value, double low, double high) {
+          return high > low ? std::clamp((value - low) / (high - low), 0.0, 1.0) : 0.0;
+        };
+        std::vector<double> w = {bp.alpha, frac(bp.beta, kLower[1], std::min(bp.alpha, kUpper[1]))};
+        if (HasSeason(spec)) {
+          w.push_back(frac(bp.gamma, kLower[2], std::min(1 - bp.alpha, kUpper[2])));
+        }
+        w.push_back(kUpper[3]);
+        const std::vector<double>& s0 = base->initial_state();
+        w.insert(w.end(), s0.begin(), s0.begin() + (dim - num_smooth));
+        std::vector<double> r(n);
+        if (residuals(w, r)) {
+          double ss = 0;
+          for (double e : r) ss += e * e;
+          joint_starts.push_back({w, ss});
+        }
+      }
+    }
+    // Stage 2: smoothing parameters and initial states jointly from each start.
+    lso.lower = lo;
+    lso.upper = hi;
+    lso.scale = typical;
+    for (const Candidate& start : joint_starts) {
+      LeastSquaresResult r = MinimizeSumOfSquares(residuals, n, start.x, lso);
+      if (r.sum_squares < best.sum_squares) best = {r.x, r.sum_squares};
+    }
   }
   EtsParameters p;
   std::vector<double> state;
   unpack(best.x, &p, &state);
   return EtsModel::FromParameters(y, spec, p, state, dim);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EtsModel>> FitEts(std::span<const double> y, const EtsSpec& spec,
+                                                 const EtsFitOptions& options) {
+  return FitEtsFrom(y, spec, options, nullptr);
 }
 
 absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsAuto(std::span<const double> y, int period,
@@ -754,7 +859,9 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsAuto(std::span<const double> y, 
   // Screen every specification with the smoothing parameters only, then fit
   // the most promising ones fully (initial states and parameters jointly).
   EtsFitOptions screen = options;
-  screen.joint_rounds = 0;
+  screen.fit_initial_states = false;
+  screen.smooth_starts = 1;
+  screen.ftol = 1e-6;
   std::vector<std::pair<double, EtsSpec>> ranked;
   absl::Status last = absl::FailedPreconditionError("no ETS model could be fitted");
   for (const EtsSpec& spec : specs) {
@@ -771,18 +878,42 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsAuto(std::span<const double> y, 
   if (options.full_fits > 0 && static_cast<int>(ranked.size()) > options.full_fits) {
     ranked.resize(options.full_fits);
   }
-  std::unique_ptr<EtsModel> best;
+  // Full fits, undamped before damped: a damped fit starts from its undamped
+  // twin's, which is fitted (and a candidate) even if it was not short-listed.
+  std::vector<EtsSpec> full;
   for (const auto& [aicc, spec] : ranked) {
-    auto fit = FitEts(y, spec, options);
+    if (spec.damped) {
+      EtsSpec twin = spec;
+      twin.damped = false;
+      full.push_back(twin);
+    }
+    full.push_back(spec);
+  }
+  std::vector<std::unique_ptr<EtsModel>> fitted;
+  auto find = [&](const EtsSpec& spec) -> const EtsModel* {
+    for (const auto& m : fitted) {
+      if (m->Name() == spec.Name()) return m.get();
+    }
+    return nullptr;
+  };
+  std::unique_ptr<EtsModel>* best = nullptr;
+  for (const EtsSpec& spec : full) {
+    if (find(spec) != nullptr) continue;
+    EtsSpec twin = spec;
+    twin.damped = false;
+    auto fit = FitEtsFrom(y, spec, options, spec.damped ? find(twin) : nullptr);
     if (!fit.ok()) {
       last = fit.status();
       continue;
     }
-    if (!std::isfinite((*fit)->Aicc())) continue;
-    if (best == nullptr || (*fit)->Aicc() < best->Aicc()) best = std::move(*fit);
+    fitted.push_back(std::move(*fit));
+  }
+  for (auto& m : fitted) {
+    if (!std::isfinite(m->Aicc())) continue;
+    if (best == nullptr || m->Aicc() < (*best)->Aicc()) best = &m;
   }
   if (best == nullptr) return last;
-  return best;
+  return std::move(*best);
 }
 
 }  // namespace ppe::forecast

@@ -7,8 +7,9 @@
 //
 //   error  A | M      trend  N | A | Ad (damped)      season  N | A | M
 //
-// Parameters are estimated by maximum likelihood (Nelder-Mead on the smoothing
-// parameters and the initial states, "both" bounds: usual + admissible), the
+// Parameters are estimated by maximum likelihood (the likelihood is a sum of
+// squares: Levenberg-Marquardt on the smoothing parameters and the initial
+// states, "both" bounds: usual + admissible), the
 // model is chosen by AICc. The state is kept as level, trend and a ring of the
 // last `period` seasonal indices, so `Update` is O(1).
 
@@ -69,9 +70,12 @@ absl::StatusOr<EtsFilterResult> EtsFilter(const EtsSpec& spec, const EtsParamete
 bool EtsAdmissible(const EtsSpec& spec, const EtsParameters& params);
 
 struct EtsFitOptions {
-  int max_evaluations = 2000;        // Per joint Nelder-Mead round.
-  int joint_rounds = 4;              // Joint rounds, stopped when one gains < 1e-6 relative
-                                     // (0: smoothing parameters only).
+  int max_iterations = 200;          // Levenberg-Marquardt iterations per start.
+  bool fit_initial_states = true;    // false: smoothing parameters only, heuristic states.
+  int joint_starts = 3;              // Joint fits from the best distinct stage-1 optima.
+  int smooth_starts = 0;             // Stage 1 from this many of its starting points
+                                     // (those with the smallest sum of squares; 0: all).
+  double ftol = 1e-10;               // Relative decrease below which a fit stops.
   bool allow_multiplicative = true;  // Only used if the data is strictly positive.
   bool allow_damped = true;
   int full_fits = 3;    // Auto: specifications fitted fully after screening (0: all).

@@ -1,0 +1,183 @@
+#include "ppe-service/forecast/least_squares.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace ppe::forecast {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+}  // namespace
+
+LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
+                                        std::vector<double> x0,
+                                        const LeastSquaresOptions& options) {
+  const int k = static_cast<int>(x0.size());
+  auto lower = [&](int j) { return options.lower.empty() ? -kInf : options.lower[j]; };
+  auto upper = [&](int j) { return options.upper.empty() ? kInf : options.upper[j]; };
+  auto typical = [&](int j) { return options.scale.empty() ? 1.0 : options.scale[j]; };
+  for (int j = 0; j < k; ++j) x0[j] = std::clamp(x0[j], lower(j), upper(j));
+
+  LeastSquaresResult out;
+  out.x = x0;
+  out.sum_squares = kInf;
+  Eigen::VectorXd r(num_residuals), trial(num_residuals), col(num_residuals);
+  auto eval = [&](const std::vector<double>& x, Eigen::VectorXd& res) {
+    ++out.evaluations;
+    if (!f(x, std::span<double>(res.data(), num_residuals))) return kInf;
+    const double s = res.squaredNorm();
+    return std::isfinite(s) ? s : kInf;
+  };
+  double s = eval(out.x, r);
+  if (!std::isfinite(s) || k == 0) {
+    out.sum_squares = s;
+    return out;
+  }
+  out.sum_squares = s;
+
+  Eigen::MatrixXd jac(num_residuals, k);
+  std::vector<double> x = out.x, xt(k);
+  std::vector<char> usable(k);
+  double lambda = 1e-3, nu = 2;
+  int small_gains = 0;
+  const double h_rel = std::sqrt(std::numeric_limits<double>::epsilon());
+  for (out.iterations = 0; out.iterations < options.max_iterations; ++out.iterations) {
+    // Forward-difference Jacobian, stepping inwards at a bound; a column whose
+    // both neighbours are infeasible is left out of this iteration.
+    for (int j = 0; j < k; ++j) {
+      double h = h_rel * std::max(std::fabs(x[j]), typical(j));
+      if (x[j] + h > upper(j)) h = -h;
+      xt = x;
+      xt[j] = std::clamp(x[j] + h, lower(j), upper(j));
+      double sj = eval(xt, col);
+      if (!std::isfinite(sj) && x[j] - h >= lower(j) && x[j] - h <= upper(j)) {
+        h = -h;
+        xt[j] = x[j] + h;
+        sj = eval(xt, col);
+      }
+      const double step = xt[j] - x[j];
+      usable[j] = std::isfinite(sj) && step != 0;
+      if (usable[j]) {
+        jac.col(j) = (col - r) / step;
+      } else {
+        jac.col(j).setZero();
+      }
+    }
+    const Eigen::VectorXd g = jac.transpose() * r;
+    Eigen::MatrixXd a(k, k);
+    a.setZero();
+    a.selfadjointView<Eigen::Lower>().rankUpdate(jac.transpose());
+    a = a.selfadjointView<Eigen::Lower>();
+    // Free set: usable columns not held at a bound by the gradient.
+    std::vector<int> free;
+    for (int j = 0; j < k; ++j) {
+      if (!usable[j]) continue;
+      if (x[j] <= lower(j) && g[j] > 0) continue;
+      if (x[j] >= upper(j) && g[j] < 0) continue;
+      free.push_back(j);
+    }
+    bool accepted = false, converged = false, narrowed = false;
+    for (int attempt = 0; attempt < 40 && !accepted && !free.empty(); ++attempt) {
+      const int kf = static_cast<int>(free.size());
+      Eigen::MatrixXd af(kf, kf);
+      Eigen::VectorXd gf(kf);
+      double max_diag = 0;
+      for (int p = 0; p < kf; ++p) {
+        gf[p] = g[free[p]];
+        for (int q = 0; q < kf; ++q) af(p, q) = a(free[p], free[q]);
+        max_diag = std::max(max_diag, af(p, p));
+      }
+      if (max_diag <= 0) break;
+      Eigen::MatrixXd m = af;
+      for (int p = 0; p < kf; ++p) m(p, p) += lambda * std::max(af(p, p), 1e-12 * max_diag);
+      const Eigen::VectorXd delta = m.ldlt().solve(-gf);
+      xt = x;
+      double step_norm = 0, x_norm = 0;
+      for (int p = 0; p < kf; ++p) {
+        const int j = free[p];
+        xt[j] = std::clamp(x[j] + delta[p], lower(j), upper(j));
+        step_norm += std::pow((xt[j] - x[j]) / typical(j), 2);
+        x_norm += std::pow(x[j] / typical(j), 2);
+      }
+      if (!delta.allFinite() || std::sqrt(step_norm) <= options.xtol * (std::sqrt(x_norm) + 1)) {
+        converged = true;
+        break;
+      }
+      double st = eval(xt, trial);
+      if (!std::isfinite(st)) {
+        // Infeasible: bisect along the same direction for the last feasible
+        // fraction of the step (the solution may lie on the constraint).
+        const std::vector<double> full = xt;
+        std::vector<double> best_x;
+        double lo = 0, hi = 1, best_st = kInf;
+        for (int b = 0; b < 5; ++b) {
+          const double mid = 0.5 * (lo + hi);
+          for (int p = 0; p < kf; ++p) {
+            const int j = free[p];
+            xt[j] = x[j] + mid * (full[j] - x[j]);
+          }
+          const double sm = eval(xt, col);
+          if (std::isfinite(sm)) {
+            lo = mid;
+            if (sm < best_st) {
+              best_st = sm;
+              best_x = xt;
+              trial = col;
+            }
+          } else {
+            hi = mid;
+          }
+        }
+        if (best_x.empty()) {
+          xt = full;
+        } else {
+          xt = best_x;
+          st = best_st;
+        }
+      }
+      if (st < s) {
+        // Gain ratio against the linear model's predicted decrease (Nielsen's update).
+        Eigen::VectorXd d(kf);
+        for (int p = 0; p < kf; ++p) d[p] = xt[free[p]] - x[free[p]];
+        const double predicted = -(2 * gf.dot(d) + d.dot(af * d));
+        const double rho = predicted > 0 ? (s - st) / predicted : 0.5;
+        lambda *= std::max(1.0 / 3, 1 - std::pow(2 * rho - 1, 3));
+        nu = 2;
+        small_gains = (s - st) <= options.ftol * s ? small_gains + 1 : 0;
+        x = xt;
+        s = st;
+        r.swap(trial);
+        accepted = true;
+      } else if (!std::isfinite(st) && !narrowed) {
+        // Infeasible step (e.g. across a nonlinear constraint the point sits
+        // on): hold, for this iteration, the parameters whose own move is
+        // infeasible, and solve again for the others.
+        narrowed = true;
+        std::vector<int> movable;
+        for (int p = 0; p < kf; ++p) {
+          const int j = free[p];
+          std::vector<double> xj = x;
+          xj[j] = xt[j];
+          if (std::isfinite(eval(xj, col))) movable.push_back(j);
+        }
+        if (movable.size() == free.size()) {
+          lambda *= nu;
+          nu *= 2;
+        }
+        free.swap(movable);
+      } else {
+        lambda *= nu;
+        nu *= 2;
+      }
+    }
+    if (!accepted || converged || small_gains >= 2) break;
+  }
+  out.x = x;
+  out.sum_squares = s;
+  return out;
+}
+
+}  // namespace ppe::forecast
