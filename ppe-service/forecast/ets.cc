@@ -151,92 +151,128 @@ bool AllRootsInUnitDisc(std::vector<double> c) {
 // transform of R's likelihood: lik = n log(sum r^2). Additive error: r = e.
 // Multiplicative error: lik = n log(sum e^2) + 2 sum log|f| = n log(sum (e g)^2)
 // with g the geometric mean of |f|, so r = e g. Maximum likelihood is thus a
-// least-squares problem. Compile-time components keep the loop branch-free.
-// Returns false where a one-step forecast of a multiplicative model vanishes.
-template <Component kError, bool kTrend, Component kSeason>
-bool EtsResidualsT(const EtsParameters& p, std::span<const double> x0, std::span<const double> y,
-                   std::vector<double>& ring, std::span<double> r) {
+// least-squares problem. Compile-time components keep the loop branch-free,
+// and L parameter sets (lanes, e.g. a Jacobian's columns) run side by side:
+// the recursion is a chain of dependent operations, so independent lanes
+// fill the pipeline. A lane whose multiplicative one-step forecast vanishes
+// is not ok.
+struct EtsLane {
+  const EtsParameters* params;
+  const double* x0;  // R layout, spec.NumStates() values.
+  double* r;         // n residuals.
+  bool ok = true;
+};
+
+template <Component kError, bool kTrend, Component kSeason, int L>
+void EtsResidualsT(EtsLane* lanes, int m, std::span<const double> y, std::vector<double>& ring) {
   constexpr bool kHasSeason = kSeason != Component::kNone;
-  const int off = kTrend ? 2 : 1;
-  double l = x0[0];
-  double b = kTrend ? x0[1] : 0.0;
-  const int m = kHasSeason ? static_cast<int>(x0.size()) - off : 0;
-  ring.resize(m);
-  for (int i = 0; i < m; ++i) ring[i] = x0[off + m - 1 - i];
-  const double alpha = p.alpha, phi = p.phi, gamma = p.gamma;
-  const double beta_ratio = kTrend ? p.beta / p.alpha : 0.0;
-  const int n = static_cast<int>(y.size());
+  constexpr int off = kTrend ? 2 : 1;
+  double l[L], b[L], alpha[L], phi[L], gamma[L], beta_ratio[L];
   // sum log|f| as the log of a running product, flushed before it can
   // overflow or underflow: one log call per many steps instead of one per step.
-  double log_f = 0, prod_f = 1;
+  double log_f[L], prod_f[L];
+  bool bad[L];
+  ring.resize(static_cast<size_t>(m) * L);
+  for (int k = 0; k < L; ++k) {
+    const EtsParameters& p = *lanes[k].params;
+    l[k] = lanes[k].x0[0];
+    b[k] = kTrend ? lanes[k].x0[1] : 0.0;
+    for (int i = 0; i < m; ++i) ring[i * L + k] = lanes[k].x0[off + m - 1 - i];
+    alpha[k] = p.alpha;
+    phi[k] = p.phi;
+    gamma[k] = p.gamma;
+    beta_ratio[k] = kTrend ? p.beta / p.alpha : 0.0;
+    log_f[k] = 0;
+    prod_f[k] = 1;
+    bad[k] = false;
+  }
+  const int n = static_cast<int>(y.size());
   int pos = 0;
   for (int i = 0; i < n; ++i) {
-    const double phib = kTrend ? phi * b : 0.0;
-    const double q = l + phib;
-    const double s = kHasSeason ? ring[pos] : 0.0;
-    double f = q;
-    if constexpr (kSeason == Component::kAdditive) f = q + s;
-    if constexpr (kSeason == Component::kMultiplicative) f = q * s;
-    if constexpr (kError == Component::kMultiplicative) {
-      if (std::fabs(f) < kTol) return false;
-      r[i] = (y[i] - f) / f;
-      prod_f *= std::fabs(f);
-      if (!(prod_f < 1e150 && prod_f > 1e-150)) {
-        log_f += std::log(prod_f);
-        prod_f = 1;
+    const double yi = y[i];
+    double* slot = kHasSeason ? &ring[pos * L] : nullptr;
+    for (int k = 0; k < L; ++k) {
+      const double phib = kTrend ? phi[k] * b[k] : 0.0;
+      const double q = l[k] + phib;
+      const double s = kHasSeason ? slot[k] : 0.0;
+      double f = q;
+      if constexpr (kSeason == Component::kAdditive) f = q + s;
+      if constexpr (kSeason == Component::kMultiplicative) f = q * s;
+      if constexpr (kError == Component::kMultiplicative) {
+        bad[k] = bad[k] || std::fabs(f) < kTol;
+        lanes[k].r[i] = (yi - f) / f;
+        prod_f[k] *= std::fabs(f);
+        if (!(prod_f[k] < 1e150 && prod_f[k] > 1e-150)) {
+          log_f[k] += std::log(prod_f[k]);
+          prod_f[k] = 1;
+        }
+      } else {
+        lanes[k].r[i] = yi - f;
       }
-    } else {
-      r[i] = y[i] - f;
-    }
-    double pv = y[i];
-    if constexpr (kSeason == Component::kAdditive) pv = y[i] - s;
-    if constexpr (kSeason == Component::kMultiplicative)
-      pv = std::fabs(s) < kTol ? kHuge : y[i] / s;
-    const double old_l = l;
-    l = q + alpha * (pv - q);
-    if constexpr (kTrend) b = phib + beta_ratio * ((l - old_l) - phib);
-    if constexpr (kSeason == Component::kAdditive) ring[pos] = s + gamma * ((y[i] - q) - s);
-    if constexpr (kSeason == Component::kMultiplicative) {
-      const double t = std::fabs(q) < kTol ? kHuge : y[i] / q;
-      ring[pos] = s + gamma * (t - s);
+      double pv = yi;
+      if constexpr (kSeason == Component::kAdditive) pv = yi - s;
+      if constexpr (kSeason == Component::kMultiplicative) {
+        pv = std::fabs(s) < kTol ? kHuge : yi / s;
+      }
+      const double old_l = l[k];
+      l[k] = q + alpha[k] * (pv - q);
+      if constexpr (kTrend) b[k] = phib + beta_ratio[k] * ((l[k] - old_l) - phib);
+      if constexpr (kSeason == Component::kAdditive) slot[k] = s + gamma[k] * ((yi - q) - s);
+      if constexpr (kSeason == Component::kMultiplicative) {
+        const double t = std::fabs(q) < kTol ? kHuge : yi / q;
+        slot[k] = s + gamma[k] * (t - s);
+      }
     }
     if constexpr (kHasSeason) {
       if (++pos == m) pos = 0;
     }
   }
-  if constexpr (kError == Component::kMultiplicative) {
-    log_f += std::log(prod_f);
-    if (!std::isfinite(log_f)) return false;
-    const double g = std::exp(log_f / n);
-    for (int i = 0; i < n; ++i) r[i] *= g;
+  for (int k = 0; k < L; ++k) {
+    lanes[k].ok = !bad[k];
+    if constexpr (kError == Component::kMultiplicative) {
+      log_f[k] += std::log(prod_f[k]);
+      lanes[k].ok = lanes[k].ok && std::isfinite(log_f[k]);
+      const double g = std::exp(log_f[k] / n);
+      for (int i = 0; i < n; ++i) lanes[k].r[i] *= g;
+    }
   }
-  return true;
+}
+
+template <Component kError, bool kTrend, Component kSeason>
+void EtsResidualsLanes(std::span<EtsLane> lanes, int m, std::span<const double> y,
+                       std::vector<double>& ring) {
+  constexpr int kLanes = 4;
+  size_t i = 0;
+  for (; i + kLanes <= lanes.size(); i += kLanes) {
+    EtsResidualsT<kError, kTrend, kSeason, kLanes>(&lanes[i], m, y, ring);
+  }
+  for (; i < lanes.size(); ++i) EtsResidualsT<kError, kTrend, kSeason, 1>(&lanes[i], m, y, ring);
 }
 
 template <Component kError, bool kTrend>
-bool EtsResidualsBySeason(const EtsSpec& spec, const EtsParameters& p, std::span<const double> x0,
-                          std::span<const double> y, std::vector<double>& ring,
-                          std::span<double> r) {
+void EtsResidualsBySeason(const EtsSpec& spec, std::span<EtsLane> lanes, std::span<const double> y,
+                          std::vector<double>& ring) {
+  const int m = HasSeason(spec) ? spec.period : 0;
   switch (spec.season) {
     case Component::kNone:
-      return EtsResidualsT<kError, kTrend, Component::kNone>(p, x0, y, ring, r);
+      return EtsResidualsLanes<kError, kTrend, Component::kNone>(lanes, m, y, ring);
     case Component::kAdditive:
-      return EtsResidualsT<kError, kTrend, Component::kAdditive>(p, x0, y, ring, r);
+      return EtsResidualsLanes<kError, kTrend, Component::kAdditive>(lanes, m, y, ring);
     case Component::kMultiplicative:
-      return EtsResidualsT<kError, kTrend, Component::kMultiplicative>(p, x0, y, ring, r);
+      return EtsResidualsLanes<kError, kTrend, Component::kMultiplicative>(lanes, m, y, ring);
   }
-  return false;
 }
 
-bool EtsResiduals(const EtsSpec& spec, const EtsParameters& p, std::span<const double> x0,
-                  std::span<const double> y, std::vector<double>& ring, std::span<double> r) {
+// Residuals for each lane (same specification, own parameters and state).
+void EtsResiduals(const EtsSpec& spec, std::span<EtsLane> lanes, std::span<const double> y,
+                  std::vector<double>& ring) {
   const bool mult = spec.error == Component::kMultiplicative;
   if (HasTrend(spec)) {
-    return mult ? EtsResidualsBySeason<Component::kMultiplicative, true>(spec, p, x0, y, ring, r)
-                : EtsResidualsBySeason<Component::kAdditive, true>(spec, p, x0, y, ring, r);
+    return mult ? EtsResidualsBySeason<Component::kMultiplicative, true>(spec, lanes, y, ring)
+                : EtsResidualsBySeason<Component::kAdditive, true>(spec, lanes, y, ring);
   }
-  return mult ? EtsResidualsBySeason<Component::kMultiplicative, false>(spec, p, x0, y, ring, r)
-              : EtsResidualsBySeason<Component::kAdditive, false>(spec, p, x0, y, ring, r);
+  return mult ? EtsResidualsBySeason<Component::kMultiplicative, false>(spec, lanes, y, ring)
+              : EtsResidualsBySeason<Component::kAdditive, false>(spec, lanes, y, ring);
 }
 
 }  // namespace
@@ -691,18 +727,56 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, 
   // Maximum likelihood = least squares on the residuals of EtsResiduals; a
   // point outside the usual bounds, not admissible, or with a non-positive
   // multiplicative seasonal index is infeasible.
-  std::vector<double> state_buf, ring_buf;
-  auto residuals = [&](std::span<const double> v, std::span<double> r) {
-    EtsParameters p;
-    unpack(v, &p, &state_buf);
-    if (!CheckParams(spec, p)) return false;
+  std::vector<double> ring_buf;
+  // The bounds and admissibility test depend on the smoothing parameters only,
+  // which most Jacobian columns share: the last answer is kept.
+  EtsParameters checked;
+  bool checked_ok = false, have_checked = false;
+  auto feasible = [&](std::span<const double> v, EtsParameters* p, std::vector<double>* state) {
+    unpack(v, p, state);
+    if (!have_checked || p->alpha != checked.alpha || p->beta != checked.beta ||
+        p->gamma != checked.gamma || p->phi != checked.phi) {
+      checked = *p;
+      checked_ok = CheckParams(spec, *p);
+      have_checked = true;
+    }
+    if (!checked_ok) return false;
     if (spec.season == Component::kMultiplicative) {
       const int off = HasTrend(spec) ? 2 : 1;
-      for (size_t j = off; j < state_buf.size(); ++j) {
-        if (state_buf[j] <= 0) return false;
+      for (size_t j = off; j < state->size(); ++j) {
+        if ((*state)[j] <= 0) return false;
       }
     }
-    return EtsResiduals(spec, p, state_buf, y, ring_buf, r);
+    return true;
+  };
+  std::vector<double> state_buf;
+  auto residuals = [&](std::span<const double> v, std::span<double> r) {
+    EtsParameters p;
+    if (!feasible(v, &p, &state_buf)) return false;
+    EtsLane lane{&p, state_buf.data(), r.data()};
+    EtsResiduals(spec, std::span<EtsLane>(&lane, 1), y, ring_buf);
+    return lane.ok;
+  };
+  // The same for a batch of points (a Jacobian's columns), run as lanes.
+  std::vector<EtsParameters> batch_params;
+  std::vector<std::vector<double>> batch_states;
+  std::vector<EtsLane> batch_lanes;
+  std::vector<int> batch_index;
+  auto batch = [&](std::span<const std::vector<double>> points, std::span<double> out,
+                   std::span<char> ok) {
+    const size_t count = points.size();
+    batch_params.resize(count);
+    batch_states.resize(count);
+    batch_lanes.clear();
+    batch_index.clear();
+    for (size_t j = 0; j < count; ++j) {
+      ok[j] = feasible(points[j], &batch_params[j], &batch_states[j]);
+      if (!ok[j]) continue;
+      batch_lanes.push_back({&batch_params[j], batch_states[j].data(), out.data() + j * n});
+      batch_index.push_back(static_cast<int>(j));
+    }
+    EtsResiduals(spec, batch_lanes, y, ring_buf);
+    for (size_t i = 0; i < batch_lanes.size(); ++i) ok[batch_index[i]] = batch_lanes[i].ok;
   };
 
   // Stage 1: smoothing parameters only, initial states held at the heuristic,
@@ -712,7 +786,17 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, 
     std::copy(v.begin(), v.end(), full.begin());
     return residuals(full, r);
   };
+  std::vector<std::vector<double>> full_points;
+  auto smooth_only_batch = [&](std::span<const std::vector<double>> points, std::span<double> out,
+                               std::span<char> ok) {
+    full_points.resize(points.size(), x);
+    for (size_t j = 0; j < points.size(); ++j) {
+      std::copy(points[j].begin(), points[j].end(), full_points[j].begin());
+    }
+    batch(full_points, out, ok);
+  };
   LeastSquaresOptions lso;
+  lso.batch = smooth_only_batch;
   lso.max_iterations = options.max_iterations;
   lso.lower.assign(lo.begin(), lo.begin() + num_smooth);
   lso.upper.assign(hi.begin(), hi.begin() + num_smooth);
@@ -814,6 +898,7 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, 
     lso.lower = lo;
     lso.upper = hi;
     lso.scale = typical;
+    lso.batch = batch;
     for (const Candidate& start : joint_starts) {
       LeastSquaresResult r = MinimizeSumOfSquares(residuals, n, start.x, lso);
       if (r.sum_squares < best.sum_squares) best = {r.x, r.sum_squares};

@@ -40,28 +40,48 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
 
   Eigen::MatrixXd jac(num_residuals, k);
   std::vector<double> x = out.x, xt(k);
-  std::vector<char> usable(k);
+  std::vector<char> usable(k), feasible(k);
+  std::vector<std::vector<double>> points(k);
   double lambda = 1e-3, nu = 2;
   int small_gains = 0;
   const double h_rel = std::sqrt(std::numeric_limits<double>::epsilon());
   for (out.iterations = 0; out.iterations < options.max_iterations; ++out.iterations) {
-    // Forward-difference Jacobian, stepping inwards at a bound; a column whose
-    // both neighbours are infeasible is left out of this iteration.
+    // Forward-difference Jacobian, stepping inwards at a bound (in one batch
+    // if the caller can); a column infeasible forwards is tried backwards,
+    // and one infeasible both ways is left out of this iteration.
     for (int j = 0; j < k; ++j) {
       double h = h_rel * std::max(std::fabs(x[j]), typical(j));
       if (x[j] + h > upper(j)) h = -h;
-      xt = x;
-      xt[j] = std::clamp(x[j] + h, lower(j), upper(j));
-      double sj = eval(xt, col);
-      if (!std::isfinite(sj) && x[j] - h >= lower(j) && x[j] - h <= upper(j)) {
-        h = -h;
-        xt[j] = x[j] + h;
-        sj = eval(xt, col);
+      points[j] = x;
+      points[j][j] = std::clamp(x[j] + h, lower(j), upper(j));
+    }
+    if (options.batch) {
+      out.evaluations += k;
+      options.batch(points, std::span<double>(jac.data(), jac.size()), feasible);
+    } else {
+      for (int j = 0; j < k; ++j) {
+        feasible[j] = std::isfinite(eval(points[j], col));
+        if (feasible[j]) jac.col(j) = col;
       }
-      const double step = xt[j] - x[j];
-      usable[j] = std::isfinite(sj) && step != 0;
+    }
+    for (int j = 0; j < k; ++j) {
+      double step = points[j][j] - x[j];
+      bool ok = feasible[j] && std::isfinite(jac.col(j).squaredNorm());
+      if (!ok) {
+        const double back = x[j] - step;
+        if (back >= lower(j) && back <= upper(j)) {
+          xt = x;
+          xt[j] = back;
+          ok = std::isfinite(eval(xt, col));
+          if (ok) {
+            jac.col(j) = col;
+            step = -step;
+          }
+        }
+      }
+      usable[j] = ok && step != 0;
       if (usable[j]) {
-        jac.col(j) = (col - r) / step;
+        jac.col(j) = (jac.col(j) - r) / step;
       } else {
         jac.col(j).setZero();
       }

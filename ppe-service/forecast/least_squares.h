@@ -19,7 +19,14 @@ namespace ppe::forecast {
 // constraint is not followed along a direction that couples parameters.
 using ResidualFn = std::function<bool(std::span<const double> x, std::span<double> residuals)>;
 
+// Optional: the residuals of several points at once (a Jacobian's columns),
+// for functions that are faster in batches. Column j of `residuals`
+// (num_residuals x points.size(), column-major) and feasible[j] for point j.
+using BatchResidualFn = std::function<void(std::span<const std::vector<double>> points,
+                                           std::span<double> residuals, std::span<char> feasible)>;
+
 struct LeastSquaresOptions {
+  BatchResidualFn batch;      // Used for the Jacobian if set.
   std::vector<double> lower;  // Per parameter; empty: unbounded.
   std::vector<double> upper;
   std::vector<double> scale;  // Typical magnitude per parameter (difference steps); empty: 1.
