@@ -835,6 +835,8 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, 
     for (int i = 0; i < options.smooth_starts; ++i) starts.push_back(std::move(scored[i].second));
   }
   lso.ftol = options.ftol;
+  // lik = n log(S): a relative change of S by c moves lik by about n c.
+  lso.stall_ftol = options.stall_loglik / n;
   std::vector<Candidate> stage1;
   for (const auto& start : starts) {
     LeastSquaresResult r = MinimizeSumOfSquares(smooth_only, n, start, lso);

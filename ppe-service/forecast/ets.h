@@ -75,7 +75,8 @@ struct EtsFitOptions {
   int joint_starts = 3;              // Joint fits from the best distinct stage-1 optima.
   int smooth_starts = 0;             // Stage 1 from this many of its starting points
                                      // (those with the smallest sum of squares; 0: all).
-  double ftol = 1e-10;               // Relative decrease below which a fit stops.
+  double ftol = 1e-8;                // Relative decrease below which a fit stops.
+  double stall_loglik = 2e-3;        // ... or when 10 iterations gain less log-likelihood.
   bool allow_multiplicative = true;  // Only used if the data is strictly positive.
   bool allow_damped = true;
   int full_fits = 3;    // Auto: specifications fitted fully after screening (0: all).

@@ -42,6 +42,7 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
   std::vector<double> x = out.x, xt(k);
   std::vector<char> usable(k), feasible(k);
   std::vector<std::vector<double>> points(k);
+  std::vector<double> history = {s};
   double lambda = 1e-3, nu = 2;
   int small_gains = 0;
   const double h_rel = std::sqrt(std::numeric_limits<double>::epsilon());
@@ -164,7 +165,7 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
         for (int p = 0; p < kf; ++p) d[p] = xt[free[p]] - x[free[p]];
         const double predicted = -(2 * gf.dot(d) + d.dot(af * d));
         const double rho = predicted > 0 ? (s - st) / predicted : 0.5;
-        lambda *= std::max(1.0 / 3, 1 - std::pow(2 * rho - 1, 3));
+        lambda = std::max(lambda * std::max(1.0 / 3, 1 - std::pow(2 * rho - 1, 3)), 1e-12);
         nu = 2;
         small_gains = (s - st) <= options.ftol * s ? small_gains + 1 : 0;
         x = xt;
@@ -194,6 +195,14 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
       }
     }
     if (!accepted || converged || small_gains >= 2) break;
+    // Crawling (many accepted steps, each just above ftol): stop when the
+    // last `stall_window` iterations together gained less than stall_ftol.
+    history.push_back(s);
+    const int w = options.stall_window;
+    if (w > 0 && static_cast<int>(history.size()) > w &&
+        history[history.size() - 1 - w] - s <= options.stall_ftol * s) {
+      break;
+    }
   }
   out.x = x;
   out.sum_squares = s;

@@ -35,6 +35,10 @@ struct LeastSquaresOptions {
   // (relative) twice in a row, or when the scaled step is below xtol.
   double ftol = 1e-10;
   double xtol = 1e-10;
+  // Also stop when the last stall_window iterations lowered the sum of squares
+  // by less than stall_ftol (relative) together (0: off).
+  int stall_window = 10;
+  double stall_ftol = 1e-6;
 };
 
 struct LeastSquaresResult {
