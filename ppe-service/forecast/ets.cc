@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "ppe-service/forecast/least_squares.h"
+#include "ppe-service/forecast/optimizer.h"
 #include "ppe-service/forecast/stats.h"
 
 namespace ppe::forecast {
@@ -844,6 +845,33 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, 
     std::vector<double> v = x;
     std::copy(r.x.begin(), r.x.end(), v.begin());
     stage1.push_back({v, r.sum_squares});
+  }
+  if (options.fit_initial_states) {
+    // Far from the optimum the residuals can be so nonlinear (one-step
+    // forecasts near zero in a multiplicative model) that Levenberg-Marquardt
+    // stalls at its start; a short Nelder-Mead run from R's start (at most 300
+    // evaluations in <= 4 dimensions) does not, and its optimum is one more
+    // candidate.
+    std::vector<double> r(n);
+    auto sum_squares = [&](std::span<const double> v) {
+      if (!smooth_only(v, r)) return HUGE_VAL;
+      double ss = 0;
+      for (double e : r) ss += e * e;
+      return ss;
+    };
+    MinimizeOptions mo;
+    mo.max_evaluations = 300;
+    mo.ftol_rel = 1e-8;
+    mo.lower = lso.lower;
+    mo.upper = lso.upper;
+    mo.initial_step.assign(num_smooth, 0.05);
+    MinimizeResult nm =
+        Minimize(sum_squares, std::vector<double>(x.begin(), x.begin() + num_smooth), mo);
+    if (std::isfinite(nm.value) && nm.value < HUGE_VAL) {
+      std::vector<double> v = x;
+      std::copy(nm.x.begin(), nm.x.end(), v.begin());
+      stage1.push_back({v, nm.value});
+    }
   }
   std::sort(stage1.begin(), stage1.end(),
             [](const Candidate& a, const Candidate& b) { return a.sum_squares < b.sum_squares; });
