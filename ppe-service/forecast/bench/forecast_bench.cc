@@ -2,13 +2,14 @@
 // (M4 hourly series, m = 24), and, with --with_r, the same fits timed in R's
 // forecast package (ets, auto.arima) on the same series, printed as ratios.
 //
-//   forecast_bench [--series N] [--with_r] [--benchmark_filter=...]
+//   forecast_bench [--series N] [--with_r] [--ets_distribution] [--benchmark_filter=...]
 //
 // Series: every (414 / N)-th M4 hourly training series, decompressed with xz -dc
 // from $PPE_DATA_DIR (default /work/shared/data).
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -175,15 +176,36 @@ void CompareWithR(size_t arima_count) {
               r_arima / ours_arima);
 }
 
+// CPU time of FitEtsAuto on every loaded series once: the spread behind the
+// benchmark's mean (some series take several times the median).
+void EtsTimeDistribution() {
+  std::vector<double> ms;
+  for (const auto& [id, y] : g_series) {
+    const std::clock_t t0 = std::clock();
+    FitEtsAuto(y, 24).ok();
+    ms.push_back(1e3 * static_cast<double>(std::clock() - t0) / CLOCKS_PER_SEC);
+  }
+  std::vector<double> sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  double sum = 0;
+  for (double v : ms) sum += v;
+  auto at = [&](double q) { return sorted[static_cast<size_t>(q * (sorted.size() - 1))]; };
+  std::printf("\nFitEtsAuto CPU ms over %zu series: mean %.1f, median %.1f, p90 %.1f, max %.1f\n",
+              sorted.size(), sum / sorted.size(), at(0.5), at(0.9), sorted.back());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int count = 24;
   bool with_r = false;
+  bool distribution = false;
   std::vector<char*> rest = {argv[0]};
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--with_r") == 0) {
       with_r = true;
+    } else if (std::strcmp(argv[i], "--ets_distribution") == 0) {
+      distribution = true;
     } else if (std::strcmp(argv[i], "--series") == 0 && i + 1 < argc) {
       count = std::atoi(argv[++i]);
     } else {
@@ -209,6 +231,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&n, rest.data());
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
+  if (distribution) EtsTimeDistribution();
   if (with_r) CompareWithR(std::min<size_t>(3, g_series.size()));
   return 0;
 }
