@@ -33,18 +33,18 @@ ctest --test-dir "$BUILD" --output-on-failure -j"$JOBS" ${PPE_CTEST_ARGS:-}
 
 if [[ "${PPE_SKIP_SANITIZE:-0}" != 1 ]]; then
   # One clang build with ASan + UBSan and thread-safety warnings as errors, of
-  # the fuzz targets and the unit, integration and store tests (between them
-  # every library): the fuzz targets run 20 s each, then the tests run again
+  # the fuzz targets and the unit, integration, store and forecast tests
+  # (between them every library): the fuzz targets run 20 s each, then the tests run again
   # under the sanitizers. (tests/fuzz/run_fuzz.sh alone builds the whole tree.)
   step "clang ASan/UBSan build (-Werror=thread-safety) and fuzzing, 20 s per target"
   SAN="$BUILD-fuzz"
   PPE_JOBS=$JOBS PPE_FUZZ_BUILD_DIR="$SAN" PPE_FUZZ_BUILD_ALL=0 \
-    PPE_FUZZ_EXTRA_TARGETS="unit_tests integration_tests store_tests" \
+    PPE_FUZZ_EXTRA_TARGETS="unit_tests integration_tests store_tests forecast_tests" \
     "$ROOT/tests/fuzz/run_fuzz.sh" 20
-  step "unit, integration and store tests under ASan/UBSan"
+  step "unit, integration, store and forecast tests under ASan/UBSan"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$ROOT/tests/fuzz/ubsan.supp
-  ctest --test-dir "$SAN" --output-on-failure -j"$JOBS" -R '^(unit|integration|store)'
+  ctest --test-dir "$SAN" --output-on-failure -j"$JOBS" -R '^(unit|integration|store|forecast/)'
 fi
 
 step "all tests passed"
