@@ -642,6 +642,15 @@ std::vector<NamedValue> EtsModel::Parameters() const {
 
 namespace {
 
+// Sum of squared residuals of `f` at `x` (+inf where infeasible); `r` is scratch.
+template <typename Residuals>
+double SumOfSquares(const Residuals& f, std::span<const double> x, std::vector<double>& r) {
+  if (!f(x, std::span<double>(r))) return HUGE_VAL;
+  double ss = 0;
+  for (double e : r) ss += e * e;
+  return ss;
+}
+
 // FitEts; a damped specification also starts from `undamped`, the fit of its
 // undamped twin (fitted here when null).
 absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, const EtsSpec& spec,
@@ -823,11 +832,7 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, 
     std::vector<double> r(n);
     std::vector<std::pair<double, std::vector<double>>> scored;
     for (auto& start : starts) {
-      double ss = HUGE_VAL;
-      if (smooth_only(start, r)) {
-        ss = 0;
-        for (double e : r) ss += e * e;
-      }
+      const double ss = SumOfSquares(smooth_only, start, r);
       scored.emplace_back(ss, std::move(start));
     }
     std::stable_sort(scored.begin(), scored.end(),
@@ -853,12 +858,7 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, 
     // evaluations in <= 4 dimensions) does not, and its optimum is one more
     // candidate.
     std::vector<double> r(n);
-    auto sum_squares = [&](std::span<const double> v) {
-      if (!smooth_only(v, r)) return HUGE_VAL;
-      double ss = 0;
-      for (double e : r) ss += e * e;
-      return ss;
-    };
+    auto sum_squares = [&](std::span<const double> v) { return SumOfSquares(smooth_only, v, r); };
     MinimizeOptions mo;
     mo.max_evaluations = 300;
     mo.ftol_rel = 1e-8;
@@ -903,26 +903,20 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, 
       undamped = own_undamped.get();
     }
     if (spec.damped && undamped != nullptr) {
-      {
-        const EtsModel* base = undamped;
-        const EtsParameters& bp = base->params();
-        auto frac = [](double value, double low, double high) {
-          return high > low ? std::clamp((value - low) / (high - low), 0.0, 1.0) : 0.0;
-        };
-        std::vector<double> w = {bp.alpha, frac(bp.beta, kLower[1], std::min(bp.alpha, kUpper[1]))};
-        if (HasSeason(spec)) {
-          w.push_back(frac(bp.gamma, kLower[2], std::min(1 - bp.alpha, kUpper[2])));
-        }
-        w.push_back(kUpper[3]);
-        const std::vector<double>& s0 = base->initial_state();
-        w.insert(w.end(), s0.begin(), s0.begin() + (dim - num_smooth));
-        std::vector<double> r(n);
-        if (residuals(w, r)) {
-          double ss = 0;
-          for (double e : r) ss += e * e;
-          joint_starts.push_back({w, ss});
-        }
+      const EtsParameters& bp = undamped->params();
+      auto frac = [](double value, double low, double high) {
+        return high > low ? std::clamp((value - low) / (high - low), 0.0, 1.0) : 0.0;
+      };
+      std::vector<double> w = {bp.alpha, frac(bp.beta, kLower[1], std::min(bp.alpha, kUpper[1]))};
+      if (HasSeason(spec)) {
+        w.push_back(frac(bp.gamma, kLower[2], std::min(1 - bp.alpha, kUpper[2])));
       }
+      w.push_back(kUpper[3]);
+      const std::vector<double>& s0 = undamped->initial_state();
+      w.insert(w.end(), s0.begin(), s0.begin() + (dim - num_smooth));
+      std::vector<double> r(n);
+      const double ss = SumOfSquares(residuals, w, r);
+      if (ss < HUGE_VAL) joint_starts.push_back({w, ss});
     }
     // Stage 2: smoothing parameters and initial states jointly from each start.
     lso.lower = lo;
