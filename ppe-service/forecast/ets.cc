@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "absl/status/status.h"
@@ -35,32 +36,62 @@ inline double OneStep(const EtsSpec& spec, double phi, double l, double b, doubl
   return q;
 }
 
-// State update in R's Holt-Winters form (identical for A and M errors).
+// One observation of the recursion with the components fixed at compile
+// time: returns the one-step forecast made from (l, b, s), then updates them
+// with y in R's Holt-Winters form (identical for A and M errors). beta_ratio
+// is beta / alpha; s is ignored without a season.
+template <bool kTrend, Component kSeason>
+inline double StepT(double alpha, double beta_ratio, double gamma, double phi, double y, double& l,
+                    double& b, double& s) {
+  const double phib = kTrend ? phi * b : 0.0;
+  const double q = l + phib;
+  double f = q, pv = y;
+  if constexpr (kSeason == Component::kAdditive) {
+    f = q + s;
+    pv = y - s;
+  }
+  if constexpr (kSeason == Component::kMultiplicative) {
+    f = q * s;
+    pv = std::fabs(s) < kTol ? kHuge : y / s;
+  }
+  const double old_l = l;
+  l = q + alpha * (pv - q);
+  if constexpr (kTrend) b = phib + beta_ratio * ((l - old_l) - phib);
+  if constexpr (kSeason == Component::kAdditive) s = s + gamma * ((y - q) - s);
+  if constexpr (kSeason == Component::kMultiplicative) {
+    const double t = std::fabs(q) < kTol ? kHuge : y / q;
+    s = s + gamma * (t - s);
+  }
+  return f;
+}
+
+template <bool kTrend>
+inline void StepBySeason(const EtsSpec& spec, const EtsParameters& p, double y, double& l,
+                         double& b, double& s) {
+  const double beta_ratio = kTrend ? p.beta / p.alpha : 0.0;
+  switch (spec.season) {
+    case Component::kNone:
+      StepT<kTrend, Component::kNone>(p.alpha, beta_ratio, p.gamma, p.phi, y, l, b, s);
+      return;
+    case Component::kAdditive:
+      StepT<kTrend, Component::kAdditive>(p.alpha, beta_ratio, p.gamma, p.phi, y, l, b, s);
+      return;
+    case Component::kMultiplicative:
+      StepT<kTrend, Component::kMultiplicative>(p.alpha, beta_ratio, p.gamma, p.phi, y, l, b, s);
+      return;
+  }
+}
+
+// State update with the components chosen at run time (filtering, Update,
+// simulation); the fits run StepT directly.
 inline void Step(const EtsSpec& spec, const EtsParameters& p, double y, double& l, double& b,
                  double* s_slot) {
-  const double old_l = l;
-  double phib = 0, q = l;
+  double none = 0;
+  double& s = s_slot != nullptr ? *s_slot : none;
   if (HasTrend(spec)) {
-    phib = p.phi * b;
-    q = l + phib;
-  }
-  const double old_s = s_slot != nullptr ? *s_slot : 0.0;
-  double pv = y;
-  if (spec.season == Component::kAdditive) {
-    pv = y - old_s;
-  } else if (spec.season == Component::kMultiplicative) {
-    pv = std::fabs(old_s) < kTol ? kHuge : y / old_s;
-  }
-  l = q + p.alpha * (pv - q);
-  if (HasTrend(spec)) b = phib + (p.beta / p.alpha) * ((l - old_l) - phib);
-  if (HasSeason(spec)) {
-    double t;
-    if (spec.season == Component::kAdditive) {
-      t = y - q;
-    } else {
-      t = std::fabs(q) < kTol ? kHuge : y / q;
-    }
-    *s_slot = old_s + p.gamma * (t - old_s);
+    StepBySeason<true>(spec, p, y, l, b, s);
+  } else {
+    StepBySeason<false>(spec, p, y, l, b, s);
   }
 }
 
@@ -189,16 +220,13 @@ void EtsResidualsT(EtsLane* lanes, int m, std::span<const double> y, std::vector
   }
   const int n = static_cast<int>(y.size());
   int pos = 0;
+  double no_season = 0;
   for (int i = 0; i < n; ++i) {
     const double yi = y[i];
     double* slot = kHasSeason ? &ring[pos * L] : nullptr;
     for (int k = 0; k < L; ++k) {
-      const double phib = kTrend ? phi[k] * b[k] : 0.0;
-      const double q = l[k] + phib;
-      const double s = kHasSeason ? slot[k] : 0.0;
-      double f = q;
-      if constexpr (kSeason == Component::kAdditive) f = q + s;
-      if constexpr (kSeason == Component::kMultiplicative) f = q * s;
+      const double f = StepT<kTrend, kSeason>(alpha[k], beta_ratio[k], gamma[k], phi[k], yi, l[k],
+                                              b[k], kHasSeason ? slot[k] : no_season);
       if constexpr (kError == Component::kMultiplicative) {
         bad[k] = bad[k] || std::fabs(f) < kTol;
         lanes[k].r[i] = (yi - f) / f;
@@ -209,19 +237,6 @@ void EtsResidualsT(EtsLane* lanes, int m, std::span<const double> y, std::vector
         }
       } else {
         lanes[k].r[i] = yi - f;
-      }
-      double pv = yi;
-      if constexpr (kSeason == Component::kAdditive) pv = yi - s;
-      if constexpr (kSeason == Component::kMultiplicative) {
-        pv = std::fabs(s) < kTol ? kHuge : yi / s;
-      }
-      const double old_l = l[k];
-      l[k] = q + alpha[k] * (pv - q);
-      if constexpr (kTrend) b[k] = phib + beta_ratio[k] * ((l[k] - old_l) - phib);
-      if constexpr (kSeason == Component::kAdditive) slot[k] = s + gamma[k] * ((yi - q) - s);
-      if constexpr (kSeason == Component::kMultiplicative) {
-        const double t = std::fabs(q) < kTol ? kHuge : yi / q;
-        slot[k] = s + gamma[k] * (t - s);
       }
     }
     if constexpr (kHasSeason) {
@@ -740,15 +755,14 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, 
   std::vector<double> ring_buf;
   // The bounds and admissibility test depend on the smoothing parameters only,
   // which most Jacobian columns share: the last answer is kept.
-  EtsParameters checked;
-  bool checked_ok = false, have_checked = false;
+  std::optional<EtsParameters> checked;
+  bool checked_ok = false;
   auto feasible = [&](std::span<const double> v, EtsParameters* p, std::vector<double>* state) {
     unpack(v, p, state);
-    if (!have_checked || p->alpha != checked.alpha || p->beta != checked.beta ||
-        p->gamma != checked.gamma || p->phi != checked.phi) {
+    if (!checked || p->alpha != checked->alpha || p->beta != checked->beta ||
+        p->gamma != checked->gamma || p->phi != checked->phi) {
       checked = *p;
       checked_ok = CheckParams(spec, *p);
-      have_checked = true;
     }
     if (!checked_ok) return false;
     if (spec.season == Component::kMultiplicative) {

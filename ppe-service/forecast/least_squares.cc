@@ -23,7 +23,6 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
 
   LeastSquaresResult out;
   out.x = x0;
-  out.sum_squares = kInf;
   Eigen::VectorXd r(num_residuals), trial(num_residuals), col(num_residuals);
   auto eval = [&](const std::vector<double>& x, Eigen::VectorXd& res) {
     ++out.evaluations;
@@ -32,11 +31,8 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
     return std::isfinite(s) ? s : kInf;
   };
   double s = eval(out.x, r);
-  if (!std::isfinite(s) || k == 0) {
-    out.sum_squares = s;
-    return out;
-  }
   out.sum_squares = s;
+  if (!std::isfinite(s) || k == 0) return out;
 
   Eigen::MatrixXd jac(num_residuals, k);
   std::vector<double> x = out.x, xt(k);
