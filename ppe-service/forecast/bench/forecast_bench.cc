@@ -2,7 +2,8 @@
 // (M4 hourly series, m = 24), and, with --with_r, the same fits timed in R's
 // forecast package (ets, auto.arima) on the same series, printed as ratios.
 //
-//   forecast_bench [--series N] [--with_r] [--ets_distribution] [--benchmark_filter=...]
+//   forecast_bench [--series N] [--with_r] [--ets_distribution] [--arima_distribution]
+//   [--benchmark_filter=...]
 //
 // Series: every (414 / N)-th M4 hourly training series, decompressed with xz -dc
 // from $PPE_DATA_DIR (default /work/shared/data).
@@ -201,11 +202,14 @@ void CompareWithR(size_t arima_count) {
 
 // CPU time of FitEtsAuto on every loaded series once: the spread behind the
 // benchmark's mean (some series take several times the median).
-void EtsTimeDistribution() {
+// CPU time of `fit` on each loaded series: mean, median, 90th percentile, max,
+// and how many series took longer than `goal_ms`.
+void TimeDistribution(const char* name, double goal_ms,
+                      const std::function<void(const std::vector<double>&)>& fit) {
   std::vector<double> ms;
   for (const auto& [id, y] : g_series) {
     const std::clock_t t0 = std::clock();
-    FitEtsAuto(y, 24).ok();
+    fit(y);
     ms.push_back(1e3 * static_cast<double>(std::clock() - t0) / CLOCKS_PER_SEC);
   }
   std::vector<double> sorted = ms;
@@ -213,8 +217,11 @@ void EtsTimeDistribution() {
   double sum = 0;
   for (double v : ms) sum += v;
   auto at = [&](double q) { return sorted[static_cast<size_t>(q * (sorted.size() - 1))]; };
-  std::printf("\nFitEtsAuto CPU ms over %zu series: mean %.1f, median %.1f, p90 %.1f, max %.1f\n",
-              sorted.size(), sum / sorted.size(), at(0.5), at(0.9), sorted.back());
+  const auto over = std::count_if(ms.begin(), ms.end(), [&](double v) { return v > goal_ms; });
+  std::printf(
+      "\n%s CPU ms over %zu series: mean %.1f, median %.1f, p90 %.1f, max %.1f; %td above %.0f "
+      "ms\n",
+      name, sorted.size(), sum / sorted.size(), at(0.5), at(0.9), sorted.back(), over, goal_ms);
 }
 
 }  // namespace
@@ -222,13 +229,16 @@ void EtsTimeDistribution() {
 int main(int argc, char** argv) {
   int count = 24;
   bool with_r = false;
-  bool distribution = false;
+  bool ets_distribution = false;
+  bool arima_distribution = false;
   std::vector<char*> rest = {argv[0]};
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--with_r") == 0) {
       with_r = true;
     } else if (std::strcmp(argv[i], "--ets_distribution") == 0) {
-      distribution = true;
+      ets_distribution = true;
+    } else if (std::strcmp(argv[i], "--arima_distribution") == 0) {
+      arima_distribution = true;
     } else if (std::strcmp(argv[i], "--series") == 0 && i + 1 < argc) {
       count = std::atoi(argv[++i]);
     } else {
@@ -254,7 +264,16 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&n, rest.data());
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  if (distribution) EtsTimeDistribution();
+  if (ets_distribution) {
+    TimeDistribution("FitEtsAuto", 50,
+                     [](const std::vector<double>& y) { FitEtsAuto(y, 24).ok(); });
+  }
+  if (arima_distribution) {
+    ArimaAutoOptions o;
+    o.period = 24;
+    TimeDistribution("FitArimaAuto", 1000,
+                     [&](const std::vector<double>& y) { FitArimaAuto(y, o).ok(); });
+  }
   if (with_r) CompareWithR(std::min<size_t>(3, g_series.size()));
   return 0;
 }
