@@ -77,6 +77,7 @@ struct EtsFitOptions {
                                      // (those with the smallest sum of squares; 0: all).
   double ftol = 1e-8;                // Relative decrease below which a fit stops.
   double stall_loglik = 2e-3;        // ... or when 10 iterations gain less log-likelihood.
+  int broyden_span = 4;              // Broyden Jacobian updates between differenced ones.
   bool allow_multiplicative = true;  // Only used if the data is strictly positive.
   bool allow_damped = true;
   int full_fits = 3;    // Auto: specifications fitted fully after screening (0: all).

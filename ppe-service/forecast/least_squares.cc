@@ -34,7 +34,7 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
   out.sum_squares = s;
   if (!std::isfinite(s) || k == 0) return out;
 
-  Eigen::MatrixXd jac(num_residuals, k);
+  Eigen::MatrixXd jac(num_residuals, k), a(k, k);  // a = J'J
   std::vector<double> x = out.x, xt(k);
   std::vector<char> usable(k), feasible(k);
   std::vector<std::vector<double>> points(k);
@@ -42,17 +42,26 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
   double lambda = 1e-3, nu = 2;
   int small_gains = 0;
   const double h_rel = std::sqrt(std::numeric_limits<double>::epsilon());
+  // Iterations since the Jacobian was last differenced (-1: never); between,
+  // it is carried by Broyden updates.
+  int since_exact = -1;
+  bool retry_exact = false;
   for (out.iterations = 0; out.iterations < options.max_iterations; ++out.iterations) {
+    const bool exact = since_exact < 0 || since_exact >= options.broyden_span || retry_exact;
+    since_exact = exact ? 0 : since_exact + 1;
+    retry_exact = false;
     // Forward-difference Jacobian, stepping inwards at a bound (in one batch
     // if the caller can); a column infeasible forwards is tried backwards,
     // and one infeasible both ways is left out of this iteration.
-    for (int j = 0; j < k; ++j) {
+    for (int j = 0; exact && j < k; ++j) {
       double h = h_rel * std::max(std::fabs(x[j]), typical(j));
       if (x[j] + h > upper(j)) h = -h;
       points[j] = x;
       points[j][j] = std::clamp(x[j] + h, lower(j), upper(j));
     }
-    if (options.batch) {
+    if (!exact) {
+      // Broyden iteration: the Jacobian carried from the last step.
+    } else if (options.batch) {
       out.evaluations += k;
       options.batch(points, std::span<double>(jac.data(), jac.size()), feasible);
     } else {
@@ -61,7 +70,7 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
         if (feasible[j]) jac.col(j) = col;
       }
     }
-    for (int j = 0; j < k; ++j) {
+    for (int j = 0; exact && j < k; ++j) {
       double step = points[j][j] - x[j];
       bool ok = feasible[j] && std::isfinite(jac.col(j).squaredNorm());
       if (!ok) {
@@ -84,10 +93,11 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
       }
     }
     const Eigen::VectorXd g = jac.transpose() * r;
-    Eigen::MatrixXd a(k, k);
-    a.setZero();
-    a.selfadjointView<Eigen::Lower>().rankUpdate(jac.transpose());
-    a = a.selfadjointView<Eigen::Lower>();
+    if (exact) {
+      a.setZero();
+      a.selfadjointView<Eigen::Lower>().rankUpdate(jac.transpose());
+      a = a.selfadjointView<Eigen::Lower>();
+    }
     // Free set: usable columns not held at a bound by the gradient.
     std::vector<int> free;
     for (int j = 0; j < k; ++j) {
@@ -164,6 +174,25 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
         lambda = std::max(lambda * std::max(1.0 / 3, 1 - std::pow(2 * rho - 1, 3)), 1e-12);
         nu = 2;
         small_gains = (s - st) <= options.ftol * s ? small_gains + 1 : 0;
+        if (options.broyden_span > 0) {
+          // Rank-one (Broyden) update of the Jacobian along the step taken:
+          // J += (r_new - r - J d) d' / d'd, on the usable columns.
+          Eigen::VectorXd step_full = Eigen::VectorXd::Zero(k);
+          for (int p = 0; p < kf; ++p) step_full[free[p]] = d[p];
+          const double dd = step_full.squaredNorm();
+          if (dd > 0) {
+            col = (trial - r - jac * step_full) / dd;
+            // J'J follows: (J + c d')'(J + c d') = J'J + J'c d' + d c'J + (c'c) d d'.
+            const Eigen::VectorXd jc = jac.transpose() * col;
+            a += jc * step_full.transpose() + step_full * jc.transpose() +
+                 col.squaredNorm() * step_full * step_full.transpose();
+            for (int j = 0; j < k; ++j) {
+              if (usable[j] && step_full[j] != 0) jac.col(j) += col * step_full[j];
+            }
+          }
+          // A poor model of the decrease: difference the Jacobian next time.
+          if (rho < 0.25 || attempt > 0) retry_exact = true;
+        }
         x = xt;
         s = st;
         r.swap(trial);
@@ -190,7 +219,15 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
         nu *= 2;
       }
     }
-    if (!accepted || converged || small_gains >= 2) break;
+    if (!accepted || converged || small_gains >= 2) {
+      // Stop only on a differenced Jacobian.
+      if (!exact) {
+        retry_exact = true;
+        small_gains = 0;
+        continue;
+      }
+      break;
+    }
     // Crawling (many accepted steps, each just above ftol): stop when the
     // last `stall_window` iterations together gained less than stall_ftol.
     history.push_back(s);

@@ -39,6 +39,10 @@ struct LeastSquaresOptions {
   // by less than stall_ftol (relative) together (0: off).
   int stall_window = 10;
   double stall_ftol = 1e-6;
+  // Difference the Jacobian at most every broyden_span + 1 iterations and
+  // carry it by rank-one (Broyden) updates in between, or sooner when the
+  // linear model predicted a step poorly (0: every iteration).
+  int broyden_span = 0;
 };
 
 struct LeastSquaresResult {

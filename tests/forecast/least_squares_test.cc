@@ -64,6 +64,31 @@ TEST_CASE("Infeasible points are never returned; the other parameters still move
   }
 }
 
+TEST_CASE("Broyden updates reach the same optimum with fewer residual evaluations",
+          "[least_squares]") {
+  // y = a exp(-b t) + c on 60 points with a deterministic disturbance: a
+  // non-zero-residual problem, where Gauss-Newton converges linearly.
+  std::vector<double> t, y;
+  for (int i = 0; i < 60; ++i) {
+    t.push_back(0.1 * i);
+    y.push_back(5 * std::exp(-0.7 * t.back()) + 1 + 0.05 * std::sin(1.7 * i));
+  }
+  auto f = [&](std::span<const double> x, std::span<double> r) {
+    for (size_t i = 0; i < t.size(); ++i) r[i] = y[i] - (x[0] * std::exp(-x[1] * t[i]) + x[2]);
+    return true;
+  };
+  LeastSquaresOptions exact;
+  exact.ftol = 1e-14;
+  LeastSquaresOptions broyden = exact;
+  broyden.broyden_span = 4;
+  const LeastSquaresResult a = MinimizeSumOfSquares(f, 60, {1.0, 0.1, 0.0}, exact);
+  const LeastSquaresResult b = MinimizeSumOfSquares(f, 60, {1.0, 0.1, 0.0}, broyden);
+  CHECK(b.sum_squares == Approx(a.sum_squares).epsilon(1e-9));
+  for (int j = 0; j < 3; ++j) CHECK(b.x[j] == Approx(a.x[j]).epsilon(1e-5));
+  CHECK(a.x[1] == Approx(0.7).epsilon(0.02));
+  CHECK(b.evaluations < a.evaluations);
+}
+
 TEST_CASE("An infeasible start is reported as such", "[least_squares]") {
   auto f = [](std::span<const double>, std::span<double>) { return false; };
   LeastSquaresResult r = MinimizeSumOfSquares(f, 3, {1.0}, {});
