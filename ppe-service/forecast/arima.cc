@@ -180,20 +180,25 @@ KalmanOut KalmanLoglik(std::span<const double> w, const Expanded& e, bool keep_s
   Eigen::MatrixXd t = Eigen::MatrixXd::Zero(r, r);
   t.col(0) = phi;
   for (int i = 0; i + 1 < r; ++i) t(i, i + 1) = 1;
-  Eigen::MatrixXd pm = StationaryCovariance(t, rv);
-  if (!pm.allFinite()) return out;
+  const Eigen::MatrixXd p_init = StationaryCovariance(t, rv);
+  if (!p_init.allFinite()) return out;
+  // P with a row and a column of zeros appended (so that the structured
+  // update below needs no bounds tests); only its upper triangle is kept
+  // current, and P's first column is read as its first row.
+  Eigen::MatrixXd pm = Eigen::MatrixXd::Zero(r + 1, r + 1);
+  pm.topLeftCorner(r, r) = p_init;
   Eigen::MatrixXd rr = rv * rv.transpose();
   Eigen::VectorXd a = Eigen::VectorXd::Zero(r), k(r);
   const int n = static_cast<int>(w.size());
   double ssq = 0, sumlog = 0, f = 0, f_prev = -1;
   bool steady = false;
-  Eigen::MatrixXd m(r, r);
+  Eigen::VectorXd p0 = Eigen::VectorXd::Zero(r + 1), kp = Eigen::VectorXd::Zero(r + 1), q_row0(r);
   for (int i = 0; i < n; ++i) {
     const double v = (w[i] - e.mean) - a(0);
     if (!steady) {
       f = pm(0, 0);
       if (!(f > 0)) return out;
-      k = pm.col(0) / f;
+      k = pm.row(0).head(r).transpose() / f;
     }
     ssq += v * v / f;
     sumlog += std::log(f);
@@ -201,23 +206,30 @@ KalmanOut KalmanLoglik(std::span<const double> w, const Expanded& e, bool keep_s
     Eigen::VectorXd x = a + k * v;
     for (int j = 0; j < r; ++j) a(j) = phi(j) * x(0) + (j + 1 < r ? x(j + 1) : 0.0);
     if (!steady) {
-      pm -= k * pm.row(0) * 1.0;  // P - P Z' Z P / F (k = P Z' / F).
-      // P <- T P T' + R R' with T's structure, O(r^2).
-      for (int row = 0; row < r; ++row) {
-        for (int col = 0; col < r; ++col) {
-          m(row, col) = phi(row) * pm(0, col) + (row + 1 < r ? pm(row + 1, col) : 0.0);
-        }
-      }
-      for (int row = 0; row < r; ++row) {
-        for (int col = 0; col < r; ++col) {
-          pm(row, col) =
-              m(row, 0) * phi(col) + (col + 1 < r ? m(row, col + 1) : 0.0) + rr(row, col);
+      // P <- T Q T' + R R' with Q = P - k p0' (p0: P's first row, k = p0 / F),
+      // in one in-place pass over the upper triangle using T's structure,
+      // (T x)_i = phi_i x_0 + x_{i+1}:
+      //   P'(i, j) = phi_i (phi_j Q(0, 0) + Q(0, j+1)) + phi_j Q(i+1, 0) + Q(i+1, j+1)
+      //              + (R R')(i, j).
+      // Column j is written after reading column j + 1, which is still P's.
+      p0.head(r) = pm.row(0).head(r).transpose();
+      kp.head(r) = k;
+      const double q00 = p0(0) * (1 - kp(0));
+      for (int row = 0; row < r; ++row) q_row0(row) = p0(row + 1) - kp(row + 1) * p0(0);
+      for (int col = 0; col < r; ++col) {
+        const double pc = phi(col), q0c = p0(col + 1) * (1 - kp(0)), p0c = p0(col + 1);
+        const double head = pc * q00 + q0c;
+        double* out_col = &pm(0, col);
+        const double* next_col = &pm(1, col + 1);
+        for (int row = 0; row <= col; ++row) {
+          out_col[row] =
+              phi(row) * head + pc * q_row0(row) + next_col[row] - kp(row + 1) * p0c + rr(row, col);
         }
       }
       if (std::fabs(f - f_prev) < 1e-12 * f) {
         steady = true;
         f = pm(0, 0);
-        k = pm.col(0) / f;
+        k = pm.row(0).head(r).transpose() / f;
       }
       f_prev = f;
     }
@@ -228,7 +240,7 @@ KalmanOut KalmanLoglik(std::span<const double> w, const Expanded& e, bool keep_s
   if (keep_state) {
     out.a.assign(a.data(), a.data() + r);
     // Predicted-form gain for O(r) updates: a_next = T (a + k v).
-    Eigen::VectorXd kk = steady ? k : Eigen::VectorXd(pm.col(0) / pm(0, 0));
+    Eigen::VectorXd kk = steady ? k : Eigen::VectorXd(pm.row(0).head(r).transpose() / pm(0, 0));
     out.gain.assign(kk.data(), kk.data() + r);
   }
   return out;
