@@ -42,62 +42,58 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
   double lambda = 1e-3, nu = 2;
   int small_gains = 0;
   const double h_rel = std::sqrt(std::numeric_limits<double>::epsilon());
-  // Iterations since the Jacobian was last differenced (-1: never); between,
-  // it is carried by Broyden updates.
-  int since_exact = -1;
-  bool retry_exact = false;
+  // Iterations left before the Jacobian is differenced again; in between it
+  // (and J'J) is carried by Broyden updates. 0: difference it this iteration.
+  int broyden_left = 0;
   for (out.iterations = 0; out.iterations < options.max_iterations; ++out.iterations) {
-    const bool exact = since_exact < 0 || since_exact >= options.broyden_span || retry_exact;
-    since_exact = exact ? 0 : since_exact + 1;
-    retry_exact = false;
-    // Forward-difference Jacobian, stepping inwards at a bound (in one batch
-    // if the caller can); a column infeasible forwards is tried backwards,
-    // and one infeasible both ways is left out of this iteration.
-    for (int j = 0; exact && j < k; ++j) {
-      double h = h_rel * std::max(std::fabs(x[j]), typical(j));
-      if (x[j] + h > upper(j)) h = -h;
-      points[j] = x;
-      points[j][j] = std::clamp(x[j] + h, lower(j), upper(j));
-    }
-    if (!exact) {
-      // Broyden iteration: the Jacobian carried from the last step.
-    } else if (options.batch) {
-      out.evaluations += k;
-      options.batch(points, std::span<double>(jac.data(), jac.size()), feasible);
-    } else {
+    const bool exact = broyden_left == 0;
+    broyden_left = exact ? options.broyden_span : broyden_left - 1;
+    if (exact) {
+      // Forward-difference Jacobian, stepping inwards at a bound (in one
+      // batch if the caller can); a column infeasible forwards is tried
+      // backwards, and one infeasible both ways is left out of this iteration.
       for (int j = 0; j < k; ++j) {
-        feasible[j] = std::isfinite(eval(points[j], col));
-        if (feasible[j]) jac.col(j) = col;
+        double h = h_rel * std::max(std::fabs(x[j]), typical(j));
+        if (x[j] + h > upper(j)) h = -h;
+        points[j] = x;
+        points[j][j] = std::clamp(x[j] + h, lower(j), upper(j));
       }
-    }
-    for (int j = 0; exact && j < k; ++j) {
-      double step = points[j][j] - x[j];
-      bool ok = feasible[j] && std::isfinite(jac.col(j).squaredNorm());
-      if (!ok) {
-        const double back = x[j] - step;
-        if (back >= lower(j) && back <= upper(j)) {
-          xt = x;
-          xt[j] = back;
-          ok = std::isfinite(eval(xt, col));
-          if (ok) {
-            jac.col(j) = col;
-            step = -step;
-          }
+      if (options.batch) {
+        out.evaluations += k;
+        options.batch(points, std::span<double>(jac.data(), jac.size()), feasible);
+      } else {
+        for (int j = 0; j < k; ++j) {
+          feasible[j] = std::isfinite(eval(points[j], col));
+          if (feasible[j]) jac.col(j) = col;
         }
       }
-      usable[j] = ok && step != 0;
-      if (usable[j]) {
-        jac.col(j) = (jac.col(j) - r) / step;
-      } else {
-        jac.col(j).setZero();
+      for (int j = 0; j < k; ++j) {
+        double step = points[j][j] - x[j];
+        bool ok = feasible[j] && std::isfinite(jac.col(j).squaredNorm());
+        if (!ok) {
+          const double back = x[j] - step;
+          if (back >= lower(j) && back <= upper(j)) {
+            xt = x;
+            xt[j] = back;
+            ok = std::isfinite(eval(xt, col));
+            if (ok) {
+              jac.col(j) = col;
+              step = -step;
+            }
+          }
+        }
+        usable[j] = ok && step != 0;
+        if (usable[j]) {
+          jac.col(j) = (jac.col(j) - r) / step;
+        } else {
+          jac.col(j).setZero();
+        }
       }
-    }
-    const Eigen::VectorXd g = jac.transpose() * r;
-    if (exact) {
       a.setZero();
       a.selfadjointView<Eigen::Lower>().rankUpdate(jac.transpose());
       a = a.selfadjointView<Eigen::Lower>();
     }
+    const Eigen::VectorXd g = jac.transpose() * r;
     // Free set: usable columns not held at a bound by the gradient.
     std::vector<int> free;
     for (int j = 0; j < k; ++j) {
@@ -191,7 +187,7 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
             }
           }
           // A poor model of the decrease: difference the Jacobian next time.
-          if (rho < 0.25 || attempt > 0) retry_exact = true;
+          if (rho < 0.25 || attempt > 0) broyden_left = 0;
         }
         x = xt;
         s = st;
@@ -222,7 +218,7 @@ LeastSquaresResult MinimizeSumOfSquares(const ResidualFn& f, int num_residuals,
     if (!accepted || converged || small_gains >= 2) {
       // Stop only on a differenced Jacobian.
       if (!exact) {
-        retry_exact = true;
+        broyden_left = 0;
         small_gains = 0;
         continue;
       }

@@ -200,10 +200,9 @@ void CompareWithR(size_t arima_count) {
   }
 }
 
-// CPU time of FitEtsAuto on every loaded series once: the spread behind the
-// benchmark's mean (some series take several times the median).
-// CPU time of `fit` on each loaded series: mean, median, 90th percentile, max,
-// and how many series took longer than `goal_ms`.
+// CPU time of `fit` on each loaded series once, the spread behind the
+// benchmark's mean: mean, median, 90th percentile, max, and how many series
+// took longer than `goal_ms`.
 void TimeDistribution(const char* name, double goal_ms,
                       const std::function<void(const std::vector<double>&)>& fit) {
   std::vector<double> ms;
