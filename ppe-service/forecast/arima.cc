@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "ppe-service/forecast/decomposition.h"
+#include "ppe-service/forecast/least_squares.h"
 #include "ppe-service/forecast/optimizer.h"
 #include "ppe-service/forecast/stats.h"
 
@@ -19,9 +20,11 @@ namespace ppe::forecast {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-// Above this state dimension the exact-likelihood optimisation is skipped (the
-// CSS estimates are kept and the exact likelihood is evaluated once).
-constexpr int kMaxExactStates = 30;
+// Above this state dimension (seasonal terms of periods above ~60) the
+// exact-likelihood optimisation is skipped: the CSS estimates are kept and their
+// exact likelihood is evaluated once. One evaluation costs O(p^3) for the
+// autocovariances (p: expanded AR order) plus O(n r) for the filter.
+constexpr int kMaxExactStates = 120;
 
 // Partial autocorrelations (tanh of free values) -> stationary AR coefficients.
 std::vector<double> PacfToAr(std::span<const double> u) {
@@ -34,31 +37,6 @@ std::vector<double> PacfToAr(std::span<const double> u) {
     for (int j = 0; j < k; ++j) phi[j] = prev[j] - r * prev[k - 1 - j];
   }
   return phi;
-}
-
-// True if all roots of 1 + c1 z + ... + ck z^k lie outside the circle of radius `radius`.
-bool RootsOutside(std::span<const double> c, double radius) {
-  int k = static_cast<int>(c.size());
-  while (k > 0 && c[k - 1] == 0) --k;
-  if (k == 0) return true;
-  // Reversed, scaled polynomial z^k + c1 r z^(k-1)... must have roots inside the unit disc.
-  std::vector<double> poly(k + 1);  // Increasing powers.
-  poly[k] = 1;
-  double scale = 1;
-  for (int j = 1; j <= k; ++j) {
-    scale /= radius;
-    poly[k - j] = c[j - 1] * scale;
-  }
-  int d = k;
-  while (d > 0) {
-    const double lead = poly[d], tail = poly[0];
-    if (std::fabs(tail) >= std::fabs(lead)) return false;
-    std::vector<double> next(d);
-    for (int i = 0; i < d; ++i) next[i] = (lead * poly[i + 1] - tail * poly[d - 1 - i]) / lead;
-    poly.swap(next);
-    --d;
-  }
-  return true;
 }
 
 // Parameter layout: ar[p], ma[q], sar[P], sma[Q], mean?
@@ -119,9 +97,10 @@ bool Stationary(const ArimaOrder& o, std::span<const double> c, double radius) {
   return RootsOutside(ar, radius) && RootsOutside(sar, radius);
 }
 
-// Conditional sum of squares: returns 0.5 log(sigma2) (R's CSS objective) and n used.
-double CssObjective(std::span<const double> w, const Expanded& e, int* n_used,
-                    std::vector<double>& resid) {
+// Conditional residuals of the ARMA part, e_t for t >= ncond = len(ar) (the
+// earlier ones taken as zero), into `resid` (size n - ncond); returns their sum
+// of squares. R's CSS objective is 0.5 log(that / (n - ncond)).
+double CssResiduals(std::span<const double> w, const Expanded& e, std::span<double> resid) {
   const int n = static_cast<int>(w.size());
   const int ncond = static_cast<int>(e.ar.size());
   std::vector<std::pair<int, double>> ar, ma;
@@ -131,117 +110,128 @@ double CssObjective(std::span<const double> w, const Expanded& e, int* n_used,
   for (size_t j = 0; j < e.ma.size(); ++j) {
     if (e.ma[j] != 0) ma.emplace_back(static_cast<int>(j) + 1, e.ma[j]);
   }
-  resid.assign(n, 0.0);
   double ssq = 0;
   for (int t = ncond; t < n; ++t) {
     double v = w[t] - e.mean;
     for (const auto& [lag, a] : ar) v -= a * (w[t - lag] - e.mean);
     for (const auto& [lag, b] : ma) {
-      if (t - lag >= ncond) v -= b * resid[t - lag];
+      if (t - lag >= ncond) v -= b * resid[t - lag - ncond];
     }
-    resid[t] = v;
+    resid[t - ncond] = v;
     ssq += v * v;
   }
-  *n_used = n - ncond;
-  if (*n_used <= 0 || !(ssq > 0)) return kInf;
-  return 0.5 * std::log(ssq / *n_used);
+  return ssq;
 }
 
 // Kalman filter for the ARMA part in Harvey's state-space form.
 struct KalmanOut {
   double loglik = -kInf;
   double sigma2 = 0;
+  double sumlog = 0;         // sum_t log F_t (unit innovation variance).
   std::vector<double> a;     // Predicted state for the next observation.
-  std::vector<double> gain;  // T P Z' / F at the end (steady state).
+  std::vector<double> gain;  // Predictive gain T P Z' / F at the end: a_next = T a + gain v.
 };
 
-// Stationary state covariance P = T P T' + R R' by doubling.
-Eigen::MatrixXd StationaryCovariance(const Eigen::MatrixXd& t, const Eigen::VectorXd& r) {
-  Eigen::MatrixXd p = r * r.transpose();
-  Eigen::MatrixXd a = t;
-  for (int k = 0; k < 60; ++k) {
-    Eigen::MatrixXd next = p + a * p * a.transpose();
-    const double change = (next - p).cwiseAbs().maxCoeff();
-    p = std::move(next);
-    a = a * a;
-    if (change <= 1e-12 * p.cwiseAbs().maxCoeff() || a.cwiseAbs().maxCoeff() < 1e-14) break;
+// First column of the stationary state covariance of Harvey's form (unit
+// innovation variance), Cov(alpha_t, x_t), from the autocovariances gamma(k)
+// and the psi weights of the ARMA process:
+//   alpha_t(i) = sum_k phi_{i+1+k} x_{t-1-k} + theta_{i+k} e_{t-k}, so
+//   Sigma(i, 0) = sum_k phi_{i+1+k} gamma(k+1) + theta_{i+k} psi_k.
+// gamma(0..p) solve the (p+1)-equation Yule-Walker system of an ARMA process,
+// gamma(k) - sum_i phi_i gamma(|k-i|) = sum_{j>=k} theta_j psi_{j-k}; higher
+// lags follow from the recursion. O(p^3 + r^2); empty if not stationary.
+Eigen::VectorXd StationaryFirstColumn(const Eigen::VectorXd& phi, const Eigen::VectorXd& theta,
+                                      int p) {
+  const int r = static_cast<int>(phi.size());  // theta(0) = 1; both padded to r.
+  Eigen::VectorXd psi(r + 1), b(r + 1), gamma(r + 1);
+  for (int j = 0; j <= r; ++j) {
+    double v = j < r ? theta(j) : 0.0;
+    for (int i = 1; i <= std::min(j, p); ++i) v += phi(i - 1) * psi(j - i);
+    psi(j) = v;
   }
-  return p;
+  for (int k = 0; k <= r; ++k) {
+    double v = 0;
+    for (int j = k; j < r; ++j) v += theta(j) * psi(j - k);
+    b(k) = v;
+  }
+  Eigen::MatrixXd a = Eigen::MatrixXd::Identity(p + 1, p + 1);
+  for (int k = 0; k <= p; ++k) {
+    for (int i = 1; i <= p; ++i) a(k, std::abs(k - i)) -= phi(i - 1);
+  }
+  Eigen::PartialPivLU<Eigen::MatrixXd> lu(a);
+  gamma.head(p + 1) = lu.solve(b.head(p + 1));
+  for (int k = p + 1; k <= r; ++k) {
+    double v = b(k);
+    for (int i = 1; i <= p; ++i) v += phi(i - 1) * gamma(k - i);
+    gamma(k) = v;
+  }
+  if (!gamma.allFinite() || !(gamma(0) > 0)) return {};
+  Eigen::VectorXd s(r);
+  for (int i = 0; i < r; ++i) {
+    double v = 0;
+    for (int k = 0; i + 1 + k <= r; ++k) v += phi(i + k) * gamma(k + 1);
+    for (int k = 0; i + k < r; ++k) v += theta(i + k) * psi(k);
+    s(i) = v;
+  }
+  return s;
 }
 
-KalmanOut KalmanLoglik(std::span<const double> w, const Expanded& e, bool keep_state) {
+// Exact Gaussian likelihood by the Kalman filter from the stationary initial
+// covariance, with the Riccati update in Chandrasekhar form (Morf, Sidhu and
+// Kailath): P_{t+1} - P_t = -F_t w_t w_t' stays of rank one, so each step is
+// O(r) instead of O(r^2):
+//   F_{t+1} = F_t (1 - w0^2),  K_{t+1} = (K_t - w0 T w_t) / (1 - w0^2),
+//   w_{t+1} = T w_t - K_{t+1} w0   (w0 = w_t(0); w_0 = K_0 = T P_0 Z' / F_0),
+// where K is the predictive gain and a_{t+1} = T a_t + K_t v_t. Once w is
+// negligible the gain is constant (steady state).
+// With `std_resid` (size n), also the standardised innovations v_t / sqrt(F_t).
+KalmanOut KalmanLoglik(std::span<const double> w, const Expanded& e, bool keep_state,
+                       std::span<double> std_resid = {}) {
   KalmanOut out;
   const int p = static_cast<int>(e.ar.size()), q = static_cast<int>(e.ma.size());
   const int r = std::max(p, q + 1);
-  Eigen::VectorXd phi = Eigen::VectorXd::Zero(r), rv = Eigen::VectorXd::Zero(r);
+  Eigen::VectorXd phi = Eigen::VectorXd::Zero(r), theta = Eigen::VectorXd::Zero(r);
   for (int i = 0; i < p; ++i) phi(i) = e.ar[i];
-  rv(0) = 1;
-  for (int j = 0; j < q; ++j) rv(j + 1) = e.ma[j];
-  Eigen::MatrixXd t = Eigen::MatrixXd::Zero(r, r);
-  t.col(0) = phi;
-  for (int i = 0; i + 1 < r; ++i) t(i, i + 1) = 1;
-  const Eigen::MatrixXd p_init = StationaryCovariance(t, rv);
-  if (!p_init.allFinite()) return out;
-  // P with a row and a column of zeros appended (so that the structured
-  // update below needs no bounds tests); only its upper triangle is kept
-  // current, and P's first column is read as its first row.
-  Eigen::MatrixXd pm = Eigen::MatrixXd::Zero(r + 1, r + 1);
-  pm.topLeftCorner(r, r) = p_init;
-  Eigen::MatrixXd rr = rv * rv.transpose();
-  Eigen::VectorXd a = Eigen::VectorXd::Zero(r), k(r);
-  const int n = static_cast<int>(w.size());
-  double ssq = 0, sumlog = 0, f = 0, f_prev = -1;
+  theta(0) = 1;
+  for (int j = 0; j < q; ++j) theta(j + 1) = e.ma[j];
+  const Eigen::VectorXd s = StationaryFirstColumn(phi, theta, p);
+  if (s.size() == 0) return out;
+  // (T x)_i = phi_i x_0 + x_{i+1}.
+  auto apply_t = [&](const Eigen::VectorXd& x, Eigen::VectorXd& y) {
+    for (int i = 0; i + 1 < r; ++i) y(i) = phi(i) * x(0) + x(i + 1);
+    y(r - 1) = phi(r - 1) * x(0);
+  };
+  double f = s(0);
+  Eigen::VectorXd gain(r), wv(r), tw(r), a = Eigen::VectorXd::Zero(r), ta(r);
+  apply_t(s, gain);
+  gain /= f;
+  wv = gain;
   bool steady = false;
-  Eigen::VectorXd p0 = Eigen::VectorXd::Zero(r + 1), kp = Eigen::VectorXd::Zero(r + 1), q_row0(r);
-  for (int i = 0; i < n; ++i) {
-    const double v = (w[i] - e.mean) - a(0);
-    if (!steady) {
-      f = pm(0, 0);
-      if (!(f > 0)) return out;
-      k = pm.row(0).head(r).transpose() / f;
-    }
+  const int n = static_cast<int>(w.size());
+  double ssq = 0, sumlog = 0;
+  for (int t = 0; t < n; ++t) {
+    if (!(f > 0)) return out;
+    const double v = (w[t] - e.mean) - a(0);
     ssq += v * v / f;
     sumlog += std::log(f);
-    // a <- T (a + k v); structured product: (T x)_i = phi_i x_0 + x_{i+1}.
-    Eigen::VectorXd x = a + k * v;
-    for (int j = 0; j < r; ++j) a(j) = phi(j) * x(0) + (j + 1 < r ? x(j + 1) : 0.0);
-    if (!steady) {
-      // P <- T Q T' + R R' with Q = P - k p0' (p0: P's first row, k = p0 / F),
-      // in one in-place pass over the upper triangle using T's structure,
-      // (T x)_i = phi_i x_0 + x_{i+1}:
-      //   P'(i, j) = phi_i (phi_j Q(0, 0) + Q(0, j+1)) + phi_j Q(i+1, 0) + Q(i+1, j+1)
-      //              + (R R')(i, j).
-      // Column j is written after reading column j + 1, which is still P's.
-      p0.head(r) = pm.row(0).head(r).transpose();
-      kp.head(r) = k;
-      const double q00 = p0(0) * (1 - kp(0));
-      for (int row = 0; row < r; ++row) q_row0(row) = p0(row + 1) - kp(row + 1) * p0(0);
-      for (int col = 0; col < r; ++col) {
-        const double pc = phi(col), q0c = p0(col + 1) * (1 - kp(0)), p0c = p0(col + 1);
-        const double head = pc * q00 + q0c;
-        double* out_col = &pm(0, col);
-        const double* next_col = &pm(1, col + 1);
-        for (int row = 0; row <= col; ++row) {
-          out_col[row] =
-              phi(row) * head + pc * q_row0(row) + next_col[row] - kp(row + 1) * p0c + rr(row, col);
-        }
-      }
-      if (std::fabs(f - f_prev) < 1e-12 * f) {
-        steady = true;
-        f = pm(0, 0);
-        k = pm.row(0).head(r).transpose() / f;
-      }
-      f_prev = f;
-    }
+    if (!std_resid.empty()) std_resid[t] = v / std::sqrt(f);
+    apply_t(a, ta);
+    a = ta + gain * v;
+    if (steady) continue;
+    const double w0 = wv(0), shrink = 1 - w0 * w0;
+    apply_t(wv, tw);
+    gain = (gain - w0 * tw) / shrink;
+    wv = tw - w0 * gain;
+    f *= shrink;
+    steady = wv.squaredNorm() < 1e-20;
   }
   if (n <= 0 || !(ssq > 0)) return out;
   out.sigma2 = ssq / n;
   out.loglik = -0.5 * (n * std::log(2 * M_PI * out.sigma2) + sumlog + n);
+  out.sumlog = sumlog;
   if (keep_state) {
     out.a.assign(a.data(), a.data() + r);
-    // Predicted-form gain for O(r) updates: a_next = T (a + k v).
-    Eigen::VectorXd kk = steady ? k : Eigen::VectorXd(pm.row(0).head(r).transpose() / pm(0, 0));
-    out.gain.assign(kk.data(), kk.data() + r);
+    out.gain.assign(gain.data(), gain.data() + r);
   }
   return out;
 }
@@ -325,35 +315,37 @@ struct Candidate {
   double ic = kInf;
 };
 
-// Fits by CSS; `ic` is the CSS-based AICc (used by the stepwise search).
+// Fits by CSS; `ic` is the CSS-based AICc (used by the stepwise search). The
+// conditional residuals are a sum of squares in the free parameters (AR blocks
+// in PACF space, so the search stays stationary), minimised by
+// Levenberg-Marquardt from zero coefficients and the sample mean.
 Candidate FitCss(std::span<const double> w, const ArimaOrder& o, int nstar) {
   Candidate c{o, {}, kInf};
   const int k = Layout{o}.size();
+  const int n_used = nstar - (o.p + o.period * o.sp);
+  if (n_used <= 0) return c;
   double mean = 0, var = 0;
   for (double v : w) mean += v / w.size();
   for (double v : w) var += (v - mean) * (v - mean) / w.size();
-  std::vector<double> x0(k, 0.0), step(k, 0.1);
+  std::vector<double> x0(k, 0.0);
+  LeastSquaresOptions lo;
+  lo.scale.assign(k, 1.0);
   if (o.constant) {
     x0[k - 1] = mean;
-    step[k - 1] = 0.1 * std::sqrt(var) + 1e-8;
+    lo.scale[k - 1] = std::sqrt(var) + 1e-8;
   }
-  std::vector<double> resid;
-  int n_used = 0;
-  auto objective = [&](std::span<const double> x) {
-    std::vector<double> nat = ToNatural(o, x);
-    return CssObjective(w, Expand(o, nat), &n_used, resid);
+  auto residuals = [&](std::span<const double> x, std::span<double> out) {
+    const double ssq = CssResiduals(w, Expand(o, ToNatural(o, x)), out);
+    return std::isfinite(ssq);
   };
-  MinimizeOptions mo;
-  mo.max_evaluations = 200 * (k + 1);
-  mo.initial_step = step;
-  mo.ftol_rel = 1e-9;
-  mo.xtol_rel = 1e-7;
-  MinimizeResult r = Minimize(objective, x0, mo);
-  if (!std::isfinite(r.value) || r.value > 1e299) return c;
+  lo.max_iterations = 200;
+  lo.ftol = 1e-10;
+  lo.xtol = 1e-9;
+  LeastSquaresResult r = MinimizeSumOfSquares(residuals, n_used, x0, lo);
+  if (!(r.sum_squares > 0) || !std::isfinite(r.sum_squares)) return c;
   c.coef = ToNatural(o, r.x);
   if (!Invertible(o, c.coef, 1.01) || !Stationary(o, c.coef, 1.01)) return c;
-  CssObjective(w, Expand(o, c.coef), &n_used, resid);
-  const double sigma2 = std::exp(2 * r.value);
+  const double sigma2 = r.sum_squares / n_used;
   // As R: the per-observation CSS value scaled to all differenced observations.
   const double loglik = -0.5 * nstar * (std::log(2 * M_PI * sigma2) + 1);
   const double npar = k + 1;
@@ -385,10 +377,10 @@ void ArimaModel::Update(double y) {
   for (int k = 0; k < l; ++k) w -= delta_[k] * recent_[l - 1 - k];
   const double v = (w - mean_) - a_[0];
   const int r = static_cast<int>(a_.size());
-  std::vector<double> x(r);
-  for (int j = 0; j < r; ++j) x[j] = a_[j] + gain_[j] * v;
+  const double a0 = a_[0];
   for (int j = 0; j < r; ++j) {
-    a_[j] = (j < static_cast<int>(ar_.size()) ? ar_[j] : 0.0) * x[0] + (j + 1 < r ? x[j + 1] : 0.0);
+    a_[j] = (j < static_cast<int>(ar_.size()) ? ar_[j] : 0.0) * a0 + (j + 1 < r ? a_[j + 1] : 0.0) +
+            gain_[j] * v;
   }
   if (l > 0) {
     recent_.erase(recent_.begin());
@@ -500,6 +492,33 @@ absl::StatusOr<std::unique_ptr<ArimaModel>> FitArima(std::span<const double> y,
     };
     to_pacf(std::span<const double>(coef).subspan(0, o.p), x0.data());
     to_pacf(std::span<const double>(coef).subspan(o.p + o.q, o.sp), x0.data() + o.p + o.q);
+    // -2 loglik = n log(sum v^2 / F) + sum log F + const = n log(sum (v g / sqrt(F))^2)
+    // + const, g = exp(sum log F / 2n): a sum of squares, minimised by
+    // Levenberg-Marquardt. Non-invertible MA parameters are infeasible.
+    auto residuals = [&](std::span<const double> x, std::span<double> out) {
+      std::vector<double> nat = ToNatural(o, x);
+      if (!Invertible(o, nat, 1.0)) return false;
+      KalmanOut ko = KalmanLoglik(w, Expand(o, nat), false, out);
+      if (!std::isfinite(ko.loglik)) return false;
+      const double g = std::exp(ko.sumlog / (2.0 * nstar));
+      for (double& v : out) v *= g;
+      return true;
+    };
+    LeastSquaresOptions lo;
+    lo.scale.assign(k, 1.0);
+    if (o.constant) {
+      double sd = 0, mu = 0;
+      for (double v : w) mu += v / nstar;
+      for (double v : w) sd += (v - mu) * (v - mu) / nstar;
+      lo.scale[k - 1] = std::sqrt(sd) + 1e-8;
+    }
+    lo.max_iterations = 100;
+    lo.ftol = 1e-10;
+    lo.xtol = 1e-9;
+    LeastSquaresResult r = MinimizeSumOfSquares(residuals, nstar, x0, lo);
+    // Optima on the invertibility boundary (a seasonal MA root at 1 is common)
+    // are where Levenberg-Marquardt stops short: a Nelder-Mead search from its
+    // solution moves along the boundary.
     auto objective = [&](std::span<const double> x) {
       std::vector<double> nat = ToNatural(o, x);
       if (!Invertible(o, nat, 1.0)) return 1e300;
@@ -509,16 +528,11 @@ absl::StatusOr<std::unique_ptr<ArimaModel>> FitArima(std::span<const double> y,
     MinimizeOptions mo;
     mo.max_evaluations = 60 * (k + 1);
     std::vector<double> step(k, 0.02);
-    if (o.constant) {
-      double sd = 0, mu = 0;
-      for (double v : w) mu += v / nstar;
-      for (double v : w) sd += (v - mu) * (v - mu) / nstar;
-      step[k - 1] = 0.05 * std::sqrt(sd) + 1e-8;
-    }
+    if (o.constant) step[k - 1] = 0.05 * lo.scale[k - 1];
     mo.initial_step = step;
     mo.ftol_rel = 1e-10;
-    MinimizeResult r = Minimize(objective, x0, mo);
-    if (r.value < 1e299) coef = ToNatural(o, r.x);
+    MinimizeResult nm = Minimize(objective, std::isfinite(r.sum_squares) ? r.x : x0, mo);
+    if (nm.value < 1e299) coef = ToNatural(o, nm.x);
   }
   Expanded e = Expand(o, coef);
   KalmanOut ko = KalmanLoglik(w, e, true);
@@ -625,13 +639,15 @@ absl::StatusOr<std::unique_ptr<ArimaModel>> FitArimaAuto(std::span<const double>
   // smallest exact AICc.
   absl::Status last = absl::InternalError("ARIMA: no model could be fitted");
   std::unique_ptr<ArimaModel> best_model;
-  for (size_t i = 0; i < std::min<size_t>(ranked.size(), options.exact_refits); ++i) {
+  int refitted = 0;
+  for (size_t i = 0; i < ranked.size() && refitted < options.exact_refits; ++i) {
     const auto [p, q, sp, sq, c] = ranked[i].second;
     auto model = FitArima(y, ArimaOrder{p, d, q, sp, sd, sq, m, c}, /*exact=*/true);
     if (!model.ok()) {
       last = model.status();
       continue;
     }
+    ++refitted;
     if (best_model == nullptr || (*model)->Aicc() < best_model->Aicc()) {
       best_model = std::move(*model);
     }

@@ -2,17 +2,20 @@
 
 // Seasonal ARIMA(p,d,q)(P,D,Q)[m] with optional constant/drift.
 //
-// Estimation: conditional sum of squares (CSS) for the order search, then
-// exact Gaussian maximum likelihood by the Kalman filter on the state-space
-// form of the differenced series (stationary initial covariance), as R's
-// arima(method = "CSS-ML"). For large state dimensions (seasonal AR/MA with
-// m = 24: r > 30) the exact optimisation is skipped for speed: the CSS
-// estimates are kept and their exact log-likelihood is reported. Automatic order selection follows
-// Hyndman & Khandakar (2008): KPSS tests for d, a seasonal-strength test for D, then a stepwise
-// search over (p,q,P,Q) by AICc.
+// Estimation: conditional sum of squares (CSS, Levenberg-Marquardt) for the
+// order search, then exact Gaussian maximum likelihood by the Kalman filter on
+// the state-space form of the differenced series (stationary initial
+// covariance, Chandrasekhar recursions: O(r) per observation), as R's
+// arima(method = "CSS-ML"); Levenberg-Marquardt, then Nelder-Mead along the
+// invertibility boundary. For state dimensions above 120 (seasonal AR/MA
+// terms of long periods) the exact optimisation is skipped: the CSS estimates
+// are kept and their exact log-likelihood is reported. Automatic order
+// selection follows Hyndman & Khandakar (2008): KPSS tests for d, a
+// seasonal-strength test for D, then a stepwise search over (p,q,P,Q) by AICc;
+// models with an AR or MA root inside radius 1.01 are rejected, as R does.
 //
-// Update is O(r^2) with r = max(p + mP, q + mQ + 1) + d + mD, independent of
-// the history length.
+// Update is O(r) with r = max(p + mP, q + mQ + 1), plus O(d + mD) for the
+// differencing, independent of the history length.
 
 #include <memory>
 #include <span>
@@ -70,7 +73,7 @@ class ArimaModel final : public Model {
   double loglik_ = 0;
   double aicc_ = 0;
   int n_ = 0;
-  // Filter state (predicted, for the next observation), steady-state gain.
+  // Filter state (predicted, for the next observation), predictive steady-state gain.
   std::vector<double> a_;
   std::vector<double> gain_;
   std::vector<double> recent_;  // Last delta_.size() raw values, newest last.

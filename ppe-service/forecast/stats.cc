@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace ppe::forecast {
 
@@ -64,6 +65,32 @@ double Mase(std::span<const double> insample, std::span<const double> actual,
   err /= static_cast<double>(actual.size());
   if (!(scale > 0)) return std::numeric_limits<double>::quiet_NaN();
   return err / scale;
+}
+
+bool RootsOutside(std::span<const double> c, double radius) {
+  int k = static_cast<int>(c.size());
+  while (k > 0 && c[k - 1] == 0) --k;
+  if (k == 0) return true;
+  // The reversed polynomial scaled by r, z^k + c1 r z^(k-1) + ... + ck r^k, has
+  // the inverse roots times r as its roots: all inside the unit disc iff all
+  // roots of the original lie outside radius r.
+  std::vector<double> poly(k + 1);  // Increasing powers.
+  poly[k] = 1;
+  double scale = 1;
+  for (int j = 1; j <= k; ++j) {
+    scale *= radius;
+    poly[k - j] = c[j - 1] * scale;
+  }
+  int d = k;
+  while (d > 0) {
+    const double lead = poly[d], tail = poly[0];
+    if (std::fabs(tail) >= std::fabs(lead)) return false;
+    std::vector<double> next(d);
+    for (int i = 0; i < d; ++i) next[i] = (lead * poly[i + 1] - tail * poly[d - 1 - i]) / lead;
+    poly.swap(next);
+    --d;
+  }
+  return true;
 }
 
 }  // namespace ppe::forecast

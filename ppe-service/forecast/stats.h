@@ -1,6 +1,7 @@
 #pragma once
 
-// Small numerical helpers: normal quantile, accuracy measures (M4 definitions).
+// Small numerical helpers: normal quantile, accuracy measures (M4 definitions),
+// a polynomial root test.
 
 #include <span>
 
@@ -16,5 +17,10 @@ double Smape(std::span<const double> actual, std::span<const double> forecast);
 // period `m` (m = 1: naive). Returns NaN when the scale is zero.
 double Mase(std::span<const double> insample, std::span<const double> actual,
             std::span<const double> forecast, int m);
+
+// True if every root of 1 + c1 z + ... + ck z^k has modulus above `radius`
+// (Schur-Cohn test on the reversed polynomial; k = 0: true). ARIMA: radius 1
+// for stationarity or invertibility, 1.01 to reject near-unit roots as R does.
+bool RootsOutside(std::span<const double> c, double radius);
 
 }  // namespace ppe::forecast

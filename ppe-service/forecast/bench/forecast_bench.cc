@@ -3,7 +3,7 @@
 // forecast package (ets, auto.arima) on the same series, printed as ratios.
 //
 //   forecast_bench [--series N] [--with_r] [--ets_distribution] [--arima_distribution]
-//   [--benchmark_filter=...]
+//   [--slowest K] [--benchmark_filter=...]
 //
 // Series: every (414 / N)-th M4 hourly training series, decompressed with xz -dc
 // from $PPE_DATA_DIR (default /work/shared/data).
@@ -202,7 +202,9 @@ void CompareWithR(size_t arima_count) {
 
 // CPU time of `fit` on each loaded series once, the spread behind the
 // benchmark's mean: mean, median, 90th percentile, max, and how many series
-// took longer than `goal_ms`.
+// took longer than `goal_ms`; then the `slowest` slowest series by name.
+int g_slowest = 0;
+
 void TimeDistribution(const char* name, double goal_ms,
                       const std::function<void(const std::vector<double>&)>& fit) {
   std::vector<double> ms;
@@ -221,6 +223,12 @@ void TimeDistribution(const char* name, double goal_ms,
       "\n%s CPU ms over %zu series: mean %.1f, median %.1f, p90 %.1f, max %.1f; %td above %.0f "
       "ms\n",
       name, sorted.size(), sum / sorted.size(), at(0.5), at(0.9), sorted.back(), over, goal_ms);
+  std::vector<size_t> order(ms.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ms[a] > ms[b]; });
+  for (size_t k = 0; k < order.size() && static_cast<int>(k) < g_slowest; ++k) {
+    std::printf("  %s %.1f ms\n", g_series[order[k]].first.c_str(), ms[order[k]]);
+  }
 }
 
 }  // namespace
@@ -238,6 +246,8 @@ int main(int argc, char** argv) {
       ets_distribution = true;
     } else if (std::strcmp(argv[i], "--arima_distribution") == 0) {
       arima_distribution = true;
+    } else if (std::strcmp(argv[i], "--slowest") == 0 && i + 1 < argc) {
+      g_slowest = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--series") == 0 && i + 1 < argc) {
       count = std::atoi(argv[++i]);
     } else {
