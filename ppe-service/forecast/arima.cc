@@ -315,24 +315,37 @@ struct Candidate {
   double ic = kInf;
 };
 
+// Mean and standard deviation (divisor n) of the differenced series: the
+// constant's start and scale, computed once per differencing.
+struct Moments {
+  double mean = 0;
+  double sd = 0;
+};
+
+Moments MomentsOf(std::span<const double> w) {
+  Moments m;
+  for (double v : w) m.mean += v / w.size();
+  double var = 0;
+  for (double v : w) var += (v - m.mean) * (v - m.mean) / w.size();
+  m.sd = std::sqrt(var);
+  return m;
+}
+
 // Fits by CSS; `ic` is the CSS-based AICc (used by the stepwise search). The
 // conditional residuals are a sum of squares in the free parameters (AR blocks
 // in PACF space, so the search stays stationary), minimised by
 // Levenberg-Marquardt from zero coefficients and the sample mean.
-Candidate FitCss(std::span<const double> w, const ArimaOrder& o, int nstar) {
+Candidate FitCss(std::span<const double> w, const Moments& wm, const ArimaOrder& o, int nstar) {
   Candidate c{o, {}, kInf};
   const int k = Layout{o}.size();
   const int n_used = nstar - (o.p + o.period * o.sp);
   if (n_used <= 0) return c;
-  double mean = 0, var = 0;
-  for (double v : w) mean += v / w.size();
-  for (double v : w) var += (v - mean) * (v - mean) / w.size();
   std::vector<double> x0(k, 0.0);
   LeastSquaresOptions lo;
   lo.scale.assign(k, 1.0);
   if (o.constant) {
-    x0[k - 1] = mean;
-    lo.scale[k - 1] = std::sqrt(var) + 1e-8;
+    x0[k - 1] = wm.mean;
+    lo.scale[k - 1] = wm.sd + 1e-8;
   }
   auto residuals = [&](std::span<const double> x, std::span<double> out) {
     const double ssq = CssResiduals(w, Expand(o, ToNatural(o, x)), out);
@@ -471,7 +484,8 @@ absl::StatusOr<std::unique_ptr<ArimaModel>> FitArima(std::span<const double> y,
   if (nstar - static_cast<int>(o.p + o.period * o.sp) < k + 4) {
     return absl::FailedPreconditionError(absl::StrCat(o.Name(), ": series too short"));
   }
-  Candidate css = FitCss(w, o, nstar);
+  const Moments wm = MomentsOf(w);
+  Candidate css = FitCss(w, wm, o, nstar);
   if (css.coef.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(o.Name(), ": CSS fit failed"));
   }
@@ -506,12 +520,7 @@ absl::StatusOr<std::unique_ptr<ArimaModel>> FitArima(std::span<const double> y,
     };
     LeastSquaresOptions lo;
     lo.scale.assign(k, 1.0);
-    if (o.constant) {
-      double sd = 0, mu = 0;
-      for (double v : w) mu += v / nstar;
-      for (double v : w) sd += (v - mu) * (v - mu) / nstar;
-      lo.scale[k - 1] = std::sqrt(sd) + 1e-8;
-    }
+    if (o.constant) lo.scale[k - 1] = wm.sd + 1e-8;
     lo.max_iterations = 100;
     lo.ftol = 1e-10;
     lo.xtol = 1e-9;
@@ -577,6 +586,7 @@ absl::StatusOr<std::unique_ptr<ArimaModel>> FitArimaAuto(std::span<const double>
   }
   std::vector<double> w = Difference(y, DiffPoly(d, sd, m));
   const int nstar = static_cast<int>(w.size());
+  const Moments wm = MomentsOf(w);
   std::map<std::tuple<int, int, int, int, bool>, Candidate> tried;
   auto fit = [&](int p, int q, int sp, int sq, bool c) -> double {
     if (p < 0 || q < 0 || sp < 0 || sq < 0 || p > options.max_p || q > options.max_q ||
@@ -590,7 +600,7 @@ absl::StatusOr<std::unique_ptr<ArimaModel>> FitArimaAuto(std::span<const double>
     if (it != tried.end()) return it->second.ic;
     ArimaOrder o{p, d, q, sp, sd, sq, m, c};
     if (nstar - (p + m * sp) < Layout{o}.size() + 4) return tried[key].ic = kInf;
-    Candidate cand = FitCss(w, o, nstar);
+    Candidate cand = FitCss(w, wm, o, nstar);
     tried[key] = cand;
     return cand.ic;
   };
