@@ -123,6 +123,7 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
   if (sc->cooldown_buckets() == 0) sc->set_cooldown_buckets(5);
   if (sc->history_buckets() == 0) sc->set_history_buckets(10080);
   if (sc->keep_warm_buckets() == 0) sc->set_keep_warm_buckets(10);
+  if (sc->checkpoint_every_buckets() == 0) sc->set_checkpoint_every_buckets(10);
   if (sc->seasonal_periods_size() == 0 && 86400000 / sc->bucket_ms() >= 2) {
     sc->add_seasonal_periods(86400000 / sc->bucket_ms());
   }

@@ -60,11 +60,14 @@ absl::Status DemandHistory::Add(int64_t bucket, double count) {
   return absl::OkStatus();
 }
 
-std::vector<double> DemandHistory::Values() const {
+std::vector<double> DemandHistory::Values() const { return Tail(size_); }
+
+std::vector<double> DemandHistory::Tail(int k) const {
+  k = std::clamp(k, 0, size_);
   std::vector<double> out;
-  out.reserve(size_);
+  out.reserve(k);
   const int64_t cap = static_cast<int64_t>(ring_.size());
-  for (int64_t b = last_ - size_ + 1; b <= last_; ++b) out.push_back(ring_[FloorMod(b, cap)]);
+  for (int64_t b = last_ - k + 1; b <= last_; ++b) out.push_back(ring_[FloorMod(b, cap)]);
   return out;
 }
 

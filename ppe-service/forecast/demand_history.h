@@ -33,6 +33,8 @@ class DemandHistory {
 
   // Fine-grained counts, oldest first, up to and including the last bucket.
   std::vector<double> Values() const;
+  // The newest `k` fine buckets (all held if fewer), oldest first: O(k).
+  std::vector<double> Tail(int k) const;
   // Complete coarse buckets (sums of `rollup_factor` fine buckets), oldest first.
   std::vector<double> Rollup() const;
 

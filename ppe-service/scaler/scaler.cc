@@ -4,9 +4,11 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "ppe-service/common/log.h"
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/forecast/forecaster.h"
+#include "ppe/registry/v1/records.pb.h"
 
 namespace ppe::scaler {
 namespace {
@@ -22,16 +24,61 @@ bool Counts(registry::VmState s) {
          s == registry::VmState::kReady;
 }
 
+// Each series' history rolls fine buckets up into hours of this many and
+// keeps a week of them; demand checkpoints are chunks of the same span.
+constexpr int kRollup = 60;
+constexpr int kRollupKept = 24 * 7;
+
+constexpr char kLimitsPrefix[] = "/ppe/scaling/limits/";
+constexpr char kDemandPrefix[] = "/ppe/scaling/demand/";
+
+std::string LimitsKey(const std::string& cpt, const std::string& service) {
+  return absl::StrCat(kLimitsPrefix, cpt, "/", service);
+}
+std::string DemandPrefix(const std::string& cpt, const std::string& service) {
+  return absl::StrCat(kDemandPrefix, cpt, "/", service, "/");
+}
+std::string ChunkKey(const std::string& cpt, const std::string& service, int64_t first) {
+  return absl::StrCat(DemandPrefix(cpt, service), absl::StrFormat("%019d", first));
+}
+
+int64_t ChunkStart(int64_t bucket) { return bucket - ((bucket % kRollup) + kRollup) % kRollup; }
+
+// "<prefix><cpt>/<service>" (limits) or "<prefix><cpt>/<service>/<bucket>"
+// (demand) -> cpt and service; false when malformed. A CPT has no '/'.
+bool SplitKey(absl::string_view key, absl::string_view prefix, bool chunk, std::string* cpt,
+              std::string* service) {
+  absl::string_view rest = key.substr(prefix.size());
+  if (chunk) {
+    size_t last = rest.rfind('/');
+    if (last == absl::string_view::npos) return false;
+    rest = rest.substr(0, last);
+  }
+  size_t slash = rest.find('/');
+  if (slash == absl::string_view::npos || slash == 0 || slash + 1 == rest.size()) return false;
+  *cpt = std::string(rest.substr(0, slash));
+  *service = std::string(rest.substr(slash + 1));
+  return true;
+}
+
 }  // namespace
 
 Scaler::Scaler(registry::Registry& registry, vm::VmManager& vms, DemandTracker& demand,
-               ThreadPool& workers, const Clock& clock, Options options)
+               ThreadPool& workers, const Clock& clock, Options options,
+               store::RegistryStore* store)
     : registry_(registry),
       vms_(vms),
       demand_(demand),
       workers_(workers),
       clock_(clock),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      store_(store) {
+  options_.checkpoint_every = std::max(1, options_.checkpoint_every);
+}
+
+int64_t Scaler::BucketOf(absl::Time t) const {
+  return absl::ToUnixMillis(t) / absl::ToInt64Milliseconds(options_.bucket);
+}
 
 int Scaler::lead_buckets() const {
   absl::Duration lead = vms_.typical_boot_time() + options_.lead_buffer;
@@ -43,8 +90,9 @@ Scaler::Series& Scaler::SeriesFor(const std::string& cpt, const std::string& ser
   if (created) {
     it->second.cpt = cpt;
     it->second.service = service;
-    it->second.history = forecast::DemandHistory(
-        {.capacity = options_.history_buckets, .rollup_factor = 60, .rollup_capacity = 24 * 7});
+    it->second.history = forecast::DemandHistory({.capacity = options_.history_buckets,
+                                                  .rollup_factor = kRollup,
+                                                  .rollup_capacity = kRollupKept});
   }
   return it->second;
 }
@@ -94,7 +142,7 @@ int Scaler::Need(const Series& s, int64_t bucket, int* uncapped) const {
   if (auto it = options_.requests_per_vm.find(s.service); it != options_.requests_per_vm.end()) {
     per_vm = it->second;
   }
-  std::vector<double> recent = s.history.Values();
+  std::vector<double> recent = s.history.Tail(1);
   double last = recent.empty() ? 0 : recent.back();
   double peak = last;  // reactive: what the last bucket needed
   if (options_.mode == Mode::kPredictive) {
@@ -168,8 +216,16 @@ void Scaler::Act(Series& s, int desired, int uncapped) {
 
 void Scaler::Tick() {
   if (options_.mode == Mode::kOff) return;
-  int64_t bucket = absl::ToUnixMillis(clock_.Now()) / absl::ToInt64Milliseconds(options_.bucket);
-  absl::MutexLock lock(&mu_);
+  std::vector<store::Op> ops;
+  {
+    absl::MutexLock lock(&mu_);
+    TickLocked(ops);
+  }
+  Write(ops);
+}
+
+void Scaler::TickLocked(std::vector<store::Op>& ops) {
+  int64_t bucket = BucketOf(clock_.Now());
   // Counts drained now belong to the bucket that just ended.
   int64_t ended = bucket - 1;
   std::map<std::pair<std::string, std::string>, int64_t> counts;
@@ -187,6 +243,10 @@ void Scaler::Tick() {
   for (auto it = series_.begin(); it != series_.end();) {
     Series& s = it->second;
     if (!registry_.IsActive(s.cpt)) {  // invalidated or expired: the janitor drains it
+      if (store_ != nullptr) {
+        ops.push_back(store::Op::DeletePrefix(DemandPrefix(s.cpt, s.service)));
+        ops.push_back(store::Op::Delete(LimitsKey(s.cpt, s.service)));
+      }
       it = series_.erase(it);
       continue;
     }
@@ -210,10 +270,110 @@ void Scaler::Tick() {
   }
   stats_.series = static_cast<int64_t>(series_.size());
   last_bucket_ = ended;
+  if ((ended + 1) % options_.checkpoint_every == 0 || (ended + 1) % kRollup == 0) {
+    CheckpointOps(ended, ops);
+  }
+}
+
+void Scaler::CheckpointOps(int64_t last, std::vector<store::Op>& ops) {
+  if (store_ == nullptr) return;
+  const int64_t start = ChunkStart(last);
+  // Kept: the fine ring or the hourly roll-ups, whichever reaches back further.
+  const int64_t kept = std::max<int64_t>(options_.history_buckets, int64_t{kRollup} * kRollupKept);
+  const int64_t expired = start - (kept / kRollup + 1) * kRollup;
+  const int64_t bucket_ms = absl::ToInt64Milliseconds(options_.bucket);
+  for (const auto& [key, s] : series_) {
+    ops.push_back(store::Op::Delete(ChunkKey(s.cpt, s.service, expired)));
+    if (s.history.empty() || s.history.last_bucket() != last) continue;
+    std::vector<double> counts = s.history.Tail(static_cast<int>(last - start + 1));
+    if (std::all_of(counts.begin(), counts.end(), [](double c) { return c == 0; })) continue;
+    ppe::registry::v1::DemandChunk chunk;
+    chunk.set_bucket_ms(bucket_ms);
+    chunk.set_first_bucket(last - static_cast<int64_t>(counts.size()) + 1);
+    for (double c : counts) chunk.add_counts(static_cast<float>(c));
+    ops.push_back(store::Op::Put(ChunkKey(s.cpt, s.service, start), chunk.SerializeAsString()));
+  }
+}
+
+void Scaler::Write(const std::vector<store::Op>& ops) {
+  if (store_ == nullptr || ops.empty()) return;
+  store::Txn txn;
+  txn.success = ops;
+  absl::StatusOr<store::TxnResult> r = store_->Txn(txn);
+  if (r.ok()) return;
+  spdlog::warn("scaler: checkpoint of {} keys failed: {}", ops.size(), r.status().ToString());
+  absl::MutexLock lock(&mu_);
+  ++stats_.checkpoint_errors;
+}
+
+absl::Status Scaler::Load() {
+  if (store_ == nullptr) return absl::OkStatus();
+  absl::StatusOr<store::RangeResult> limits = store_->List(kLimitsPrefix);
+  if (!limits.ok()) return limits.status();
+  absl::StatusOr<store::RangeResult> demand = store_->List(kDemandPrefix);
+  if (!demand.ok()) return demand.status();
+  const int64_t now = BucketOf(clock_.Now());
+  const int64_t kept = std::max<int64_t>(options_.history_buckets, int64_t{kRollup} * kRollupKept);
+  const int64_t bucket_ms = absl::ToInt64Milliseconds(options_.bucket);
+  std::vector<store::Op> stale;
+  int restored_limits = 0, restored_chunks = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    std::string cpt, service;
+    for (const store::KeyValue& kv : limits->kvs) {
+      ppe::registry::v1::ScalingLimits l;
+      if (!SplitKey(kv.key, kLimitsPrefix, false, &cpt, &service) || !registry_.IsActive(cpt) ||
+          !l.ParseFromString(kv.value)) {
+        stale.push_back(store::Op::Delete(kv.key));
+        continue;
+      }
+      Series& s = SeriesFor(cpt, service);
+      s.min_override = l.min_vms();
+      s.max_override = l.max_vms() == 0 ? -1 : l.max_vms();
+      ++restored_limits;
+    }
+    for (const store::KeyValue& kv : demand->kvs) {
+      ppe::registry::v1::DemandChunk chunk;
+      // Keys of one series sort by bucket (zero-padded), so counts go in in order.
+      if (!SplitKey(kv.key, kDemandPrefix, true, &cpt, &service) || !registry_.IsActive(cpt) ||
+          !chunk.ParseFromString(kv.value) || chunk.bucket_ms() != bucket_ms ||
+          chunk.first_bucket() + chunk.counts_size() <= now - kept || chunk.first_bucket() > now) {
+        stale.push_back(store::Op::Delete(kv.key));
+        continue;
+      }
+      Series& s = SeriesFor(cpt, service);
+      for (int i = 0; i < chunk.counts_size(); ++i) {
+        const int64_t b = chunk.first_bucket() + i;
+        if (b <= now - kept || !s.history.Add(b, chunk.counts(i)).ok()) continue;
+        if (chunk.counts(i) > 0) s.last_active = b;
+      }
+      ++restored_chunks;
+    }
+  }
+  const size_t deleted = stale.size();
+  if (!stale.empty()) {
+    store::Txn txn;
+    txn.success = std::move(stale);
+    absl::StatusOr<store::TxnResult> r = store_->Txn(txn);
+    if (!r.ok()) return r.status();
+  }
+  spdlog::info("scaler: restored {} limits and {} demand chunks; deleted {} stale keys",
+               restored_limits, restored_chunks, deleted);
+  return absl::OkStatus();
 }
 
 void Scaler::Start() {
   loop_.Start(options_.bucket, [this] { Tick(); });
+}
+
+void Scaler::Stop() {
+  loop_.Stop();
+  std::vector<store::Op> ops;
+  {
+    absl::MutexLock lock(&mu_);
+    if (last_bucket_ >= 0) CheckpointOps(last_bucket_, ops);
+  }
+  Write(ops);
 }
 
 absl::Status Scaler::SetLimits(const std::string& cpt, const std::string& service, int min_vms,
@@ -221,6 +381,16 @@ absl::Status Scaler::SetLimits(const std::string& cpt, const std::string& servic
   if (!registry_.IsActive(cpt)) return absl::NotFoundError("no active profile with that CPT");
   if (min_vms < 0 || max_vms < 0 || (max_vms > 0 && min_vms > max_vms)) {
     return absl::InvalidArgumentError("need 0 <= min <= max");
+  }
+  absl::MutexLock limits_lock(&limits_mu_);
+  if (store_ != nullptr) {
+    ppe::registry::v1::ScalingLimits l;
+    l.set_min_vms(min_vms);
+    l.set_max_vms(max_vms);
+    if (absl::StatusOr<int64_t> put = store_->Put(LimitsKey(cpt, service), l.SerializeAsString());
+        !put.ok()) {
+      return put.status();
+    }
   }
   absl::MutexLock lock(&mu_);
   Series& s = SeriesFor(cpt, service);
@@ -234,9 +404,7 @@ Scaler::View Scaler::ViewOf(const Series& s) const {
   v.cpt = s.cpt;
   v.service = s.service;
   v.model = s.model ? s.model->Name() : (options_.mode == Mode::kPredictive ? "none yet" : "");
-  std::vector<double> all = s.history.Values();
-  size_t keep = std::min<size_t>(all.size(), 120);
-  v.history.assign(all.end() - keep, all.end());
+  v.history = s.history.Tail(120);
   v.mean = s.mean;
   v.lower = s.lower;
   v.upper = s.upper;

@@ -18,6 +18,7 @@
 #include "ppe-service/forecast/model.h"
 #include "ppe-service/registry/registry.h"
 #include "ppe-service/scaler/demand_tracker.h"
+#include "ppe-service/store/registry_store.h"
 #include "ppe-service/vm/vm_manager.h"
 
 namespace ppe::scaler {
@@ -32,6 +33,13 @@ namespace ppe::scaler {
 // buckets below target and then drains one VM at a time (hysteresis).
 // Everything runs on the scaler's thread and the worker pool, never on the
 // lookup path.
+//
+// With a store, the operator's limits are written before SetLimits returns,
+// and each series' request counts are checkpointed every `checkpoint_every`
+// buckets (one transaction per checkpoint, off the lock; idle series write
+// nothing), so a restart keeps the history the forecasts need. The buckets
+// since the last checkpoint (all of them on a clean Stop) and the time the
+// PPE was down are lost: they read as zero requests.
 class Scaler {
  public:
   enum class Mode { kPredictive, kReactive, kOff };
@@ -44,6 +52,7 @@ class Scaler {
     int cooldown = 5;
     std::vector<int> periods;
     int history_buckets = 10080;
+    int checkpoint_every = 10;  // buckets between demand checkpoints to the store
     int keep_warm = 10;
     int min_vms = 0;
     int max_vms = 4;
@@ -52,15 +61,24 @@ class Scaler {
     std::map<std::string, double> requests_per_vm;  // by service (per bucket)
   };
 
+  // `store` (may be null: nothing kept across restarts) holds the limits and
+  // demand checkpoints, next to the registry's keys.
   Scaler(registry::Registry& registry, vm::VmManager& vms, DemandTracker& demand,
-         ThreadPool& workers, const Clock& clock, Options options);
-  ~Scaler() { Stop(); }
+         ThreadPool& workers, const Clock& clock, Options options,
+         store::RegistryStore* store = nullptr);
+  ~Scaler() { loop_.Stop(); }
+
+  // Start-up, after the registry's Load and before Start: brings back the
+  // limits and demand history of active profiles, and deletes the keys of
+  // profiles no longer active and counts older than the history keeps.
+  absl::Status Load();
 
   // One bucket: fold the counts in, forecast, act. Called by the thread every
   // `bucket`; tests call it with a simulated clock.
   void Tick();
   void Start();
-  void Stop() { loop_.Stop(); }
+  // Stops the loop, then checkpoints the buckets since the last checkpoint.
+  void Stop();
 
   // Admin.
   absl::Status SetLimits(const std::string& cpt, const std::string& service, int min_vms,
@@ -80,7 +98,8 @@ class Scaler {
 
   struct Stats {
     int64_t scale_ups = 0, scale_downs = 0, scale_outs = 0, series = 0, refits = 0;
-    double mean_abs_error = 0;  // over all series' one-bucket-ahead forecasts
+    int64_t checkpoint_errors = 0;  // demand checkpoints the store refused
+    double mean_abs_error = 0;      // over all series' one-bucket-ahead forecasts
   };
   Stats stats() const;
   int lead_buckets() const;
@@ -104,6 +123,8 @@ class Scaler {
 
   Series& SeriesFor(const std::string& cpt, const std::string& service)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tick's work under the lock; the store writes it asks for go into `ops`.
+  void TickLocked(std::vector<store::Op>& ops) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Observe(Series& s, int64_t bucket, double count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Forecast(Series& s, int64_t bucket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // VMs the forecast asks for, before and after the profile's min/max.
@@ -112,6 +133,12 @@ class Scaler {
   void Act(Series& s, int desired, int uncapped) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int ActiveVms(const Series& s) const;
   View ViewOf(const Series& s) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts each series' counts of the chunk holding `last` (up to `last`) and
+  // deletes its chunk that fell out of the retained history.
+  void CheckpointOps(int64_t last, std::vector<store::Op>& ops) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies `ops` in one transaction; failures are logged and counted.
+  void Write(const std::vector<store::Op>& ops) ABSL_LOCKS_EXCLUDED(mu_);
+  int64_t BucketOf(absl::Time t) const;
 
   registry::Registry& registry_;
   vm::VmManager& vms_;
@@ -119,7 +146,9 @@ class Scaler {
   ThreadPool& workers_;
   const Clock& clock_;
   Options options_;
+  store::RegistryStore* store_;
 
+  absl::Mutex limits_mu_;  // SetLimits: store, then memory, one at a time
   mutable absl::Mutex mu_;
   std::map<std::pair<std::string, std::string>, Series> series_ ABSL_GUARDED_BY(mu_);
   int64_t last_bucket_ ABSL_GUARDED_BY(mu_) = -1;

@@ -139,6 +139,7 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       .cooldown = static_cast<int>(sc.cooldown_buckets()),
       .periods = {sc.seasonal_periods().begin(), sc.seasonal_periods().end()},
       .history_buckets = static_cast<int>(sc.history_buckets()),
+      .checkpoint_every = static_cast<int>(sc.checkpoint_every_buckets()),
       .keep_warm = static_cast<int>(sc.keep_warm_buckets()),
       .min_vms = static_cast<int>(sc.min_vms_per_profile()),
       .max_vms = static_cast<int>(c.limits().max_vms_per_profile()),
@@ -151,7 +152,9 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   }
   app->demand_ = std::make_unique<scaler::DemandTracker>();
   app->scaler_ = std::make_unique<scaler::Scaler>(*app->registry_, *app->vms_, *app->demand_,
-                                                  *app->workers_, WallClock::Instance(), scaling);
+                                                  *app->workers_, WallClock::Instance(), scaling,
+                                                  app->store_.get());
+  if (absl::Status s = app->scaler_->Load(); !s.ok()) return s;
   app->scaler_->Start();
   app->engine_ = std::make_unique<resolver::ResolverEngine>(
       app->config_, *app->codec_, app->regions_, *app->registry_, *app->vms_, *app->timers_,

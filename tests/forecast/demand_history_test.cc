@@ -15,6 +15,9 @@ TEST_CASE("DemandHistory keeps the last buckets and fills gaps with zeros", "[hi
   CHECK(h.Values() == std::vector<double>{3, 4, 0, 0, 5});
   REQUIRE(h.Add(106, 7).ok());  // Ring drops 100 and 101.
   CHECK(h.Values() == std::vector<double>{0, 0, 5, 0, 7});
+  CHECK(h.Tail(2) == std::vector<double>{0, 7});
+  CHECK(h.Tail(9) == h.Values());
+  CHECK(h.Tail(0).empty());
   CHECK(h.last_bucket() == 106);
   // Coarse buckets [100,101] = 7, [102,103] = 0, [104,105] = 5.
   CHECK(h.Rollup() == std::vector<double>{7, 0, 5});

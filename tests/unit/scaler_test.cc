@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include <catch2/catch.hpp>
 
 #include "absl/synchronization/notification.h"
 #include "ppe-service/store/memory_registry_store.h"
+#include "ppe-service/store/sqlite_registry_store.h"
+#include "ppe/registry/v1/records.pb.h"
 #include "tests/mocks/fake_hypervisor.h"
 
 namespace ppe::scaler {
@@ -15,12 +18,16 @@ namespace {
 constexpr double kPerVm = 50;  // requests one VM serves per bucket
 
 // The scaler with everything real but the hypervisor (instant) and the clock.
+// With `durable`, the registry and the scaler keep their state in it.
 struct World {
-  explicit World(Scaler::Mode mode, int max_vms = 20, int budget = 1000)
-      : registry(store),
+  explicit World(Scaler::Mode mode, int max_vms = 20, int budget = 1000,
+                 store::RegistryStore* durable = nullptr,
+                 absl::Time start = absl::FromUnixSeconds(1'000'000))
+      : store(durable != nullptr ? *durable : own_store),
+        registry(store),
         pool(std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/16"))),
         workers(2),
-        clock(absl::FromUnixSeconds(1'000'000)),
+        clock(start),
         vms(hypervisor, registry, {{"video", {"cpu-heavy", 1, 1, 256, 256}, "", pool}}, workers,
             clock, {.max_vms_per_profile = static_cast<size_t>(max_vms)}),
         scaler(registry, vms, demand, workers, clock,
@@ -33,7 +40,8 @@ struct World {
                 .max_vms = max_vms,
                 .budget = budget,
                 .drain = absl::Seconds(10),
-                .requests_per_vm = {{"video", kPerVm}}}) {
+                .requests_per_vm = {{"video", kPerVm}}},
+               durable) {
     REQUIRE(registry.Load().ok());
   }
 
@@ -60,7 +68,8 @@ struct World {
     }
   }
 
-  store::MemoryRegistryStore store;
+  store::MemoryRegistryStore own_store;
+  store::RegistryStore& store;
   registry::Registry registry;
   testing::FakeHypervisor hypervisor;
   std::shared_ptr<vm::AddressPool> pool;
@@ -209,6 +218,102 @@ TEST_CASE("the view shows history, model, forecast and interval") {
   CHECK(v->errors_counted > 0);
   CHECK(v->mean_abs_error < 20);
   CHECK_FALSE(w.scaler.Describe("other", "video").ok());
+}
+
+// Keys the scaler keeps under `prefix` in the store.
+size_t Keys(store::RegistryStore& db, const std::string& prefix) {
+  absl::StatusOr<store::RangeResult> r = db.List(prefix);
+  REQUIRE(r.ok());
+  return r->kvs.size();
+}
+
+TEST_CASE(
+    "limits and demand history survive a restart; a crash loses the buckets since the "
+    "last checkpoint") {
+  char dir[] = "/tmp/ppe-scaler-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  const std::string path = std::string(dir) + "/registry.db";
+  // Buckets are seconds from 1,000,000 s; checkpoints every 10 buckets (the
+  // default), at the end of buckets 1,000,009, 1,000,019, ...
+  std::vector<double> sent;
+  absl::Time stopped_at;
+  const bool clean = GENERATE(true, false);
+  {
+    auto db = store::SqliteRegistryStore::Open(path);
+    REQUIRE(db.ok());
+    World w(Scaler::Mode::kPredictive, 20, 1000, db->get());
+    REQUIRE(w.scaler.Load().ok());
+    w.Register("cpt");
+    w.Register("gone");
+    REQUIRE(w.scaler.SetLimits("cpt", "video", 2, 6).ok());
+    for (int t = 0; t < 25; ++t) {
+      sent.push_back(100 + 7 * (t % 3));
+      w.demand.Record("gone", "video", 5);
+      w.Bucket("cpt", static_cast<int>(sent.back()));
+    }
+    REQUIRE(w.scaler.Describe("cpt", "video")->history == sent);
+    if (clean) w.scaler.Stop();  // else: as kill -9, the destructor writes nothing
+    stopped_at = w.clock.Now();
+  }
+  auto db = store::SqliteRegistryStore::Open(path);
+  REQUIRE(db.ok());
+  World w(Scaler::Mode::kPredictive, 20, 1000, db->get(), stopped_at + absl::Seconds(30));
+  // A profile that ended while the PPE was down: its keys go at start-up.
+  REQUIRE(w.registry.InvalidateProfile("gone", w.clock.Now(), w.clock.Now()).ok());
+  REQUIRE(Keys(**db, "/ppe/scaling/demand/gone/") > 0);
+  REQUIRE(w.scaler.Load().ok());
+  CHECK(Keys(**db, "/ppe/scaling/demand/gone/") == 0);
+  CHECK_FALSE(w.scaler.Describe("gone", "video").ok());
+
+  auto v = w.scaler.Describe("cpt", "video");
+  REQUIRE(v.ok());
+  CHECK(v->min_vms == 2);
+  CHECK(v->max_vms == 6);
+  std::vector<double> kept(sent.begin(), sent.begin() + (clean ? 25 : 20));
+  CHECK(v->history == kept);
+  // The next bucket continues the history; the downtime reads as zeros.
+  w.Bucket("cpt", 50);
+  v = w.scaler.Describe("cpt", "video");
+  REQUIRE(v.ok());
+  REQUIRE(v->history.size() == 56);
+  CHECK(std::vector<double>(v->history.begin(), v->history.begin() + kept.size()) == kept);
+  CHECK(v->history.back() == 50);
+  CHECK(v->model != "none yet");  // fitted on the restored history at once
+  CHECK(v->desired >= 2);         // the restored minimum holds
+
+  // Invalidated while running: the next tick drops its series and keys.
+  REQUIRE(w.registry.InvalidateProfile("cpt", w.clock.Now(), w.clock.Now()).ok());
+  w.clock.Advance(absl::Seconds(1));
+  w.scaler.Tick();
+  CHECK(Keys(**db, "/ppe/scaling/demand/cpt/") == 0);
+  CHECK(Keys(**db, "/ppe/scaling/limits/cpt/") == 0);
+  CHECK(w.scaler.stats().checkpoint_errors == 0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("start-up deletes demand chunks it cannot use: expired, other bucket length, corrupt") {
+  store::MemoryRegistryStore db;
+  World w(Scaler::Mode::kPredictive, 20, 1000, &db);
+  w.Register("cpt");
+  const int64_t now = 1'000'000;  // the World's clock, in 1 s buckets
+  auto chunk = [](int64_t bucket_ms, int64_t first, std::vector<float> counts) {
+    ppe::registry::v1::DemandChunk c;
+    c.set_bucket_ms(bucket_ms);
+    c.set_first_bucket(first);
+    for (float x : counts) c.add_counts(x);
+    return c.SerializeAsString();
+  };
+  const std::string prefix = "/ppe/scaling/demand/cpt/video/";
+  REQUIRE(db.Put(prefix + "0000000000000979880", chunk(1000, now - 20'120, {3, 4})).ok());
+  REQUIRE(db.Put(prefix + "0000000000000999840", chunk(60'000, now - 160, {3})).ok());
+  REQUIRE(db.Put(prefix + "0000000000000999900", "not a chunk").ok());
+  REQUIRE(db.Put(prefix + "0000000000000999960", chunk(1000, now - 40, {0, 8, 9})).ok());
+  REQUIRE(db.Put("/ppe/scaling/demand/nobody/video/0000000000000999960", chunk(1000, 1, {1})).ok());
+  REQUIRE(w.scaler.Load().ok());
+  CHECK(Keys(db, "/ppe/scaling/demand/") == 1);
+  auto v = w.scaler.Describe("cpt", "video");
+  REQUIRE(v.ok());
+  CHECK(v->history == std::vector<double>{0, 8, 9});
 }
 
 TEST_CASE("warm spares answer a first-time profile at once and are refilled") {
