@@ -296,14 +296,20 @@ void Scaler::CheckpointOps(int64_t last, std::vector<store::Op>& ops) {
 }
 
 void Scaler::Write(const std::vector<store::Op>& ops) {
-  if (store_ == nullptr || ops.empty()) return;
-  store::Txn txn;
-  txn.success = ops;
-  absl::StatusOr<store::TxnResult> r = store_->Txn(txn);
-  if (r.ok()) return;
-  spdlog::warn("scaler: checkpoint of {} keys failed: {}", ops.size(), r.status().ToString());
-  absl::MutexLock lock(&mu_);
-  ++stats_.checkpoint_errors;
+  if (store_ == nullptr) return;
+  // Bounded transactions (~25 ms each on SQLite, store_bench), so that the
+  // registry's own writes (a first-time client's VM) never wait long behind one.
+  constexpr size_t kOpsPerTxn = 4000;
+  for (size_t from = 0; from < ops.size(); from += kOpsPerTxn) {
+    store::Txn txn;
+    txn.success.assign(ops.begin() + from, ops.begin() + std::min(ops.size(), from + kOpsPerTxn));
+    absl::StatusOr<store::TxnResult> r = store_->Txn(txn);
+    if (r.ok()) continue;
+    spdlog::warn("scaler: checkpoint of {} keys failed: {}", txn.success.size(),
+                 r.status().ToString());
+    absl::MutexLock lock(&mu_);
+    ++stats_.checkpoint_errors;
+  }
 }
 
 absl::Status Scaler::Load() {

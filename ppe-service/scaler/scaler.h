@@ -36,8 +36,8 @@ namespace ppe::scaler {
 //
 // With a store, the operator's limits are written before SetLimits returns,
 // and each series' request counts are checkpointed every `checkpoint_every`
-// buckets (one transaction per checkpoint, off the lock; idle series write
-// nothing), so a restart keeps the history the forecasts need. The buckets
+// buckets (off the lock, in transactions of up to 2,000 series; idle series
+// write nothing), so a restart keeps the history the forecasts need. The buckets
 // since the last checkpoint (all of them on a clean Stop) and the time the
 // PPE was down are lost: they read as zero requests.
 class Scaler {
@@ -136,7 +136,8 @@ class Scaler {
   // Puts each series' counts of the chunk holding `last` (up to `last`) and
   // deletes its chunk that fell out of the retained history.
   void CheckpointOps(int64_t last, std::vector<store::Op>& ops) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Applies `ops` in one transaction; failures are logged and counted.
+  // Applies `ops` in transactions of a bounded size; failures are logged and
+  // counted.
   void Write(const std::vector<store::Op>& ops) ABSL_LOCKS_EXCLUDED(mu_);
   int64_t BucketOf(absl::Time t) const;
 

@@ -3,7 +3,9 @@
 //   store_bench [seconds per run, default 2] [directory for the SQLite file]
 //
 // Each run commits single-key Puts (one Txn each) for the given time, first
-// from one thread, then from 4 threads at once.
+// from one thread, then from 4 threads at once. Then the scaler's demand
+// checkpoint shape: one Txn putting (then overwriting) N keys of 250 bytes,
+// an hour of counts of N series, plus a Delete per series.
 
 #include <unistd.h>
 
@@ -50,6 +52,21 @@ double Run(RegistryStore& store, int threads, absl::Duration duration) {
   return commits.load() / seconds;
 }
 
+// Seconds for one Txn with `series` puts of a 250-byte value (about a
+// DemandChunk of 60 floats) and as many deletes of absent keys.
+double Checkpoint(RegistryStore& store, int series, char fill) {
+  ppe::store::Txn txn;
+  const std::string value(250, fill);
+  for (int i = 0; i < series; ++i) {
+    const std::string key = "/ppe/scaling/demand/cpt" + std::to_string(i) + "/video/";
+    txn.success.push_back(ppe::store::Op::Put(key + "0000000001000000", value));
+    txn.success.push_back(ppe::store::Op::Delete(key + "0000000000989860"));
+  }
+  const absl::Time start = absl::Now();
+  if (!store.Txn(txn).ok()) std::fprintf(stderr, "the checkpoint failed\n");
+  return absl::ToDoubleSeconds(absl::Now() - start);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -78,6 +95,14 @@ int main(int argc, char** argv) {
     std::printf("%-28s %12.0f\n", "sqlite (WAL, sync=FULL) x1", Run(**store, 1, duration));
     std::printf("%-28s %12.0f\n", "sqlite (WAL, sync=FULL) x4", Run(**store, 4, duration));
     std::printf("  database: %s\n", path.c_str());
+    std::printf("\n%-28s %12s %12s\n", "demand checkpoint (sqlite)", "first, s", "rewrite, s");
+    for (int series : {1000, 10000, 100000}) {
+      const double first = Checkpoint(**store, series, 'a');
+      const double rewrite = Checkpoint(**store, series, 'b');
+      std::printf("%-28s %12.3f %12.3f\n", (std::to_string(series) + " series").c_str(), first,
+                  rewrite);
+    }
+    std::printf("\n");
   }
   {
     ppe::store::MemoryRegistryStore store;
