@@ -151,9 +151,9 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
     }
   }
   app->demand_ = std::make_unique<scaler::DemandTracker>();
-  app->scaler_ = std::make_unique<scaler::Scaler>(*app->registry_, *app->vms_, *app->demand_,
-                                                  *app->workers_, WallClock::Instance(), scaling,
-                                                  app->store_.get());
+  app->scaler_ =
+      std::make_unique<scaler::Scaler>(*app->registry_, *app->vms_, *app->demand_, *app->workers_,
+                                       WallClock::Instance(), scaling, app->store_.get());
   if (absl::Status s = app->scaler_->Load(); !s.ok()) return s;
   app->scaler_->Start();
   app->engine_ = std::make_unique<resolver::ResolverEngine>(
