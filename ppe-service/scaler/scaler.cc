@@ -80,9 +80,12 @@ int64_t Scaler::BucketOf(absl::Time t) const {
   return absl::ToUnixMillis(t) / absl::ToInt64Milliseconds(options_.bucket);
 }
 
+// What this tick decides is all the pool gets until the VMs the next tick asks
+// for are ready, one bucket and a boot time from now: the forecast covers the
+// buckets that span overlaps (the boot time padded by the buffer).
 int Scaler::lead_buckets() const {
   absl::Duration lead = vms_.typical_boot_time() + options_.lead_buffer;
-  return std::max<int>(1, static_cast<int>(std::ceil(lead / options_.bucket)));
+  return 1 + std::max<int>(0, static_cast<int>(std::ceil(lead / options_.bucket)));
 }
 
 Scaler::Series& Scaler::SeriesFor(const std::string& cpt, const std::string& service) {
