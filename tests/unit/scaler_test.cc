@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include <catch2/catch.hpp>
 
@@ -289,6 +290,40 @@ TEST_CASE(
   CHECK(Keys(**db, "/ppe/scaling/limits/cpt/") == 0);
   CHECK(w.scaler.stats().checkpoint_errors == 0);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a checkpoint of more series than one transaction takes is split, and all of it loads") {
+  store::MemoryRegistryStore db;
+  constexpr int kSeries = 2'100;  // a transaction takes 4,000 ops, two per series
+  {
+    // Budget 0: no VMs, only the counts matter here.
+    World w(Scaler::Mode::kReactive, 20, 0, &db);
+    REQUIRE(w.scaler.Load().ok());
+    for (int i = 0; i < kSeries; ++i) w.Register("cpt" + std::to_string(i));
+    for (int t = 0; t < 10; ++t) {  // the 10th bucket ends on a checkpoint
+      for (int i = 0; i < kSeries; ++i)
+        w.demand.Record("cpt" + std::to_string(i), "video", i + t + 1);
+      w.clock.Advance(absl::Seconds(1));
+      w.scaler.Tick();
+    }
+    CHECK(w.scaler.stats().checkpoint_errors == 0);
+  }  // no Stop: only the checkpoint is in the store
+  absl::StatusOr<store::RangeResult> r = db.List("/ppe/scaling/demand/");
+  REQUIRE(r.ok());
+  REQUIRE(r->kvs.size() == static_cast<size_t>(kSeries));
+  std::set<int64_t> revisions;
+  for (const store::KeyValue& kv : r->kvs) revisions.insert(kv.mod_revision);
+  CHECK(revisions.size() == 2);  // two transactions
+
+  World w(Scaler::Mode::kReactive, 20, 0, &db, absl::FromUnixSeconds(1'000'010));
+  REQUIRE(w.scaler.Load().ok());
+  for (int i : {0, 1'999, 2'000, kSeries - 1}) {
+    auto v = w.scaler.Describe("cpt" + std::to_string(i), "video");
+    REQUIRE(v.ok());
+    std::vector<double> expected;
+    for (int t = 0; t < 10; ++t) expected.push_back(i + t + 1);
+    CHECK(v->history == expected);
+  }
 }
 
 TEST_CASE("start-up deletes demand chunks it cannot use: expired, other bucket length, corrupt") {
