@@ -120,7 +120,7 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
     return FieldError(origin, "scaler.level", "must be between 0 and 100");
   }
   if (sc->refit_every_buckets() == 0) sc->set_refit_every_buckets(60);
-  if (sc->cooldown_buckets() == 0) sc->set_cooldown_buckets(5);
+  if (sc->cooldown_buckets() == 0) sc->set_cooldown_buckets(15);
   if (sc->history_buckets() == 0) sc->set_history_buckets(10080);
   if (sc->keep_warm_buckets() == 0) sc->set_keep_warm_buckets(10);
   if (sc->checkpoint_every_buckets() == 0) sc->set_checkpoint_every_buckets(10);

@@ -49,7 +49,7 @@ class Scaler {
     absl::Duration lead_buffer = absl::Seconds(30);
     double level = 95;
     int refit_every = 60;
-    int cooldown = 5;
+    int cooldown = 15;  // buckets below target before one VM drains (docs/scaling.md: replay)
     std::vector<int> periods;
     int history_buckets = 10080;
     int checkpoint_every = 10;  // buckets between demand checkpoints to the store

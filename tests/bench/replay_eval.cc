@@ -25,6 +25,7 @@
 //
 //   replay_eval --series FILE [--name N] [--start_day D] [--warmup_days 3]
 //               [--days 2] [--peak_vms 20] [--boot_median_s 30] [--boot_sigma 0.5]
+//               [--cooldown_buckets N (default: the scaler's)]
 //
 // FILE: one count per line (tests/bench/replay_eval.sh prepares the traces).
 
@@ -59,6 +60,7 @@ struct Setup {
   int scored_from = 0;         // first scored minute
   double per_vm = 1;           // requests per minute one VM serves
   double boot_median = 30, boot_sigma = 0.5;
+  int cooldown = scaler::Scaler::Options{}.cooldown;  // scaler.cooldown_buckets
 };
 
 // Boot latencies in creation order: the k-th VM any policy creates boots in
@@ -262,6 +264,7 @@ Score Ppe(const Setup& s, BootLatency& boot, scaler::Scaler::Mode mode) {
   options.max_vms = 100000;
   options.budget = 100000;
   options.drain = absl::Seconds(60);
+  options.cooldown = s.cooldown;
   options.requests_per_vm["video"] = s.per_vm;
   scaler::Scaler scaler(registry, vms, demand, workers, clock, options);
   const std::string cpt = "replayprofile0000";
@@ -327,6 +330,7 @@ int main(int argc, char** argv) {
   std::string path, name = "trace";
   int start_day = 0, warmup_days = 3, days = 2;
   double peak_vms = 20, boot_median = 30, boot_sigma = 0.5;
+  int cooldown = ppe::scaler::Scaler::Options{}.cooldown;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];
     if (a == "--series")
@@ -345,6 +349,8 @@ int main(int argc, char** argv) {
       boot_median = std::atof(v.c_str());
     else if (a == "--boot_sigma")
       boot_sigma = std::atof(v.c_str());
+    else if (a == "--cooldown_buckets")
+      cooldown = std::atoi(v.c_str());
     else {
       std::fprintf(stderr, "replay_eval: unknown option %s\n", a.c_str());
       return 2;
@@ -377,12 +383,14 @@ int main(int argc, char** argv) {
   s.per_vm = std::max(1.0, peak / peak_vms);
   s.boot_median = boot_median;
   s.boot_sigma = boot_sigma;
+  s.cooldown = std::max(1, cooldown);
 
   std::printf(
       "%s: days %d..%d scored after %d days of warm-up; peak %.0f requests/min, "
-      "%.0f per VM (peak %.0f VMs); boot lognormal, median %.0f s, sigma %.2f\n\n",
+      "%.0f per VM (peak %.0f VMs); boot lognormal, median %.0f s, sigma %.2f; PPE cooldown %d "
+      "buckets\n\n",
       name.c_str(), start_day + warmup_days, start_day + warmup_days + days - 1, warmup_days, peak,
-      s.per_vm, peak_vms, boot_median, boot_sigma);
+      s.per_vm, peak_vms, boot_median, boot_sigma, s.cooldown);
   std::printf("| %-35s | %10s | %9s | %9s | %7s | %6s | %7s |\n", "policy", "cold req.",
               "short min", "added ms", "VM-h/or", "create", "release");
   std::printf("|%s|%s|%s|%s|%s|%s|%s|\n", std::string(37, '-').c_str(),
