@@ -212,8 +212,7 @@ Score AllocateOnQuery(const Setup& s, BootLatency& boot, int keep_alive) {
 Score HybridHistogram(const Setup& s, BootLatency& boot) {
   std::map<int, std::vector<int>> idle_times;  // per slot, minutes
   auto window = [&](int k, double q) {
-    std::vector<int>& v = idle_times[k];
-    std::vector<int> sorted = v;
+    std::vector<int> sorted = idle_times[k];
     std::sort(sorted.begin(), sorted.end());
     return sorted[static_cast<size_t>(q * (sorted.size() - 1))];
   };
@@ -400,31 +399,19 @@ int main(int argc, char** argv) {
   ppe::Score oracle = ppe::Oracle(s);
   ppe::Print("oracle", oracle, oracle);
   ppe::Print("static peak", ppe::StaticPeak(s), oracle);
-  {
-    ppe::BootLatency boot(boot_median, boot_sigma);
-    ppe::Print("allocate on query, 1 min keep-alive", ppe::AllocateOnQuery(s, boot, 1), oracle);
-  }
-  {
-    ppe::BootLatency boot(boot_median, boot_sigma);
-    ppe::Print("fixed keep-alive, 10 min", ppe::AllocateOnQuery(s, boot, 10), oracle);
-  }
-  {
-    ppe::BootLatency boot(boot_median, boot_sigma);
-    ppe::Print("hybrid histogram", ppe::HybridHistogram(s, boot), oracle);
-  }
-  {
+  // Each policy draws the same boot latencies, from a fresh sequence.
+  auto run = [&](const char* policy, const std::function<ppe::Score(ppe::BootLatency&)>& replay) {
     ppe::BootLatency boot(boot_median, boot_sigma);
     const absl::Time start = absl::Now();
-    ppe::Score r = ppe::Ppe(s, boot, ppe::scaler::Scaler::Mode::kReactive);
-    ppe::Print("PPE scaler, reactive mode", r, oracle);
-    std::fprintf(stderr, "reactive replay: %.1f s\n", absl::ToDoubleSeconds(absl::Now() - start));
-  }
-  {
-    ppe::BootLatency boot(boot_median, boot_sigma);
-    const absl::Time start = absl::Now();
-    ppe::Score p = ppe::Ppe(s, boot, ppe::scaler::Scaler::Mode::kPredictive);
-    ppe::Print("PPE scaler, predictive", p, oracle);
-    std::fprintf(stderr, "predictive replay: %.1f s\n", absl::ToDoubleSeconds(absl::Now() - start));
-  }
+    ppe::Print(policy, replay(boot), oracle);
+    std::fprintf(stderr, "%s: %.1f s\n", policy, absl::ToDoubleSeconds(absl::Now() - start));
+  };
+  using Mode = ppe::scaler::Scaler::Mode;
+  run("allocate on query, 1 min keep-alive",
+      [&](auto& b) { return ppe::AllocateOnQuery(s, b, 1); });
+  run("fixed keep-alive, 10 min", [&](auto& b) { return ppe::AllocateOnQuery(s, b, 10); });
+  run("hybrid histogram", [&](auto& b) { return ppe::HybridHistogram(s, b); });
+  run("PPE scaler, reactive mode", [&](auto& b) { return ppe::Ppe(s, b, Mode::kReactive); });
+  run("PPE scaler, predictive", [&](auto& b) { return ppe::Ppe(s, b, Mode::kPredictive); });
   return 0;
 }
