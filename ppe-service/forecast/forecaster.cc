@@ -217,6 +217,10 @@ absl::StatusOr<std::unique_ptr<Model>> Fit(std::span<const double> y_in,
   std::vector<std::unique_ptr<Model>> members;
   for (const auto& [err, family] : ranked) {
     if (static_cast<int>(members.size()) == k) break;
+    if (options.combine_within > 0 && !members.empty() &&
+        err > options.combine_within * ranked.front().first) {
+      break;
+    }
     auto model = FitFamily(y, options, family);
     if (model.ok()) members.push_back(std::move(*model));
   }

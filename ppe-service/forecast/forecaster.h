@@ -48,9 +48,11 @@ struct FitOptions {
   // With kArima: a fixed order {p, d, q, P, D, Q} (+ optional 7th: 1 = constant);
   // empty: automatic order selection.
   std::vector<int> arima_order;
-  int holdout = 0;            // Auto: hold-out length (0: max(period, 8), at most n / 5).
-  bool include_arima = true;  // Auto: ARIMA is the slowest family.
-  int combine = 3;            // Auto: average the forecasts of the best `combine` families.
+  int holdout = 0;              // Auto: hold-out length (0: max(period, 8), at most n / 5).
+  bool include_arima = true;    // Auto: ARIMA is the slowest family.
+  int combine = 3;              // Auto: average the forecasts of the best `combine` families,
+  double combine_within = 1.5;  // ... of those with a hold-out error at most this many
+                                // times the best one's (0: no limit).
 };
 
 // Fits a model to `y` (NaNs are interpolated). Errors: empty series,

@@ -21,6 +21,7 @@ expect_error too_short "5\n" --horizon 3
 expect_error bad_period "1\n2\n3\n4\n" --period 0
 expect_error bad_level "1\n2\n3\n4\n" --level 100
 expect_error bad_model "1\n2\n3\n4\n" --model foo
+expect_error bad_combine_within "1\n2\n3\n4\n" --combine-within 0.5
 printf '1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n' > "$tmp/ok"
 if ! "$cli" "$tmp/ok" --horizon 2 > "$tmp/out" || ! grep -q '"mean"' "$tmp/out"; then
   echo "FAIL good input"; fail=1

@@ -87,6 +87,32 @@ TEST_CASE("Daily cycle at m = 1440 is handled by the decomposition model", "[for
   CHECK((*a)->Family() != "naive");
 }
 
+TEST_CASE("The combination leaves out families far behind the best on the hold-out",
+          "[forecaster]") {
+  // Hourly counts with a strong daily cycle: the non-seasonal naive forecast
+  // is many times worse on the hold-out than the seasonal families.
+  std::mt19937_64 rng(3);
+  std::vector<double> y;
+  for (int t = 0; t < 20 * 24; ++t) {
+    std::poisson_distribution<int> count(200 + 150 * std::sin(2 * M_PI * t / 24.0));
+    y.push_back(count(rng));
+  }
+  FitOptions o;
+  o.periods = {24};
+  o.include_arima = false;
+  o.combine = 4;  // every candidate: ETS, decomposition, seasonal naive, naive
+  o.combine_within = 0;
+  auto all = Fit(y, o);
+  REQUIRE(all.ok());
+  CHECK((*all)->Name().find("NAIVE)") != std::string::npos);
+  o.combine_within = 1.5;
+  auto near = Fit(y, o);
+  REQUIRE(near.ok());
+  CHECK((*near)->Name().find("NAIVE)") == std::string::npos);
+  CHECK((*near)->Name().find(" + NAIVE") == std::string::npos);
+  CHECK((*near)->Family() != "naive");
+}
+
 TEST_CASE("Update keeps every model family current", "[forecaster]") {
   std::vector<double> y = PerMinute(3, 9);
   for (ModelFamily fam : {ModelFamily::kEts, ModelFamily::kDecompEts, ModelFamily::kSeasonalNaive,

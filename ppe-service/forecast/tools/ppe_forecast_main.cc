@@ -37,9 +37,9 @@ using ppe::forecast::FitOptions;
 constexpr char kUsage[] =
     "usage: ppe-forecast [FILE|-] [--period M]... [--horizon H] [--level 95]\n"
     "                    [--model auto|ets|arima|decomp|snaive|naive] [--ets-spec CODE]\n"
-    "                    [--arima-order p,d,q,P,D,Q[,1]] [--no-arima] [--combine K] [--alpha A "
-    "--beta B --gamma "
-    "G --phi P --init x,y,...]\n"
+    "                    [--arima-order p,d,q,P,D,Q[,1]] [--no-arima]\n"
+    "                    [--combine K] [--combine-within R]\n"
+    "                    [--alpha A --beta B --gamma G --phi P --init x,y,...]\n"
     "                    [--states]\n";
 
 int Fail(int code, const std::string& message) {
@@ -131,6 +131,11 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
         st = absl::InvalidArgumentError("--combine must be a positive integer");
       }
       a.fit.combine = static_cast<int>(x);
+    } else if (arg == "--combine-within") {
+      st = number(&a.fit.combine_within);
+      if (st.ok() && !(a.fit.combine_within >= 1 || a.fit.combine_within == 0)) {
+        st = absl::InvalidArgumentError("--combine-within must be 0 (no limit) or at least 1");
+      }
     } else if (arg == "--no-arima") {
       a.fit.include_arima = false;
     } else if (arg == "--states") {
