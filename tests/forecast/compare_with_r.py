@@ -6,8 +6,14 @@ Fits the same real series (M4 hourly, h = 48) with R (ets, auto.arima), statsmod
   1. fixed parameters: with R's smoothing parameters and initial states, our
      final states, log-likelihood and point forecasts match R's to 1e-5 relative;
   2. end-to-end ML: our log-likelihood >= R's - 0.01 on >= 95% of (series, model) pairs;
-  3. accuracy on the held-out 48 points: our automatic ETS is no worse than R's
-     ets (OWA), and our automatic forecaster beats seasonal naive (OWA).
+  3. accuracy on the held-out 48 points: our automatic forecaster, both as
+     ppe-forecast runs it and as the scaler runs it (no ARIMA), is no worse than
+     R's ets (sMAPE, MASE and OWA) and than R's auto.arima where R ran it (sMAPE,
+     MASE), and beats seasonal naive (OWA). Our ETS family alone, selected by
+     AICc, is compared with R's ets too (ets_owa_no_worse_than_r). The ctest
+     registers two of these as known gaps, reported without failing the run:
+     ETS alone against R's ets, and the scaler's configuration against R's
+     auto.arima (docs/forecasting.md measures both).
 Prints a table and writes summary.json / table.md to --out. Exit status 1 if a bar fails.
 
   --subset ci    12 series (H1, H36, H71, ...: every 35th), auto.arima on 2 of them (CI)
@@ -237,12 +243,12 @@ def main():
     r_damped_dev = 0.0
     pairs, pair_ok = [], 0
     acc = {k: {"smape": [], "mase": []} for k in
-           ["r_ets", "ours_ets", "ours_ets_rspec", "ours_auto", "snaive", "naive2", "sm_ets",
-            "r_arima"]}
+           ["r_ets", "ours_ets", "ours_ets_rspec", "ours_auto", "ours_scaler", "snaive", "naive2",
+            "sm_ets", "r_arima"]}
     acc_arima = {k: {"smape": [], "mase": []}
-                 for k in ["r_arima", "ours_arima", "ours_auto", "snaive"]}
-    times = {"r_ets": [], "ours_ets": [], "ours_auto": [], "sm_ets": [], "r_arima": [],
-             "ours_arima": []}
+                 for k in ["r_arima", "ours_arima", "ours_auto", "ours_scaler", "snaive"]}
+    times = {"r_ets": [], "ours_ets": [], "ours_auto": [], "ours_scaler": [], "sm_ets": [],
+             "r_arima": [], "ours_arima": []}
     arima_pairs = []
     rows = []
     for sid in ids:
@@ -281,10 +287,14 @@ def main():
                                          "--horizon", str(H)])
         ours_auto = run_cli(args.cli, y, ["--model", "auto", "--period", str(FREQ),
                                           "--period", str(7 * FREQ), "--horizon", str(H)])
+        # What the scaler fits (scaler.cc: ETS, decomposition and naive families).
+        ours_scaler = run_cli(args.cli, y, ["--model", "auto", "--no-arima", "--period",
+                                            str(FREQ), "--period", str(7 * FREQ), "--horizon",
+                                            str(H)])
         snaive = np.asarray(y[-FREQ:] * (H // FREQ))
         n2 = naive2(y)
-        fc = {"ours_ets": ours_ets["mean"], "ours_auto": ours_auto["mean"], "snaive": snaive,
-              "naive2": n2}
+        fc = {"ours_ets": ours_ets["mean"], "ours_auto": ours_auto["mean"],
+              "ours_scaler": ours_scaler["mean"], "snaive": snaive, "naive2": n2}
         if "auto" in fits:
             fc["r_ets"] = fits["auto"]["mean"]
             times["r_ets"].append(fits["auto"]["seconds"])
@@ -295,6 +305,7 @@ def main():
                 "--horizon", str(H)])["mean"]
         times["ours_ets"].append(ours_ets["seconds"])
         times["ours_auto"].append(ours_auto["seconds"])
+        times["ours_scaler"].append(ours_scaler["seconds"])
         sm_code = fits["auto"]["code"] if "auto" in fits else ets_code(ours_ets["model"])
         if not args.no_statsmodels and sm_code:
             sm = statsmodels_fit(y, sm_code)
@@ -317,7 +328,7 @@ def main():
             acc_arima["ours_arima"]["mase"].append(mase(y, yt, ours_arima["mean"]))
             times["r_arima"].append(r["arima"]["seconds"])
             for k, f in (("r_arima", r["arima"]["mean"]), ("ours_auto", ours_auto["mean"]),
-                         ("snaive", snaive)):
+                         ("ours_scaler", ours_scaler["mean"]), ("snaive", snaive)):
                 acc_arima[k]["smape"].append(smape(yt, f))
                 acc_arima[k]["mase"].append(mase(y, yt, f))
         for k, f in fc.items():
@@ -331,11 +342,12 @@ def main():
                      "ours_ets": ours_ets["model"], "ours_auto": ours_auto["model"],
                      "r_mase": acc["r_ets"]["mase"][-1] if "r_ets" in fc else None,
                      "ours_ets_mase": acc["ours_ets"]["mase"][-1],
-                     "ours_auto_mase": acc["ours_auto"]["mase"][-1]})
-        print("%-5s R %-14s ours %-16s auto %-36s MASE R %.3f ours %.3f auto %.3f" % (
-            sid, rows[-1]["r_model"], ours_ets["model"], ours_auto["model"],
-            rows[-1]["r_mase"] or float("nan"), rows[-1]["ours_ets_mase"],
-            rows[-1]["ours_auto_mase"]), flush=True)
+                     "ours_auto_mase": acc["ours_auto"]["mase"][-1],
+                     "ours_scaler_mase": acc["ours_scaler"]["mase"][-1]})
+        print("%-5s R %-14s ours %-16s auto %-36s MASE R %.3f ours %.3f auto %.3f scaler %.3f"
+              % (sid, rows[-1]["r_model"], ours_ets["model"], ours_auto["model"],
+                 rows[-1]["r_mase"] or float("nan"), rows[-1]["ours_ets_mase"],
+                 rows[-1]["ours_auto_mase"], rows[-1]["ours_scaler_mase"]), flush=True)
 
     def summary(d, common=None):
         out = {}
@@ -357,20 +369,30 @@ def main():
     if not args.skip_fixed:
         bars["fixed_parameters_match_1e-5"] = not fixed_fail and fixed_n > 0
         bars["loglik_within_0.01_on_95pct"] = share >= 0.95
+    def no_worse(ours, ref, metrics):
+        return all(ours[m] <= ref[m] + 1e-9 for m in metrics)
+
     if "r_ets" in res:
-        bars["ets_owa_no_worse_than_r"] = bool(res["ours_ets"]["owa"] <= res["r_ets"]["owa"] + 1e-9)
+        bars["ets_owa_no_worse_than_r"] = no_worse(res["ours_ets"], res["r_ets"], ["owa"])
+        for k in ("ours_auto", "ours_scaler"):
+            bars[k[5:] + "_no_worse_than_r_ets"] = no_worse(res[k], res["r_ets"],
+                                                            ["smape", "mase", "owa"])
     bars["auto_beats_snaive_owa"] = bool(res["ours_auto"]["owa"] < res["snaive"]["owa"])
+    bars["scaler_beats_snaive_owa"] = bool(res["ours_scaler"]["owa"] < res["snaive"]["owa"])
 
     lines = ["| method | series | sMAPE | MASE | OWA | median fit time (s) |",
              "|---|---|---|---|---|---|"]
-    names = {"ours_auto": "ppe auto (periods 24, 168)", "ours_ets": "ppe ETS (AICc)",
+    names = {"ours_auto": "ppe auto (periods 24, 168)",
+             "ours_scaler": "ppe auto without ARIMA (the scaler's)", "ours_ets": "ppe ETS (AICc)",
              "ours_ets_rspec": "ppe ETS, R's specification",
              "r_ets": "R forecast::ets",
              "sm_ets": "statsmodels ETSModel (R's spec)" if not args.no_r
                        else "statsmodels ETSModel (our ETS spec)",
              "snaive": "seasonal naive", "naive2": "Naive2"}
-    tkey = {"ours_auto": "ours_auto", "ours_ets": "ours_ets", "r_ets": "r_ets", "sm_ets": "sm_ets"}
-    for k in ["ours_auto", "ours_ets", "ours_ets_rspec", "r_ets", "sm_ets", "snaive", "naive2"]:
+    tkey = {"ours_auto": "ours_auto", "ours_scaler": "ours_scaler", "ours_ets": "ours_ets",
+            "r_ets": "r_ets", "sm_ets": "sm_ets"}
+    for k in ["ours_auto", "ours_scaler", "ours_ets", "ours_ets_rspec", "r_ets", "sm_ets", "snaive",
+              "naive2"]:
         if k in res:
             t = med.get(tkey.get(k, ""), None)
             lines.append("| %s | %d | %.3f | %.3f | %s | %s |" % (
@@ -385,6 +407,9 @@ def main():
             "%s sMAPE %.3f MASE %.3f" % (k, v["smape"], v["mase"]) for k, v in arima_res.items())
             + "; median fit time: R auto.arima %.1f s, ours %.2f s" % (med["r_arima"],
                                                                         med["ours_arima"]))
+        for k in ("ours_auto", "ours_scaler"):
+            bars[k[5:] + "_no_worse_than_r_arima"] = no_worse(arima_res[k], arima_res["r_arima"],
+                                                              ["smape", "mase"])
     table = "\n".join(lines)
     out = {"subset": args.subset, "series": len(ids), "accuracy": res, "accuracy_arima": arima_res,
            "median_seconds": med, "total_seconds": total, "r_total_seconds": r_total,
