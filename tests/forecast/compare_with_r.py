@@ -200,6 +200,9 @@ def main():
     ap.add_argument("--known-failure", action="append", default=[],
                     help="a bar that is reported but does not fail the run (documented gap)")
     ap.add_argument("--r-json", help="reuse R results saved by an earlier run (same subset)")
+    ap.add_argument("--r-arima-json", action="append", default=[],
+                    help="auto.arima results of a separate R run (r_reference.R ... all "
+                         "arima-only) to use with --r-json's ets results; repeatable")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -236,6 +239,11 @@ def main():
                 ref = json.loads("{" + ",".join(l for l in f.read().splitlines() if l) + "}")
             else:
                 ref = json.load(f)
+        for path in args.r_arima_json:
+            with open(path) as f:
+                for sid, rec in json.load(f).items():
+                    if rec["arima"] is not None:
+                        ref.setdefault(sid, {"ets": [], "arima": None})["arima"] = rec["arima"]
         if args.r_json and args.subset == "full":
             ids = [i for i in ids if i in ref]  # Like for like when R's run is partial.
 

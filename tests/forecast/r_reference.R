@@ -1,8 +1,9 @@
 # Reference fits with R's forecast package, for compare_with_r.py.
-# usage: Rscript r_reference.R SERIES.csv OUT.json FREQ HORIZON MODELS ARIMA_IDS
+# usage: Rscript r_reference.R SERIES.csv OUT.json FREQ HORIZON MODELS ARIMA_IDS [arima-only]
 #   SERIES.csv: one series per line, "id,v1,v2,..."; MODELS: comma list of
 #   ETS codes (e.g. ANN,AAdA,MNM) fitted besides the automatic ets();
-#   ARIMA_IDS: comma list of ids also fitted with auto.arima ("-" for none).
+#   ARIMA_IDS: comma list of ids also fitted with auto.arima ("-" for none,
+#   "all" for every series); arima-only: no ets() fits at all.
 suppressPackageStartupMessages(library(forecast))
 args <- commandArgs(trailingOnly = TRUE)
 lines <- readLines(args[1])
@@ -11,6 +12,7 @@ freq <- as.integer(args[3])
 h <- as.integer(args[4])
 models <- if (args[5] == "-") character(0) else strsplit(args[5], ",")[[1]]
 arima_ids <- strsplit(args[6], ",")[[1]]
+ets_fits <- length(args) < 7 || args[7] != "arima-only"
 
 num <- function(x) {
   x <- as.numeric(x)
@@ -54,10 +56,10 @@ for (line in lines) {
   y <- ts(as.numeric(f[-1]), frequency = freq)
   fits <- c()
   t0 <- proc.time()[["elapsed"]]
-  fit <- tryCatch(ets(y), error = function(e) NULL)
+  fit <- if (ets_fits) tryCatch(ets(y), error = function(e) NULL) else NULL
   secs <- proc.time()[["elapsed"]] - t0
   if (!is.null(fit)) fits <- c(fits, ets_record(fit, secs, "auto"))
-  for (code in models) {
+  for (code in if (ets_fits) models else character(0)) {
     damped <- nchar(code) == 4
     spec <- gsub("d", "", code)
     t0 <- proc.time()[["elapsed"]]
@@ -66,7 +68,7 @@ for (line in lines) {
     if (!is.null(fit)) fits <- c(fits, ets_record(fit, secs, code))
   }
   arima <- "null"
-  if (id %in% arima_ids) {
+  if (id %in% arima_ids || identical(arima_ids, "all")) {
     t0 <- proc.time()[["elapsed"]]
     fit <- tryCatch(auto.arima(y), error = function(e) NULL)
     secs <- proc.time()[["elapsed"]] - t0
