@@ -241,9 +241,12 @@ def main():
                 ref = json.load(f)
         for path in args.r_arima_json:
             with open(path) as f:
-                for sid, rec in json.load(f).items():
-                    if rec["arima"] is not None:
-                        ref.setdefault(sid, {"ets": [], "arima": None})["arima"] = rec["arima"]
+                text = f.read()
+            if path.endswith(".partial"):  # Interrupted run: one record per line.
+                text = "{" + ",".join(l for l in text.splitlines() if l) + "}"
+            for sid, rec in json.loads(text).items():
+                if rec["arima"] is not None:
+                    ref.setdefault(sid, {"ets": [], "arima": None})["arima"] = rec["arima"]
         if args.r_json and args.subset == "full":
             ids = [i for i in ids if i in ref]  # Like for like when R's run is partial.
 
