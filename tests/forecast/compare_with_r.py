@@ -87,6 +87,16 @@ def owa(sm, ms, sm_n2, ms_n2):
     return 0.5 * (sm / sm_n2 + ms / ms_n2)
 
 
+def read_r_json(path):
+    """R's results as written by r_reference.R (OUT.json, or OUT.json.partial of an
+    interrupted run: one record per line)."""
+    with open(path) as f:
+        text = f.read()
+    if path.endswith(".partial"):
+        text = "{" + ",".join(l for l in text.splitlines() if l) + "}"
+    return json.loads(text)
+
+
 def run_cli(cli, y, args):
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join("%.17g" % v for v in y) + "\n")
@@ -231,20 +241,9 @@ def main():
                             r_json, str(FREQ), str(H), ",".join(pair_models) or "-",
                             ",".join(arima_ids) or "-"], check=True)
         r_total = time.perf_counter() - t0
-        ref = {}
-        with open(r_json) if r_json else open(os.devnull) as f:
-            if r_json is None:
-                pass
-            elif r_json.endswith(".partial"):  # Interrupted run: one record per line.
-                ref = json.loads("{" + ",".join(l for l in f.read().splitlines() if l) + "}")
-            else:
-                ref = json.load(f)
+        ref = read_r_json(r_json) if r_json else {}
         for path in args.r_arima_json:
-            with open(path) as f:
-                text = f.read()
-            if path.endswith(".partial"):  # Interrupted run: one record per line.
-                text = "{" + ",".join(l for l in text.splitlines() if l) + "}"
-            for sid, rec in json.loads(text).items():
+            for sid, rec in read_r_json(path).items():
                 if rec["arima"] is not None:
                     ref.setdefault(sid, {"ets": [], "arima": None})["arima"] = rec["arima"]
         if args.r_json and args.subset == "full":
