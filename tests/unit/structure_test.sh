@@ -1,21 +1,37 @@
 #!/usr/bin/env bash
 # The layering the build promises (docs/architecture.md, "Layering"), checked on
 # the built binary and on the sources:
-#   1. ppe-backend, the pdns plugin, loads none of libvirt, SQLite or libmaxminddb;
+#   1. ppe-backend, the pdns plugin, neither links nor loads libvirt, SQLite or
+#      libmaxminddb (its link line in build.ninja, when built with Ninja, and ldd);
 #   2. backend-plugin/ includes from ppe-service/ only the shared headers below;
 #   3. the small shared components include nothing of the server above them.
-# usage: structure_test.sh SOURCE_DIR PPE_BACKEND_BINARY
+# usage: structure_test.sh SOURCE_DIR PPE_BACKEND_BINARY [BUILD_DIR]
 set -u
 src=${1:?source dir}
 backend=${2:?ppe-backend binary}
+build=${3:-}
 failed=0
+heavy_libs='libvirt|sqlite3|maxminddb'
 
-# 1. Shared libraries of the plugin.
+# 1. The link line (the linker may drop a library ldd would then not show).
+if [[ -n $build && -f $build/build.ninja ]]; then
+  link=$(grep -A8 '^build backend-plugin/ppe-backend:' "$build/build.ninja" | grep -m1 LINK_LIBRARIES)
+  if [[ -z $link ]]; then
+    echo "FAIL: no link line for backend-plugin/ppe-backend in $build/build.ninja"
+    failed=1
+  elif named=$(grep -oE "[^ ]*($heavy_libs)[^ ]*" <<<"$link"); then
+    echo "FAIL: ppe-backend's link line names server-only libraries:"
+    echo "$named"
+    failed=1
+  fi
+fi
+
+# 1. The shared libraries it loads.
 if ! libs=$(ldd "$backend"); then
   echo "FAIL: ldd $backend"
   exit 1
 fi
-heavy=$(grep -E 'libvirt|libsqlite3|libmaxminddb' <<<"$libs")
+heavy=$(grep -E "$heavy_libs" <<<"$libs")
 if [[ -n $heavy ]]; then
   echo "FAIL: ppe-backend loads server-only libraries:"
   echo "$heavy"
