@@ -129,6 +129,8 @@ conf_port=$(sed -n 's/^listen: *"[^"]*:\([0-9]*\)".*/\1/p' "$RUN/ppe.conf" | tai
 GRPC_PORT=${conf_port:-$GRPC_PORT}
 conf_port=$(sed -n 's/^local-port=\([0-9]*\).*/\1/p' "$RUN/pdns/pdns.conf" | tail -n 1)
 DNS_PORT=${conf_port:-$DNS_PORT}
+conf_port=$(sed -n 's/^metrics_listen: *"[^"]*:\([0-9]*\)".*/\1/p' "$RUN/ppe.conf" | tail -n 1)
+PPE_PORTS="$GRPC_PORT${conf_port:+, metrics $conf_port}"
 
 PPECTL_BIN="$BUILD/ppe-service/ppectl/ppectl"
 
@@ -143,20 +145,21 @@ start() {  # name, command...
 }
 
 # Stops what this run started (newest first) and nothing else, then exits 1.
-fail() {  # component, port, message
+fail() {  # component, port (or socket path), message
   local log="$RUN/log/$1.log" line="" recent
   if [[ -f "$log" ]]; then
-    recent=$(tail -c +$((${LOG_FROM[$1]:-0} + 1)) "$log")
-    line=$(grep -aiE 'error|fatal|unable|cannot|fail|refus' <<<"$recent" | tail -n 1 || true)
+    recent=$(tail -c +$((${LOG_FROM[$1]:-0} + 1)) "$log" | grep -av '^\s*$' || true)
+    # A component that exited said why last; one that hangs, in its last error.
+    pid_alive "$1" && line=$(grep -aiE 'error|fatal|unable|cannot|refus' <<<"$recent" | tail -n 1 || true)
     [[ -n "$line" ]] || line=$(tail -n 1 <<<"$recent")
   fi
-  echo "quickstart: $1 (port $2): $3" >&2
+  if [[ $2 =~ ^[0-9] ]]; then echo "quickstart: $1 (port $2): $3" >&2; else echo "quickstart: $1 ($2): $3" >&2; fi
   [[ -n "$line" ]] && echo "quickstart: $log: $line" >&2
-  if [[ $2 =~ ^[0-9]+$ ]]; then
-    local holders
-    holders=$(ss -Hlnptu "sport = :$2" 2>/dev/null | grep -o 'users:(([^)]*))' | sort -u | tr '\n' ' ')
-    [[ -z "$holders" ]] || echo "quickstart: port $2 is held by $holders" >&2
-  fi
+  local p holders
+  for p in $(grep -oE '\b[0-9]+\b' <<<"$2" || true); do
+    holders=$(ss -Hlnptu "sport = :$p" 2>/dev/null | grep -o 'users:(([^)]*))' | sort -u | tr '\n' ' ')
+    [[ -z "$holders" ]] || echo "quickstart: port $p is held by $holders" >&2
+  done
   for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do stop_component "${STARTED[$i]}" >&2; done
   if [[ $LXC_STARTED == 1 ]]; then
     "$ROOT/deploy/lxc/teardown.sh" "$RUN/lxc" "$LXC_BRIDGE" >&2 || true
@@ -210,14 +213,14 @@ pdns_ok() {
 # ppe-server reconciles libvirt with its registry before it listens: wait as
 # long as that makes progress.
 start ppe-server "$BUILD/ppe-service/ppe-server" --config "$RUN/ppe.conf"
-wait_alive ppe-server "$GRPC_PORT" 30 'reconcile: [0-9]+/[0-9]+ restored|reconciled with' ppe_ok
+wait_alive ppe-server "$PPE_PORTS" 30 'reconcile: [0-9]+/[0-9]+ restored|reconciled with' ppe_ok
 start ppe-backend "$BUILD/backend-plugin/ppe-backend" --config "$RUN/plugin.conf"
 wait_alive ppe-backend "$RUN/backend.sock" 10 "" backend_ok
 start pdns pdns_server --config-dir="$RUN/pdns" --daemon=no --guardian=no
 wait_alive pdns "$DNS_PORT" 10 "" pdns_ok
 # Still all there (a component that lost a race for its port exits late).
 sleep 0.3
-ppe_ok >/dev/null 2>&1 || fail ppe-server "$GRPC_PORT" "stopped answering"
+ppe_ok >/dev/null 2>&1 || fail ppe-server "$PPE_PORTS" "stopped answering"
 backend_ok || fail ppe-backend "$RUN/backend.sock" "stopped listening"
 pdns_ok || fail pdns "$DNS_PORT" "stopped answering"
 

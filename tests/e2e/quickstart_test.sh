@@ -44,8 +44,10 @@ second_err=$(PPE_RUN_DIR=$SECOND "$QS" 2>&1 >/dev/null)
 second_rc=$?
 set -e
 [[ $second_rc != 0 ]] || fail "a second instance on the same ports reported success"
-grep -qE "quickstart: (ppe-server|ppe-backend|pdns) \(port [^)]+\): " <<<"$second_err" ||
+grep -qE "quickstart: (ppe-server|ppe-backend|pdns) \((port [0-9][^)]*|/[^)]+)\): " <<<"$second_err" ||
   fail "the failure does not name a component and its port: $second_err"
+grep -qE "quickstart: [^ ]+\.log: .*(cannot listen|Unable to bind|in use|binding to port)" <<<"$second_err" ||
+  fail "the failure does not quote the component's log line: $second_err (log: $(cat "$SECOND"/log/*.log))"
 echo "ok: second instance failed (exit $second_rc): $(grep -m1 'quickstart: ' <<<"$second_err")"
 for f in "$SECOND"/*.pid; do
   [[ -e "$f" ]] || continue
