@@ -19,13 +19,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "e2e"))
+from durability_test import WIDE_POOLS  # noqa: E402  (room for 500 VMs)
 from harness import PPE_SERVER, Stack  # noqa: E402
 
 PROFILES = 50
 FALLBACK = "192.0.2.10"
-WIDE_POOLS = {'address_pool: "192.168.122.64/26"': 'address_pool: "10.64.0.0/16"',
-              'address_pool: "192.168.122.128/26"': 'address_pool: "10.65.0.0/16"',
-              'network: "default"': 'network: ""'}
 
 
 def set_threads(stack, n):
