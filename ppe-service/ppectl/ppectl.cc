@@ -45,6 +45,8 @@ commands:
                         let the scaler decide and act for this profile now
   report --cpt CPT --service S --requests N
                         add requests seen at the edge to the profile's demand
+  health                grpc.health.v1 status of ADDR: SERVING (exit 0), or NOT_SERVING
+                        while ppe-server restores its VMs at start (exit 1)
   methods               list the Admin service's methods
   call --method M       call Admin.M with an empty request and print the status: checks
                         access to every method (an authorized call does what M does)
@@ -203,6 +205,29 @@ bool MakeChannel(const Args& args, std::shared_ptr<grpc::Channel>& channel, std:
   if (!args.tls_server_name.empty()) channel_args.SetSslTargetNameOverride(args.tls_server_name);
   channel = grpc::CreateCustomChannel(args.server, grpc::SslCredentials(tls), channel_args);
   return true;
+}
+
+// A unary call by method name with a serialized request (no generated stub).
+grpc::Status CallRaw(const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& ctx,
+                     const std::string& method, const std::string& request_bytes,
+                     std::string& response_bytes) {
+  grpc::Slice slice(request_bytes);
+  grpc::ByteBuffer request(&slice, 1), response;
+  grpc::Status status;
+  absl::Notification done;
+  grpc::GenericStub generic(channel);
+  generic.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+    status = std::move(s);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  std::vector<grpc::Slice> slices;
+  if (status.ok() && response.Dump(&slices).ok()) {
+    for (const grpc::Slice& part : slices) {
+      response_bytes.append(reinterpret_cast<const char*>(part.begin()), part.size());
+    }
+  }
+  return status;
 }
 
 void PrintIssued(const ppe::v1::IssueCptResponse& resp, bool json) {
@@ -423,20 +448,27 @@ int Methods(Session&) {
 int Call(Session& s) {
   if (s.opt("method").empty()) return Usage("call needs --method");
   // Empty bytes are a valid encoding of every request message (all fields unset).
-  grpc::Slice empty("");
-  grpc::ByteBuffer request(&empty, 1), response;
-  grpc::Status status;
-  absl::Notification done;
-  grpc::GenericStub generic(s.channel);
-  generic.UnaryCall(&s.ctx, "/ppe.v1.Admin/" + s.opt("method"), grpc::StubOptions(), &request,
-                    &response, [&](grpc::Status st) {
-                      status = std::move(st);
-                      done.Notify();
-                    });
-  done.WaitForNotification();
-  if (!status.ok()) return Fail(status);
+  std::string response;
+  if (grpc::Status st = CallRaw(s.channel, s.ctx, "/ppe.v1.Admin/" + s.opt("method"), "", response);
+      !st.ok()) {
+    return Fail(st);
+  }
   std::cout << "OK\n";
   return 0;
+}
+
+int Health(Session& s) {
+  // HealthCheckRequest{service: ""} is empty; HealthCheckResponse is field 1,
+  // a varint: 0 UNKNOWN, 1 SERVING, 2 NOT_SERVING (grpc/health/v1/health.proto).
+  std::string response;
+  if (grpc::Status st = CallRaw(s.channel, s.ctx, "/grpc.health.v1.Health/Check", "", response);
+      !st.ok()) {
+    return Fail(st);
+  }
+  const int code = response.size() == 2 && response[0] == 0x08 ? response[1] : 0;
+  const char* names[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
+  std::cout << (code >= 0 && code <= 3 ? names[code] : "UNKNOWN") << "\n";
+  return code == 1 ? 0 : 1;
 }
 
 int ShowStatus(Session& s) {
@@ -469,7 +501,7 @@ constexpr Command kCommands[] = {
     {"profiles", Profiles}, {"profile", ShowProfile}, {"vms", Vms},
     {"status", ShowStatus}, {"drain", Drain},         {"limits", Limits},
     {"forecast", Forecast}, {"scale", Scale},         {"report", Report},
-    {"methods", Methods},   {"call", Call},
+    {"health", Health},     {"methods", Methods},     {"call", Call},
 };
 
 }  // namespace
