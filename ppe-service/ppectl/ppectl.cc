@@ -230,16 +230,6 @@ grpc::Status CallRaw(const std::shared_ptr<grpc::Channel>& channel, grpc::Client
   return status;
 }
 
-void PrintIssued(const ppe::v1::IssueCptResponse& resp, bool json) {
-  if (json) {
-    std::cout << ToJson(resp);
-  } else {
-    std::cout << "cpt:         " << resp.cpt() << "\nhostname:    " << resp.hostname()
-              << "\nfingerprint: " << resp.fingerprint()
-              << "\ncreated:     " << (resp.created() ? "yes" : "no (existing profile)") << "\n";
-  }
-}
-
 // What every command runs with: the parsed arguments, the channel, and one call's
 // context (deadline and credentials set).
 struct Session {
@@ -269,6 +259,19 @@ int Usage(const std::string& message) {
   return 2;
 }
 
+// issue and update both answer with the (new) CPT and its hostname.
+int PrintIssued(const Session& s, const grpc::Status& st, const ppe::v1::IssueCptResponse& resp) {
+  if (!st.ok()) return Fail(st);
+  if (s.args.json) {
+    std::cout << ToJson(resp);
+  } else {
+    std::cout << "cpt:         " << resp.cpt() << "\nhostname:    " << resp.hostname()
+              << "\nfingerprint: " << resp.fingerprint()
+              << "\ncreated:     " << (resp.created() ? "yes" : "no (existing profile)") << "\n";
+  }
+  return 0;
+}
+
 int Issue(Session& s) {
   ppe::v1::IssueCptRequest req;
   req.set_service(s.opt("service"));
@@ -277,9 +280,8 @@ int Issue(Session& s) {
     return Usage("issue needs --service and --region");
   }
   ppe::v1::IssueCptResponse resp;
-  if (grpc::Status st = s.stub->IssueCpt(&s.ctx, req, &resp); !st.ok()) return Fail(st);
-  PrintIssued(resp, s.args.json);
-  return 0;
+  grpc::Status st = s.stub->IssueCpt(&s.ctx, req, &resp);
+  return PrintIssued(s, st, resp);
 }
 
 int Update(Session& s) {
@@ -291,9 +293,8 @@ int Update(Session& s) {
     return Usage("update needs --cpt, --service and --region");
   }
   ppe::v1::IssueCptResponse resp;
-  if (grpc::Status st = s.stub->UpdateAttributes(&s.ctx, req, &resp); !st.ok()) return Fail(st);
-  PrintIssued(resp, s.args.json);
-  return 0;
+  grpc::Status st = s.stub->UpdateAttributes(&s.ctx, req, &resp);
+  return PrintIssued(s, st, resp);
 }
 
 int Invalidate(Session& s) {
