@@ -308,13 +308,13 @@ void EtcdRegistryStore::SeeRevision(int64_t etcd_revision) {
 
 absl::StatusOr<RangeResult> EtcdRegistryStore::Range(const std::string& key,
                                                      const std::string& range_end) {
-  const absl::Time deadline = absl::Now() + options_.timeout;
   pb::RangeRequest request;
   request.set_key(key);
   request.set_range_end(range_end);
   if (!range_end.empty()) request.set_limit(options_.list_page_size);
   RangeResult result;
   while (true) {
+    const absl::Time deadline = absl::Now() + options_.timeout;  // per page
     pb::RangeResponse response;
     grpc::Status status;
     // A read is safe to repeat: retry UNAVAILABLE (member gone) until the
