@@ -24,25 +24,25 @@
 namespace ppe::vm {
 
 struct WorkloadShape {
-  std::string name;  // "cpu-heavy"
+  std::string name{};  // "cpu-heavy"
   unsigned vcpus = 1, max_vcpus = 1;
   unsigned memory_mib = 256, max_memory_mib = 256;
-  std::vector<std::string> command;  // containers: argv, with {ip} and {port}
+  std::vector<std::string> command{};  // containers: argv, with {ip} and {port}
   unsigned cpu_shares = 0;
 };
 
 struct ServicePlacement {
-  std::string service;
-  WorkloadShape shape;
-  std::string network;  // may be empty
-  std::shared_ptr<AddressPool> addresses;
+  std::string service{};
+  WorkloadShape shape{};
+  std::string network{};  // may be empty
+  std::shared_ptr<AddressPool> addresses{};
   size_t max_vms = 0;  // 0: the address pool's capacity
   size_t warm_spares = 0;
   unsigned probe_port = 0;  // 0: ready once started
   // Real machines: host bridge, prefix length and gateway of the static address.
-  std::string bridge;
+  std::string bridge{};
   unsigned prefix_length = 24;
-  std::string gateway;
+  std::string gateway{};
 };
 
 struct VmLimits {
@@ -107,6 +107,8 @@ class VmManager {
   // are adopted; those whose domain is gone (or stopped) are re-created with
   // the same name, address and MAC; failed ones are released;
   // domains tagged by this registry that it does not know are destroyed.
+  // Re-creations run in parallel on the worker pool (one per worker thread),
+  // logged as "reconcile: N/M restored"; call it from outside the pool.
   struct ReconcileReport {
     int adopted = 0, restored = 0, released = 0, orphans_destroyed = 0, failed = 0;
   };
@@ -123,6 +125,14 @@ class VmManager {
   absl::StatusOr<std::string> ClaimSpare(const std::string& cpt, const ServicePlacement& placement);
   void CreateSpare(const ServicePlacement& placement);
   DomainSpec SpecFor(const registry::VmRecord& vm, const ServicePlacement& placement) const;
+  // Reconcile: a registry VM whose domain is gone (or stopped) is re-created.
+  struct Restore {
+    const registry::VmRecord* vm;
+    const ServicePlacement* placement;
+    bool stopped;  // the domain exists but does not run
+  };
+  void RestoreAll(const std::vector<Restore>& missing, ReconcileReport& report);
+  void MarkReady(const registry::VmRecord& vm);  // provisioning/booting -> ready
 
   Hypervisor& hypervisor_;
   registry::Registry& registry_;
