@@ -101,11 +101,11 @@ absl::StatusOr<LeaderElector::LeaderKey> LeaderElector::Campaign(absl::Duration 
     grpc::Status s = stubs_->lease->LeaseGrant(&context, grant, &granted);
     if (!s.ok()) return FromGrpc(s, "lease grant");
   }
+  StopKeepAlive();  // of an earlier campaign's lease
   {
     absl::MutexLock lock(&mu_);
     stop_ = false;
   }
-  if (keepalive_.joinable()) keepalive_.join();
   keepalive_ = std::thread([this, id = granted.id()] { KeepAlive(id); });
 
   v3electionpb::CampaignRequest request;

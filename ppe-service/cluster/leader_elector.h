@@ -33,7 +33,9 @@ namespace ppe::cluster {
 class LeaderElector {
  public:
   struct Options {
-    std::vector<std::string> endpoints;  // etcd members, host:port
+    // etcd members, IPv4 host:port. Plain-text gRPC only for now: no TLS
+    // options yet (EtcdRegistryStore has them).
+    std::vector<std::string> endpoints;
     // The key prefix of the election in etcd's keyspace ("/ppe/leader/scaler").
     std::string name;
     // What Leader() reports for this candidate (a replica id).

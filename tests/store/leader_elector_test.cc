@@ -21,8 +21,12 @@ using store::testing::TempDir;
 
 std::unique_ptr<LeaderElector> Candidate(const EtcdCluster& cluster, const std::string& value,
                                          absl::Duration ttl) {
-  auto elector = LeaderElector::Connect(
-      {.endpoints = cluster.Endpoints(), .name = "/ppe/leader/scaler", .value = value, .ttl = ttl});
+  LeaderElector::Options options;
+  options.endpoints = cluster.Endpoints();
+  options.name = "/ppe/leader/scaler";
+  options.value = value;
+  options.ttl = ttl;
+  auto elector = LeaderElector::Connect(options);
   REQUIRE(elector.ok());
   return std::move(*elector);
 }
@@ -32,7 +36,9 @@ TEST_CASE("leader election: a stalled leader is replaced and fenced", "[store][e
   auto started = EtcdCluster::Start(3, dir.path());
   REQUIRE(started.ok());
   EtcdCluster& cluster = **started;
-  auto opened = store::EtcdRegistryStore::Connect({.endpoints = cluster.Endpoints()});
+  store::EtcdRegistryStore::Options options;
+  options.endpoints = cluster.Endpoints();
+  auto opened = store::EtcdRegistryStore::Connect(options);
   REQUIRE(opened.ok());
   store::RegistryStore& registry = **opened;
 
