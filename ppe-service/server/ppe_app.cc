@@ -14,6 +14,7 @@
 #include "ppe-service/common/clock.h"
 #include "ppe-service/common/log.h"
 #include "ppe-service/cpt/geoip_db.h"
+#include "ppe-service/store/etcd_registry_store.h"
 #include "ppe-service/store/memory_registry_store.h"
 #include "ppe-service/store/sqlite_registry_store.h"
 #include "ppe-service/vm/libvirt_hypervisor.h"
@@ -129,6 +130,18 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   // before the first query is served.
   if (c.registry().store() == "memory") {
     app->store_ = std::make_unique<store::MemoryRegistryStore>();
+  } else if (c.registry().store() == "etcd") {
+    const auto& r = c.registry();
+    absl::StatusOr<std::unique_ptr<store::EtcdRegistryStore>> etcd =
+        store::EtcdRegistryStore::Connect(
+            {.endpoints = {r.etcd_endpoints().begin(), r.etcd_endpoints().end()},
+             .prefix = r.etcd_prefix(),
+             .ca_file = r.etcd_ca_file(),
+             .cert_file = r.etcd_cert_file(),
+             .key_file = r.etcd_key_file(),
+             .timeout = absl::Milliseconds(r.etcd_timeout_ms())});
+    if (!etcd.ok()) return etcd.status();
+    app->store_ = std::move(*etcd);
   } else {
     absl::StatusOr<std::unique_ptr<store::SqliteRegistryStore>> db =
         store::SqliteRegistryStore::Open(c.registry().sqlite_path());
