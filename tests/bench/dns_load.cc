@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
   uint16_t next_id = 0;
   size_t next_query = 0;
   auto start = Clock::now();
-  auto end = start + std::chrono::duration<double>(seconds);
+  auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   auto timeout = std::chrono::seconds(1);
   char reply[4096];
   auto last_sweep = start;
