@@ -202,6 +202,9 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   // grpc.health.v1.Health on both ports: SERVING once start-up is done.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second server on the same port would
+  // start and share its connections. Refuse to start instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(c.listen(), grpc::InsecureServerCredentials(), &app->port_);
   builder.RegisterService(app->resolver_service_.get());
   if (c.admin_listen().empty()) builder.RegisterService(app->admin_service_.get());
@@ -212,6 +215,7 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   app->admin_port_ = app->port_;
   if (!c.admin_listen().empty()) {
     grpc::ServerBuilder admin;
+    admin.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     admin.AddListeningPort(c.admin_listen(), app->admin_auth_->ServerCredentials(),
                            &app->admin_port_);
     admin.RegisterService(app->admin_service_.get());
