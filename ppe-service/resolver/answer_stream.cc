@@ -110,6 +110,7 @@ void AnswerStream::OnProfileChanged(const std::string& cpt) {
 void AnswerStream::OnCohortAnswer(const std::string& service, const std::string& client,
                                   uint32_t bucket, const std::string& cpt, uint32_t scope) {
   std::string key = CohortKey(service, client, bucket);
+  bool expire;
   {
     absl::ReaderMutexLock lock(&mu_);
     auto it = cohorts_.find(key);
@@ -117,12 +118,14 @@ void AnswerStream::OnCohortAnswer(const std::string& service, const std::string&
     // Only profiles that answer from the table: others are Resolve's anyway.
     if (!profiles_.contains(ProfileKey(service, cpt))) return;
     if (it == cohorts_.end() && cohorts_.size() >= options_.max_cohorts) return;
+    expire = bucket != cohort_bucket_;
   }
-  ExpireCohorts(bucket);
+  if (expire) ExpireCohorts(bucket);
   ppe::v1::AnswerUpdate delta;
   {
     absl::MutexLock lock(&mu_);
     if (!profiles_.contains(ProfileKey(service, cpt))) return;  // removed meanwhile
+    if (bucket != cohort_bucket_) return;                       // a bucket ended meanwhile
     ppe::v1::CohortAnswer entry;
     entry.set_service(service);
     entry.set_client(client);
@@ -146,6 +149,7 @@ void AnswerStream::ExpireCohorts(uint32_t bucket) {
   ppe::v1::AnswerUpdate delta;
   {
     absl::MutexLock lock(&mu_);
+    cohort_bucket_ = bucket;
     for (auto it = cohorts_.begin(); it != cohorts_.end();) {
       const ppe::v1::CohortAnswer& c = it->second;
       if (c.time_bucket() == bucket) {

@@ -97,6 +97,7 @@ class AnswerStream {
 
   mutable absl::Mutex mu_;
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t cohort_bucket_ ABSL_GUARDED_BY(mu_) = 0;  // every cohort entry is of this bucket
   absl::flat_hash_map<std::string, ppe::v1::ProfileAnswer> profiles_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, ppe::v1::CohortAnswer> cohorts_ ABSL_GUARDED_BY(mu_);
   // cpt -> keys of the cohort entries that name it

@@ -46,7 +46,7 @@ limits { max_vms_total: 20000 registrations_per_minute: 100000 registrations_bur
 """
 
 
-def load(port, queries, seconds, window, rate=0, ecs_subnets=0):
+def load(port, queries, seconds, window, rate=0, ecs_subnets=0, count=0):
     with tempfile.NamedTemporaryFile("w", delete=False, suffix=".txt") as f:
         f.write("\n".join(queries) + "\n")
         path = f.name
@@ -55,6 +55,8 @@ def load(port, queries, seconds, window, rate=0, ecs_subnets=0):
         argv += ["--rate", str(int(rate))]
     if ecs_subnets:
         argv += ["--ecs-subnets", str(ecs_subnets)]
+    if count:
+        argv += ["--count", str(count)]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     os.unlink(path)
     return json.loads(out)
@@ -140,6 +142,28 @@ def ratio(ours, bind):
     return ours / bind if bind else float("nan")
 
 
+def sweep(args):
+    """pdns thread settings: caches-off tagged throughput of both sides."""
+    print(f"{'receiver':>8s} {'distrib':>8s} {'ours q/s':>10s} {'bind q/s':>10s} {'ratio':>6s}")
+    for r, d in ((1, 3), (1, 6), (2, 3), (2, 6), (1, 12)):
+        args.receiver_threads, args.distributor_threads = r, d
+        stack = ppe_stack(True, args)
+        try:
+            tagged = warm_tagged(stack, args.names)
+            time.sleep(3)
+            queries = [f"{n} A" for n, _ in tagged]
+            ours = load(stack.dns_port, queries, args.seconds, args.window)
+            bind = BindStack(tagged, True, args)
+            try:
+                theirs = load(bind.dns_port, queries, args.seconds, args.window)
+            finally:
+                bind.close()
+        finally:
+            stack.close()
+        print(f"{r:8d} {d:8d} {ours['qps']:10.0f} {theirs['qps']:10.0f} "
+              f"{ratio(ours['qps'], theirs['qps']):6.2f}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--names", type=int, default=10000)
@@ -148,7 +172,11 @@ def main():
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--receiver-threads", type=int, default=1)
     ap.add_argument("--distributor-threads", type=int, default=3)
+    ap.add_argument("--sweep", action="store_true",
+                    help="only caches-off tagged, ours and bind, for several pdns thread settings")
     args = ap.parse_args()
+    if args.sweep:
+        return sweep(args)
     rows = []
 
     # --- caches off: tagged, random labels, p99 at half peak, drains
@@ -181,21 +209,24 @@ def main():
 
         second = SecondPlugin(stack)
         second.start()
-        delays = []
+        delays, after_return = [], []
         try:
             ports = [stack.dns_port, second.dns_port]
+            by_ip = {v["ip"]: v for v in stack.vms()}
             for name, ip in tagged[:args.drains]:
-                vm = [v for v in stack.vms() if v["ip"] == ip][0]
+                vm = by_ip[ip]
                 wait_until("both plugins", lambda: all(
                     ip in a_records(p, name) for p in ports), 5)
                 start = time.time()
                 stack.ppectl("drain", "--vm", vm["name"])
+                returned = time.time()
                 gone = set()
                 while len(gone) < 2 and time.time() - start < 5:
                     for p in ports:
                         if ip not in a_records(p, name):
                             gone.add(p)
                 delays.append(time.time() - start)
+                after_return.append(time.time() - returned)
         finally:
             second.stop()
     finally:
@@ -207,9 +238,10 @@ def main():
         tagged = warm_tagged(stack, args.names)
         udp_flood(stack.dns_port, [f"video.{ZONE}"] * 1, ecs=("10.0.0.0", 24))
         time.sleep(1)
-        # Warm every /24's cohort: one query each (the first registers the profile).
-        warm = load(stack.dns_port, [f"video.{ZONE} A"], 3, 20, ecs_subnets=args.names)
-        time.sleep(1)
+        # Warm every /24's cohort: two queries each (the first of all registers the profile).
+        warm = load(stack.dns_port, [f"video.{ZONE} A"], 300, 20, ecs_subnets=args.names,
+                    count=2 * args.names)
+        time.sleep(2)
         ours_ecs = load(stack.dns_port, [f"video.{ZONE} A"], args.seconds, args.window,
                         ecs_subnets=args.names)
         zipf = [f"{n} A" for n, _ in zipf_sample(tagged, 200000)]
@@ -253,12 +285,12 @@ def main():
     print(f"untagged+ECS vs bind with default caches: "
           f"{ratio(ours_ecs['qps'], theirs_ecs['qps']):.2f}; cohort warm-up {warm['qps']:.0f} q/s")
     print("answer table: " + table.strip().replace("\n", "; "))
-    if delays:
-        delays.sort()
-        p99 = delays[min(len(delays) - 1, int(0.99 * len(delays)))]
-        print(f"drain -> gone from 2 plugins over {len(delays)} drains: p50 "
-              f"{statistics.median(delays) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (goal <= 200 ms;"
-              f" includes ppectl's start-up)")
+    for what, d in (("from ppectl's start", delays), ("from the drain call's return", after_return)):
+        d.sort()
+        if d:
+            p99 = d[min(len(d) - 1, int(0.99 * len(d)))]
+            print(f"drain -> gone from 2 plugins over {len(d)} drains, {what}: p50 "
+                  f"{statistics.median(d) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (goal <= 200 ms)")
 
 
 if __name__ == "__main__":

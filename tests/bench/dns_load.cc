@@ -2,9 +2,10 @@
 // carry its own EDNS Client Subnet (dnsperf sends one fixed option), and it
 // reports latency percentiles. One thread, `window` queries in flight, or a
 // fixed rate (open loop) with --rate.
-//   dns_load PORT QUERYFILE SECONDS [--window N] [--rate QPS] [--ecs-subnets N]
+//   dns_load PORT QUERYFILE SECONDS [--window N] [--rate QPS] [--ecs-subnets N] [--count N]
 // QUERYFILE: "name type" a line, sent in order, cycling. --ecs-subnets N adds
-// ECS 10.a.b.0/24 to query i with (a, b) from i mod N. Prints one JSON line.
+// ECS 10.a.b.0/24 to query i with (a, b) from i mod N; --count stops after N
+// queries (or SECONDS). Prints one JSON line.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -72,12 +73,14 @@ int main(int argc, char** argv) {
   int port = std::atoi(argv[1]);
   double seconds = std::atof(argv[3]);
   int window = 100, ecs_subnets = 0;
+  long count = 0;
   double rate = 0;
   for (int i = 4; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--window") window = std::atoi(argv[i + 1]);
     if (a == "--rate") rate = std::atof(argv[i + 1]);
     if (a == "--ecs-subnets") ecs_subnets = std::atoi(argv[i + 1]);
+    if (a == "--count") count = std::atol(argv[i + 1]);
   }
   std::vector<std::pair<std::string, uint16_t>> queries;
   std::ifstream in(argv[2]);
@@ -103,13 +106,14 @@ int main(int argc, char** argv) {
   uint16_t next_id = 0;
   size_t next_query = 0;
   auto start = Clock::now();
-  auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  auto end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   auto timeout = std::chrono::seconds(1);
   char reply[4096];
   auto last_sweep = start;
   while (true) {
     auto now = Clock::now();
-    bool sending = now < end;
+    bool sending = now < end && (count == 0 || sent < count);
     if (!sending && inflight == 0) break;
     if (!sending && now > end + timeout) break;
     bool may_send = sending && inflight < window;
@@ -156,6 +160,7 @@ int main(int argc, char** argv) {
     }
   }
   double elapsed = std::chrono::duration<double>(std::min(Clock::now(), end) - start).count();
+  if (count > 0) elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   std::sort(latencies.begin(), latencies.end());
   auto pct = [&](double p) {
     if (latencies.empty()) return 0.0;
