@@ -183,7 +183,7 @@ def main():
     stack = ppe_stack(True, args)
     try:
         tagged = warm_tagged(stack, args.names)
-        time.sleep(5)  # let the allocations' store writes settle
+        time.sleep(10)  # let the allocations' store writes settle
         queries = [f"{n} A" for n, _ in tagged]
         ours = load(stack.dns_port, queries, args.seconds, args.window)
         bind = BindStack(tagged, True, args)
