@@ -12,7 +12,7 @@
 #   deploy/quickstart.sh [--lxc] status show what runs
 #
 # Success is printed only once every component is alive, holds its own port
-# and answers: ppe-server (gRPC, after its start-up reconcile), ppe-backend
+# and answers: ppe-server (gRPC health SERVING, after its start-up reconcile), ppe-backend
 # (its socket) and pdns_server (an SOA query through the plugin). Otherwise it
 # names the component, its port and the log line, stops what this run started
 # and nothing else, and exits 1.
@@ -198,9 +198,9 @@ wait_alive() {  # component, port, patience (s), progress regex, check command..
   done
 }
 
-ppe_ok() {
+ppe_ok() {  # grpc.health.v1: NOT_SERVING while the start-up reconcile runs
   owns_port "$(cat "$RUN/ppe-server.pid")" -t "$GRPC_PORT" &&
-    "$PPECTL_BIN" --server "127.0.0.1:$GRPC_PORT" --timeout-ms 2000 status
+    "$PPECTL_BIN" --server "127.0.0.1:$GRPC_PORT" --timeout-ms 2000 health
 }
 backend_ok() { ss -Hlxp 2>/dev/null | grep -F "$RUN/backend.sock" | grep -q "pid=$(cat "$RUN/ppe-backend.pid"),"; }
 pdns_ok() {
@@ -210,8 +210,8 @@ pdns_ok() {
     dig @127.0.0.1 -p "$DNS_PORT" cdn.example.test SOA +short +time=1 +tries=1 | grep -q hostmaster
 }
 
-# ppe-server reconciles libvirt with its registry before it listens: wait as
-# long as that makes progress.
+# ppe-server reconciles libvirt with its registry before it serves (health
+# NOT_SERVING meanwhile): wait as long as that makes progress.
 start ppe-server "$BUILD/ppe-service/ppe-server" --config "$RUN/ppe.conf"
 wait_alive ppe-server "$PPE_PORTS" 30 'reconcile: [0-9]+/[0-9]+ restored|reconciled with' ppe_ok
 start ppe-backend "$BUILD/backend-plugin/ppe-backend" --config "$RUN/plugin.conf"
