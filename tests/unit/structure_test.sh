@@ -42,7 +42,9 @@ fi
 allowed_for_plugin='ppe-service/common/log.h
 ppe-service/common/status_macros.h
 ppe-service/config/text_proto.h
+ppe-service/cpt/cpt_check.h
 ppe-service/dns/client_subnet.h
+ppe-service/dns/cohort_client.h
 ppe-service/dns/name_parser.h'
 while IFS=: read -r file header; do
   if ! grep -qxF "$header" <<<"$allowed_for_plugin"; then
