@@ -40,7 +40,29 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   AddCounter(answers, s.from_pool.load(), {{"source", "pool"}});
   AddCounter(answers, s.allocated.load(), {{"source", "allocated"}});
   AddCounter(answers, s.fallbacks.load(), {{"source", "fallback"}});
+  AddCounter(answers, s.shared.load(), {{"source", "shared"}});
   out.push_back(std::move(answers));
+
+  resolver::CohortDemand::Stats c = engine_.cohort_demand().stats();
+  auto untagged = Family("ppe_untagged_queries_total",
+                         "Untagged queries of unregistered cohorts: counted as demand, discounted "
+                         "as QNAME-minimisation probes, or dropped over cohorts.max_tracked",
+                         MetricType::Counter);
+  AddCounter(untagged, static_cast<double>(c.counted), {{"outcome", "counted"}});
+  AddCounter(untagged, static_cast<double>(c.probes), {{"outcome", "probe"}});
+  AddCounter(untagged, static_cast<double>(c.dropped), {{"outcome", "dropped"}});
+  out.push_back(std::move(untagged));
+  auto registered = Family("ppe_cohorts_registered_total",
+                           "Cohorts registered as profiles because their untagged demand was "
+                           "sustained",
+                           MetricType::Counter);
+  AddCounter(registered, s.cohorts_registered.load());
+  out.push_back(std::move(registered));
+  auto tracked =
+      Family("ppe_cohorts_tracked",
+             "Unregistered cohorts and pending untagged queries held in memory", MetricType::Gauge);
+  AddGauge(tracked, static_cast<double>(engine_.cohort_demand().tracked()));
+  out.push_back(std::move(tracked));
 
   auto cold =
       Family("ppe_cold_starts_total",
