@@ -83,6 +83,33 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   AddCounter(limited, s.rate_limited.load());
   out.push_back(std::move(limited));
 
+  auto refusals = Family("ppe_vm_limit_refusals_total",
+                         "VM creations refused by a limit (address_pool, service, global, "
+                         "host_capacity), by service",
+                         MetricType::Counter);
+  auto exhausted = Family("ppe_vm_limit_exhausted",
+                          "1 while a limit refuses a service's VMs (until one is created again)",
+                          MetricType::Gauge);
+  for (const vm::ExhaustionLog::Entry& e : vms_.exhaustion().Snapshot()) {
+    AddCounter(refusals, static_cast<double>(e.refusals),
+               {{"limit", vm::LimitName(e.limit)}, {"service", e.service}});
+    AddGauge(exhausted, e.exhausted ? 1 : 0,
+             {{"limit", vm::LimitName(e.limit)}, {"service", e.service}});
+  }
+  out.push_back(std::move(refusals));
+  out.push_back(std::move(exhausted));
+  scaler::Scaler::Stats scaling = scaler_.stats();
+  auto denied = Family("ppe_scaler_budget_denied_total",
+                       "VMs the forecasts wanted that the scaler's global budget did not grant",
+                       MetricType::Counter);
+  AddCounter(denied, static_cast<double>(scaling.budget_denied_total));
+  out.push_back(std::move(denied));
+  auto denied_last =
+      Family("ppe_scaler_budget_denied", "VMs the global budget denied in the last scaler bucket",
+             MetricType::Gauge);
+  AddGauge(denied_last, static_cast<double>(scaling.budget_denied_last));
+  out.push_back(std::move(denied_last));
+
   auto latency =
       Family("ppe_lookup_latency_seconds", "Resolve latency inside the PPE", MetricType::Histogram);
   ClientMetric h;
