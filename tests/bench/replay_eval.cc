@@ -1,4 +1,4 @@
-// DESIGN §8's evaluation. A real request-rate trace (requests per minute) is
+// The evaluation of docs/design.md, "Scaling". A real request-rate trace (requests per minute) is
 // replayed one bucket a minute on a simulated clock through the PPE's own
 // Scaler, Registry, VmManager and Janitor (predictive, and its reactive mode),
 // and through baseline policies, all with the same simulated boot latency:

@@ -1,5 +1,5 @@
 #!/bin/bash
-# DESIGN §8: replays the real request-rate traces of shared/data/ through the
+# docs/design.md "Scaling": replays the real request-rate traces of tests/data/ through the
 # PPE's scaler and the baseline policies (tests/bench/replay_eval.cc) and
 # prints one table per trace.
 #
@@ -8,8 +8,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build}
 shift || true
-DATA=${PPE_SHARED_DATA:-$ROOT/../shared/data}
-[ -d "$DATA" ] || DATA=/work/shared/data
+DATA=$ROOT/tests/data
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
