@@ -34,16 +34,16 @@ struct VmRecord {
 };
 
 struct ProfileRecord {
-  std::string cpt;
-  cpt::Attributes attributes;
-  std::string origin;  // "admin" (IssueCpt) or "dns" (derived from a query)
-  absl::Time created;
-  absl::Time last_seen;
+  std::string cpt{};
+  cpt::Attributes attributes{};
+  std::string origin{};  // "admin" (IssueCpt) or "dns" (derived from a query)
+  absl::Time created{};
+  absl::Time last_seen{};
   bool invalidated = false;
   absl::Time invalidated_at = absl::InfinitePast();
-  std::string replaced_by;
+  std::string replaced_by{};
   // service -> names of the VMs in the pool, in allocation order
-  absl::flat_hash_map<std::string, std::vector<std::string>> pools;
+  absl::flat_hash_map<std::string, std::vector<std::string>> pools{};
 };
 
 // The CPT -> profile -> VM pool registry. The durable copy lives in a

@@ -88,7 +88,11 @@ remote-control:
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         log.close()
-        wait_until(kind, lambda: self.query(f"{ZONE}", "SOA")[0] == "NOERROR", timeout=15)
+        try:
+            wait_until(kind, lambda: self.query(f"{ZONE}", "SOA")[0] == "NOERROR", timeout=15)
+        except AssertionError:
+            self.stop()
+            raise
 
     def query(self, name, qtype="A", subnet=None):
         argv = ["dig", "@127.0.0.1", "-p", str(self.port), name, qtype, "+time=3", "+tries=1"]

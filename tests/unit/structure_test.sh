@@ -52,15 +52,16 @@ while IFS=: read -r file header; do
 done < <(grep -rHoE '^#include "ppe-service/[^"]+"' "$src/backend-plugin" \
            | sed -E 's/:#include "([^"]+)"$/:\1/')
 
-# 3. Lower layers never reach up. Each folder may include only these folders.
+# 3. Lower layers never reach up. Each folder may include only these folders
+#    (common/, the bottom, is open to all).
 declare -A may_include=(
   [common]='common'
-  [dns]='dns'
-  [net]='net'
-  [store]='store'
-  [cpt]='cpt'
-  [config]='config cpt dns net'
-  [forecast]='forecast'
+  [dns]='dns common'
+  [net]='net common'
+  [store]='store common'
+  [cpt]='cpt common'
+  [config]='config cpt dns net common'
+  [forecast]='forecast common'
 )
 for dir in "${!may_include[@]}"; do
   [[ -d $src/ppe-service/$dir ]] || continue
