@@ -1,5 +1,6 @@
 #include "backend-plugin/connector.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -73,34 +74,49 @@ void ServeStream(int in_fd, int out_fd, Backend& backend) {
 
 UnixSocketServer::~UnixSocketServer() {
   Stop();
-  if (listen_fd_ >= 0) close(listen_fd_);
+  if (listen_fd_ >= 0 && owns_socket_) close(listen_fd_);
+}
+
+absl::StatusOr<int> ListenUnix(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", path));
+  }
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+  unlink(path.c_str());  // a stale socket from a previous run
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    absl::Status error = absl::InternalError(absl::StrCat("bind ", path, ": ", strerror(errno)));
+    close(fd);
+    return error;
+  }
+  chmod(path.c_str(), 0660);
+  if (listen(fd, 128) != 0) {
+    absl::Status error = absl::InternalError(absl::StrCat("listen ", path, ": ", strerror(errno)));
+    close(fd);
+    return error;
+  }
+  return fd;
 }
 
 absl::Status UnixSocketServer::Listen() {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path_.size() >= sizeof addr.sun_path) {
-    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", path_));
-  }
-  std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
-  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
-  unlink(path_.c_str());  // a stale socket from a previous run
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    return absl::InternalError(absl::StrCat("bind ", path_, ": ", strerror(errno)));
-  }
-  chmod(path_.c_str(), 0660);
-  if (listen(listen_fd_, 64) != 0) {
-    return absl::InternalError(absl::StrCat("listen ", path_, ": ", strerror(errno)));
-  }
+  absl::StatusOr<int> fd = ListenUnix(path_);
+  if (!fd.ok()) return fd.status();
+  listen_fd_ = *fd;
   return absl::OkStatus();
 }
 
 void UnixSocketServer::Serve() {
   while (!stopping_.load()) {
+    // Polled so that Stop() needs no shutdown(2), which would also close the
+    // socket for the processes sharing it (the supervisor's next worker).
+    pollfd p{.fd = listen_fd_, .events = POLLIN, .revents = 0};
+    if (poll(&p, 1, 200) <= 0) continue;
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
       if (!stopping_.load()) spdlog::error("accept on {}: {}", path_, strerror(errno));
       return;
     }
@@ -112,7 +128,7 @@ void UnixSocketServer::Serve() {
 }
 
 void UnixSocketServer::Stop() {
-  if (stopping_.exchange(true)) return;
+  if (stopping_.exchange(true) || !owns_socket_) return;
   if (listen_fd_ >= 0) shutdown(listen_fd_, SHUT_RDWR);
   unlink(path_.c_str());
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "backend-plugin/backend.h"
 
 namespace ppe::plugin {
@@ -18,6 +19,9 @@ inline constexpr size_t kMaxLineBytes = 1 << 20;
 // sequential on a connection, as pdns makes them.
 void ServeStream(int in_fd, int out_fd, Backend& backend);
 
+// Binds a listening unix socket at `path` (replacing a stale socket file).
+absl::StatusOr<int> ListenUnix(const std::string& path);
+
 // The unix connector: pdns connects to this socket (one connection per pdns
 // backend instance); each connection gets its own thread.
 class UnixSocketServer {
@@ -27,13 +31,17 @@ class UnixSocketServer {
   ~UnixSocketServer();
 
   absl::Status Listen();  // binds (replacing a stale socket file) and listens
-  void Serve();           // accept loop; returns after Stop()
+  // Serves a socket another process bound and owns (the supervisor's): Stop()
+  // then leaves the socket open and its file in place for the next worker.
+  void Adopt(int listen_fd) { listen_fd_ = listen_fd, owns_socket_ = false; }
+  void Serve();  // accept loop; returns after Stop()
   void Stop();
 
  private:
   std::string path_;
   Backend& backend_;
   int listen_fd_ = -1;
+  bool owns_socket_ = true;
   std::atomic<bool> stopping_{false};
 };
 

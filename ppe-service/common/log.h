@@ -1,6 +1,7 @@
 #pragma once
 
 // The one logging header: spdlog, configured once by the binary.
+#include <string>
 #include <string_view>
 #include "absl/strings/string_view.h"
 
@@ -23,5 +24,9 @@ namespace ppe {
 // connector), named after the program, at a level from the config ("debug",
 // "info", "warn", ...; empty or unknown means "info").
 void InitLogging(absl::string_view program, absl::string_view level);
+
+// A caller-supplied string fit for a log line or an error message: at most
+// `max_bytes` of it, non-printable bytes as \xNN, and "...(N bytes)" when cut.
+std::string LogSafe(absl::string_view text, size_t max_bytes = 96);
 
 }  // namespace ppe

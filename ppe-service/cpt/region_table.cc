@@ -70,4 +70,45 @@ std::string RegionTable::Lookup(const Prefix& client) const {
   return "unknown";
 }
 
+namespace {
+
+// Leading bits two addresses share, in their own family.
+int CommonBits(const Prefix& a, const Prefix& b) {
+  int bits = 0;
+  for (int i = 0; i < 16; ++i) {
+    uint8_t diff = a.address[i] ^ b.address[i];
+    if (diff == 0) {
+      bits += 8;
+      continue;
+    }
+    while ((diff & 0x80) == 0) ++bits, diff = static_cast<uint8_t>(diff << 1);
+    break;
+  }
+  return bits - (a.v4 ? 96 : 0);
+}
+
+}  // namespace
+
+RegionTable::Match RegionTable::LookupWithScope(const Prefix& client, int default_length) const {
+  Match m{.region = "", .scope = default_length};
+  for (const Rule& rule : rules_) {
+    if (rule.prefix.Contains(client)) {
+      m.region = rule.region;
+      m.scope = rule.prefix.length;
+      break;
+    }
+  }
+  // Rules more specific than the scope that the client is not in but whose
+  // range overlaps the client's scope prefix: shorten nothing, lengthen the
+  // scope until the prefix excludes them.
+  for (const Rule& rule : rules_) {
+    if (rule.prefix.v4 != client.v4 || rule.prefix.length <= m.scope) continue;
+    if (rule.prefix.Contains(client)) continue;
+    int common = CommonBits(rule.prefix, client);
+    if (common >= m.scope) m.scope = common + 1;
+  }
+  if (m.region.empty()) m.region = Lookup(client);
+  return m;
+}
+
 }  // namespace ppe::cpt

@@ -37,6 +37,17 @@ class RegionTable {
   void SetGeoIp(std::unique_ptr<GeoIpDb> db);
   // Region of the client prefix's address, or "unknown".
   std::string Lookup(const Prefix& client) const;
+
+  // The region, and the shortest prefix of the client's address that the
+  // table maps wholly to it (the ECS scope an answer may carry): the matched
+  // rule's length, made longer where a more specific rule for another region
+  // lies inside it. Where no rule matched (MaxMind or "unknown"),
+  // `default_length` (in the client's family) made longer likewise.
+  struct Match {
+    std::string region;
+    int scope = 0;
+  };
+  Match LookupWithScope(const Prefix& client, int default_length) const;
   size_t size() const { return rules_.size(); }
 
  private:

@@ -15,9 +15,9 @@ uint32_t ClientScope(absl::string_view real_remote, absl::string_view remote) {
   size_t slash = real_remote.find('/');
   uint32_t length = 0;
   if (slash != absl::string_view::npos &&
-      absl::SimpleAtoi(real_remote.substr(slash + 1), &length) && length > 0 &&
+      absl::SimpleAtoi(real_remote.substr(slash + 1), &length) &&
       length <= FullLength(real_remote)) {
-    return length;
+    return length;  // 0 for ECS source /0: the client asked for no tailoring
   }
   if (slash == absl::string_view::npos && !real_remote.empty()) return FullLength(real_remote);
   return FullLength(remote);

@@ -488,6 +488,13 @@ int ShowStatus(Session& s) {
   for (const auto& [state, n] : resp.vms_by_state()) {
     std::cout << "  " << state << ": " << n << "\n";
   }
+  for (const auto& x : resp.exhaustion()) {
+    std::cout << "limit " << x.limit() << " of service " << x.service() << ": " << x.refusals()
+              << " refusals" << (x.exhausted() ? ", EXHAUSTED" : "") << "\n";
+  }
+  std::cout << "scaler budget " << resp.scaler_budget() << " VMs: denied "
+            << resp.scaler_budget_denied_last() << " in the last bucket, "
+            << resp.scaler_budget_denied_total() << " in all\n";
   return 0;
 }
 

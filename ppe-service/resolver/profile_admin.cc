@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/resolver/admin_input.h"
 
 namespace ppe::resolver {
 
@@ -16,9 +17,11 @@ absl::StatusOr<ppe::v1::IssueCptResponse> ProfileAdmin::Issue(const std::string&
     }
   }
   if (zone == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown service '", service_name, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown service '", LogSafe(service_name), "'"));
   }
   if (a.region().empty()) return absl::InvalidArgumentError("attributes.region is required");
+  if (absl::Status s = CheckAttributes(a); !s.ok()) return s;
   cpt::Attributes attributes = cpt::Canonicalize({.region = a.region(),
                                                   .device_class = a.device_class(),
                                                   .service_tier = a.service_tier(),
@@ -34,7 +37,9 @@ absl::StatusOr<ppe::v1::IssueCptResponse> ProfileAdmin::Issue(const std::string&
   zone_name.pop_back();
   out.set_hostname(absl::StrCat(tag, ".", service, ".", zone_name));
   out.set_fingerprint(cpt::CptCodec::Fingerprint(tag));
-  if (*created) spdlog::info("profile {} issued (region {})", out.fingerprint(), attributes.region);
+  if (*created) {
+    spdlog::info("profile {} issued (region {})", out.fingerprint(), LogSafe(attributes.region));
+  }
   return out;
 }
 

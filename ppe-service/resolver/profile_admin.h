@@ -31,6 +31,7 @@ class ProfileAdmin {
       const ppe::v1::UpdateAttributesRequest& request);
   absl::StatusOr<ppe::v1::InvalidateProfileResponse> Invalidate(
       const ppe::v1::InvalidateProfileRequest& request);
+  const ppe::config::v1::PpeConfig& config() const { return config_; }
 
  private:
   absl::StatusOr<ppe::v1::IssueCptResponse> Issue(const std::string& service,

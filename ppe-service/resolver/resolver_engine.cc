@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include "absl/strings/string_view.h"
 
+#include <algorithm>
 #include <atomic>
 
 #include "absl/strings/ascii.h"
@@ -56,6 +57,21 @@ ppe::v1::Record MakeRecord(absl::string_view qname, absl::string_view qtype, std
   return r;
 }
 
+CohortDemand::Options CohortOptions(const ppe::config::v1::PpeConfig& config) {
+  const auto& c = config.cohorts();
+  CohortDemand::Options o;
+  if (c.min_requests() > 0) o.min_requests = c.min_requests();
+  if (c.buckets() > 0) o.buckets = static_cast<int>(c.buckets());
+  uint32_t bucket_ms = c.bucket_ms() > 0 ? c.bucket_ms() : config.scaler().bucket_ms();
+  if (bucket_ms > 0) o.bucket = absl::Milliseconds(bucket_ms);
+  if (c.probe_window_ms() > 0) o.probe_window = absl::Milliseconds(c.probe_window_ms());
+  if (c.max_tracked() > 0) o.max_tracked = c.max_tracked();
+  return o;
+}
+
+// How long the shared pool's address list is reused before it is read again.
+constexpr absl::Duration kSharedPoolRefresh = absl::Seconds(1);
+
 }  // namespace
 
 ResolverEngine::ResolverEngine(const ppe::config::v1::PpeConfig& config, const cpt::CptCodec& codec,
@@ -71,7 +87,8 @@ ResolverEngine::ResolverEngine(const ppe::config::v1::PpeConfig& config, const c
       clock_(clock),
       registrations_(config.limits().registrations_per_minute(),
                      config.limits().registrations_burst()),
-      demand_(demand) {
+      demand_(demand),
+      cohorts_(CohortOptions(config)) {
   for (const auto& z : config_.zones()) {
     std::vector<std::string> services;
     for (const auto& s : z.services()) services.push_back(s.name());
@@ -102,10 +119,26 @@ ResolverEngine::ResolverEngine(const ppe::config::v1::PpeConfig& config, const c
 ResolverEngine::Derived ResolverEngine::DeriveAttributes(const ResolveRequest& request,
                                                          const std::string& service) const {
   Derived d;
-  absl::StatusOr<cpt::Prefix> client = cpt::Prefix::Parse(request.real_remote());
-  if (!client.ok() || request.real_remote().empty()) client = cpt::Prefix::Parse(request.remote());
-  if (client.ok()) d.attributes.region = regions_.Lookup(*client);
-  d.scope = dns::ClientScope(request.real_remote(), request.remote());
+  // The ECS source prefix (pdns's real-remote) when the client sent one with a
+  // source length above 0; for source /0 (RFC 7871: "no tailoring") and
+  // without a usable real-remote, the resolver's own address.
+  absl::StatusOr<cpt::Prefix> ecs = cpt::Prefix::Parse(request.real_remote());
+  bool source_zero = ecs.ok() && !request.real_remote().empty() && ecs->length == 0;
+  absl::StatusOr<cpt::Prefix> client = ecs;
+  if (!ecs.ok() || request.real_remote().empty() || source_zero) {
+    client = cpt::Prefix::Parse(request.remote());
+  }
+  if (client.ok()) {
+    // The scope: the prefix the region table maps wholly to this region, never
+    // wider than needed and never longer than the client's source prefix.
+    cpt::RegionTable::Match m =
+        regions_.LookupWithScope(*client, client->v4 ? kDefaultScopeV4 : kDefaultScopeV6);
+    d.attributes.region = m.region;
+    d.scope = source_zero ? 0 : static_cast<uint32_t>(std::min(m.scope, client->length));
+  } else {
+    d.attributes.region = "unknown";
+    d.scope = dns::ClientScope(request.real_remote(), request.remote());
+  }
   absl::CivilMinute now = absl::ToCivilMinute(clock_.Now(), absl::UTCTimeZone());
   int minute_of_day = now.hour() * 60 + now.minute();
   d.bucket = dns::TimeBucketIndex(minute_of_day, config_.cpt().time_buckets_per_day());
@@ -159,10 +192,15 @@ void ResolverEngine::Resolve(const ResolveRequest& request, Done done) {
   }
   q->request = request;
 
+  std::string client =
+      CohortDemand::ClientKey(parsed.service, request.remote(), request.real_remote());
   if (parsed.kind == Kind::kTagged) {
     absl::StatusOr<std::string> tag = codec_.Parse(parsed.cpt_label);
     if (tag.ok() && registry_.IsActive(*tag)) {
       q->scope = 0;  // the answer depends on the name only
+      // The untagged query just before it from this resolver and subnet was a
+      // QNAME-minimisation probe, not demand.
+      cohorts_.RecordTagged(client, clock_.Now());
       return AnswerProfile(std::move(q), *tag, std::nullopt);
     }
     // Forged, expired or never issued: answered as untagged, never registered.
@@ -172,21 +210,77 @@ void ResolverEngine::Resolve(const ResolveRequest& request, Done done) {
   q->scope = derived.scope;
   std::string cpt = codec_.Encode(derived.attributes);
   if (registry_.IsActive(cpt)) {
-    if (cohort_observer_) {
-      cohort_observer_(parsed.service, dns::CohortClient(request.real_remote(), request.remote()),
-                       derived.bucket, cpt, q->scope);
+    if (!registry_.ReadyAddresses(cpt, q->service->name(), clock_.Now()).empty() || !q->want_v4) {
+      if (cohort_observer_) {
+        cohort_observer_(parsed.service, dns::CohortClient(request.real_remote(), request.remote()),
+                         derived.bucket, cpt, q->scope);
+      }
+      return AnswerProfile(std::move(q), cpt, std::nullopt);
     }
-    return AnswerProfile(std::move(q), cpt, std::nullopt);
-  }
-  // A new cohort: registered by the allocation, at a bounded rate per source prefix.
-  if (q->want_v4 && !registrations_.Allow(SourcePrefixKey(request.real_remote(), request.remote()),
-                                          clock_.Now())) {
-    stats_.rate_limited.fetch_add(1, std::memory_order_relaxed);
-    AnswerFallback(*q);
+    // A registered cohort with no ready VM: provisioned in the background
+    // (limits apply), and answered from the shared pool now.
+    if (demand_ != nullptr) demand_->Record(cpt, q->service->name());
+    vms_.EnsureVm(cpt, q->service->name(), std::nullopt, [](absl::StatusOr<std::string>) {});
+    AnswerShared(*q);
     return q->Finish();
   }
-  AnswerProfile(std::move(q), cpt,
-                vm::VmManager::Registration{.attributes = derived.attributes, .origin = "dns"});
+  // A cohort not registered: an untagged query never allocates a VM by itself.
+  // It is answered from the shared pool and counted; the cohort is registered
+  // once its demand is sustained (CohortDemand).
+  if (q->want_v4) {
+    std::string source = SourcePrefixKey(request.real_remote(), request.remote());
+    for (CohortDemand::Due& due : cohorts_.RecordUntagged(client, source, cpt, q->service->name(),
+                                                          derived.attributes, clock_.Now())) {
+      Register(std::move(due));
+    }
+  }
+  AnswerShared(*q);
+  q->Finish();
+}
+
+void ResolverEngine::Register(CohortDemand::Due due) {
+  if (registry_.IsActive(due.cpt)) return;
+  // Registrations stay rate-limited per source prefix (the last query's).
+  if (!registrations_.Allow(due.source, clock_.Now())) {
+    stats_.rate_limited.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  stats_.cohorts_registered.fetch_add(1, std::memory_order_relaxed);
+  spdlog::info("cohort {} ({}) has sustained untagged demand: registering it",
+               cpt::CptCodec::Fingerprint(due.cpt), due.service);
+  vms_.EnsureVm(due.cpt, due.service,
+                vm::VmManager::Registration{.attributes = due.attributes, .origin = "dns"},
+                [](absl::StatusOr<std::string>) {});
+}
+
+std::vector<std::string> ResolverEngine::SharedPool(const std::string& service) {
+  absl::Time now = clock_.Now();
+  absl::MutexLock lock(&shared_mu_);
+  Shared& s = shared_[service];
+  if (now - s.refreshed >= kSharedPoolRefresh) {
+    s.addresses.clear();
+    for (const registry::VmRecord& vm : registry_.Spares(service)) {
+      if (vm.state == registry::VmState::kReady) s.addresses.push_back(vm.ip);
+    }
+    std::sort(s.addresses.begin(), s.addresses.end());
+    s.refreshed = now;
+  }
+  return s.addresses;
+}
+
+void ResolverEngine::AnswerShared(Query& q) {
+  std::vector<std::string> spares = SharedPool(q.service->name());
+  if (spares.empty() || !q.want_v4) {
+    q.response.set_source(ResolveResponse::SOURCE_FALLBACK);
+    stats_.fallbacks.fetch_add(1, std::memory_order_relaxed);
+    std::vector<std::string> addresses(q.service->fallback_addresses().begin(),
+                                       q.service->fallback_addresses().end());
+    AddAddressRecords(q, addresses, config_.answers().fallback_ttl());
+    return;
+  }
+  q.response.set_source(ResolveResponse::SOURCE_SHARED);
+  stats_.shared.fetch_add(1, std::memory_order_relaxed);
+  AddAddressRecords(q, spares, config_.answers().ttl());
 }
 
 void ResolverEngine::AnswerProfile(std::shared_ptr<Query> q, const std::string& cpt,

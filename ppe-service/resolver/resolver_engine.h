@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "ppe-service/common/clock.h"
 #include "ppe-service/common/latency_histogram.h"
 #include "ppe-service/common/timer_queue.h"
@@ -14,6 +16,7 @@
 #include "ppe-service/cpt/region_table.h"
 #include "ppe-service/dns/name_parser.h"
 #include "ppe-service/registry/registry.h"
+#include "ppe-service/resolver/cohort_demand.h"
 #include "ppe-service/resolver/rate_limiter.h"
 #include "ppe-service/scaler/demand_tracker.h"
 #include "ppe-service/vm/vm_manager.h"
@@ -23,7 +26,7 @@
 
 namespace ppe::resolver {
 
-// The answer semantics of DESIGN.md §4, independent of gRPC. Resolve answers
+// The answer semantics of docs/design.md ("Answer semantics"), independent of gRPC. Resolve answers
 // from memory when it can (inline) and otherwise waits for an allocation up to
 // answers.allocation_wait_ms, then falls back; `done` runs exactly once.
 class ResolverEngine {
@@ -38,9 +41,13 @@ class ResolverEngine {
   struct Stats {
     std::atomic<uint64_t> lookups{0}, from_pool{0}, allocated{0}, fallbacks{0}, forged{0},
         rate_limited{0};
+    // Untagged answers from the service's shared pool (spares or fallback
+    // addresses), and cohorts registered because their demand was sustained.
+    std::atomic<uint64_t> shared{0}, cohorts_registered{0};
     LatencyHistogram latency;  // Resolve, from the request to the answer
   };
   const Stats& stats() const { return stats_; }
+  const CohortDemand& cohort_demand() const { return cohorts_; }
 
   void Resolve(const ppe::v1::ResolveRequest& request, Done done);
   ppe::v1::ListZonesResponse Zones() const { return zones_response_; }
@@ -51,9 +58,15 @@ class ResolverEngine {
       std::function<void(const std::string& service, const std::string& client, uint32_t bucket,
                          const std::string& cpt, uint32_t scope)>;
   void set_cohort_observer(CohortObserver observer) { cohort_observer_ = std::move(observer); }
+  // Scope of an untagged answer whose region no CIDR rule gave (MaxMind or
+  // "unknown"): a resolver caches it per client /24 or /56.
+  static constexpr int kDefaultScopeV4 = 24;
+  static constexpr int kDefaultScopeV6 = 56;
 
   // The attributes the PPE derives for an untagged query, and the ECS scope
-  // (prefix length) they depend on.
+  // (prefix length) they depend on: 0 for ECS source /0 (the resolver's own
+  // address is used), else the region's CIDR (see RegionTable::LookupWithScope)
+  // capped at the source prefix length.
   struct Derived {
     cpt::Attributes attributes;
     uint32_t scope = 0;
@@ -73,6 +86,11 @@ class ResolverEngine {
                      std::optional<vm::VmManager::Registration> registration);
   void AddAddressRecords(Query& q, const std::vector<std::string>& addresses, uint32_t ttl) const;
   void AnswerFallback(Query& q);
+  // An untagged query of a cohort with no ready VM: the service's ready warm
+  // spares, else its fallback addresses, with the cohort's scope.
+  void AnswerShared(Query& q);
+  std::vector<std::string> SharedPool(const std::string& service);
+  void Register(CohortDemand::Due due);
 
   const ppe::config::v1::PpeConfig& config_;
   const cpt::CptCodec& codec_;
@@ -84,6 +102,13 @@ class ResolverEngine {
   RateLimiter registrations_;
   scaler::DemandTracker* demand_;
   Stats stats_;
+  CohortDemand cohorts_;
+  struct Shared {
+    std::vector<std::string> addresses;
+    absl::Time refreshed = absl::InfinitePast();
+  };
+  absl::Mutex shared_mu_;
+  absl::flat_hash_map<std::string, Shared> shared_ ABSL_GUARDED_BY(shared_mu_);  // by service
   std::vector<Zone> zones_;
   ppe::v1::ListZonesResponse zones_response_;
   CohortObserver cohort_observer_;

@@ -266,11 +266,20 @@ void Scaler::TickLocked(std::vector<store::Op>& ops) {
   std::stable_sort(wants.begin(), wants.end(),
                    [](const Want& a, const Want& b) { return a.tier < b.tier; });
   int budget = options_.budget;
+  int64_t denied = 0;
   for (Want& w : wants) {
     int granted = std::min(w.desired, std::max(0, budget));
     budget -= granted;
+    denied += w.desired - granted;
     Act(*w.series, granted, w.uncapped);
   }
+  if (denied > 0 && stats_.budget_denied_last == 0) {
+    spdlog::warn("scaler: the global budget of {} VMs denied {} VMs the forecasts wanted",
+                 options_.budget, denied);
+  }
+  stats_.budget_denied_last = denied;
+  stats_.budget_denied_total += denied;
+  stats_.budget = options_.budget;
   stats_.series = static_cast<int64_t>(series_.size());
   last_bucket_ = ended;
   if ((ended + 1) % options_.checkpoint_every == 0 || (ended + 1) % kRollup == 0) {

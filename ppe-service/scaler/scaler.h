@@ -99,7 +99,10 @@ class Scaler {
   struct Stats {
     int64_t scale_ups = 0, scale_downs = 0, scale_outs = 0, series = 0, refits = 0;
     int64_t checkpoint_errors = 0;  // demand checkpoints the store refused
-    double mean_abs_error = 0;      // over all series' one-bucket-ahead forecasts
+    // VMs the forecasts wanted that the global budget did not grant.
+    int64_t budget_denied_last = 0, budget_denied_total = 0;
+    int budget = 0;
+    double mean_abs_error = 0;  // over all series' one-bucket-ahead forecasts
   };
   Stats stats() const;
   int lead_buckets() const;

@@ -40,7 +40,29 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   AddCounter(answers, s.from_pool.load(), {{"source", "pool"}});
   AddCounter(answers, s.allocated.load(), {{"source", "allocated"}});
   AddCounter(answers, s.fallbacks.load(), {{"source", "fallback"}});
+  AddCounter(answers, s.shared.load(), {{"source", "shared"}});
   out.push_back(std::move(answers));
+
+  resolver::CohortDemand::Stats c = engine_.cohort_demand().stats();
+  auto untagged = Family("ppe_untagged_queries_total",
+                         "Untagged queries of unregistered cohorts: counted as demand, discounted "
+                         "as QNAME-minimisation probes, or dropped over cohorts.max_tracked",
+                         MetricType::Counter);
+  AddCounter(untagged, static_cast<double>(c.counted), {{"outcome", "counted"}});
+  AddCounter(untagged, static_cast<double>(c.probes), {{"outcome", "probe"}});
+  AddCounter(untagged, static_cast<double>(c.dropped), {{"outcome", "dropped"}});
+  out.push_back(std::move(untagged));
+  auto registered = Family("ppe_cohorts_registered_total",
+                           "Cohorts registered as profiles because their untagged demand was "
+                           "sustained",
+                           MetricType::Counter);
+  AddCounter(registered, s.cohorts_registered.load());
+  out.push_back(std::move(registered));
+  auto tracked =
+      Family("ppe_cohorts_tracked",
+             "Unregistered cohorts and pending untagged queries held in memory", MetricType::Gauge);
+  AddGauge(tracked, static_cast<double>(engine_.cohort_demand().tracked()));
+  out.push_back(std::move(tracked));
 
   auto cold =
       Family("ppe_cold_starts_total",
@@ -60,6 +82,33 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
              "New-profile registrations refused by the per-prefix rate limit", MetricType::Counter);
   AddCounter(limited, s.rate_limited.load());
   out.push_back(std::move(limited));
+
+  auto refusals = Family("ppe_vm_limit_refusals_total",
+                         "VM creations refused by a limit (address_pool, service, global, "
+                         "host_capacity), by service",
+                         MetricType::Counter);
+  auto exhausted = Family("ppe_vm_limit_exhausted",
+                          "1 while a limit refuses a service's VMs (until one is created again)",
+                          MetricType::Gauge);
+  for (const vm::ExhaustionLog::Entry& e : vms_.exhaustion().Snapshot()) {
+    AddCounter(refusals, static_cast<double>(e.refusals),
+               {{"limit", vm::LimitName(e.limit)}, {"service", e.service}});
+    AddGauge(exhausted, e.exhausted ? 1 : 0,
+             {{"limit", vm::LimitName(e.limit)}, {"service", e.service}});
+  }
+  out.push_back(std::move(refusals));
+  out.push_back(std::move(exhausted));
+  scaler::Scaler::Stats scaling = scaler_.stats();
+  auto denied = Family("ppe_scaler_budget_denied_total",
+                       "VMs the forecasts wanted that the scaler's global budget did not grant",
+                       MetricType::Counter);
+  AddCounter(denied, static_cast<double>(scaling.budget_denied_total));
+  out.push_back(std::move(denied));
+  auto denied_last =
+      Family("ppe_scaler_budget_denied", "VMs the global budget denied in the last scaler bucket",
+             MetricType::Gauge);
+  AddGauge(denied_last, static_cast<double>(scaling.budget_denied_last));
+  out.push_back(std::move(denied_last));
 
   auto latency =
       Family("ppe_lookup_latency_seconds", "Resolve latency inside the PPE", MetricType::Histogram);

@@ -322,6 +322,17 @@ absl::StatusOr<ppe::v1::StatusResponse> PpeApp::Status() const {
   out.set_scale_downs(scaling.scale_downs);
   out.set_scale_outs(scaling.scale_outs);
   out.set_boot_time_ms(absl::ToInt64Milliseconds(vms_->typical_boot_time()));
+  out.set_scaler_budget_denied_last(scaling.budget_denied_last);
+  out.set_scaler_budget_denied_total(scaling.budget_denied_total);
+  out.set_scaler_budget(scaling.budget);
+  for (const vm::ExhaustionLog::Entry& e : vms_->exhaustion().Snapshot()) {
+    ppe::v1::Exhaustion* x = out.add_exhaustion();
+    x->set_limit(vm::LimitName(e.limit));
+    x->set_service(e.service);
+    x->set_refusals(e.refusals);
+    x->set_exhausted(e.exhausted);
+    x->set_last_unix_ms(absl::ToUnixMillis(e.last));
+  }
   return out;
 }
 

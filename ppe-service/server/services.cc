@@ -2,6 +2,8 @@
 
 #include <deque>
 
+#include "ppe-service/resolver/admin_input.h"
+
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/server/grpc_status.h"
 
@@ -274,6 +276,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetProfileLimits(
     grpc::CallbackServerContext* context, const ppe::v1::SetProfileLimitsRequest* request,
     ppe::v1::ScalingView* response) {
   return ScalingCall(context, response, [this, request]() -> absl::StatusOr<scaler::Scaler::View> {
+    if (absl::Status s = resolver::CheckLimitsRequest(admin_.config(), *request); !s.ok()) return s;
     if (absl::Status s = scaler_->SetLimits(request->cpt(), request->service(), request->min_vms(),
                                             request->max_vms());
         !s.ok()) {
@@ -305,6 +308,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ReportDemand(
   if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
   if (demand_ == nullptr)
     return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+  if (absl::Status s = resolver::CheckReport(admin_.config(), *request); !s.ok()) {
+    return FinishNow(context, ToGrpcStatus(s));
+  }
   int accepted = 0;
   for (const auto& e : request->entries()) {
     if (e.requests() <= 0 || !registry_.IsActive(e.cpt())) continue;

@@ -194,7 +194,10 @@ absl::Status VmManager::DrainVm(const std::string& name, absl::Time release_afte
 
 absl::Status VmManager::CheckLimits(const std::string& cpt,
                                     const ServicePlacement& placement) const {
+  absl::Time now = clock_.Now();
   if (registry_.VmCount() >= limits_.max_vms_total) {
+    exhaustion_.Hit(Limit::kGlobal, placement.service,
+                    absl::StrCat("max_vms_total ", limits_.max_vms_total), now);
     return absl::ResourceExhaustedError("global VM limit reached");
   }
   if (limits_.host_vcpus > 0 || limits_.host_memory_mib > 0) {
@@ -206,10 +209,15 @@ absl::Status VmManager::CheckLimits(const std::string& cpt,
     }
     if ((limits_.host_vcpus > 0 && vcpus > limits_.host_vcpus) ||
         (limits_.host_memory_mib > 0 && memory > limits_.host_memory_mib)) {
+      exhaustion_.Hit(Limit::kHostCapacity, placement.service,
+                      absl::StrCat(limits_.host_vcpus, " vCPUs, ", limits_.host_memory_mib, " MiB"),
+                      now);
       return absl::ResourceExhaustedError("host capacity (vCPU or memory) reached");
     }
   }
   if (registry_.VmCount(placement.service) >= placement.max_vms) {
+    exhaustion_.Hit(Limit::kService, placement.service,
+                    absl::StrCat("max_vms_per_service ", placement.max_vms), now);
     return absl::ResourceExhaustedError(absl::StrCat("VM limit of service ", placement.service));
   }
   if (!cpt.empty() && registry_.PoolSize(cpt, placement.service) >= limits_.max_vms_per_profile) {
@@ -244,7 +252,14 @@ absl::StatusOr<std::string> VmManager::CreateVm(const std::string& cpt,
                                                 const ServicePlacement& placement) {
   if (absl::Status s = CheckLimits(cpt, placement); !s.ok()) return s;
   absl::StatusOr<Lease> lease = placement.addresses->Acquire();
-  if (!lease.ok()) return lease.status();
+  if (!lease.ok()) {
+    if (absl::IsResourceExhausted(lease.status())) {
+      exhaustion_.Hit(Limit::kAddressPool, placement.service,
+                      absl::StrCat(placement.addresses->capacity(), " addresses"), clock_.Now());
+    }
+    return lease.status();
+  }
+  exhaustion_.Created(placement.service);
   registry::VmRecord record{.name = absl::StrCat("ppe-", placement.service, "-", RandomSuffix()),
                             .cpt = cpt,
                             .service = placement.service,

@@ -19,6 +19,7 @@
 #include "ppe-service/cpt/attributes.h"
 #include "ppe-service/registry/registry.h"
 #include "ppe-service/vm/address_pool.h"
+#include "ppe-service/vm/exhaustion_log.h"
 #include "ppe-service/vm/hypervisor.h"
 
 namespace ppe::vm {
@@ -116,6 +117,8 @@ class VmManager {
 
   // Allocations started and not yet finished (for tests and metrics).
   int inflight() const;
+  // Refusals by the address pool, service, global and host-capacity limits.
+  const ExhaustionLog& exhaustion() const { return exhaustion_; }
 
  private:
   void Allocate(const std::string& cpt, const std::string& service,
@@ -144,6 +147,7 @@ class VmManager {
   std::atomic<int64_t> spares_claimed_{0}, vms_created_{0};
   std::atomic<int64_t> boot_time_us_{1000000};
   absl::flat_hash_set<std::string> grown_ ABSL_GUARDED_BY(mu_);  // VMs at their maximum size
+  mutable ExhaustionLog exhaustion_;
   TaskTracker tasks_;  // last member: destroyed first, it waits for this object's tasks
 
   mutable absl::Mutex mu_;

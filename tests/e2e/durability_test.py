@@ -132,9 +132,18 @@ class CachesOn(unittest.TestCase):
         return int(out)
 
     def test_two_ecs_subnets_never_see_each_others_answers_and_tagged_is_cached(self):
-        with Stack() as stack:
-            eu = stack.query(f"video.{ZONE}", subnet="198.51.100.0/24").addresses()
-            us = stack.query(f"video.{ZONE}", subnet="203.0.113.0/24").addresses()
+        # One untagged query makes a cohort sustained here: each subnet gets its VM.
+        conf = "\ncohorts { min_requests: 1 buckets: 1 probe_window_ms: 1 }\n"
+        with Stack(extra_ppe_conf=conf) as stack:
+            def own(subnet):
+                for _ in range(50):
+                    a = stack.query(f"video.{ZONE}", subnet=subnet).addresses()
+                    if a and a != [FALLBACK]:
+                        return a
+                    time.sleep(0.1)
+                self.fail(f"no VM for the cohort of {subnet}")
+            eu = own("198.51.100.0/24")
+            us = own("203.0.113.0/24")
             self.assertNotEqual(eu, us)
             for _ in range(5):
                 a = stack.query(f"video.{ZONE}", subnet="198.51.100.0/24")

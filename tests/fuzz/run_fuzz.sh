@@ -16,7 +16,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SECONDS_EACH=${1:-20}
 BUILD=${PPE_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
 JOBS=${PPE_JOBS:-1}
-TARGETS=${PPE_FUZZ_TARGETS:-"remote_protocol_fuzz cpt_codec_fuzz name_parser_fuzz"}
+TARGETS=${PPE_FUZZ_TARGETS:-"remote_protocol_fuzz cpt_codec_fuzz name_parser_fuzz admin_input_fuzz"}
 
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \

@@ -19,6 +19,7 @@ using ppe::v1::ResolveResponse;
 constexpr const char* kConfig = R"(
 workload_classes { name: "cpu-heavy" vcpus: 2 }
 answers { ttl: 30 fallback_ttl: 5 allocation_wait_ms: 100 }
+cohorts { min_requests: 3 buckets: 2 bucket_ms: 10000 probe_window_ms: 2000 }
 regions { cidr: "198.51.100.0/24" region: "eu-west" }
 zones {
   name: "cdn.example.test."
@@ -41,8 +42,7 @@ struct Fixture {
         admin(config, codec, registry, WallClock::Instance(), absl::Seconds(60)) {
     REQUIRE(registry.Load().ok());
     REQUIRE(regions.Add("198.51.100.0/24", "eu-west").ok());
-    engine = std::make_unique<ResolverEngine>(config, codec, regions, registry, vms, timers,
-                                              WallClock::Instance());
+    engine = std::make_unique<ResolverEngine>(config, codec, regions, registry, vms, timers, clock);
   }
 
   ResolveResponse Resolve(const std::string& qname, const std::string& qtype = "A",
@@ -63,6 +63,7 @@ struct Fixture {
   }
 
   ppe::config::v1::PpeConfig config;
+  ManualClock clock{absl::FromUnixSeconds(1700000000)};  // the engine's: buckets, windows
   cpt::CptCodec codec;
   cpt::RegionTable regions;
   store::MemoryRegistryStore store;
@@ -101,20 +102,85 @@ TEST_CASE("a tagged name gets a VM, then the same VM from the pool; scope 0") {
   CHECK(f.hypervisor.creates == 1);
 }
 
-TEST_CASE("untagged names: region from ECS, scope = the client prefix length") {
+TEST_CASE("untagged names: the shared pool, scoped to the region's CIDR; no VM") {
   Fixture f;
   ResolveResponse a = f.Resolve("video.cdn.example.test.", "A", "198.51.100.0/24");
   ResolveResponse b = f.Resolve("video.cdn.example.test.", "A", "203.0.113.0/25");
+  ResolveResponse c = f.Resolve("video.cdn.example.test.", "A", "198.51.100.7/32");
   REQUIRE(a.records_size() == 1);
   REQUIRE(b.records_size() == 1);
-  CHECK(a.records(0).scope_mask() == 24);
-  CHECK(b.records(0).scope_mask() == 25);
-  CHECK(a.records(0).content() != b.records(0).content());  // two regions, two profiles
+  CHECK(a.source() == ResolveResponse::SOURCE_FALLBACK);  // no spares configured
+  CHECK(a.records(0).content() == "192.0.2.10");
+  CHECK(a.records(0).ttl() == 5);
+  CHECK(a.records(0).scope_mask() == 24);  // the region's CIDR
+  CHECK(b.records(0).scope_mask() == 24);  // no rule: /24, within the source /25
+  CHECK(c.records(0).scope_mask() == 24);  // a /32 client of a /24 region: /24
+  CHECK(f.Resolve("video.cdn.example.test.", "A", "0.0.0.0/0").records(0).scope_mask() == 0);
+  CHECK(f.Resolve("video.cdn.example.test.", "A", "198.0.0.0/8").records(0).scope_mask() == 8);
+  CHECK(f.registry.ListProfiles().empty());
+  CHECK(f.hypervisor.creates == 0);
+}
+
+TEST_CASE("derived attributes: ECS source /0 uses the resolver's address, scope 0") {
+  Fixture f;
+  ppe::v1::ResolveRequest req;
+  req.set_remote("198.51.100.53");
+  req.set_real_remote("0.0.0.0/0");
+  ResolverEngine::Derived d = f.engine->DeriveAttributes(req, "video");
+  CHECK(d.attributes.region == "eu-west");
+  CHECK(d.scope == 0);
+  req.set_real_remote("198.51.100.53/32");  // no ECS: pdns passes remote/32
+  CHECK(f.engine->DeriveAttributes(req, "video").scope == 24);
+  req.set_remote("2001:db8::53");
+  req.set_real_remote("2001:db8:1:2::/64");
+  CHECK(f.engine->DeriveAttributes(req, "video").scope == 56);
+  req.set_real_remote("2001:db8::1/128");
+  CHECK(f.engine->DeriveAttributes(req, "video").scope == 56);
+  req.set_real_remote("2001:db8::/48");
+  CHECK(f.engine->DeriveAttributes(req, "video").scope == 48);
+}
+
+TEST_CASE("sustained untagged demand registers the cohort; one query does not") {
+  Fixture f;
+  auto untagged = [&] { return f.Resolve("video.cdn.example.test.", "A", "198.51.100.0/24"); };
+  for (int i = 0; i < 3; ++i) untagged();  // bucket 1: 3 queries
+  f.clock.Advance(absl::Seconds(10));
+  untagged();  // settles bucket 1's queries (their probe window has passed)
+  CHECK(f.registry.ListProfiles().empty());
+  untagged();
+  untagged();
+  f.clock.Advance(absl::Seconds(3));
+  untagged();  // bucket 2 reaches 3 counted queries: due
+  while (f.vms.inflight() > 0) absl::SleepFor(absl::Milliseconds(5));
   auto profiles = f.registry.ListProfiles();
-  REQUIRE(profiles.size() == 2);
+  REQUIRE(profiles.size() == 1);
   CHECK(profiles[0].attributes.region == "eu-west");
-  CHECK(profiles[1].attributes.region == "unknown");
   CHECK(profiles[0].origin == "dns");
+  CHECK(f.hypervisor.creates == 1);
+  CHECK(f.engine->stats().cohorts_registered == 1);
+  ResolveResponse r = untagged();
+  CHECK(r.source() == ResolveResponse::SOURCE_POOL);
+  CHECK(r.records(0).content() == "10.9.0.1");
+  CHECK(r.records(0).scope_mask() == 24);
+}
+
+TEST_CASE("QNAME-minimisation probes before tagged names are not demand") {
+  Fixture f;
+  std::string tagged = Tagged(f, "eu-west");
+  for (int round = 0; round < 4; ++round) {  // four buckets of minimised look-ups
+    for (int i = 0; i < 5; ++i) {
+      f.Resolve("video.cdn.example.test.", "A", "198.51.100.0/24");  // the probe
+      f.clock.Advance(absl::Milliseconds(20));
+      f.Resolve(tagged, "A", "198.51.100.0/24");
+    }
+    f.clock.Advance(absl::Seconds(10));
+  }
+  f.Resolve("video.cdn.example.test.", "A", "203.0.113.0/24");  // settles the rest
+  while (f.vms.inflight() > 0) absl::SleepFor(absl::Milliseconds(5));
+  CHECK(f.registry.ListProfiles().size() == 1);  // the tagged profile only
+  CHECK(f.hypervisor.creates == 1);
+  CHECK(f.engine->cohort_demand().stats().probes == 20);
+  CHECK(f.engine->cohort_demand().stats().counted == 0);
 }
 
 TEST_CASE("a forged CPT is answered as untagged and never registered") {
@@ -123,11 +189,10 @@ TEST_CASE("a forged CPT is answered as untagged and never registered") {
   ResolveResponse r = f.Resolve(forged);
   REQUIRE(r.records_size() == 1);
   CHECK(r.records(0).scope_mask() == 24);
-  CHECK(f.registry.ListProfiles().size() == 1);  // only the derived profile
+  CHECK(r.source() == ResolveResponse::SOURCE_FALLBACK);
+  CHECK(f.registry.ListProfiles().empty());
   CHECK_FALSE(f.registry.IsActive(std::string(26, 'a')));
-  // The same client untagged lands on the same profile and VM.
-  CHECK(f.Resolve("video.cdn.example.test.").records(0).content() == r.records(0).content());
-  CHECK(f.hypervisor.creates == 1);
+  CHECK(f.hypervisor.creates == 0);
 }
 
 TEST_CASE("apex, other names and other types") {
@@ -188,7 +253,7 @@ TEST_CASE("concurrent first queries for one new profile allocate exactly once") 
 TEST_CASE("client scope from real-remote and remote") {
   CHECK(dns::ClientScope("198.51.100.0/24", "127.0.0.1") == 24);
   CHECK(dns::ClientScope("2001:db8::/56", "::1") == 56);
-  CHECK(dns::ClientScope("0.0.0.0/0", "10.0.0.1") == 32);
+  CHECK(dns::ClientScope("0.0.0.0/0", "10.0.0.1") == 0);  // ECS source /0: no tailoring
   CHECK(dns::ClientScope("", "2001:db8::1") == 128);
   CHECK(dns::ClientScope("10.0.0.1", "10.0.0.1") == 32);
   CHECK(dns::ClientScope("10.0.0.0/99", "10.0.0.1") == 32);
