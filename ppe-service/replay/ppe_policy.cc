@@ -47,7 +47,8 @@ std::vector<Score> RunPpe(const Setup& s, const PpeKnobs& knobs) {
   placement.addresses = pool;
   const size_t unlimited = 1u << 30;
   vm::VmManager vms(hypervisor, registry, {placement}, workers, clock,
-                    {.max_vms_per_profile = unlimited, .max_vms_total = unlimited});
+                    {.max_vms_per_profile = unlimited,
+                     .max_vms_total = static_cast<size_t>(std::max(1, s.budget))});
   lifecycle::Janitor janitor(
       registry, vms, clock,
       {.idle_expiry = absl::Hours(24 * 365 * 100), .drain = absl::Seconds(60)});
@@ -109,6 +110,20 @@ std::vector<Score> RunPpe(const Setup& s, const PpeKnobs& knobs) {
       const int64_t n = std::llround(p.demand[t]);
       if (n > 0) demand.Record(p.name, kService, n);
     }
+    // The resolver: a profile's request that finds no ready VM allocates one
+    // (EnsureVm, as ResolverEngine::AnswerProfile does), at the bucket's start.
+    std::vector<absl::Notification> allocated(s.profiles.size());
+    std::vector<size_t> waiting;
+    for (size_t i = 0; i < s.profiles.size(); ++i) {
+      const Profile& p = s.profiles[i];
+      if (p.demand[t] <= 0 || !registry.ReadyAddresses(p.name, kService, clock.Now()).empty()) {
+        continue;
+      }
+      waiting.push_back(i);
+      vms.EnsureVm(p.name, kService, std::nullopt,
+                   [&allocated, i](absl::StatusOr<std::string>) { allocated[i].Notify(); });
+    }
+    for (size_t i : waiting) allocated[i].WaitForNotification();
     sync(t * s.bucket_seconds);
     for (size_t i = 0; i < s.profiles.size(); ++i) {
       ScoreBucket(s, s.profiles[i], t, tracked[i].vms, scores[i]);

@@ -24,9 +24,13 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/config/config_loader.h"
+#include "ppe-service/cpt/region_table.h"
+#include "ppe-service/replay/access_log.h"
 #include "ppe-service/replay/counts.h"
 #include "ppe-service/replay/runner.h"
 #include "ppe-service/replay/setup.h"
+#include "ppe-service/replay/synthetic.h"
 
 namespace {
 
@@ -205,7 +209,7 @@ absl::Status Plot(const std::vector<Result>& results, double oracle, const std::
 }  // namespace
 
 int main(int argc, char** argv) {
-  spdlog::set_level(spdlog::level::warn);  // one line per VM otherwise
+  spdlog::set_level(spdlog::level::err);  // one line per VM, and per refused scale-up, otherwise
   Flags f;
   if (std::string err = ParseFlags(argc, argv, f); !err.empty()) {
     if (err == "help") {
@@ -228,8 +232,38 @@ int main(int argc, char** argv) {
     if (!counts.ok()) return Fail(absl::StrCat(f.counts, ": ", counts.status().message()));
     s.profiles.push_back({.name = "trace", .demand = std::move(*counts)});
     trace = f.counts.substr(f.counts.rfind('/') + 1);
+  } else if (!f.log.empty()) {
+    absl::StatusOr<std::string> text = ReadFile(f.log);
+    if (!text.ok()) return Fail(std::string(text.status().message()));
+    ppe::cpt::RegionTable regions;
+    ppe::replay::LogOptions options{.bucket_seconds = s.bucket_seconds};
+    if (!f.config.empty()) {
+      absl::StatusOr<ppe::config::v1::PpeConfig> config = ppe::config::LoadPpeConfig(f.config);
+      if (!config.ok()) return Fail(absl::StrCat(f.config, ": ", config.status().message()));
+      for (const auto& rule : config->regions()) {
+        if (absl::Status st = regions.Add(rule.cidr(), rule.region()); !st.ok()) {
+          return Fail(absl::StrCat(f.config, ": ", st.message()));
+        }
+      }
+      options.regions = &regions;
+      options.time_buckets_per_day = static_cast<int>(config->cpt().time_buckets_per_day());
+    }
+    int skipped = 0;
+    absl::StatusOr<std::vector<ppe::replay::Profile>> profiles =
+        ppe::replay::ProfilesFromLog(*text, options, &skipped);
+    if (!profiles.ok()) return Fail(absl::StrCat(f.log, ": ", profiles.status().message()));
+    std::fprintf(stderr, "ppe-replay: %zu profiles from %s (%d lines skipped)\n", profiles->size(),
+                 f.log.c_str(), skipped);
+    s.profiles = std::move(*profiles);
+    trace = f.log.substr(f.log.rfind('/') + 1);
   } else {
-    return Fail("--log and --synthetic: not built yet");
+    absl::StatusOr<std::string> text = ReadFile(f.shapes);
+    if (!text.ok()) return Fail(std::string(text.status().message()));
+    absl::StatusOr<std::vector<ppe::replay::Profile>> profiles =
+        ppe::replay::SyntheticPopulation(*text, f.synthetic);
+    if (!profiles.ok()) return Fail(absl::StrCat(f.shapes, ": ", profiles.status().message()));
+    s.profiles = std::move(*profiles);
+    trace = absl::StrCat("synthetic-", f.synthetic);
   }
   const int n = s.buckets();
   constexpr int kMinBuckets = 4;
@@ -244,7 +278,7 @@ int main(int argc, char** argv) {
   }
   s.periods = f.periods.empty() ? DefaultPeriods(s.bucket_seconds) : f.periods;
   if (std::isnan(f.capacity)) {
-    // Default: the scored peak needs 20 VMs.
+    // Default: the largest profile's scored peak needs 20 VMs.
     double peak = 0;
     for (const auto& p : s.profiles) {
       for (int t = s.warmup_buckets; t < n; ++t) peak = std::max(peak, p.demand[t]);

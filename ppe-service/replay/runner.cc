@@ -125,21 +125,29 @@ std::string ToJson(const Setup& s, const Result& r, const std::string& trace,
   absl::StrAppend(&out, ",\"profiles\":", r.per_profile.size(), ",",
                   Metrics(s, r.total, oracle_vm_seconds));
   if (r.per_profile.size() > 1) {
-    // Profiles by size (scored requests, then position), cut into ten.
-    std::vector<size_t> order(r.per_profile.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::vector<double> size(order.size());
-    for (size_t i = 0; i < order.size(); ++i) {
-      for (int t = s.warmup_buckets; t < s.buckets(); ++t) size[i] += s.profiles[i].demand[t];
+    // Profiles with scored requests by size (requests over the whole trace,
+    // then position), cut into ten.
+    std::vector<size_t> order;
+    std::vector<double> size(r.per_profile.size());
+    for (size_t i = 0; i < size.size(); ++i) {
+      for (double d : s.profiles[i].demand) size[i] += d;
+      if (r.per_profile[i].requests > 0) order.push_back(i);
     }
     std::stable_sort(order.begin(), order.end(),
                      [&](size_t a, size_t b) { return size[a] < size[b]; });
+    absl::StrAppend(&out, ",\"profiles_scored\":", order.size());
     absl::StrAppend(&out, ",\"by_size_decile\":[");
+    auto mean_size = [&](size_t from, size_t to) {
+      double sum = 0;
+      for (size_t i = from; i < to; ++i) sum += size[order[i]];
+      return to > from ? sum / (to - from) : 0.0;
+    };
     for (int d = 0; d < 10; ++d) {
       const size_t from = order.size() * d / 10, to = order.size() * (d + 1) / 10;
       Score sc;
       for (size_t i = from; i < to; ++i) sc.Add(r.per_profile[order[i]]);
       absl::StrAppend(&out, d ? "," : "", "{\"decile\":", d + 1, ",\"profiles\":", to - from,
+                      ",\"mean_size\":", Num(mean_size(from, to)),
                       ",\"requests\":", Num(sc.requests),
                       ",\"cold_start_rate\":", Num(sc.cold_rate()),
                       ",\"vm_seconds\":", Num(sc.vm_seconds), "}");

@@ -32,8 +32,9 @@ std::vector<Knob> SweepKnobs(const std::string& policy);
 Result Run(const Setup& s, const std::string& policy, const Knob& knob);
 
 // The JSON line for a result. `oracle_vm_seconds`: the oracle's total.
-// With more than one profile it adds the metrics by profile-size decile
-// (decile 1: the smallest profiles by scored requests).
+// With more than one profile it adds the metrics by profile-size decile:
+// the profiles with scored requests, by requests over the whole trace
+// (decile 1: the smallest).
 std::string ToJson(const Setup& s, const Result& r, const std::string& trace,
                    double oracle_vm_seconds);
 
