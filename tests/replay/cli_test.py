@@ -67,6 +67,31 @@ def main():
                      "bad boot seconds")
         expect_error(binary, [], "exactly one of", "no input")
 
+        # An access log: two clients of one /24 with a desktop browser share a
+        # profile; a phone in that /24 and a client of another /24 get their
+        # own; 06:00 UTC is another time-of-day bucket (4 a day): 4 profiles.
+        ua_desktop = "Mozilla/5.0 (X11; Linux x86_64) Firefox/38.0"
+        ua_phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 8_3 like Mac OS X) Mobile/12F70"
+        log_lines = [
+            ("198.51.100.7", "17/May/2015:10:05:03", ua_desktop),
+            ("198.51.100.9", "17/May/2015:10:06:03", ua_desktop),
+            ("198.51.100.9", "17/May/2015:10:07:03", ua_phone),
+            ("203.0.113.1", "17/May/2015:10:08:03", ua_desktop),
+            ("198.51.100.7", "17/May/2015:05:59:00", ua_desktop),
+        ]
+        log = write("access.log", "".join(
+            f'{ip} - - [{t} +0000] "GET / HTTP/1.1" 200 512 "-" "{ua}"\n'
+            for ip, t, ua in log_lines))
+        r = run(binary, ["--log", log, "--capacity", "1", "--warmup-buckets", "0",
+                         "--policy", "oracle"])
+        if r.returncode != 0 or "5 profiles" in r.stderr or json.loads(
+                r.stdout.splitlines()[0])["profiles"] != 4:
+            failures.append(f"log profiles: rc={r.returncode} {r.stdout} {r.stderr}")
+        else:
+            print("ok   access log: 4 profiles from 5 requests")
+        expect_error(binary, ["--log", write("bad.log", "not a log line\n")],
+                     "no request in the log parses", "unparseable log")
+
         out_csv = os.path.join(tmp, "out.csv")
         out_png = os.path.join(tmp, "out.png")
         r = run(binary, ["--counts", csv_hand] + HAND_FLAGS +

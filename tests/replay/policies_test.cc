@@ -128,9 +128,8 @@ TEST_CASE("the global budget goes to the premium tier first") {
   s.profiles[1].tier = "premium";
   std::vector<Score> scores = RunPpe(s, PpeKnobs{.mode = scaler::Scaler::Mode::kReactive});
   REQUIRE(scores.size() == 2);
-  INFO("standard: " << scores[0].cold << " cold, " << scores[0].vm_seconds
-                    << " VM-s; premium: " << scores[1].cold << " cold, " << scores[1].vm_seconds
-                    << " VM-s");
+  INFO("standard: " << scores[0].cold << " cold, " << scores[0].vm_seconds << " VM-s; premium: "
+                    << scores[1].cold << " cold, " << scores[1].vm_seconds << " VM-s");
   // The resolver allocates for whoever asks first (here the standard profile,
   // first in order) within the VM limit; the scaler then gives the budget to
   // premium and drains the standard profile's VM.
