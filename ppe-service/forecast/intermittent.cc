@@ -101,7 +101,7 @@ bool IsIntermittent(std::span<const double> y) {
     zeros += v == 0;
     demand += v > 0;
   }
-  return demand >= 2 && zeros > kIntermittentZeroShare * static_cast<double>(y.size());
+  return demand >= 1 && zeros > kIntermittentZeroShare * static_cast<double>(y.size());
 }
 
 absl::StatusOr<std::unique_ptr<Model>> FitIntermittent(std::span<const double> y) {

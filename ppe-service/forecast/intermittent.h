@@ -71,8 +71,8 @@ class IntermittentModel final : public Model {
   static constexpr size_t kSizesKept = 200;
 };
 
-// True when more than kIntermittentZeroShare of `y` is zero and at least two
-// buckets have demand.
+// True when more than kIntermittentZeroShare of `y` is zero and some bucket
+// has demand.
 bool IsIntermittent(std::span<const double> y);
 
 // The automatic forecaster's choice for an intermittent series: Croston, SBA
