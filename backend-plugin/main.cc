@@ -8,10 +8,10 @@
 
 #include "backend-plugin/backend.h"
 #include "backend-plugin/connector.h"
+#include "backend-plugin/plugin_config.h"
 #include "backend-plugin/ppe_client.h"
 #include "backend-plugin/zone_cache.h"
 #include "ppe-service/common/log.h"
-#include "ppe-service/config/config_loader.h"
 
 namespace {
 
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: ppe-backend --config FILE [--pipe]\n");
     return 2;
   }
-  absl::StatusOr<ppe::config::v1::PluginConfig> config = ppe::config::LoadPluginConfig(config_path);
+  absl::StatusOr<ppe::config::v1::PluginConfig> config = ppe::plugin::LoadPluginConfig(config_path);
   if (!config.ok()) {
     std::fprintf(stderr, "ppe-backend: %s\n", std::string(config.status().message()).c_str());
     return 1;

@@ -15,7 +15,7 @@ packages=(
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(catch2 libbenchmark-dev knot-dnsutils dnsperf r-cran-forecast python3-statsmodels
              clang libclang-rt-14-dev clang-format libmaxmind-db-writer-perl openssl iproute2
-             xz-utils bzip2)
+             xz-utils bzip2 pdns-backend-bind pdns-backend-sqlite3)
 fi
 
 missing=()

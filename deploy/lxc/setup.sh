@@ -1,7 +1,8 @@
 #!/bin/sh
 # Brings up what PPE needs to run real libvirt LXC containers on this machine
-# (DESIGN.md §6): the packages, the libvirt-qemu user, a host bridge, and a
-# private libvirtd whose sockets, state and config live under RUN_DIR.
+# (docs/design.md, "libvirt facts the code depends on"): the packages, the
+# libvirt-qemu user, a host bridge, and a private libvirtd whose sockets, state
+# and config live under RUN_DIR.
 # Idempotent: run it again to restart a libvirtd that died; what is already up
 # is kept. Progress goes to stderr; the libvirt URI to use is the only line on stdout.
 #

@@ -1,77 +1,20 @@
 #include "ppe-service/config/config_loader.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
-#include <fstream>
 #include <set>
-#include <sstream>
-
-#include <google/protobuf/io/tokenizer.h>
-#include <google/protobuf/text_format.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "ppe-service/config/text_proto.h"
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/cpt/region_table.h"
 #include "ppe-service/dns/name_parser.h"
-#include "ppe-service/vm/address_pool.h"
+#include "ppe-service/net/ipv4_cidr.h"
 
 namespace ppe::config {
 namespace {
 
-using ppe::config::v1::PluginConfig;
 using ppe::config::v1::PpeConfig;
-
-// Collects the text-format parser's errors with their line and column.
-class ErrorCollector final : public google::protobuf::io::ErrorCollector {
- public:
-  explicit ErrorCollector(std::string origin) : origin_(std::move(origin)) {}
-  void AddError(int line, int column, const std::string& message) override {
-    errors_.push_back(absl::StrCat(origin_, ":", line + 1, ":", column + 1, ": ", message));
-  }
-  std::string Joined() const { return absl::StrJoin(errors_, "; "); }
-
- private:
-  std::string origin_;
-  std::vector<std::string> errors_;
-};
-
-template <typename Message>
-absl::StatusOr<Message> ParseText(const std::string& text, const std::string& origin) {
-  Message msg;
-  google::protobuf::TextFormat::Parser parser;
-  ErrorCollector errors(origin);
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text, &msg)) {
-    return absl::InvalidArgumentError(errors.Joined());
-  }
-  return msg;
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-absl::Status FieldError(const std::string& origin, const std::string& field,
-                        const std::string& what) {
-  return absl::InvalidArgumentError(absl::StrCat(origin, ": ", field, ": ", what));
-}
-
-bool IsIpv4(const std::string& s) {
-  in_addr a;
-  return inet_pton(AF_INET, s.c_str(), &a) == 1;
-}
-
-bool IsIpv6(const std::string& s) {
-  in6_addr a;
-  return inet_pton(AF_INET6, s.c_str(), &a) == 1;
-}
 
 absl::Status Validate(PpeConfig& c, const std::string& origin) {
   if (c.listen().empty()) c.set_listen("127.0.0.1:50051");
@@ -198,20 +141,19 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
             absl::StrCat("'", svc->workload_class(), "' is not a workload_classes name"));
       }
       if (svc->requests_per_vm() == 0) svc->set_requests_per_vm(600);
-      if (absl::StatusOr<vm::AddressPool> pool = vm::AddressPool::Create(svc->address_pool());
-          !pool.ok()) {
+      absl::StatusOr<net::Ipv4HostRange> pool = net::ParseIpv4Pool(svc->address_pool());
+      if (!pool.ok()) {
         return FieldError(origin, sfield + ".address_pool", std::string(pool.status().message()));
       }
       if (svc->prefix_length() == 0) {
-        svc->set_prefix_length(static_cast<uint32_t>(
-            std::atoi(svc->address_pool().substr(svc->address_pool().find('/') + 1).c_str())));
+        svc->set_prefix_length(static_cast<uint32_t>(pool->prefix_length));
       }
       if (svc->prefix_length() > 32) {
         return FieldError(origin, sfield + ".prefix_length", "must be at most 32");
       }
       for (int f = 0; f < svc->fallback_addresses_size(); ++f) {
         const std::string& a = svc->fallback_addresses(f);
-        if (!IsIpv4(a) && !IsIpv6(a)) {
+        if (!net::IsIpAddress(a)) {
           return FieldError(origin, absl::StrCat(sfield, ".fallback_addresses[", f, "]"),
                             absl::StrCat("'", a, "' is not an IP address"));
         }
@@ -233,37 +175,16 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
 }  // namespace
 
 absl::StatusOr<PpeConfig> ParsePpeConfig(const std::string& text, const std::string& origin) {
-  absl::StatusOr<PpeConfig> c = ParseText<PpeConfig>(text, origin);
+  absl::StatusOr<PpeConfig> c = ParseTextProto<PpeConfig>(text, origin);
   if (!c.ok()) return c;
   if (absl::Status s = Validate(*c, origin); !s.ok()) return s;
   return c;
 }
 
 absl::StatusOr<PpeConfig> LoadPpeConfig(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadFile(path);
+  absl::StatusOr<std::string> text = ReadConfigFile(path);
   if (!text.ok()) return text.status();
   return ParsePpeConfig(*text, path);
-}
-
-absl::StatusOr<PluginConfig> ParsePluginConfig(const std::string& text, const std::string& origin) {
-  absl::StatusOr<PluginConfig> c = ParseText<PluginConfig>(text, origin);
-  if (!c.ok()) return c;
-  if (c->ppe_target().empty()) c->set_ppe_target("127.0.0.1:50051");
-  if (c->deadline_ms() == 0) c->set_deadline_ms(300);
-  if (c->deadline_ms() > 1500) {
-    return FieldError(origin, "deadline_ms",
-                      "must stay far below pdns's 2000 ms timeout (<= 1500)");
-  }
-  if (c->zone_refresh_s() == 0) c->set_zone_refresh_s(30);
-  if (c->breaker_failures() == 0) c->set_breaker_failures(5);
-  if (c->breaker_open_ms() == 0) c->set_breaker_open_ms(1000);
-  return c;
-}
-
-absl::StatusOr<PluginConfig> LoadPluginConfig(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadFile(path);
-  if (!text.ok()) return text.status();
-  return ParsePluginConfig(*text, path);
 }
 
 }  // namespace ppe::config

@@ -14,8 +14,4 @@ absl::StatusOr<ppe::config::v1::PpeConfig> LoadPpeConfig(const std::string& path
 absl::StatusOr<ppe::config::v1::PpeConfig> ParsePpeConfig(const std::string& text,
                                                           const std::string& origin);
 
-absl::StatusOr<ppe::config::v1::PluginConfig> LoadPluginConfig(const std::string& path);
-absl::StatusOr<ppe::config::v1::PluginConfig> ParsePluginConfig(const std::string& text,
-                                                                const std::string& origin);
-
 }  // namespace ppe::config

@@ -44,6 +44,8 @@ commands:
                         let the scaler decide and act for this profile now
   report --cpt CPT --service S --requests N
                         add requests seen at the edge to the profile's demand
+  health                grpc.health.v1 status of ADDR: SERVING (exit 0), or NOT_SERVING
+                        while ppe-server restores its VMs at start (exit 1)
   methods               list the Admin service's methods
   call --method M       call Admin.M with an empty request and print the status: checks
                         access to every method (an authorized call does what M does)
@@ -216,6 +218,29 @@ bool MakeChannel(const Args& args, std::shared_ptr<grpc::Channel>& channel, std:
   if (!args.tls_server_name.empty()) channel_args.SetSslTargetNameOverride(args.tls_server_name);
   channel = grpc::CreateCustomChannel(args.server, grpc::SslCredentials(tls), channel_args);
   return true;
+}
+
+// A unary call by method name with a serialized request (no generated stub).
+grpc::Status CallRaw(const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& ctx,
+                     const std::string& method, const std::string& request_bytes,
+                     std::string& response_bytes) {
+  grpc::Slice slice(request_bytes);
+  grpc::ByteBuffer request(&slice, 1), response;
+  grpc::Status status;
+  absl::Notification done;
+  grpc::GenericStub generic(channel);
+  generic.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+    status = std::move(s);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  std::vector<grpc::Slice> slices;
+  if (status.ok() && response.Dump(&slices).ok()) {
+    for (const grpc::Slice& part : slices) {
+      response_bytes.append(reinterpret_cast<const char*>(part.begin()), part.size());
+    }
+  }
+  return status;
 }
 
 void PrintIssued(const ppe::v1::IssueCptResponse& resp, bool json) {
@@ -407,19 +432,24 @@ int main(int argc, char** argv) {
       return 2;
     }
     // Empty bytes are a valid encoding of every request message (all fields unset).
-    grpc::Slice empty("");
-    grpc::ByteBuffer request(&empty, 1), response;
-    grpc::Status status;
-    absl::Notification done;
-    grpc::GenericStub generic(channel);
-    generic.UnaryCall(&ctx, "/ppe.v1.Admin/" + opt("method"), grpc::StubOptions(), &request,
-                      &response, [&](grpc::Status s) {
-                        status = std::move(s);
-                        done.Notify();
-                      });
-    done.WaitForNotification();
-    if (!status.ok()) return Fail(status);
+    std::string response;
+    if (grpc::Status s = CallRaw(channel, ctx, "/ppe.v1.Admin/" + opt("method"), "", response);
+        !s.ok()) {
+      return Fail(s);
+    }
     std::cout << "OK\n";
+  } else if (args.command == "health") {
+    // HealthCheckRequest{service: ""} is empty; HealthCheckResponse is field 1,
+    // a varint: 0 UNKNOWN, 1 SERVING, 2 NOT_SERVING (grpc/health/v1/health.proto).
+    std::string response;
+    if (grpc::Status s = CallRaw(channel, ctx, "/grpc.health.v1.Health/Check", "", response);
+        !s.ok()) {
+      return Fail(s);
+    }
+    const int code = response.size() == 2 && response[0] == 0x08 ? response[1] : 0;
+    const char* names[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
+    std::cout << (code >= 0 && code <= 3 ? names[code] : "UNKNOWN") << "\n";
+    return code == 1 ? 0 : 1;
   } else if (args.command == "status") {
     ppe::v1::StatusResponse resp;
     if (grpc::Status s = stub->GetStatus(&ctx, {}, &resp); !s.ok()) return Fail(s);

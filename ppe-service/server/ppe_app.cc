@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server_builder.h>
 
@@ -19,6 +20,46 @@
 #include "ppe-service/vm/readiness_probe.h"
 
 namespace ppe::server {
+namespace {
+
+// Holds the Resolver port while the PPE starts: grpc.health.v1.Health says
+// NOT_SERVING, every other method UNAVAILABLE (the plugin answers fallback).
+class StartingServer {
+ public:
+  static std::unique_ptr<StartingServer> Listen(const std::string& listen) {
+    auto out = std::make_unique<StartingServer>();
+    grpc::ServerBuilder builder;
+    // gRPC sets SO_REUSEPORT by default: a second server on the same port would
+    // start and share its connections. Refuse to start instead.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    int port = 0;
+    builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+    builder.RegisterCallbackGenericService(&out->unavailable_);
+    out->server_ = builder.BuildAndStart();
+    if (out->server_ == nullptr || port == 0) return nullptr;
+    out->server_->GetHealthCheckService()->SetServingStatus(false);
+    return out;
+  }
+  ~StartingServer() {
+    if (server_) server_->Shutdown(std::chrono::system_clock::now());
+  }
+
+ private:
+  class Unavailable final : public grpc::CallbackGenericService {
+    grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
+      class Reactor final : public grpc::ServerGenericBidiReactor {
+       public:
+        Reactor() { Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "restoring VMs")); }
+        void OnDone() override { delete this; }
+      };
+      return new Reactor();
+    }
+  };
+  Unavailable unavailable_;
+  std::unique_ptr<grpc::Server> server_;  // after unavailable_: destroyed first
+};
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfig config) {
   std::unique_ptr<PpeApp> app(new PpeApp());
@@ -106,6 +147,12 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
                    .max_vms_total = c.limits().max_vms_total(),
                    .host_vcpus = c.hypervisor().capacity_vcpus(),
                    .host_memory_mib = c.hypervisor().capacity_memory_mib()});
+  // While the reconcile restores VMs, the Resolver port is held and answers
+  // only grpc.health.v1.Health: NOT_SERVING (progress is in the log).
+  grpc::EnableDefaultHealthCheckService(true);
+  std::unique_ptr<StartingServer> starting = StartingServer::Listen(c.listen());
+  if (starting == nullptr)
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", c.listen()));
   absl::StatusOr<vm::VmManager::ReconcileReport> reconciled = app->vms_->Reconcile();
   if (!reconciled.ok()) return reconciled.status();
   app->last_reconcile_ = *reconciled;
@@ -179,8 +226,9 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   }
 
   // grpc.health.v1.Health on both ports: SERVING once start-up is done.
-  grpc::EnableDefaultHealthCheckService(true);
+  starting.reset();
   grpc::ServerBuilder builder;
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // as in StartingServer
   builder.AddListeningPort(c.listen(), grpc::InsecureServerCredentials(), &app->port_);
   builder.RegisterService(app->resolver_service_.get());
   if (c.admin_listen().empty()) builder.RegisterService(app->admin_service_.get());
@@ -191,6 +239,7 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   app->admin_port_ = app->port_;
   if (!c.admin_listen().empty()) {
     grpc::ServerBuilder admin;
+    admin.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     admin.AddListeningPort(c.admin_listen(), app->admin_auth_->ServerCredentials(),
                            &app->admin_port_);
     admin.RegisterService(app->admin_service_.get());

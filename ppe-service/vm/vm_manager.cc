@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "ppe-service/common/log.h"
 #include "ppe-service/cpt/cpt_codec.h"
 
@@ -316,6 +317,7 @@ absl::StatusOr<VmManager::ReconcileReport> VmManager::Reconcile() {
     auto placement = placements_.find(vm.service);
     if (placement != placements_.end()) placement->second.addresses->Reserve(vm.ip);
   }
+  std::vector<Restore> missing;
   for (const registry::VmRecord& vm : vms) {
     auto placement = placements_.find(vm.service);
     // Draining VMs keep serving clients that cached them until the janitor
@@ -332,20 +334,12 @@ absl::StatusOr<VmManager::ReconcileReport> VmManager::Reconcile() {
     }
     if (exists && domain->second->running) {
       ++report.adopted;
+      MarkReady(vm);
     } else {
-      if (exists) hypervisor_.Destroy(vm.name).IgnoreError();  // stopped: start it afresh
-      if (absl::Status s = hypervisor_.Create(SpecFor(vm, placement->second)); !s.ok()) {
-        spdlog::warn("cannot restore VM {}: {}", vm.name, s.message());
-        ++report.failed;
-        if (registry_.RemoveVm(vm.name).ok()) placement->second.addresses->Release(vm.ip);
-        continue;
-      }
-      ++report.restored;
-    }
-    if (vm.state == registry::VmState::kProvisioning || vm.state == registry::VmState::kBooting) {
-      registry_.SetVmState(vm.name, registry::VmState::kReady).IgnoreError();
+      missing.push_back({&vm, &placement->second, exists});
     }
   }
+  RestoreAll(missing, report);
   for (const DomainInfo& d : *domains) {
     if (!d.tag || d.tag->registry != registry_.instance_id() || known.contains(d.name)) continue;
     if (hypervisor_.Destroy(d.name).ok())
@@ -358,6 +352,49 @@ absl::StatusOr<VmManager::ReconcileReport> VmManager::Reconcile() {
       "destroyed, {} failed",
       report.adopted, report.restored, report.released, report.orphans_destroyed, report.failed);
   return report;
+}
+
+void VmManager::MarkReady(const registry::VmRecord& vm) {
+  if (vm.state == registry::VmState::kProvisioning || vm.state == registry::VmState::kBooting) {
+    registry_.SetVmState(vm.name, registry::VmState::kReady).IgnoreError();
+  }
+}
+
+void VmManager::RestoreAll(const std::vector<Restore>& missing, ReconcileReport& report) {
+  if (missing.empty()) return;
+  const int total = static_cast<int>(missing.size());
+  const int step = std::max(1, total / 10);
+  spdlog::info("reconcile: 0/{} restored", total);
+  absl::Mutex mu;
+  int restored = 0, failed = 0;
+  absl::BlockingCounter pending(total);
+  // At most one restore per worker thread at a time: the pool is the bound.
+  for (const Restore& r : missing) {
+    workers_.Schedule([&, r] {
+      const registry::VmRecord& vm = *r.vm;
+      if (r.stopped) hypervisor_.Destroy(vm.name).IgnoreError();  // start it afresh
+      absl::Status s = hypervisor_.Create(SpecFor(vm, *r.placement));
+      if (s.ok()) {
+        MarkReady(vm);
+      } else {
+        spdlog::warn("cannot restore VM {}: {}", vm.name, s.message());
+        if (registry_.RemoveVm(vm.name).ok()) r.placement->addresses->Release(vm.ip);
+      }
+      {
+        absl::MutexLock lock(&mu);
+        ++(s.ok() ? restored : failed);
+        const int done = restored + failed;
+        if (done % step == 0 || done == total) {
+          spdlog::info("reconcile: {}/{} restored{}", done, total,
+                       failed > 0 ? absl::StrCat(" (", failed, " of them failed)") : "");
+        }
+      }
+      pending.DecrementCount();
+    });
+  }
+  pending.Wait();
+  report.restored += restored;
+  report.failed += failed;
 }
 
 }  // namespace ppe::vm

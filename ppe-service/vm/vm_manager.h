@@ -107,6 +107,8 @@ class VmManager {
   // are adopted; those whose domain is gone (or stopped) are re-created with
   // the same name, address and MAC; failed ones are released;
   // domains tagged by this registry that it does not know are destroyed.
+  // Re-creations run in parallel on the worker pool (one per worker thread),
+  // logged as "reconcile: N/M restored"; call it from outside the pool.
   struct ReconcileReport {
     int adopted = 0, restored = 0, released = 0, orphans_destroyed = 0, failed = 0;
   };
@@ -123,6 +125,14 @@ class VmManager {
   absl::StatusOr<std::string> ClaimSpare(const std::string& cpt, const ServicePlacement& placement);
   void CreateSpare(const ServicePlacement& placement);
   DomainSpec SpecFor(const registry::VmRecord& vm, const ServicePlacement& placement) const;
+  // Reconcile: a registry VM whose domain is gone (or stopped) is re-created.
+  struct Restore {
+    const registry::VmRecord* vm;
+    const ServicePlacement* placement;
+    bool stopped;  // the domain exists but does not run
+  };
+  void RestoreAll(const std::vector<Restore>& missing, ReconcileReport& report);
+  void MarkReady(const registry::VmRecord& vm);  // provisioning/booting -> ready
 
   Hypervisor& hypervisor_;
   registry::Registry& registry_;

@@ -60,11 +60,13 @@ class Answer:
 class Stack:
     def __init__(self, extra_ppe_conf="", hypervisor_uri="test:///default",
                  admin_port=None, ppectl_args=(), conf_replace=None, ppe_template="ppe",
-                 template_vars=None):
+                 template_vars=None, other_backend=None):
         """admin_port: where ppectl calls Admin (the ppe.conf's admin_listen, which
         extra_ppe_conf sets); default the Resolver port. ppectl_args: auth flags
         ppectl gets on every call (--token-file, --tls-*). conf_replace: text
-        replacements applied to the rendered ppe.conf."""
+        replacements applied to the rendered ppe.conf. other_backend: "bind" or
+        "gsqlite3" launches that pdns backend before ours (launch=X,remote),
+        serving OTHER_ZONE (see other_backend_conf), as an existing pdns would."""
         self.dir = tempfile.mkdtemp(prefix="ppe-e2e-")
         self.dns_port = free_port()
         self.grpc_port = free_port()
@@ -82,6 +84,8 @@ class Stack:
                      self.conf_replace)
         self._render("plugin", os.path.join(self.dir, "plugin.conf"))
         self._render("pdns", os.path.join(self.dir, "pdns", "pdns.conf"))
+        if other_backend:
+            self.set_pdns_option(other_backend_conf(other_backend, self.dir), launch=True)
 
     def _render(self, name, path, extra="", replace=None):
         with open(os.path.join(ROOT, "deploy", "conf", name + ".conf.in")) as f:
@@ -97,8 +101,16 @@ class Stack:
         with open(path, "w") as f:
             f.write(text + extra)
 
-    def set_pdns_option(self, line):
-        with open(os.path.join(self.dir, "pdns", "pdns.conf"), "a") as f:
+    def set_pdns_option(self, line, launch=False):
+        """Appends `line` to pdns.conf; launch=True: `line` starts with the
+        launch= setting that replaces the template's."""
+        path = os.path.join(self.dir, "pdns", "pdns.conf")
+        if launch:
+            with open(path) as f:
+                kept = [l for l in f if not l.startswith("launch=")]
+            with open(path, "w") as f:
+                f.writelines(kept)
+        with open(path, "a") as f:
             f.write(line + "\n")
 
     def _spawn(self, name, argv):
@@ -205,6 +217,45 @@ class Stack:
             if len(parts) == 5:
                 records.append((parts[0].lower(), int(parts[1]), parts[3], parts[4]))
         return Answer(status, records, scope, elapsed)
+
+
+# The zone another pdns backend serves beside ours (Stack(other_backend=...)).
+OTHER_ZONE = "other.example.test"
+OTHER_RECORDS = [  # name, type, content
+    (OTHER_ZONE, "SOA", f"ns1.{OTHER_ZONE} hostmaster.{OTHER_ZONE} 2024010101 3600 600 86400 60"),
+    (OTHER_ZONE, "NS", f"ns1.{OTHER_ZONE}"),
+    (f"ns1.{OTHER_ZONE}", "A", "192.0.2.53"),
+    (f"www.{OTHER_ZONE}", "A", "192.0.2.80"),
+]
+
+
+def other_backend_conf(kind, directory):
+    """Writes OTHER_ZONE for pdns's bind or gsqlite3 backend under `directory`
+    and returns the pdns.conf lines that launch it before the remote backend."""
+    if kind == "bind":
+        zone = os.path.join(directory, "other.zone")
+        with open(zone, "w") as f:
+            f.write(f"$ORIGIN {OTHER_ZONE}.\n$TTL 300\n")
+            for name, rtype, content in OTHER_RECORDS:
+                dotted = " ".join(w + "." if w.endswith(OTHER_ZONE) else w
+                                  for w in content.split())
+                f.write(f"{name}. IN {rtype} {dotted}\n")
+        named = os.path.join(directory, "named.conf")
+        with open(named, "w") as f:
+            f.write(f'zone "{OTHER_ZONE}" {{ type master; file "{zone}"; }};\n')
+        return f"launch=bind,remote\nbind-config={named}"
+    if kind == "gsqlite3":
+        import sqlite3
+        db = os.path.join(directory, "pdns.sqlite3")
+        with open("/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql") as f:
+            schema = f.read()
+        with sqlite3.connect(db) as c:
+            c.executescript(schema)
+            c.execute("INSERT INTO domains (name, type) VALUES (?, 'NATIVE')", (OTHER_ZONE,))
+            c.executemany("INSERT INTO records (domain_id, name, type, content, ttl, prio, "
+                          "disabled, auth) VALUES (1, ?, ?, ?, 300, 0, 0, 1)", OTHER_RECORDS)
+        return f"launch=gsqlite3,remote\ngsqlite3-database={db}"
+    raise ValueError(f"unknown backend {kind}")
 
 
 def dns_query_packet(qid, name, qtype=1, ecs=None):

@@ -31,12 +31,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# shared/ sits beside the repository (CI lays it there too); PPE_SHARED_DATA overrides.
-DATA = os.environ.get("PPE_SHARED_DATA") or os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "..", "shared",
-    "data")
-if not os.path.isdir(DATA):
-    DATA = "/work/shared/data"
+# The real data sets the repository carries (tests/data/README.md).
+DATA = os.path.join(os.path.dirname(HERE), "data")
 H = 48
 FREQ = 24
 PAIR_MODELS = ["ANN", "AAdN", "AAdA", "MNM", "MAdM"]

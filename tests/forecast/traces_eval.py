@@ -20,12 +20,7 @@ import numpy as np
 
 import compare_with_r as common
 
-# shared/ sits beside the repository (CI lays it there too); PPE_SHARED_DATA overrides.
-DATA = os.environ.get("PPE_SHARED_DATA") or os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "..", "shared",
-    "data")
-if not os.path.isdir(DATA):
-    DATA = "/work/shared/data"
+DATA = common.DATA  # tests/data/
 
 
 def worldcup():

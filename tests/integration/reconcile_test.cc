@@ -2,6 +2,10 @@
 // desired state and Reconcile makes the hypervisor match it.
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <map>
+
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "ppe-service/lifecycle/janitor.h"
 #include "ppe-service/store/memory_registry_store.h"
@@ -95,6 +99,67 @@ TEST_CASE("reconcile: adopt running, restore missing, destroy orphans, keep addr
   for (const auto& vm : w.registry.ListVms()) REQUIRE(restarted->ReleaseVm(vm.name).ok());
   CHECK(w.Domains() == 0);
   CHECK(w.pool->in_use() == 0);
+}
+
+// The real hypervisor, counting how many Creates run at once; each is held
+// 20 ms so that overlapping ones are seen.
+class ConcurrencyCounter : public Hypervisor {
+ public:
+  explicit ConcurrencyCounter(Hypervisor& real) : real_(real) {}
+  HypervisorCapabilities capabilities() const override { return real_.capabilities(); }
+  absl::Status Create(const DomainSpec& spec) override {
+    int now = ++running_;
+    for (int m = max_.load(); now > m && !max_.compare_exchange_weak(m, now);) {
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+    absl::Status s = real_.Create(spec);
+    --running_;
+    return s;
+  }
+  absl::Status Destroy(absl::string_view name) override { return real_.Destroy(name); }
+  absl::StatusOr<std::vector<DomainInfo>> List() override { return real_.List(); }
+  absl::Status Resize(absl::string_view name, unsigned vcpus, unsigned memory_mib) override {
+    return real_.Resize(name, vcpus, memory_mib);
+  }
+  int max_concurrent() const { return max_.load(); }
+  void Reset() { max_ = 0; }
+
+ private:
+  Hypervisor& real_;
+  std::atomic<int> running_{0}, max_{0};
+};
+
+TEST_CASE("reconcile: missing domains are restored in parallel, bounded by the pool") {
+  auto real = LibvirtHypervisor::Open("test:///default");
+  REQUIRE(real.ok());
+  ConcurrencyCounter counter(**real);
+  World w(counter);
+  ThreadPool workers(4);
+  auto vms = w.Manager(workers, WallClock::Instance());
+  std::map<std::string, std::string> ip_of;  // VM name -> address
+  for (int i = 0; i < 40; ++i) w.Allocate(*vms, absl::StrCat("cpt-", i));
+  for (const auto& vm : w.registry.ListVms()) ip_of[vm.name] = vm.ip;
+  REQUIRE(ip_of.size() == 40);
+  // The hypervisor lost every domain (test:/// after a restart).
+  for (const auto& [name, ip] : ip_of) REQUIRE(counter.Destroy(name).ok());
+  REQUIRE(w.Domains() == 0);
+
+  counter.Reset();
+  auto restarted = w.Manager(workers, WallClock::Instance());
+  auto report = restarted->Reconcile();
+  REQUIRE(report.ok());
+  CHECK(counter.max_concurrent() > 1);   // in parallel
+  CHECK(counter.max_concurrent() <= 4);  // at most one per worker thread
+  CHECK(report->restored == 40);
+  CHECK(report->adopted == 0);
+  CHECK(report->failed == 0);
+  CHECK(w.Domains() == 40);
+  for (const auto& vm : w.registry.ListVms()) {
+    CHECK(ip_of[vm.name] == vm.ip);
+    CHECK(vm.state == registry::VmState::kReady);
+  }
+  for (const auto& vm : w.registry.ListVms()) REQUIRE(restarted->ReleaseVm(vm.name).ok());
+  CHECK(w.Domains() == 0);
 }
 
 TEST_CASE("janitor: idle profiles expire, their VMs drain and are released") {

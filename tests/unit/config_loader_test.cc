@@ -53,15 +53,5 @@ TEST_CASE("bad configs are refused with the file, line or field named") {
   CHECK(ErrorOf(bad_fallback).find("fallback_addresses[0]") != std::string::npos);
 }
 
-TEST_CASE("plugin config") {
-  auto c = ParsePluginConfig("socket: \"/tmp/s\"", "p.conf");
-  REQUIRE(c.ok());
-  CHECK(c->deadline_ms() == 300);
-  CHECK(c->breaker_failures() == 5);
-  auto slow = ParsePluginConfig("deadline_ms: 5000", "p.conf");
-  REQUIRE_FALSE(slow.ok());
-  CHECK(std::string(slow.status().message()).find("deadline_ms") != std::string::npos);
-}
-
 }  // namespace
 }  // namespace ppe::config

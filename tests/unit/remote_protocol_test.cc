@@ -13,7 +13,8 @@
 namespace ppe::plugin {
 namespace {
 
-// Lines pdns 4.7.3 sent, verbatim (DESIGN.md §5).
+// Lines pdns 4.7.3 sent, verbatim (docs/design.md, "PowerDNS facts the code
+// depends on").
 constexpr const char* kInitialize =
     R"({"method": "initialize", "parameters": {"command": "/path/backend", "myopt": "hello", "timeout": "2000"}})";
 constexpr const char* kGetAllDomains =

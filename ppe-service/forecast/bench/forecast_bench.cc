@@ -6,7 +6,7 @@
 //   [--slowest K] [--benchmark_filter=...]
 //
 // Series: every (414 / N)-th M4 hourly training series, decompressed with xz -dc
-// from $PPE_DATA_DIR (default /work/shared/data).
+// from $PPE_DATA_DIR (default: the repository's tests/data, PPE_TEST_DATA_DIR).
 
 #include <benchmark/benchmark.h>
 
@@ -51,7 +51,7 @@ std::string ReadCommand(const std::string& cmd) {
 void LoadSeries(int count) {
   const char* dir = std::getenv("PPE_DATA_DIR");
   const std::string path =
-      absl::StrCat(dir != nullptr ? dir : "/work/shared/data", "/m4-hourly-train.csv.xz");
+      absl::StrCat(dir != nullptr ? dir : PPE_TEST_DATA_DIR, "/m4-hourly-train.csv.xz");
   const std::string text = ReadCommand("xz -dc '" + path + "'");
   std::vector<std::pair<std::string, std::vector<double>>> all;
   bool header = true;
