@@ -75,7 +75,10 @@ absl::StatusOr<Forecast> IntermittentModel::Predict(int horizon, double level) c
   if (!(level > 0 && level < 100)) return absl::InvalidArgumentError("level must be in (0, 100)");
   Forecast f;
   f.level = level;
-  const double p = Probability();
+  // Croston and SBA keep their rate through any run of zeros; for the bound,
+  // demand is taken to be no likelier than once in the current gap.
+  double p = Probability();
+  if (method_ != IntermittentMethod::kTsb && since_ > 0) p = std::min(p, 1.0 / (since_ + 1));
   // Upper bound: P(no demand) = 1 - p, else a recent size, by rank.
   const double q = 0.5 + level / 200.0;
   double upper = 0;

@@ -66,6 +66,22 @@ TEST_CASE("the interval: zero while demand is rarer than the upper tail") {
   CHECK((*b)->Predict(3, 95)->upper[0] < 1);
 }
 
+TEST_CASE("Croston's bound falls to zero once demand has been absent long enough") {
+  std::vector<double> y(20, 0.0);
+  for (int t = 0; t < 20; t += 2) y[t] = 5;  // every 2nd bucket
+  auto m = IntermittentModel::Fit(y, IntermittentMethod::kCroston);
+  REQUIRE(m.ok());
+  const double mean = (*m)->Mean();
+  CHECK((*m)->Predict(1, 95)->upper[0] == 5);
+  // The series ends one bucket after a demand; 37 more zeros: 38 buckets
+  // since, 1/39 > 2.5%: still a size. One more: 1/40, not above 2.5%.
+  for (int t = 0; t < 37; ++t) (*m)->Update(0);
+  CHECK((*m)->Predict(1, 95)->upper[0] == 5);
+  (*m)->Update(0);
+  CHECK((*m)->Predict(1, 95)->upper[0] == Approx(mean));
+  CHECK((*m)->Mean() == mean);  // the point forecast is Croston's
+}
+
 TEST_CASE("the automatic forecaster uses an intermittent method for mostly-zero series") {
   std::vector<double> y;
   for (int t = 0; t < 300; ++t) y.push_back(t % 7 == 3 ? 2 : 0);
