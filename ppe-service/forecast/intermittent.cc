@@ -93,7 +93,7 @@ absl::StatusOr<Forecast> IntermittentModel::Predict(int horizon, double level) c
   const double mean = Mean();
   f.mean.assign(horizon, mean);
   f.lower.assign(horizon, 0.0);
-  f.upper.assign(horizon, std::max(upper, mean));
+  f.upper.assign(horizon, upper);
   return f;
 }
 

@@ -62,8 +62,8 @@ TEST_CASE("the interval: zero while demand is rarer than the upper tail") {
   CHECK(a.ok());
   CHECK(b.ok());
   CHECK((*a)->Predict(3, 95)->upper[2] == 12);
-  CHECK((*b)->Predict(3, 95)->upper[0] == Approx((*b)->Mean()));  // never below the mean
-  CHECK((*b)->Predict(3, 95)->upper[0] < 1);
+  CHECK((*b)->Predict(3, 95)->upper[0] == 0);
+  CHECK((*b)->Mean() > 0);
 }
 
 TEST_CASE("Croston's bound falls to zero once demand has been absent long enough") {
@@ -78,7 +78,7 @@ TEST_CASE("Croston's bound falls to zero once demand has been absent long enough
   for (int t = 0; t < 37; ++t) (*m)->Update(0);
   CHECK((*m)->Predict(1, 95)->upper[0] == 5);
   (*m)->Update(0);
-  CHECK((*m)->Predict(1, 95)->upper[0] == Approx(mean));
+  CHECK((*m)->Predict(1, 95)->upper[0] == 0);
   CHECK((*m)->Mean() == mean);  // the point forecast is Croston's
 }
 
