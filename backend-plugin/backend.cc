@@ -1,9 +1,15 @@
 #include "backend-plugin/backend.h"
 
+#include <arpa/inet.h>
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "ppe-service/common/log.h"
+
+#include <algorithm>
+
+#include "ppe-service/cpt/cpt_check.h"
 #include "ppe-service/dns/client_subnet.h"
+#include "ppe-service/dns/cohort_client.h"
 
 namespace ppe::plugin {
 
@@ -63,6 +69,11 @@ std::string Backend::Lookup(const Request& req) {
   // types are answered here without a round trip.
   if (!any && req.qtype != "A" && req.qtype != "AAAA") return ReplyFalse();
 
+  if (table_ != nullptr) {
+    std::string reply;
+    if (AnswerLocally(*snap, *zone, req, parsed, reply)) return reply;
+  }
+
   ppe::v1::ResolveRequest rr;
   rr.set_qname(req.qname);
   rr.set_qtype(req.qtype);
@@ -76,6 +87,61 @@ std::string Backend::Lookup(const Request& req) {
   return ReplyRecords(resp->records(), zone->info.id());
 }
 
+bool Backend::AnswerLocally(const ZoneCache::Snapshot& snap, const ZoneCache::Zone& zone,
+                            const Request& req, const dns::ParsedName& parsed, std::string& reply) {
+  absl::Time now = absl::Now();
+  AnswerTable::Mode mode = table_->mode(now);
+  AnswerTable::Answer answer;
+  bool found = false;
+  bool tagged = parsed.kind == Kind::kTagged;
+  if (tagged && !cpt::HasValidCheck(parsed.cpt_label)) {
+    // Cannot be a CPT: answered as untagged, here, whatever the PPE's state. A
+    // cohort the table does not know gets the fallback: no RPC, no registration.
+    stats_.not_cpt.fetch_add(1, std::memory_order_relaxed);
+    if (mode != AnswerTable::Mode::kOff) {
+      found = table_->FindCohort(parsed.service, dns::CohortClient(req.real_remote, req.remote),
+                                 now, answer);
+    }
+    if (!found) {
+      reply = FallbackRecords(snap, zone, req, parsed.service);
+      return true;
+    }
+  } else if (mode == AnswerTable::Mode::kOff) {
+    return false;
+  } else if (tagged) {
+    found = table_->FindProfile(parsed.service, parsed.cpt_label, answer);
+  } else {
+    found = table_->FindCohort(parsed.service, dns::CohortClient(req.real_remote, req.remote), now,
+                               answer);
+  }
+  if (!found) return false;
+  uint32_t ttl = answer.ttl;
+  if (mode == AnswerTable::Mode::kStale) {  // the PPE is away: keep answers short-lived
+    if (const ppe::v1::ServiceInfo* svc = snap.Service(zone, parsed.service); svc != nullptr) {
+      ttl = std::min(ttl, svc->fallback_ttl());
+    }
+  }
+  bool want_v4 = req.qtype == "A" || req.qtype == "ANY";
+  google::protobuf::RepeatedPtrField<ppe::v1::Record> out;
+  if (want_v4) {
+    char text[INET_ADDRSTRLEN];
+    for (uint32_t ip : answer.v4) {
+      in_addr a{ip};
+      inet_ntop(AF_INET, &a, text, sizeof(text));
+      ppe::v1::Record* r = out.Add();
+      r->set_qname(req.qname);
+      r->set_qtype("A");
+      r->set_content(text);
+      r->set_ttl(ttl);
+      r->set_scope_mask(answer.scope);
+    }
+    if (demand_ != nullptr) demand_->Count(answer.cpt, parsed.service);
+  }
+  stats_.local.fetch_add(1, std::memory_order_relaxed);
+  reply = ReplyRecords(out, zone.info.id());
+  return true;
+}
+
 std::string Backend::Fallback(const ZoneCache::Snapshot& snap, const ZoneCache::Zone& zone,
                               const Request& req, const std::string& service,
                               absl::string_view why) {
@@ -87,6 +153,11 @@ std::string Backend::Fallback(const ZoneCache::Snapshot& snap, const ZoneCache::
     spdlog::warn("PPE unavailable ({}): answering fallback addresses ({} fallbacks so far)", why,
                  stats_.fallbacks.load(std::memory_order_relaxed));
   }
+  return FallbackRecords(snap, zone, req, service);
+}
+
+std::string Backend::FallbackRecords(const ZoneCache::Snapshot& snap, const ZoneCache::Zone& zone,
+                                     const Request& req, const std::string& service) {
   google::protobuf::RepeatedPtrField<ppe::v1::Record> out;
   // A fallback is transient: scoped to the client, so pdns caches it nowhere.
   uint32_t scope = dns::ClientScope(req.real_remote, req.remote);

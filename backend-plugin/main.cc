@@ -6,8 +6,11 @@
 #include <string>
 #include <thread>
 
+#include "backend-plugin/answer_table.h"
+#include "backend-plugin/answer_watch.h"
 #include "backend-plugin/backend.h"
 #include "backend-plugin/connector.h"
+#include "backend-plugin/demand_reporter.h"
 #include "backend-plugin/plugin_config.h"
 #include "backend-plugin/ppe_client.h"
 #include "backend-plugin/zone_cache.h"
@@ -92,7 +95,28 @@ int main(int argc, char** argv) {
     }
   }).detach();
 
-  ppe::plugin::Backend backend(zones, client);
+  // The data plane: answers streamed from the PPE, local answers counted back.
+  std::unique_ptr<ppe::plugin::AnswerTable> table;
+  std::unique_ptr<ppe::plugin::AnswerWatch> watch;
+  std::unique_ptr<ppe::plugin::DemandReporter> demand;
+  if (!config->disable_answer_table()) {
+    table = std::make_unique<ppe::plugin::AnswerTable>(
+        ppe::plugin::AnswerTable::Options{.stale_serve = absl::Seconds(config->stale_serve_s())});
+    watch = std::make_unique<ppe::plugin::AnswerWatch>(
+        ppe::plugin::AnswerWatch::Options{.target = config->ppe_target()}, *table,
+        [&zones, file = config->zone_cache_file()](const ppe::v1::ListZonesResponse& z) {
+          zones.Set(z);
+          if (!file.empty()) {
+            if (absl::Status s = zones.Save(file); !s.ok()) spdlog::warn("{}", s.message());
+          }
+        });
+    watch->Start();
+    demand = std::make_unique<ppe::plugin::DemandReporter>(ppe::plugin::DemandReporter::Options{
+        .target = config->ppe_target(),
+        .interval = absl::Milliseconds(config->demand_report_ms())});
+    demand->Start();
+  }
+  ppe::plugin::Backend backend(zones, client, table.get(), demand.get());
   if (pipe_mode) {
     ppe::plugin::ServeStream(0, 1, backend);
     return 0;
@@ -110,5 +134,6 @@ int main(int argc, char** argv) {
   spdlog::info("ppe-backend serving {} for pdns, PPE at {}", config->socket(),
                config->ppe_target());
   server.Serve();
+  if (demand) demand->Stop();  // the last counts reach the PPE
   return 0;
 }

@@ -18,6 +18,8 @@ absl::StatusOr<PluginConfig> ParsePluginConfig(const std::string& text, const st
   if (c->zone_refresh_s() == 0) c->set_zone_refresh_s(30);
   if (c->breaker_failures() == 0) c->set_breaker_failures(5);
   if (c->breaker_open_ms() == 0) c->set_breaker_open_ms(1000);
+  if (c->stale_serve_s() == 0) c->set_stale_serve_s(300);
+  if (c->demand_report_ms() == 0) c->set_demand_report_ms(1000);
   return c;
 }
 

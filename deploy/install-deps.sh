@@ -8,14 +8,14 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git python3
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libabsl-dev
   libvirt-dev libvirt0 libmaxminddb-dev libssl-dev libsqlite3-dev libspdlog-dev libfmt-dev rapidjson-dev
-  prometheus-cpp-dev libeigen3-dev libnlopt-dev
+  prometheus-cpp-dev libeigen3-dev libnlopt-dev golang-etcd-server-dev
   pdns-server pdns-backend-remote bind9-dnsutils procps
   gnuplot-nox
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(catch2 libbenchmark-dev knot-dnsutils dnsperf r-cran-forecast python3-statsmodels
              clang libclang-rt-14-dev clang-format libmaxmind-db-writer-perl openssl iproute2
-             xz-utils bzip2 pdns-backend-bind pdns-backend-sqlite3)
+             xz-utils bzip2 pdns-backend-bind pdns-backend-sqlite3 etcd-server)
 fi
 
 missing=()

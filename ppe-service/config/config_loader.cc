@@ -37,9 +37,13 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
 
   auto* reg = c.mutable_registry();
   if (reg->store().empty()) reg->set_store("sqlite");
-  if (reg->store() != "sqlite" && reg->store() != "memory") {
-    return FieldError(origin, "registry.store", "must be \"sqlite\" or \"memory\"");
+  if (reg->store() != "sqlite" && reg->store() != "memory" && reg->store() != "etcd") {
+    return FieldError(origin, "registry.store", "must be \"sqlite\", \"memory\" or \"etcd\"");
   }
+  if (reg->store() == "etcd" && reg->etcd_endpoints().empty()) {
+    return FieldError(origin, "registry.etcd_endpoints", "needed for store \"etcd\"");
+  }
+  if (reg->etcd_timeout_ms() == 0) reg->set_etcd_timeout_ms(5000);
   if (reg->sqlite_path().empty()) reg->set_sqlite_path(c.state_dir() + "/registry.db");
   if (reg->idle_profile_expiry_s() == 0) reg->set_idle_profile_expiry_s(86400);
   if (reg->janitor_interval_s() == 0) reg->set_janitor_interval_s(10);

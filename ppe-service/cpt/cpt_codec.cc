@@ -27,13 +27,6 @@ std::string HmacSha256(const std::string& key, absl::string_view message) {
 CptCodec::CptCodec(KeyRing keys, size_t length)
     : keys_(std::move(keys)), length_(std::clamp(length, kMinLength, kMaxLength)) {}
 
-std::string CptCodec::Check(const std::string& key, absl::string_view version_and_digest) const {
-  return Base32Encode(
-      HmacSha256(key, absl::StrCat("chk|", absl::string_view(version_and_digest.data(),
-                                                             version_and_digest.size()))),
-      kCheckChars);
-}
-
 std::string CptCodec::Encode(const Attributes& attributes) const {
   const std::string& key = keys_.CurrentKey();
   std::string tag(1, kBase32Alphabet[keys_.current_version()]);
@@ -41,7 +34,7 @@ std::string CptCodec::Encode(const Attributes& attributes) const {
   tag += Base32Encode(
       HmacSha256(key, absl::StrCat("cpt|", CanonicalEncoding(Canonicalize(attributes)))),
       digest_chars);
-  tag += Check(key, tag);
+  tag += CptCheck(tag);
   return tag;
 }
 
@@ -58,7 +51,7 @@ absl::StatusOr<std::string> CptCodec::Parse(absl::string_view label) const {
   const std::string* key = keys_.VerifyingKey(Base32Value(tag[0]));
   if (key == nullptr) return absl::UnauthenticatedError("CPT key version not accepted");
   absl::string_view body(tag.data(), length_ - kCheckChars);
-  if (Check(*key, body) != absl::string_view(tag).substr(length_ - kCheckChars)) {
+  if (CptCheck(body) != absl::string_view(tag).substr(length_ - kCheckChars)) {
     return absl::UnauthenticatedError("CPT check does not verify");
   }
   return tag;

@@ -6,21 +6,23 @@
 
 #include "absl/status/statusor.h"
 #include "ppe-service/cpt/attributes.h"
+#include "ppe-service/cpt/cpt_check.h"
 #include "ppe-service/cpt/key_ring.h"
 
 namespace ppe::cpt {
 
 // Client Profile Tag: <version char><digest><check>, lowercase base32.
 //   digest = first D chars of base32(HMAC-SHA-256(key[v], "cpt|" + canonical attributes))
-//   check  = first 4 chars of base32(HMAC-SHA-256(key[v], "chk|" + version char + digest))
-// The check lets a forged label be rejected without a registry look-up; a tag
-// whose check verifies still has to be in the registry to be served.
+//   check  = first 4 chars of base32(SHA-256("chk|" + version char + digest)), unkeyed
+// The check (cpt_check.h) lets the plugin reject a random label without the key
+// or a look-up; authenticity is the keyed digest: a tag whose check verifies
+// still has to be in the registry to be served.
 class CptCodec {
  public:
   static constexpr size_t kMinLength = 16;
   static constexpr size_t kMaxLength = 32;
   static constexpr size_t kDefaultLength = 26;
-  static constexpr size_t kCheckChars = 4;
+  static constexpr size_t kCheckChars = kCptCheckChars;
 
   CptCodec(KeyRing keys, size_t length);
 
@@ -38,8 +40,6 @@ class CptCodec {
   static std::string Fingerprint(absl::string_view cpt);
 
  private:
-  std::string Check(const std::string& key, absl::string_view version_and_digest) const;
-
   KeyRing keys_;
   size_t length_;
 };

@@ -681,6 +681,276 @@ std::optional<EtsSpec> NestedSpec(const EtsSpec& spec) {
   return twin;
 }
 
+// The objective of an ETS fit. Maximum likelihood is least squares on the
+// residuals of EtsResiduals, as a function of the point
+//   alpha, u, v, phi, free initial states,
+// where beta = lower + u (min(alpha, upper) - lower) and
+// gamma = lower + v (min(1 - alpha, upper) - lower), so that R's "usual"
+// bounds (beta <= alpha, gamma <= 1 - alpha) become a box (u, v in [0, 1]).
+// The first num_smooth() coordinates are the smoothing parameters; the last
+// seasonal index is implied by the others. A point outside the usual bounds,
+// not admissible, or with a non-positive multiplicative seasonal index is
+// infeasible. Holds the scratch buffers of the evaluations, so one objective
+// serves one fit at a time.
+class EtsObjective {
+ public:
+  // R's starting point (initparam: u = 0.1, v = 0.05, the heuristic initial
+  // states) and the box around it, for `spec` on `y` (finite; positive where
+  // `spec` is multiplicative). Both must outlive the objective.
+  EtsObjective(std::span<const double> y, const EtsSpec& spec);
+  EtsObjective(const EtsObjective&) = delete;
+  EtsObjective& operator=(const EtsObjective&) = delete;
+
+  int num_residuals() const { return static_cast<int>(y_.size()); }
+  int dim() const { return static_cast<int>(start_.size()); }
+  int num_smooth() const { return num_smooth_; }
+  const std::vector<double>& start() const { return start_; }
+  const std::vector<double>& lower() const { return lower_; }
+  const std::vector<double>& upper() const { return upper_; }
+  // Typical magnitude per coordinate (sets the Jacobian's difference steps).
+  const std::vector<double>& typical() const { return typical_; }
+
+  // The parameters and the full initial state (R layout) at point `v`.
+  void Unpack(std::span<const double> v, EtsParameters* p, std::vector<double>* state) const;
+
+  // The residuals at a full point (false where infeasible), and of a batch
+  // of points as a BatchResidualFn.
+  bool Residuals(std::span<const double> v, std::span<double> r);
+  void BatchResiduals(std::span<const std::vector<double>> points, std::span<double> out,
+                      std::span<char> ok);
+  // The same with the initial states held at start(): `v` is the smoothing
+  // parameters only.
+  bool SmoothingResiduals(std::span<const double> v, std::span<double> r);
+  void SmoothingBatchResiduals(std::span<const std::vector<double>> points, std::span<double> out,
+                               std::span<char> ok);
+
+  // The four above bound to this objective, for MinimizeSumOfSquares.
+  ResidualFn residuals_fn() {
+    return [this](std::span<const double> v, std::span<double> r) { return Residuals(v, r); };
+  }
+  BatchResidualFn batch_fn() {
+    return [this](std::span<const std::vector<double>> points, std::span<double> out,
+                  std::span<char> ok) { BatchResiduals(points, out, ok); };
+  }
+  ResidualFn smoothing_fn() {
+    return
+        [this](std::span<const double> v, std::span<double> r) { return SmoothingResiduals(v, r); };
+  }
+  BatchResidualFn smoothing_batch_fn() {
+    return [this](std::span<const std::vector<double>> points, std::span<double> out,
+                  std::span<char> ok) { SmoothingBatchResiduals(points, out, ok); };
+  }
+
+ private:
+  // Unpack(v) and whether the point is feasible.
+  bool Feasible(std::span<const double> v, EtsParameters* p, std::vector<double>* state);
+
+  const std::span<const double> y_;
+  const EtsSpec& spec_;
+  int num_smooth_ = 0;
+  std::vector<double> start_, lower_, upper_, typical_;
+
+  // The bounds and admissibility test depend on the smoothing parameters
+  // only, which most Jacobian columns share: the last answer is kept.
+  std::optional<EtsParameters> checked_;
+  bool checked_ok_ = false;
+  // Scratch: EtsResiduals' seasonal ring, one point's state, a batch's lanes,
+  // and start() completed by the smoothing parameters.
+  std::vector<double> ring_;
+  std::vector<double> state_;
+  std::vector<EtsParameters> batch_params_;
+  std::vector<std::vector<double>> batch_states_;
+  std::vector<EtsLane> batch_lanes_;
+  std::vector<int> batch_index_;
+  std::vector<double> full_;
+  std::vector<std::vector<double>> full_points_;
+};
+
+EtsObjective::EtsObjective(std::span<const double> y, const EtsSpec& spec) : y_(y), spec_(spec) {
+  const int n = static_cast<int>(y.size());
+  const int m = Period(spec);
+  double alpha = kLower[0] + 0.2 * (kUpper[0] - kLower[0]) / m;
+  if (alpha > 1 || alpha < 0) alpha = kLower[0] + 2e-3;
+  start_.push_back(alpha);
+  lower_.push_back(kLower[0]);
+  // With a season, gamma in [1e-4, 1 - alpha] is empty in floating point at
+  // alpha = 0.9999 itself: stop just short of that corner.
+  upper_.push_back(HasSeason(spec) ? kUpper[0] - 1e-10 : kUpper[0]);
+  if (HasTrend(spec)) {
+    start_.push_back(0.1);
+    lower_.push_back(0);
+    upper_.push_back(1);
+  }
+  if (HasSeason(spec)) {
+    start_.push_back(0.05);
+    lower_.push_back(0);
+    upper_.push_back(1);
+  }
+  if (spec.damped) {
+    start_.push_back(kLower[3] + 0.99 * (kUpper[3] - kLower[3]));
+    lower_.push_back(kLower[3]);
+    upper_.push_back(kUpper[3]);
+  }
+  num_smooth_ = static_cast<int>(start_.size());
+  typical_.assign(num_smooth_, 0.1);
+  std::vector<double> init = EtsHeuristicState(y, spec);
+  start_.insert(start_.end(), init.begin(), init.end());
+  double scale = 0;
+  for (double v : y) scale += std::fabs(v);
+  scale = std::max(scale / n, 1e-8);
+  const int season_off = num_smooth_ + (HasTrend(spec) ? 2 : 1);
+  for (int i = num_smooth_; i < dim(); ++i) {
+    const bool mult_seas = spec.season == Component::kMultiplicative && i >= season_off;
+    typical_.push_back(mult_seas ? 1.0 : (i == num_smooth_ ? scale : 0.1 * scale));
+    lower_.push_back(-HUGE_VAL);
+    upper_.push_back(HUGE_VAL);
+  }
+  full_ = start_;
+}
+
+void EtsObjective::Unpack(std::span<const double> v, EtsParameters* p,
+                          std::vector<double>* state) const {
+  int k = 0;
+  p->alpha = v[k++];
+  if (HasTrend(spec_)) {
+    p->beta = kLower[1] + v[k++] * (std::min(p->alpha, kUpper[1]) - kLower[1]);
+  }
+  if (HasSeason(spec_)) {
+    p->gamma = kLower[2] + v[k++] * (std::min(1 - p->alpha, kUpper[2]) - kLower[2]);
+  }
+  p->phi = spec_.damped ? v[k++] : 1.0;
+  state->assign(v.begin() + num_smooth_, v.end());
+  if (HasSeason(spec_)) {
+    const int off = HasTrend(spec_) ? 2 : 1;
+    double sum = 0;
+    for (size_t j = off; j < state->size(); ++j) sum += (*state)[j];
+    state->push_back((spec_.season == Component::kMultiplicative ? Period(spec_) : 0) - sum);
+  }
+}
+
+bool EtsObjective::Feasible(std::span<const double> v, EtsParameters* p,
+                            std::vector<double>* state) {
+  Unpack(v, p, state);
+  if (!checked_ || p->alpha != checked_->alpha || p->beta != checked_->beta ||
+      p->gamma != checked_->gamma || p->phi != checked_->phi) {
+    checked_ = *p;
+    checked_ok_ = CheckParams(spec_, *p);
+  }
+  if (!checked_ok_) return false;
+  if (spec_.season == Component::kMultiplicative) {
+    const int off = HasTrend(spec_) ? 2 : 1;
+    for (size_t j = off; j < state->size(); ++j) {
+      if ((*state)[j] <= 0) return false;
+    }
+  }
+  return true;
+}
+
+bool EtsObjective::Residuals(std::span<const double> v, std::span<double> r) {
+  EtsParameters p;
+  if (!Feasible(v, &p, &state_)) return false;
+  EtsLane lane{&p, state_.data(), r.data()};
+  EtsResiduals(spec_, std::span<EtsLane>(&lane, 1), y_, ring_);
+  return lane.ok;
+}
+
+// The points run as lanes of one EtsResiduals pass.
+void EtsObjective::BatchResiduals(std::span<const std::vector<double>> points,
+                                  std::span<double> out, std::span<char> ok) {
+  const size_t count = points.size();
+  const size_t n = y_.size();
+  batch_params_.resize(count);
+  batch_states_.resize(count);
+  batch_lanes_.clear();
+  batch_index_.clear();
+  for (size_t j = 0; j < count; ++j) {
+    ok[j] = Feasible(points[j], &batch_params_[j], &batch_states_[j]);
+    if (!ok[j]) continue;
+    batch_lanes_.push_back({&batch_params_[j], batch_states_[j].data(), out.data() + j * n});
+    batch_index_.push_back(static_cast<int>(j));
+  }
+  EtsResiduals(spec_, batch_lanes_, y_, ring_);
+  for (size_t i = 0; i < batch_lanes_.size(); ++i) ok[batch_index_[i]] = batch_lanes_[i].ok;
+}
+
+bool EtsObjective::SmoothingResiduals(std::span<const double> v, std::span<double> r) {
+  std::copy(v.begin(), v.end(), full_.begin());
+  return Residuals(full_, r);
+}
+
+void EtsObjective::SmoothingBatchResiduals(std::span<const std::vector<double>> points,
+                                           std::span<double> out, std::span<char> ok) {
+  full_points_.resize(points.size(), start_);
+  for (size_t j = 0; j < points.size(); ++j) {
+    std::copy(points[j].begin(), points[j].end(), full_points_[j].begin());
+  }
+  BatchResiduals(full_points_, out, ok);
+}
+
+// A point and its sum of squares.
+struct Candidate {
+  std::vector<double> x;
+  double sum_squares;
+};
+
+// Starting points for the smoothing parameters: R's (`objective.start()`), a
+// moderate and a fast-adapting one; with `keep` > 0, the `keep` of them with
+// the smallest sum of squares (one pass each).
+std::vector<std::vector<double>> SmoothingStarts(const EtsSpec& spec, EtsObjective& objective,
+                                                 int keep) {
+  const std::vector<double>& x = objective.start();
+  std::vector<std::vector<double>> starts = {
+      std::vector<double>(x.begin(), x.begin() + objective.num_smooth())};
+  for (double a : {0.5, 0.9}) {
+    for (double phi : {0.95, 0.82}) {
+      if (!spec.damped && phi != 0.95) continue;
+      std::vector<double> v = {a};
+      if (HasTrend(spec)) v.push_back(0.1);
+      if (HasSeason(spec)) v.push_back(0.5);
+      if (spec.damped) v.push_back(phi);
+      starts.push_back(v);
+    }
+  }
+  if (keep > 0 && static_cast<int>(starts.size()) > keep) {
+    std::vector<double> r(objective.num_residuals());
+    std::vector<std::pair<double, std::vector<double>>> scored;
+    const ResidualFn smoothing = objective.smoothing_fn();
+    for (auto& start : starts) {
+      const double ss = SumOfSquares(smoothing, start, r);
+      scored.emplace_back(ss, std::move(start));
+    }
+    std::stable_sort(scored.begin(), scored.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    starts.clear();
+    for (int i = 0; i < keep; ++i) starts.push_back(std::move(scored[i].second));
+  }
+  return starts;
+}
+
+// A start for `spec` (a trend model) at the optimum `nested` of
+// NestedSpec(spec), in the coordinates of an objective of dimension `dim`.
+std::vector<double> StartFromNested(const EtsSpec& spec, const EtsModel& nested, int dim) {
+  const EtsParameters& np = nested.params();
+  auto frac = [](double value, double low, double high) {
+    return high > low ? std::clamp((value - low) / (high - low), 0.0, 1.0) : 0.0;
+  };
+  std::vector<double> w = {
+      np.alpha, spec.damped ? frac(np.beta, kLower[1], std::min(np.alpha, kUpper[1])) : 0.0};
+  if (HasSeason(spec)) {
+    w.push_back(frac(np.gamma, kLower[2], std::min(1 - np.alpha, kUpper[2])));
+  }
+  if (spec.damped) w.push_back(kUpper[3]);
+  // Initial states: l0, b0 (0 where the nested model has none), then the
+  // free seasonal indices.
+  const std::vector<double>& s0 = nested.initial_state();
+  const int s0_season = spec.damped ? 2 : 1;
+  w.push_back(s0[0]);
+  w.push_back(spec.damped ? s0[1] : 0.0);
+  const int free_seasons = dim - static_cast<int>(w.size());
+  w.insert(w.end(), s0.begin() + s0_season, s0.begin() + s0_season + free_seasons);
+  return w;
+}
+
 // FitEts; a specification with a trend also starts from `nested`, a fit of
 // NestedSpec(spec) (fitted here when null: fully for a damped trend's
 // undamped twin, the smoothing parameters only for the no-trend twin).
@@ -696,187 +966,32 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, 
       !positive) {
     return absl::FailedPreconditionError("multiplicative components need positive data");
   }
-  const int m = Period(spec);
-  // Parameter vector: alpha, u, v, phi, initial states, where
-  //   beta = lower + u (min(alpha, upper) - lower), gamma = lower + v (min(1 - alpha, upper) -
-  //   lower)
-  // so that R's "usual" bounds (beta <= alpha, gamma <= 1 - alpha) become a box
-  // (u, v in [0, 1]). Starting values as R's initparam (u = 0.1, v = 0.05).
-  std::vector<double> x;
-  std::vector<double> lo, hi, typical;
-  double alpha = kLower[0] + 0.2 * (kUpper[0] - kLower[0]) / m;
-  if (alpha > 1 || alpha < 0) alpha = kLower[0] + 2e-3;
-  x.push_back(alpha);
-  lo.push_back(kLower[0]);
-  // With a season, gamma in [1e-4, 1 - alpha] is empty in floating point at
-  // alpha = 0.9999 itself: stop just short of that corner.
-  hi.push_back(HasSeason(spec) ? kUpper[0] - 1e-10 : kUpper[0]);
-  if (HasTrend(spec)) {
-    x.push_back(0.1);
-    lo.push_back(0);
-    hi.push_back(1);
-  }
-  if (HasSeason(spec)) {
-    x.push_back(0.05);
-    lo.push_back(0);
-    hi.push_back(1);
-  }
-  if (spec.damped) {
-    x.push_back(kLower[3] + 0.99 * (kUpper[3] - kLower[3]));
-    lo.push_back(kLower[3]);
-    hi.push_back(kUpper[3]);
-  }
-  const int num_smooth = static_cast<int>(x.size());
-  typical.assign(num_smooth, 0.1);
-  std::vector<double> init = EtsHeuristicState(y, spec);
-  x.insert(x.end(), init.begin(), init.end());
-  const int dim = static_cast<int>(x.size());
+  EtsObjective objective(y, spec);
+  const std::vector<double>& x = objective.start();
+  const int num_smooth = objective.num_smooth();
+  const int dim = objective.dim();
   if (dim + 1 >= n - 1) {
     return absl::FailedPreconditionError(
         absl::StrCat(spec.Name(), " needs more than ", dim + 2, " observations"));
   }
-  double scale = 0;
-  for (double v : y) scale += std::fabs(v);
-  scale = std::max(scale / n, 1e-8);
-  const int season_off = num_smooth + (HasTrend(spec) ? 2 : 1);
-  for (int i = num_smooth; i < dim; ++i) {
-    const bool mult_seas = spec.season == Component::kMultiplicative && i >= season_off;
-    typical.push_back(mult_seas ? 1.0 : (i == num_smooth ? scale : 0.1 * scale));
-    lo.push_back(-HUGE_VAL);
-    hi.push_back(HUGE_VAL);
-  }
 
-  const int state_off = num_smooth;
-  auto unpack = [&](std::span<const double> v, EtsParameters* p, std::vector<double>* state) {
-    int k = 0;
-    p->alpha = v[k++];
-    if (HasTrend(spec)) {
-      p->beta = kLower[1] + v[k++] * (std::min(p->alpha, kUpper[1]) - kLower[1]);
-    }
-    if (HasSeason(spec)) {
-      p->gamma = kLower[2] + v[k++] * (std::min(1 - p->alpha, kUpper[2]) - kLower[2]);
-    }
-    p->phi = spec.damped ? v[k++] : 1.0;
-    state->assign(v.begin() + state_off, v.end());
-    if (HasSeason(spec)) {
-      const int off = HasTrend(spec) ? 2 : 1;
-      double sum = 0;
-      for (size_t j = off; j < state->size(); ++j) sum += (*state)[j];
-      state->push_back((spec.season == Component::kMultiplicative ? m : 0) - sum);
-    }
-  };
-  // Maximum likelihood = least squares on the residuals of EtsResiduals; a
-  // point outside the usual bounds, not admissible, or with a non-positive
-  // multiplicative seasonal index is infeasible.
-  std::vector<double> ring_buf;
-  // The bounds and admissibility test depend on the smoothing parameters only,
-  // which most Jacobian columns share: the last answer is kept.
-  std::optional<EtsParameters> checked;
-  bool checked_ok = false;
-  auto feasible = [&](std::span<const double> v, EtsParameters* p, std::vector<double>* state) {
-    unpack(v, p, state);
-    if (!checked || p->alpha != checked->alpha || p->beta != checked->beta ||
-        p->gamma != checked->gamma || p->phi != checked->phi) {
-      checked = *p;
-      checked_ok = CheckParams(spec, *p);
-    }
-    if (!checked_ok) return false;
-    if (spec.season == Component::kMultiplicative) {
-      const int off = HasTrend(spec) ? 2 : 1;
-      for (size_t j = off; j < state->size(); ++j) {
-        if ((*state)[j] <= 0) return false;
-      }
-    }
-    return true;
-  };
-  std::vector<double> state_buf;
-  auto residuals = [&](std::span<const double> v, std::span<double> r) {
-    EtsParameters p;
-    if (!feasible(v, &p, &state_buf)) return false;
-    EtsLane lane{&p, state_buf.data(), r.data()};
-    EtsResiduals(spec, std::span<EtsLane>(&lane, 1), y, ring_buf);
-    return lane.ok;
-  };
-  // The same for a batch of points (a Jacobian's columns), run as lanes.
-  std::vector<EtsParameters> batch_params;
-  std::vector<std::vector<double>> batch_states;
-  std::vector<EtsLane> batch_lanes;
-  std::vector<int> batch_index;
-  auto batch = [&](std::span<const std::vector<double>> points, std::span<double> out,
-                   std::span<char> ok) {
-    const size_t count = points.size();
-    batch_params.resize(count);
-    batch_states.resize(count);
-    batch_lanes.clear();
-    batch_index.clear();
-    for (size_t j = 0; j < count; ++j) {
-      ok[j] = feasible(points[j], &batch_params[j], &batch_states[j]);
-      if (!ok[j]) continue;
-      batch_lanes.push_back({&batch_params[j], batch_states[j].data(), out.data() + j * n});
-      batch_index.push_back(static_cast<int>(j));
-    }
-    EtsResiduals(spec, batch_lanes, y, ring_buf);
-    for (size_t i = 0; i < batch_lanes.size(); ++i) ok[batch_index[i]] = batch_lanes[i].ok;
-  };
-
-  // Stage 1: smoothing parameters only, initial states held at the heuristic,
-  // from a few starting points (R's, a moderate and a fast-adapting one).
-  std::vector<double> full = x;
-  auto smooth_only = [&](std::span<const double> v, std::span<double> r) {
-    std::copy(v.begin(), v.end(), full.begin());
-    return residuals(full, r);
-  };
-  std::vector<std::vector<double>> full_points;
-  auto smooth_only_batch = [&](std::span<const std::vector<double>> points, std::span<double> out,
-                               std::span<char> ok) {
-    full_points.resize(points.size(), x);
-    for (size_t j = 0; j < points.size(); ++j) {
-      std::copy(points[j].begin(), points[j].end(), full_points[j].begin());
-    }
-    batch(full_points, out, ok);
-  };
+  // Stage 1: smoothing parameters only, initial states held at the heuristic.
   LeastSquaresOptions lso;
-  lso.batch = smooth_only_batch;
+  lso.batch = objective.smoothing_batch_fn();
   lso.max_iterations = options.max_iterations;
   lso.broyden_span = options.broyden_span;
-  lso.lower.assign(lo.begin(), lo.begin() + num_smooth);
-  lso.upper.assign(hi.begin(), hi.begin() + num_smooth);
-  lso.scale.assign(typical.begin(), typical.begin() + num_smooth);
-  std::vector<std::vector<double>> starts = {
-      std::vector<double>(x.begin(), x.begin() + num_smooth)};
-  for (double a : {0.5, 0.9}) {
-    for (double phi : {0.95, 0.82}) {
-      if (!spec.damped && phi != 0.95) continue;
-      std::vector<double> v = {a};
-      if (HasTrend(spec)) v.push_back(0.1);
-      if (HasSeason(spec)) v.push_back(0.5);
-      if (spec.damped) v.push_back(phi);
-      starts.push_back(v);
-    }
-  }
-  struct Candidate {
-    std::vector<double> x;
-    double sum_squares;
-  };
-  if (options.smooth_starts > 0 && static_cast<int>(starts.size()) > options.smooth_starts) {
-    // Keep the starting points with the smallest sum of squares (one pass each).
-    std::vector<double> r(n);
-    std::vector<std::pair<double, std::vector<double>>> scored;
-    for (auto& start : starts) {
-      const double ss = SumOfSquares(smooth_only, start, r);
-      scored.emplace_back(ss, std::move(start));
-    }
-    std::stable_sort(scored.begin(), scored.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
-    starts.clear();
-    for (int i = 0; i < options.smooth_starts; ++i) starts.push_back(std::move(scored[i].second));
-  }
+  lso.lower.assign(objective.lower().begin(), objective.lower().begin() + num_smooth);
+  lso.upper.assign(objective.upper().begin(), objective.upper().begin() + num_smooth);
+  lso.scale.assign(objective.typical().begin(), objective.typical().begin() + num_smooth);
+  const std::vector<std::vector<double>> starts =
+      SmoothingStarts(spec, objective, options.smooth_starts);
   lso.ftol = options.ftol;
   // lik = n log(S): a relative change of S by c moves lik by about n c.
   lso.stall_ftol = options.stall_loglik / n;
+  const ResidualFn smoothing = objective.smoothing_fn();
   std::vector<Candidate> stage1;
   for (const auto& start : starts) {
-    LeastSquaresResult r = MinimizeSumOfSquares(smooth_only, n, start, lso);
+    LeastSquaresResult r = MinimizeSumOfSquares(smoothing, n, start, lso);
     if (!std::isfinite(r.sum_squares)) continue;
     std::vector<double> v = x;
     std::copy(r.x.begin(), r.x.end(), v.begin());
@@ -889,7 +1004,7 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, 
     // evaluations in <= 4 dimensions) does not, and its optimum is one more
     // candidate.
     std::vector<double> r(n);
-    auto sum_squares = [&](std::span<const double> v) { return SumOfSquares(smooth_only, v, r); };
+    auto sum_squares = [&](std::span<const double> v) { return SumOfSquares(smoothing, v, r); };
     MinimizeOptions mo;
     mo.max_evaluations = 300;
     mo.ftol_rel = 1e-8;
@@ -946,34 +1061,18 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, 
       if (fit.ok()) own_nested = std::move(*fit);
       nested = own_nested.get();
     }
+    const ResidualFn residuals = objective.residuals_fn();
     if (nested != nullptr) {
-      const EtsParameters& np = nested->params();
-      auto frac = [](double value, double low, double high) {
-        return high > low ? std::clamp((value - low) / (high - low), 0.0, 1.0) : 0.0;
-      };
-      std::vector<double> w = {
-          np.alpha, spec.damped ? frac(np.beta, kLower[1], std::min(np.alpha, kUpper[1])) : 0.0};
-      if (HasSeason(spec)) {
-        w.push_back(frac(np.gamma, kLower[2], std::min(1 - np.alpha, kUpper[2])));
-      }
-      if (spec.damped) w.push_back(kUpper[3]);
-      // Initial states: l0, b0 (0 where the nested model has none), then the
-      // free seasonal indices.
-      const std::vector<double>& s0 = nested->initial_state();
-      const int s0_season = spec.damped ? 2 : 1;
-      w.push_back(s0[0]);
-      w.push_back(spec.damped ? s0[1] : 0.0);
-      const int free_seasons = dim - static_cast<int>(w.size());
-      w.insert(w.end(), s0.begin() + s0_season, s0.begin() + s0_season + free_seasons);
+      std::vector<double> w = StartFromNested(spec, *nested, dim);
       std::vector<double> r(n);
       const double ss = SumOfSquares(residuals, w, r);
       if (ss < HUGE_VAL) joint_starts.push_back({w, ss});
     }
     // Stage 2: smoothing parameters and initial states jointly from each start.
-    lso.lower = lo;
-    lso.upper = hi;
-    lso.scale = typical;
-    lso.batch = batch;
+    lso.lower = objective.lower();
+    lso.upper = objective.upper();
+    lso.scale = objective.typical();
+    lso.batch = objective.batch_fn();
     for (const Candidate& start : joint_starts) {
       LeastSquaresResult r = MinimizeSumOfSquares(residuals, n, start.x, lso);
       if (r.sum_squares < best.sum_squares) best = {r.x, r.sum_squares};
@@ -981,7 +1080,7 @@ absl::StatusOr<std::unique_ptr<EtsModel>> FitEtsFrom(std::span<const double> y, 
   }
   EtsParameters p;
   std::vector<double> state;
-  unpack(best.x, &p, &state);
+  objective.Unpack(best.x, &p, &state);
   return EtsModel::FromParameters(y, spec, p, state, dim);
 }
 

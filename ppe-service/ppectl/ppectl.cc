@@ -19,6 +19,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "ppe-service/common/flags.h"
 #include "ppe/v1/admin.grpc.pb.h"
 
 namespace {
@@ -70,42 +71,28 @@ struct Args {
 bool ParseArgs(int argc, char** argv, Args& args, std::string& error) {
   const char* env = std::getenv("PPE_SERVER");
   args.server = env ? env : "127.0.0.1:50051";
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--json") {
-      args.json = true;
-    } else if (a.rfind("--", 0) == 0) {
-      if (i + 1 >= argc) {
-        error = absl::StrCat(a, " needs a value");
-        return false;
-      }
-      std::string value = argv[++i];
-      if (a == "--server") {
-        args.server = value;
-      } else if (a == "--timeout-ms") {
-        args.timeout_ms = std::atoi(value.c_str());
-      } else if (a == "--token-file") {
-        args.token_file = value;
-      } else if (a == "--tls-ca") {
-        args.tls_ca = value;
-      } else if (a == "--tls-cert") {
-        args.tls_cert = value;
-      } else if (a == "--tls-key") {
-        args.tls_key = value;
-      } else if (a == "--tls-server-name") {
-        args.tls_server_name = value;
-      } else {
-        args.options[a.substr(2)] = value;
-      }
-    } else if (args.command.empty()) {
-      args.command = a;
-    } else {
-      error = absl::StrCat("unexpected argument '", a, "'");
-      return false;
+  ppe::FlagParser flags;
+  flags.String("server", &args.server);
+  flags.Int("timeout-ms", &args.timeout_ms);
+  flags.String("token-file", &args.token_file);
+  flags.String("tls-ca", &args.tls_ca);
+  flags.String("tls-cert", &args.tls_cert);
+  flags.String("tls-key", &args.tls_key);
+  flags.String("tls-server-name", &args.tls_server_name);
+  flags.Switch("json", &args.json);
+  flags.Others(&args.options);  // the command's own options
+  flags.Positionals([&args](absl::string_view a) {
+    if (!args.command.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", a, "'"));
     }
-  }
-  if (args.command.empty()) error = "no command";
-  if (error.empty() && args.tls_cert.empty() != args.tls_key.empty()) {
+    args.command = std::string(a);
+    return absl::OkStatus();
+  });
+  if (absl::Status s = flags.Parse(argc, argv); !s.ok()) {
+    error = std::string(s.message());
+  } else if (args.command.empty()) {
+    error = "no command";
+  } else if (args.tls_cert.empty() != args.tls_key.empty()) {
     error = "--tls-cert and --tls-key go together";
   }
   return error.empty();
@@ -243,30 +230,298 @@ grpc::Status CallRaw(const std::shared_ptr<grpc::Channel>& channel, grpc::Client
   return status;
 }
 
-void PrintIssued(const ppe::v1::IssueCptResponse& resp, bool json) {
-  if (json) {
+// What every command runs with: the parsed arguments, the channel, and one call's
+// context (deadline and credentials set).
+struct Session {
+  explicit Session(const Args& a) : args(a) {}
+
+  const Args& args;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<ppe::v1::Admin::Stub> stub;
+  grpc::ClientContext ctx;
+
+  std::string opt(const char* name) const {
+    auto it = args.options.find(name);
+    return it == args.options.end() ? std::string() : it->second;
+  }
+  void FillAttributes(ppe::v1::Attributes* a) const {
+    a->set_region(opt("region"));
+    a->set_device_class(opt("device"));
+    a->set_service_tier(opt("tier"));
+    a->set_time_bucket(opt("time-bucket"));
+    a->set_request_pattern(opt("pattern"));
+  }
+};
+
+// A command line that is wrong: the message, the usage, exit status 2.
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "ppectl: %s\n%s", message.c_str(), kUsage);
+  return 2;
+}
+
+// issue and update both answer with the (new) CPT and its hostname.
+int PrintIssued(const Session& s, const grpc::Status& st, const ppe::v1::IssueCptResponse& resp) {
+  if (!st.ok()) return Fail(st);
+  if (s.args.json) {
     std::cout << ToJson(resp);
   } else {
     std::cout << "cpt:         " << resp.cpt() << "\nhostname:    " << resp.hostname()
               << "\nfingerprint: " << resp.fingerprint()
               << "\ncreated:     " << (resp.created() ? "yes" : "no (existing profile)") << "\n";
   }
+  return 0;
 }
+
+int Issue(Session& s) {
+  ppe::v1::IssueCptRequest req;
+  req.set_service(s.opt("service"));
+  s.FillAttributes(req.mutable_attributes());
+  if (req.service().empty() || req.attributes().region().empty()) {
+    return Usage("issue needs --service and --region");
+  }
+  ppe::v1::IssueCptResponse resp;
+  grpc::Status st = s.stub->IssueCpt(&s.ctx, req, &resp);
+  return PrintIssued(s, st, resp);
+}
+
+int Update(Session& s) {
+  ppe::v1::UpdateAttributesRequest req;
+  req.set_cpt(s.opt("cpt"));
+  req.set_service(s.opt("service"));
+  s.FillAttributes(req.mutable_attributes());
+  if (req.cpt().empty() || req.service().empty() || req.attributes().region().empty()) {
+    return Usage("update needs --cpt, --service and --region");
+  }
+  ppe::v1::IssueCptResponse resp;
+  grpc::Status st = s.stub->UpdateAttributes(&s.ctx, req, &resp);
+  return PrintIssued(s, st, resp);
+}
+
+int Invalidate(Session& s) {
+  ppe::v1::InvalidateProfileRequest req;
+  req.set_cpt(s.opt("cpt"));
+  if (req.cpt().empty()) return Usage("invalidate needs --cpt");
+  ppe::v1::InvalidateProfileResponse resp;
+  if (grpc::Status st = s.stub->InvalidateProfile(&s.ctx, req, &resp); !st.ok()) return Fail(st);
+  if (s.args.json) {
+    std::cout << ToJson(resp);
+  } else {
+    std::cout << "invalidated; VMs to release after the TTL: " << resp.vms_to_release() << "\n";
+  }
+  return 0;
+}
+
+int Profiles(Session& s) {
+  ppe::v1::ListProfilesResponse resp;
+  if (grpc::Status st = s.stub->ListProfiles(&s.ctx, {}, &resp); !st.ok()) return Fail(st);
+  if (s.args.json) {
+    std::cout << ToJson(resp);
+    return 0;
+  }
+  std::cout << absl::StrFormat("%-32s %-9s %-10s %-8s %-6s %-20s %s\n", "CPT", "FPRINT", "REGION",
+                               "DEVICE", "ORIGIN", "LAST SEEN", "VMS");
+  for (const auto& p : resp.profiles()) {
+    int vms = 0;
+    for (const auto& pool : p.pools()) vms += pool.vm_names_size();
+    std::cout << absl::StrFormat("%-32s %-9s %-10s %-8s %-6s %-20s %d\n", p.cpt(), p.fingerprint(),
+                                 p.attributes().region(), p.attributes().device_class(), p.origin(),
+                                 FormatMillis(p.last_seen_unix_ms()), vms);
+  }
+  return 0;
+}
+
+int ShowProfile(Session& s) {
+  ppe::v1::GetProfileRequest req;
+  req.set_cpt(s.opt("cpt"));
+  ppe::v1::Profile resp;
+  if (grpc::Status st = s.stub->GetProfile(&s.ctx, req, &resp); !st.ok()) return Fail(st);
+  std::cout << ToJson(resp);
+  return 0;
+}
+
+int Vms(Session& s) {
+  ppe::v1::ListVmsRequest req;
+  req.set_cpt(s.opt("cpt"));
+  ppe::v1::ListVmsResponse resp;
+  if (grpc::Status st = s.stub->ListVms(&s.ctx, req, &resp); !st.ok()) return Fail(st);
+  if (s.args.json) {
+    std::cout << ToJson(resp);
+    return 0;
+  }
+  std::cout << absl::StrFormat("%-24s %-8s %-10s %-13s %-16s %s\n", "NAME", "SERVICE", "CLASS",
+                               "STATE", "IP", "PROFILE");
+  for (const auto& vm : resp.vms()) {
+    std::cout << absl::StrFormat("%-24s %-8s %-10s %-13s %-16s %s\n", vm.name(), vm.service(),
+                                 vm.workload_class(), vm.state(), vm.ip(),
+                                 vm.profile_fingerprint());
+  }
+  return 0;
+}
+
+int Drain(Session& s) {
+  ppe::v1::DrainVmRequest req;
+  req.set_name(s.opt("vm"));
+  ppe::v1::DrainVmResponse resp;
+  if (grpc::Status st = s.stub->DrainVm(&s.ctx, req, &resp); !st.ok()) return Fail(st);
+  if (s.args.json) {
+    std::cout << ToJson(resp);
+  } else {
+    std::cout << "draining; released after " << FormatMillis(resp.release_after_unix_ms()) << "\n";
+  }
+  return 0;
+}
+
+// limits, forecast and scale all answer with the profile's ScalingView.
+int PrintScaling(const Session& s, const grpc::Status& st, const ppe::v1::ScalingView& resp) {
+  if (!st.ok()) return Fail(st);
+  if (s.args.json) {
+    std::cout << ToJson(resp);
+    return 0;
+  }
+  std::cout << "model " << resp.model() << ", lead " << resp.lead_buckets() << " buckets of "
+            << resp.bucket_ms() << " ms\nVMs: " << resp.current_vms() << " now, "
+            << resp.desired_vms() << " wanted (min " << resp.min_vms() << ", max " << resp.max_vms()
+            << ")\nmean abs error " << resp.mean_abs_error() << "\nhistory:";
+  for (double x : resp.history()) std::cout << " " << x;
+  std::cout << "\nforecast (lower/mean/upper):";
+  for (int i = 0; i < resp.mean_size(); ++i) {
+    std::cout << absl::StrFormat(" %.0f/%.0f/%.0f", resp.lower(i), resp.mean(i), resp.upper(i));
+  }
+  std::cout << "\n";
+  return 0;
+}
+
+int Limits(Session& s) {
+  ppe::v1::SetProfileLimitsRequest req;
+  req.set_cpt(s.opt("cpt"));
+  req.set_service(s.opt("service"));
+  req.set_min_vms(std::atoi(s.opt("min").c_str()));
+  req.set_max_vms(std::atoi(s.opt("max").c_str()));
+  ppe::v1::ScalingView resp;
+  grpc::Status st = s.stub->SetProfileLimits(&s.ctx, req, &resp);
+  return PrintScaling(s, st, resp);
+}
+
+ppe::v1::ScalingRequest ScalingRequestOf(const Session& s) {
+  ppe::v1::ScalingRequest req;
+  req.set_cpt(s.opt("cpt"));
+  req.set_service(s.opt("service"));
+  return req;
+}
+
+int Forecast(Session& s) {
+  ppe::v1::ScalingView resp;
+  grpc::Status st = s.stub->GetForecast(&s.ctx, ScalingRequestOf(s), &resp);
+  return PrintScaling(s, st, resp);
+}
+
+int Scale(Session& s) {
+  ppe::v1::ScalingView resp;
+  grpc::Status st = s.stub->TriggerScale(&s.ctx, ScalingRequestOf(s), &resp);
+  return PrintScaling(s, st, resp);
+}
+
+int Report(Session& s) {
+  ppe::v1::ReportDemandRequest req;
+  auto* e = req.add_entries();
+  e->set_cpt(s.opt("cpt"));
+  e->set_service(s.opt("service"));
+  e->set_requests(std::atoll(s.opt("requests").c_str()));
+  ppe::v1::ReportDemandResponse resp;
+  if (grpc::Status st = s.stub->ReportDemand(&s.ctx, req, &resp); !st.ok()) return Fail(st);
+  if (s.args.json) {
+    std::cout << ToJson(resp);
+  } else {
+    std::cout << "accepted " << resp.accepted() << " of " << req.entries_size() << "\n";
+  }
+  return 0;
+}
+
+int Methods(Session&) {
+  const google::protobuf::ServiceDescriptor* admin =
+      ppe::v1::IssueCptRequest::descriptor()->file()->FindServiceByName("Admin");
+  for (int i = 0; admin != nullptr && i < admin->method_count(); ++i) {
+    std::cout << admin->method(i)->name() << "\n";
+  }
+  return 0;
+}
+
+int Call(Session& s) {
+  if (s.opt("method").empty()) return Usage("call needs --method");
+  // Empty bytes are a valid encoding of every request message (all fields unset).
+  std::string response;
+  if (grpc::Status st = CallRaw(s.channel, s.ctx, "/ppe.v1.Admin/" + s.opt("method"), "", response);
+      !st.ok()) {
+    return Fail(st);
+  }
+  std::cout << "OK\n";
+  return 0;
+}
+
+int Health(Session& s) {
+  // HealthCheckRequest{service: ""} is empty; HealthCheckResponse is field 1,
+  // a varint: 0 UNKNOWN, 1 SERVING, 2 NOT_SERVING (grpc/health/v1/health.proto).
+  std::string response;
+  if (grpc::Status st = CallRaw(s.channel, s.ctx, "/grpc.health.v1.Health/Check", "", response);
+      !st.ok()) {
+    return Fail(st);
+  }
+  const int code = response.size() == 2 && response[0] == 0x08 ? response[1] : 0;
+  const char* names[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
+  std::cout << (code >= 0 && code <= 3 ? names[code] : "UNKNOWN") << "\n";
+  return code == 1 ? 0 : 1;
+}
+
+int ShowStatus(Session& s) {
+  ppe::v1::StatusResponse resp;
+  if (grpc::Status st = s.stub->GetStatus(&s.ctx, {}, &resp); !st.ok()) return Fail(st);
+  if (s.args.json) {
+    std::cout << ToJson(resp);
+    return 0;
+  }
+  std::cout << "registry " << resp.registry_instance() << ", hypervisor " << resp.hypervisor_uri()
+            << "\nprofiles: " << resp.profiles() << " (" << resp.active_profiles()
+            << " active)\nVMs in the registry: " << resp.vms()
+            << "\ndomains on the hypervisor: " << resp.hypervisor_domains() << " ("
+            << resp.hypervisor_running()
+            << " running)\nallocations in flight: " << resp.inflight_allocations() << "\n";
+  for (const auto& [state, n] : resp.vms_by_state()) {
+    std::cout << "  " << state << ": " << n << "\n";
+  }
+  return 0;
+}
+
+struct Command {
+  const char* name;
+  int (*run)(Session&);
+};
+
+// The commands, as kUsage lists them.
+constexpr Command kCommands[] = {
+    {"issue", Issue},       {"update", Update},       {"invalidate", Invalidate},
+    {"profiles", Profiles}, {"profile", ShowProfile}, {"vms", Vms},
+    {"status", ShowStatus}, {"drain", Drain},         {"limits", Limits},
+    {"forecast", Forecast}, {"scale", Scale},         {"report", Report},
+    {"health", Health},     {"methods", Methods},     {"call", Call},
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Args args;
   std::string error;
-  if (!ParseArgs(argc, argv, args, error)) {
-    std::fprintf(stderr, "ppectl: %s\n%s", error.c_str(), kUsage);
-    return 2;
+  if (!ParseArgs(argc, argv, args, error)) return Usage(error);
+  const Command* command = nullptr;
+  for (const Command& c : kCommands) {
+    if (args.command == c.name) command = &c;
   }
-  std::shared_ptr<grpc::Channel> channel;
-  if (!MakeChannel(args, channel, error)) return FailLocal(error);
-  auto stub = ppe::v1::Admin::NewStub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(args.timeout_ms));
+  if (command == nullptr) return Usage(absl::StrCat("unknown command '", args.command, "'"));
+
+  Session session(args);
+  if (!MakeChannel(args, session.channel, error)) return FailLocal(error);
+  session.stub = ppe::v1::Admin::NewStub(session.channel);
+  session.ctx.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::milliseconds(args.timeout_ms));
   std::string token;
   if (!args.token_file.empty()) {
     if (!ReadToken(args.token_file, token)) {
@@ -275,200 +530,6 @@ int main(int argc, char** argv) {
   } else if (const char* env = std::getenv("PPE_TOKEN"); env != nullptr && *env != '\0') {
     token = env;
   }
-  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-  auto opt = [&](const char* name) {
-    auto it = args.options.find(name);
-    return it == args.options.end() ? std::string() : it->second;
-  };
-  auto fill_attributes = [&](ppe::v1::Attributes* a) {
-    a->set_region(opt("region"));
-    a->set_device_class(opt("device"));
-    a->set_service_tier(opt("tier"));
-    a->set_time_bucket(opt("time-bucket"));
-    a->set_request_pattern(opt("pattern"));
-  };
-
-  if (args.command == "issue") {
-    ppe::v1::IssueCptRequest req;
-    req.set_service(opt("service"));
-    fill_attributes(req.mutable_attributes());
-    if (req.service().empty() || req.attributes().region().empty()) {
-      std::fprintf(stderr, "ppectl: issue needs --service and --region\n%s", kUsage);
-      return 2;
-    }
-    ppe::v1::IssueCptResponse resp;
-    if (grpc::Status s = stub->IssueCpt(&ctx, req, &resp); !s.ok()) return Fail(s);
-    PrintIssued(resp, args.json);
-  } else if (args.command == "update") {
-    ppe::v1::UpdateAttributesRequest req;
-    req.set_cpt(opt("cpt"));
-    req.set_service(opt("service"));
-    fill_attributes(req.mutable_attributes());
-    if (req.cpt().empty() || req.service().empty() || req.attributes().region().empty()) {
-      std::fprintf(stderr, "ppectl: update needs --cpt, --service and --region\n%s", kUsage);
-      return 2;
-    }
-    ppe::v1::IssueCptResponse resp;
-    if (grpc::Status s = stub->UpdateAttributes(&ctx, req, &resp); !s.ok()) return Fail(s);
-    PrintIssued(resp, args.json);
-  } else if (args.command == "invalidate") {
-    ppe::v1::InvalidateProfileRequest req;
-    req.set_cpt(opt("cpt"));
-    if (req.cpt().empty()) {
-      std::fprintf(stderr, "ppectl: invalidate needs --cpt\n%s", kUsage);
-      return 2;
-    }
-    ppe::v1::InvalidateProfileResponse resp;
-    if (grpc::Status s = stub->InvalidateProfile(&ctx, req, &resp); !s.ok()) return Fail(s);
-    if (args.json) {
-      std::cout << ToJson(resp);
-    } else {
-      std::cout << "invalidated; VMs to release after the TTL: " << resp.vms_to_release() << "\n";
-    }
-  } else if (args.command == "profiles") {
-    ppe::v1::ListProfilesResponse resp;
-    if (grpc::Status s = stub->ListProfiles(&ctx, {}, &resp); !s.ok()) return Fail(s);
-    if (args.json) {
-      std::cout << ToJson(resp);
-    } else {
-      std::cout << absl::StrFormat("%-32s %-9s %-10s %-8s %-6s %-20s %s\n", "CPT", "FPRINT",
-                                   "REGION", "DEVICE", "ORIGIN", "LAST SEEN", "VMS");
-      for (const auto& p : resp.profiles()) {
-        int vms = 0;
-        for (const auto& pool : p.pools()) vms += pool.vm_names_size();
-        std::cout << absl::StrFormat("%-32s %-9s %-10s %-8s %-6s %-20s %d\n", p.cpt(),
-                                     p.fingerprint(), p.attributes().region(),
-                                     p.attributes().device_class(), p.origin(),
-                                     FormatMillis(p.last_seen_unix_ms()), vms);
-      }
-    }
-  } else if (args.command == "profile") {
-    ppe::v1::GetProfileRequest req;
-    req.set_cpt(opt("cpt"));
-    ppe::v1::Profile resp;
-    if (grpc::Status s = stub->GetProfile(&ctx, req, &resp); !s.ok()) return Fail(s);
-    std::cout << ToJson(resp);
-  } else if (args.command == "vms") {
-    ppe::v1::ListVmsRequest req;
-    req.set_cpt(opt("cpt"));
-    ppe::v1::ListVmsResponse resp;
-    if (grpc::Status s = stub->ListVms(&ctx, req, &resp); !s.ok()) return Fail(s);
-    if (args.json) {
-      std::cout << ToJson(resp);
-    } else {
-      std::cout << absl::StrFormat("%-24s %-8s %-10s %-13s %-16s %s\n", "NAME", "SERVICE", "CLASS",
-                                   "STATE", "IP", "PROFILE");
-      for (const auto& vm : resp.vms()) {
-        std::cout << absl::StrFormat("%-24s %-8s %-10s %-13s %-16s %s\n", vm.name(), vm.service(),
-                                     vm.workload_class(), vm.state(), vm.ip(),
-                                     vm.profile_fingerprint());
-      }
-    }
-  } else if (args.command == "drain") {
-    ppe::v1::DrainVmRequest req;
-    req.set_name(opt("vm"));
-    ppe::v1::DrainVmResponse resp;
-    if (grpc::Status s = stub->DrainVm(&ctx, req, &resp); !s.ok()) return Fail(s);
-    if (args.json) {
-      std::cout << ToJson(resp);
-    } else {
-      std::cout << "draining; released after " << FormatMillis(resp.release_after_unix_ms())
-                << "\n";
-    }
-  } else if (args.command == "limits" || args.command == "forecast" || args.command == "scale") {
-    ppe::v1::ScalingView resp;
-    grpc::Status s;
-    if (args.command == "limits") {
-      ppe::v1::SetProfileLimitsRequest req;
-      req.set_cpt(opt("cpt"));
-      req.set_service(opt("service"));
-      req.set_min_vms(std::atoi(opt("min").c_str()));
-      req.set_max_vms(std::atoi(opt("max").c_str()));
-      s = stub->SetProfileLimits(&ctx, req, &resp);
-    } else {
-      ppe::v1::ScalingRequest req;
-      req.set_cpt(opt("cpt"));
-      req.set_service(opt("service"));
-      s = args.command == "forecast" ? stub->GetForecast(&ctx, req, &resp)
-                                     : stub->TriggerScale(&ctx, req, &resp);
-    }
-    if (!s.ok()) return Fail(s);
-    if (args.json) {
-      std::cout << ToJson(resp);
-    } else {
-      std::cout << "model " << resp.model() << ", lead " << resp.lead_buckets() << " buckets of "
-                << resp.bucket_ms() << " ms\nVMs: " << resp.current_vms() << " now, "
-                << resp.desired_vms() << " wanted (min " << resp.min_vms() << ", max "
-                << resp.max_vms() << ")\nmean abs error " << resp.mean_abs_error() << "\nhistory:";
-      for (double x : resp.history()) std::cout << " " << x;
-      std::cout << "\nforecast (lower/mean/upper):";
-      for (int i = 0; i < resp.mean_size(); ++i) {
-        std::cout << absl::StrFormat(" %.0f/%.0f/%.0f", resp.lower(i), resp.mean(i), resp.upper(i));
-      }
-      std::cout << "\n";
-    }
-  } else if (args.command == "report") {
-    ppe::v1::ReportDemandRequest req;
-    auto* e = req.add_entries();
-    e->set_cpt(opt("cpt"));
-    e->set_service(opt("service"));
-    e->set_requests(std::atoll(opt("requests").c_str()));
-    ppe::v1::ReportDemandResponse resp;
-    if (grpc::Status s = stub->ReportDemand(&ctx, req, &resp); !s.ok()) return Fail(s);
-    if (args.json) {
-      std::cout << ToJson(resp);
-    } else {
-      std::cout << "accepted " << resp.accepted() << " of " << req.entries_size() << "\n";
-    }
-  } else if (args.command == "methods") {
-    const google::protobuf::ServiceDescriptor* admin =
-        ppe::v1::IssueCptRequest::descriptor()->file()->FindServiceByName("Admin");
-    for (int i = 0; admin != nullptr && i < admin->method_count(); ++i) {
-      std::cout << admin->method(i)->name() << "\n";
-    }
-  } else if (args.command == "call") {
-    if (opt("method").empty()) {
-      std::fprintf(stderr, "ppectl: call needs --method\n%s", kUsage);
-      return 2;
-    }
-    // Empty bytes are a valid encoding of every request message (all fields unset).
-    std::string response;
-    if (grpc::Status s = CallRaw(channel, ctx, "/ppe.v1.Admin/" + opt("method"), "", response);
-        !s.ok()) {
-      return Fail(s);
-    }
-    std::cout << "OK\n";
-  } else if (args.command == "health") {
-    // HealthCheckRequest{service: ""} is empty; HealthCheckResponse is field 1,
-    // a varint: 0 UNKNOWN, 1 SERVING, 2 NOT_SERVING (grpc/health/v1/health.proto).
-    std::string response;
-    if (grpc::Status s = CallRaw(channel, ctx, "/grpc.health.v1.Health/Check", "", response);
-        !s.ok()) {
-      return Fail(s);
-    }
-    const int code = response.size() == 2 && response[0] == 0x08 ? response[1] : 0;
-    const char* names[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
-    std::cout << (code >= 0 && code <= 3 ? names[code] : "UNKNOWN") << "\n";
-    return code == 1 ? 0 : 1;
-  } else if (args.command == "status") {
-    ppe::v1::StatusResponse resp;
-    if (grpc::Status s = stub->GetStatus(&ctx, {}, &resp); !s.ok()) return Fail(s);
-    if (args.json) {
-      std::cout << ToJson(resp);
-    } else {
-      std::cout << "registry " << resp.registry_instance() << ", hypervisor "
-                << resp.hypervisor_uri() << "\nprofiles: " << resp.profiles() << " ("
-                << resp.active_profiles() << " active)\nVMs in the registry: " << resp.vms()
-                << "\ndomains on the hypervisor: " << resp.hypervisor_domains() << " ("
-                << resp.hypervisor_running()
-                << " running)\nallocations in flight: " << resp.inflight_allocations() << "\n";
-      for (const auto& [state, n] : resp.vms_by_state()) {
-        std::cout << "  " << state << ": " << n << "\n";
-      }
-    }
-  } else {
-    std::fprintf(stderr, "ppectl: unknown command '%s'\n%s", args.command.c_str(), kUsage);
-    return 2;
-  }
-  return 0;
+  if (!token.empty()) session.ctx.AddMetadata("authorization", "Bearer " + token);
+  return command->run(session);
 }

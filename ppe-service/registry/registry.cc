@@ -276,6 +276,28 @@ size_t Registry::PoolSize(const std::string& cpt, const std::string& service) co
   return pool == p->second.pools.end() ? 0 : pool->second.size();
 }
 
+std::vector<std::string> Registry::ServingAddresses(const std::string& cpt,
+                                                    const std::string& service) const {
+  std::vector<std::string> out;
+  absl::ReaderMutexLock lock(&mu_);
+  auto profile = profiles_.find(cpt);
+  if (profile == profiles_.end() || profile->second.invalidated) return out;
+  auto pool = profile->second.pools.find(service);
+  if (pool == profile->second.pools.end()) return out;
+  for (const std::string& name : pool->second) {
+    auto vm = vms_.find(name);
+    if (vm != vms_.end() && vm->second.state == VmState::kReady) out.push_back(vm->second.ip);
+  }
+  return out;
+}
+
+void Registry::NoteSeen(const std::string& cpt, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (auto profile = profiles_.find(cpt); profile != profiles_.end()) {
+    profile->second.last_seen = std::max(profile->second.last_seen, now);
+  }
+}
+
 absl::Status Registry::PutProfile(const ProfileRecord& p) {
   absl::StatusOr<int64_t> r = store_.Put(ProfileKey(p.cpt), Serialize(ToProto(p)));
   return r.ok() ? absl::OkStatus() : r.status();
@@ -343,11 +365,14 @@ absl::Status Registry::InvalidateProfile(const std::string& cpt, absl::Time now,
     txn.success.push_back(store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm))));
   }
   if (absl::Status s = TxnOk(store_.Txn(txn), "invalidate"); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
-  profiles_[cpt].invalidated = true;
-  profiles_[cpt].invalidated_at = now;
-  profiles_[cpt].replaced_by = replaced_by;
-  for (VmRecord& vm : vms) vms_[vm.name] = std::move(vm);
+  {
+    absl::MutexLock lock(&mu_);
+    profiles_[cpt].invalidated = true;
+    profiles_[cpt].invalidated_at = now;
+    profiles_[cpt].replaced_by = replaced_by;
+    for (VmRecord& vm : vms) vms_[vm.name] = std::move(vm);
+  }
+  Changed(cpt);
   return absl::OkStatus();
 }
 
@@ -364,8 +389,11 @@ absl::Status Registry::RemoveProfile(const std::string& cpt) {
   absl::StatusOr<bool> deleted = store_.Delete(ProfileKey(cpt));
   if (!deleted.ok()) return deleted.status();
   flushed_seen_.erase(cpt);
-  absl::MutexLock lock(&mu_);
-  profiles_.erase(cpt);
+  {
+    absl::MutexLock lock(&mu_);
+    profiles_.erase(cpt);
+  }
+  Changed(cpt);
   return absl::OkStatus();
 }
 
@@ -390,9 +418,12 @@ absl::Status Registry::AddVm(const VmRecord& vm) {
       !s.ok()) {
     return s;
   }
-  absl::MutexLock lock(&mu_);
-  if (!vm.cpt.empty()) profiles_[vm.cpt].pools[vm.service].push_back(vm.name);
-  vms_.emplace(vm.name, vm);
+  {
+    absl::MutexLock lock(&mu_);
+    if (!vm.cpt.empty()) profiles_[vm.cpt].pools[vm.service].push_back(vm.name);
+    vms_.emplace(vm.name, vm);
+  }
+  Changed(vm.cpt);
   return absl::OkStatus();
 }
 
@@ -422,9 +453,12 @@ absl::StatusOr<std::optional<VmRecord>> Registry::ClaimSpare(const std::string& 
                   .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm)))}});
   if (!r.ok()) return r.status();
   if (!r->succeeded) return std::nullopt;
-  absl::MutexLock lock(&mu_);
-  vms_[vm.name] = vm;
-  profiles_[cpt].pools[service].push_back(vm.name);
+  {
+    absl::MutexLock lock(&mu_);
+    vms_[vm.name] = vm;
+    profiles_[cpt].pools[service].push_back(vm.name);
+  }
+  Changed(cpt);
   return vm;
 }
 
@@ -451,8 +485,11 @@ absl::Status Registry::SetVmState(const std::string& name, VmState state,
   vm.release_after = release_after;
   absl::StatusOr<int64_t> r = store_.Put(VmKey(name), Serialize(ToProto(vm)));
   if (!r.ok()) return r.status();
-  absl::MutexLock lock(&mu_);
-  vms_[name] = std::move(vm);
+  {
+    absl::MutexLock lock(&mu_);
+    vms_[name] = vm;
+  }
+  Changed(vm.cpt);
   return absl::OkStatus();
 }
 
@@ -468,13 +505,16 @@ absl::Status Registry::RemoveVm(const std::string& name) {
   absl::StatusOr<store::TxnResult> r =
       store_.Txn({.success = {store::Op::Delete(VmKey(name)), store::Op::Delete(LeaseKey(vm))}});
   if (!r.ok()) return r.status();
-  absl::MutexLock lock(&mu_);
-  vms_.erase(name);
-  if (auto p = profiles_.find(vm.cpt); p != profiles_.end()) {
-    auto& pool = p->second.pools[vm.service];
-    pool.erase(std::remove(pool.begin(), pool.end(), name), pool.end());
-    if (pool.empty()) p->second.pools.erase(vm.service);
+  {
+    absl::MutexLock lock(&mu_);
+    vms_.erase(name);
+    if (auto p = profiles_.find(vm.cpt); p != profiles_.end()) {
+      auto& pool = p->second.pools[vm.service];
+      pool.erase(std::remove(pool.begin(), pool.end(), name), pool.end());
+      if (pool.empty()) p->second.pools.erase(vm.service);
+    }
   }
+  Changed(vm.cpt);
   return absl::OkStatus();
 }
 

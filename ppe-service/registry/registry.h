@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,16 +35,16 @@ struct VmRecord {
 };
 
 struct ProfileRecord {
-  std::string cpt;
-  cpt::Attributes attributes;
-  std::string origin;  // "admin" (IssueCpt) or "dns" (derived from a query)
-  absl::Time created;
-  absl::Time last_seen;
+  std::string cpt{};
+  cpt::Attributes attributes{};
+  std::string origin{};  // "admin" (IssueCpt) or "dns" (derived from a query)
+  absl::Time created{};
+  absl::Time last_seen{};
   bool invalidated = false;
   absl::Time invalidated_at = absl::InfinitePast();
-  std::string replaced_by;
+  std::string replaced_by{};
   // service -> names of the VMs in the pool, in allocation order
-  absl::flat_hash_map<std::string, std::vector<std::string>> pools;
+  absl::flat_hash_map<std::string, std::vector<std::string>> pools{};
 };
 
 // The CPT -> profile -> VM pool registry. The durable copy lives in a
@@ -75,6 +76,17 @@ class Registry {
   size_t VmCount() const;
   size_t VmCount(const std::string& service) const;
   size_t PoolSize(const std::string& cpt, const std::string& service) const;
+  // ReadyAddresses without noting the profile as seen (the answer stream's view).
+  std::vector<std::string> ServingAddresses(const std::string& cpt,
+                                            const std::string& service) const;
+  // Notes the profile as seen at `now` (answers given elsewhere, e.g. by a plugin).
+  void NoteSeen(const std::string& cpt, absl::Time now);
+
+  // Called after every mutation that can change what a profile answers (its
+  // VMs' states, its pool, invalidation, removal), with the profile's CPT, on
+  // the mutating thread, mutations still serialised. Set once, before serving.
+  using ChangeListener = std::function<void(const std::string& cpt)>;
+  void SetChangeListener(ChangeListener listener) { listener_ = std::move(listener); }
 
   // --- mutations (store, then memory) ---
   // Registers the profile if new; returns true when it was created. An
@@ -103,6 +115,11 @@ class Registry {
 
  private:
   absl::Status PutProfile(const ProfileRecord& p);
+  void Changed(const std::string& cpt) const {
+    if (listener_ && !cpt.empty()) listener_(cpt);
+  }
+
+  ChangeListener listener_;
 
   store::RegistryStore& store_;
   std::string instance_id_;

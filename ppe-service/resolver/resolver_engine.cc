@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "ppe-service/common/log.h"
 #include "ppe-service/dns/client_subnet.h"
+#include "ppe-service/dns/cohort_client.h"
 
 namespace ppe::resolver {
 
@@ -107,8 +108,8 @@ ResolverEngine::Derived ResolverEngine::DeriveAttributes(const ResolveRequest& r
   d.scope = dns::ClientScope(request.real_remote(), request.remote());
   absl::CivilMinute now = absl::ToCivilMinute(clock_.Now(), absl::UTCTimeZone());
   int minute_of_day = now.hour() * 60 + now.minute();
-  int per_bucket = 1440 / static_cast<int>(config_.cpt().time_buckets_per_day());
-  d.attributes.time_bucket = absl::StrCat("tod", minute_of_day / per_bucket);
+  d.bucket = dns::TimeBucketIndex(minute_of_day, config_.cpt().time_buckets_per_day());
+  d.attributes.time_bucket = absl::StrCat("tod", d.bucket);
   return d;
 }
 
@@ -170,7 +171,13 @@ void ResolverEngine::Resolve(const ResolveRequest& request, Done done) {
   Derived derived = DeriveAttributes(request, parsed.service);
   q->scope = derived.scope;
   std::string cpt = codec_.Encode(derived.attributes);
-  if (registry_.IsActive(cpt)) return AnswerProfile(std::move(q), cpt, std::nullopt);
+  if (registry_.IsActive(cpt)) {
+    if (cohort_observer_) {
+      cohort_observer_(parsed.service, dns::CohortClient(request.real_remote(), request.remote()),
+                       derived.bucket, cpt, q->scope);
+    }
+    return AnswerProfile(std::move(q), cpt, std::nullopt);
+  }
   // A new cohort: registered by the allocation, at a bounded rate per source prefix.
   if (q->want_v4 && !registrations_.Allow(SourcePrefixKey(request.real_remote(), request.remote()),
                                           clock_.Now())) {

@@ -45,11 +45,19 @@ class ResolverEngine {
   void Resolve(const ppe::v1::ResolveRequest& request, Done done);
   ppe::v1::ListZonesResponse Zones() const { return zones_response_; }
 
+  // Told when an untagged query is answered from an active profile: the data
+  // plane (AnswerStream) learns the cohort. Set once, before serving.
+  using CohortObserver =
+      std::function<void(const std::string& service, const std::string& client, uint32_t bucket,
+                         const std::string& cpt, uint32_t scope)>;
+  void set_cohort_observer(CohortObserver observer) { cohort_observer_ = std::move(observer); }
+
   // The attributes the PPE derives for an untagged query, and the ECS scope
   // (prefix length) they depend on.
   struct Derived {
     cpt::Attributes attributes;
     uint32_t scope = 0;
+    uint32_t bucket = 0;  // index of attributes.time_bucket
   };
   Derived DeriveAttributes(const ppe::v1::ResolveRequest& request,
                            const std::string& service) const;
@@ -78,6 +86,7 @@ class ResolverEngine {
   Stats stats_;
   std::vector<Zone> zones_;
   ppe::v1::ListZonesResponse zones_response_;
+  CohortObserver cohort_observer_;
 };
 
 }  // namespace ppe::resolver

@@ -50,7 +50,7 @@ class Scaler {
     double level = 95;
     int refit_every = 60;
     int cooldown = 15;  // buckets below target before one VM drains (docs/scaling.md: replay)
-    std::vector<int> periods;
+    std::vector<int> periods{};
     int history_buckets = 10080;
     int checkpoint_every = 10;  // buckets between demand checkpoints to the store
     int keep_warm = 10;
@@ -58,7 +58,7 @@ class Scaler {
     int max_vms = 4;
     int budget = 1000;  // VMs across all profiles
     absl::Duration drain = absl::Seconds(60);
-    std::map<std::string, double> requests_per_vm;  // by service (per bucket)
+    std::map<std::string, double> requests_per_vm{};  // by service (per bucket)
   };
 
   // `store` (may be null: nothing kept across restarts) holds the limits and

@@ -14,6 +14,7 @@
 #include "ppe-service/common/clock.h"
 #include "ppe-service/common/log.h"
 #include "ppe-service/cpt/geoip_db.h"
+#include "ppe-service/store/etcd_registry_store.h"
 #include "ppe-service/store/memory_registry_store.h"
 #include "ppe-service/store/sqlite_registry_store.h"
 #include "ppe-service/vm/libvirt_hypervisor.h"
@@ -129,6 +130,18 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   // before the first query is served.
   if (c.registry().store() == "memory") {
     app->store_ = std::make_unique<store::MemoryRegistryStore>();
+  } else if (c.registry().store() == "etcd") {
+    const auto& r = c.registry();
+    absl::StatusOr<std::unique_ptr<store::EtcdRegistryStore>> etcd =
+        store::EtcdRegistryStore::Connect(
+            {.endpoints = {r.etcd_endpoints().begin(), r.etcd_endpoints().end()},
+             .prefix = r.etcd_prefix(),
+             .ca_file = r.etcd_ca_file(),
+             .cert_file = r.etcd_cert_file(),
+             .key_file = r.etcd_key_file(),
+             .timeout = absl::Milliseconds(r.etcd_timeout_ms())});
+    if (!etcd.ok()) return etcd.status();
+    app->store_ = std::move(*etcd);
   } else {
     absl::StatusOr<std::unique_ptr<store::SqliteRegistryStore>> db =
         store::SqliteRegistryStore::Open(c.registry().sqlite_path());
@@ -208,7 +221,28 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       WallClock::Instance(), app->demand_.get());
   app->profile_admin_ = std::make_unique<resolver::ProfileAdmin>(
       app->config_, *app->codec_, *app->registry_, WallClock::Instance(), drain);
+  {  // the data plane: plugins watch the answer table
+    std::vector<std::string> services;
+    for (const auto& z : app->config_.zones()) {
+      for (const auto& svc : z.services()) services.push_back(svc.name());
+    }
+    app->answer_stream_ = std::make_unique<resolver::AnswerStream>(
+        *app->registry_, std::move(services), app->engine_->Zones(), WallClock::Instance(),
+        resolver::AnswerStream::Options{
+            .ttl = app->config_.answers().ttl(),
+            .time_buckets_per_day = app->config_.cpt().time_buckets_per_day()});
+    app->answer_stream_->Start();
+    resolver::AnswerStream* stream = app->answer_stream_.get();
+    app->engine_->set_cohort_observer(
+        [stream](const std::string& service, const std::string& client, uint32_t bucket,
+                 const std::string& cpt,
+                 uint32_t scope) { stream->OnCohortAnswer(service, client, bucket, cpt, scope); });
+    app->cohort_expiry_.Start(absl::Seconds(10),
+                              [stream] { stream->ExpireCohorts(stream->CurrentBucket()); });
+  }
   app->resolver_service_ = std::make_unique<ResolverServiceImpl>(*app->engine_);
+  app->resolver_service_->set_data_plane(app->answer_stream_.get(), app->registry_.get(),
+                                         app->demand_.get());
   app->admin_service_ =
       std::make_unique<AdminServiceImpl>(*app->profile_admin_, *app->registry_, *app->workers_);
   app->admin_service_->set_status_provider([app = app.get()] { return app->Status(); });
@@ -293,12 +327,14 @@ absl::StatusOr<ppe::v1::StatusResponse> PpeApp::Status() const {
 
 void PpeApp::Shutdown() {
   auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(2);
+  if (answer_stream_) answer_stream_->Close();  // watch streams end now, not at the deadline
   if (admin_server_) admin_server_->Shutdown(deadline);
   if (server_) server_->Shutdown(deadline);
 }
 
 PpeApp::~PpeApp() {
   Shutdown();
+  cohort_expiry_.Stop();
   janitor_.reset();
   if (scaler_) scaler_->Stop();
   // Workers finish their allocations before the manager and hypervisor go.

@@ -6,12 +6,14 @@
 #include <grpcpp/server.h>
 
 #include "absl/status/statusor.h"
+#include "ppe-service/common/periodic_thread.h"
 #include "ppe-service/common/thread_pool.h"
 #include "ppe-service/common/timer_queue.h"
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/cpt/region_table.h"
 #include "ppe-service/lifecycle/janitor.h"
 #include "ppe-service/registry/registry.h"
+#include "ppe-service/resolver/answer_stream.h"
 #include "ppe-service/resolver/profile_admin.h"
 #include "ppe-service/resolver/resolver_engine.h"
 #include "ppe-service/scaler/scaler.h"
@@ -51,6 +53,8 @@ class PpeApp {
   cpt::RegionTable regions_;
   std::unique_ptr<store::RegistryStore> store_;
   std::unique_ptr<registry::Registry> registry_;
+  std::unique_ptr<resolver::AnswerStream> answer_stream_;  // fed by registry_ and engine_
+  PeriodicThread cohort_expiry_;
   std::unique_ptr<vm::Hypervisor> hypervisor_;
   std::unique_ptr<ThreadPool> workers_;
   std::unique_ptr<TimerQueue> timers_;

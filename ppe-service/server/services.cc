@@ -1,5 +1,7 @@
 #include "ppe-service/server/services.h"
 
+#include <deque>
+
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/server/grpc_status.h"
 
@@ -27,6 +29,13 @@ void FillProfile(const registry::ProfileRecord& p, ppe::v1::Profile* out) {
   }
 }
 
+// WatchAnswers on a server without a data plane.
+class FailedWatch final : public grpc::ServerWriteReactor<ppe::v1::AnswerUpdate> {
+ public:
+  FailedWatch() { Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no answer stream")); }
+  void OnDone() override { delete this; }
+};
+
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                     const grpc::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -34,7 +43,113 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// One WatchAnswers stream: a cursor (epoch, version) into the AnswerStream and
+// at most one write in flight; new deltas wake it. Deletes itself when done.
+class AnswerWatcher final : public grpc::ServerWriteReactor<ppe::v1::AnswerUpdate> {
+ public:
+  AnswerWatcher(resolver::AnswerStream& stream, const ppe::v1::WatchAnswersRequest& request)
+      : stream_(stream), epoch_(request.epoch()), version_(request.version()) {
+    subscription_ = stream_.Subscribe([this] { Pump(); });
+    Pump();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      current_.reset();
+      if (!ok) ended_ = true;
+    }
+    Pump();
+  }
+  void OnCancel() override { End(); }
+  void OnDone() override {
+    stream_.Unsubscribe(subscription_);
+    delete this;
+  }
+
+ private:
+  // Writes the next update, or finishes once ended and no write is in flight.
+  void Pump() {
+    if (stream_.closed()) End();
+    const ppe::v1::AnswerUpdate* write = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      if (writing_ || finished_) return;
+      if (ended_) {
+        finished_ = true;
+      } else {
+        if (pending_.empty()) {
+          for (auto& u : stream_.Since(epoch_, version_, /*hello=*/first_)) {
+            pending_.push_back(std::move(u));
+          }
+          first_ = false;
+        }
+        if (pending_.empty()) return;
+        current_ = std::move(pending_.front());
+        pending_.pop_front();
+        epoch_ = current_->epoch();
+        version_ = current_->version();
+        writing_ = true;
+        write = current_.get();
+      }
+    }
+    if (write != nullptr) {
+      StartWrite(write);
+    } else {
+      Finish(grpc::Status::OK);
+    }
+  }
+  void End() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (ended_) return;
+      ended_ = true;
+    }
+    Pump();
+  }
+
+  resolver::AnswerStream& stream_;
+  uint64_t subscription_ = 0;
+  absl::Mutex mu_;
+  uint64_t epoch_ ABSL_GUARDED_BY(mu_);
+  uint64_t version_ ABSL_GUARDED_BY(mu_);
+  std::deque<resolver::AnswerStream::Update> pending_ ABSL_GUARDED_BY(mu_);
+  resolver::AnswerStream::Update current_;  // the message being written
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool first_ ABSL_GUARDED_BY(mu_) = true;
+};
+
 }  // namespace
+
+grpc::ServerWriteReactor<ppe::v1::AnswerUpdate>* ResolverServiceImpl::WatchAnswers(
+    grpc::CallbackServerContext* context, const ppe::v1::WatchAnswersRequest* request) {
+  if (stream_ == nullptr) {
+    auto* reactor = new FailedWatch();
+    return reactor;
+  }
+  return new AnswerWatcher(*stream_, *request);
+}
+
+grpc::ServerUnaryReactor* ResolverServiceImpl::ReportAnswers(
+    grpc::CallbackServerContext* context, const ppe::v1::ReportAnswersRequest* request,
+    ppe::v1::ReportAnswersResponse* response) {
+  if (registry_ == nullptr || demand_ == nullptr) {
+    return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no data plane"));
+  }
+  absl::Time now = absl::Now();
+  int accepted = 0;
+  for (const auto& c : request->counts()) {
+    if (c.answers() <= 0 || !registry_->IsActive(c.cpt())) continue;
+    demand_->Record(c.cpt(), c.service(), c.answers());
+    registry_->NoteSeen(c.cpt(), now);
+    ++accepted;
+  }
+  response->set_accepted(accepted);
+  return FinishNow(context, grpc::Status::OK);
+}
 
 grpc::Status AdminServiceImpl::Authorize(const grpc::CallbackServerContext* context) const {
   if (authorizer_ == nullptr) {

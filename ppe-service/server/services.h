@@ -2,6 +2,7 @@
 
 #include "ppe-service/common/thread_pool.h"
 #include "ppe-service/registry/registry.h"
+#include "ppe-service/resolver/answer_stream.h"
 #include "ppe-service/resolver/profile_admin.h"
 #include "ppe-service/resolver/resolver_engine.h"
 #include "ppe-service/scaler/scaler.h"
@@ -16,6 +17,14 @@ namespace ppe::server {
 class ResolverServiceImpl final : public ppe::v1::Resolver::CallbackService {
  public:
   explicit ResolverServiceImpl(resolver::ResolverEngine& engine) : engine_(engine) {}
+  // The data plane: WatchAnswers streams `stream`; ReportAnswers records the
+  // plugins' local answers in `demand` and as profile activity in `registry`.
+  void set_data_plane(resolver::AnswerStream* stream, registry::Registry* registry,
+                      scaler::DemandTracker* demand) {
+    stream_ = stream;
+    registry_ = registry;
+    demand_ = demand;
+  }
 
   grpc::ServerUnaryReactor* Resolve(grpc::CallbackServerContext* context,
                                     const ppe::v1::ResolveRequest* request,
@@ -23,9 +32,17 @@ class ResolverServiceImpl final : public ppe::v1::Resolver::CallbackService {
   grpc::ServerUnaryReactor* ListZones(grpc::CallbackServerContext* context,
                                       const ppe::v1::ListZonesRequest* request,
                                       ppe::v1::ListZonesResponse* response) override;
+  grpc::ServerWriteReactor<ppe::v1::AnswerUpdate>* WatchAnswers(
+      grpc::CallbackServerContext* context, const ppe::v1::WatchAnswersRequest* request) override;
+  grpc::ServerUnaryReactor* ReportAnswers(grpc::CallbackServerContext* context,
+                                          const ppe::v1::ReportAnswersRequest* request,
+                                          ppe::v1::ReportAnswersResponse* response) override;
 
  private:
   resolver::ResolverEngine& engine_;
+  resolver::AnswerStream* stream_ = nullptr;
+  registry::Registry* registry_ = nullptr;
+  scaler::DemandTracker* demand_ = nullptr;
 };
 
 class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {

@@ -81,9 +81,9 @@ struct Op {
 
 // If every compare holds, apply `success`, else apply `failure`; atomically.
 struct Txn {
-  std::vector<Compare> compares;
-  std::vector<Op> success;
-  std::vector<Op> failure;
+  std::vector<Compare> compares{};
+  std::vector<Op> success{};
+  std::vector<Op> failure{};
 };
 
 struct TxnResult {

@@ -14,30 +14,30 @@ namespace ppe::vm {
 // PPE's tag on every domain it creates, so a restarted PPE can re-adopt its VMs
 // and destroy the ones nobody owns. Stored as libvirt <metadata>.
 struct VmTag {
-  std::string profile;  // fingerprint of the owning CPT (never the CPT itself)
-  std::string service;
-  std::string ip;
-  std::string mac;
-  std::string network;   // libvirt network holding its DHCP host entry; may be empty
-  std::string registry;  // instance id of the registry that owns it
+  std::string profile{};  // fingerprint of the owning CPT (never the CPT itself)
+  std::string service{};
+  std::string ip{};
+  std::string mac{};
+  std::string network{};   // libvirt network holding its DHCP host entry; may be empty
+  std::string registry{};  // instance id of the registry that owns it
 };
 
 struct DomainSpec {
-  std::string name;
+  std::string name{};
   unsigned vcpus = 1;
   unsigned max_vcpus = 1;
   unsigned memory_mib = 256;
   unsigned max_memory_mib = 256;
-  VmTag tag;  // tag.network: libvirt network for the NIC and a DHCP host entry
+  VmTag tag{};  // tag.network: libvirt network for the NIC and a DHCP host entry
   // Real machines: the NIC joins this host bridge (instead of tag.network).
   // lxc:/// configures tag.ip/prefix_length in the container and a default
   // route via `gateway` (none if empty); a QEMU guest must configure itself.
-  std::string bridge;
+  std::string bridge{};
   unsigned prefix_length = 24;
-  std::string gateway;
+  std::string gateway{};
   // lxc:///: the argv the container runs under tini, with "{ip}" and "{port}"
   // already replaced by the caller. Empty: `/bin/sleep infinity`.
-  std::vector<std::string> command;
+  std::vector<std::string> command{};
   // lxc:///: cgroup CPU shares at `vcpus` (0: 1024 per vCPU); Resize scales
   // them, and the CPU quota (`vcpus` CPUs), with the vCPU count.
   unsigned cpu_shares = 0;

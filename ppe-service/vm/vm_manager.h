@@ -24,25 +24,25 @@
 namespace ppe::vm {
 
 struct WorkloadShape {
-  std::string name;  // "cpu-heavy"
+  std::string name{};  // "cpu-heavy"
   unsigned vcpus = 1, max_vcpus = 1;
   unsigned memory_mib = 256, max_memory_mib = 256;
-  std::vector<std::string> command;  // containers: argv, with {ip} and {port}
+  std::vector<std::string> command{};  // containers: argv, with {ip} and {port}
   unsigned cpu_shares = 0;
 };
 
 struct ServicePlacement {
-  std::string service;
-  WorkloadShape shape;
-  std::string network;  // may be empty
-  std::shared_ptr<AddressPool> addresses;
+  std::string service{};
+  WorkloadShape shape{};
+  std::string network{};  // may be empty
+  std::shared_ptr<AddressPool> addresses{};
   size_t max_vms = 0;  // 0: the address pool's capacity
   size_t warm_spares = 0;
   unsigned probe_port = 0;  // 0: ready once started
   // Real machines: host bridge, prefix length and gateway of the static address.
-  std::string bridge;
+  std::string bridge{};
   unsigned prefix_length = 24;
-  std::string gateway;
+  std::string gateway{};
 };
 
 struct VmLimits {

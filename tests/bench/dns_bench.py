@@ -1,79 +1,296 @@
-"""DNS throughput and latency of the whole stack, measured with dnsperf against a
-real pdns_server (launch=remote) + ppe-backend + ppe-server on test:///.
+"""DNS throughput and latency of the whole stack (pdns_server launch=remote +
+ppe-backend + ppe-server on test:///) against pdns_server launch=bind serving
+the same names as a static zone, in one run, on one machine, with the same load
+generator (dns_load: UDP, per-query ECS, latency percentiles). Prints ours/bind:
 
-Runs, in one process and on one machine, with pdns's packet and query caches OFF
-(every query reaches the backend) and then ON (as operators run it):
-  apex      SOA at the zone apex, answered by the plugin without a gRPC call
-  tagged    A for 50 issued CPTs (VMs already allocated), plugin -> PPE round trip
-  untagged  A for the service name with ECS from 256 subnets (scoped answers)
-and prints queries/s and latency for each, with tagged/apex as the ratio that
-shows what the gRPC hop costs.
+  tagged         caches off, uniform over N tagged names whose VMs are ready
+  untagged+ECS   default caches, ECS from N distinct /24s, cohorts warm
+  random labels  caches off, 26-character random labels (bind: a wildcard);
+                 VMs, profiles and plugin RSS before and after
+  zipf           default caches, Zipf(1.1) over the N tagged names
+  p99 @ half     caches off, tagged, at half the peak rate of each side
+  table memory   bytes per entry with 1M synthetic entries (answer_table_bench)
+  drain -> gone  p99 over D drains, from the Admin call to the last plugin (two
+                 plugins, each with its own pdns) answering without the address
 
-  /usr/bin/python3 tests/bench/dns_bench.py [--seconds 10] [--clients 20]
+  /usr/bin/python3 tests/bench/dns_bench.py [--names 10000] [--seconds 10] [--drains 50]
+      [--window 100] [--receiver-threads 1] [--distributor-threads 3]
 """
 
 import argparse
+import json
 import os
-import re
+import random
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from harness import Stack  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+sys.path.insert(0, os.path.join(HERE, "..", "dataplane"))
+from harness import BUILD, Stack, free_port, rss_kib, udp_flood, wait_until  # noqa: E402
+from dataplane_test import SecondPlugin, a_records  # noqa: E402
+
+ZONE = "cdn.example.test"
+DNS_LOAD = os.path.join(BUILD, "tests", "bench", "dns_load")
+ISSUE_MANY = os.path.join(BUILD, "tests", "bench", "issue_many")
+TABLE_BENCH = os.path.join(BUILD, "tests", "bench", "answer_table_bench")
+B32 = "abcdefghijklmnopqrstuvwxyz234567"
+CACHES_OFF = ("cache-ttl=0", "query-cache-ttl=0", "negquery-cache-ttl=0")
+# The quick start's config (wide pools, room for 20,000 VMs), and cohort
+# registrations not rate-limited, so the warm-up can register every cohort.
+BENCH_CONF = """
+limits { max_vms_total: 20000 registrations_per_minute: 100000 registrations_burst: 100000 }
+"""
 
 
-def dnsperf(stack, queries, seconds, clients, ecs_subnets=None):
+def load(port, queries, seconds, window, rate=0, ecs_subnets=0, count=0):
     with tempfile.NamedTemporaryFile("w", delete=False, suffix=".txt") as f:
         f.write("\n".join(queries) + "\n")
         path = f.name
-    argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(stack.dns_port), "-d", path, "-l",
-            str(seconds), "-c", str(clients), "-Q", "100000", "-q", "200"]
+    argv = [DNS_LOAD, str(port), path, str(seconds), "--window", str(window)]
+    if rate:
+        argv += ["--rate", str(int(rate))]
     if ecs_subnets:
-        # One dnsperf per ECS subnet would be needed for per-query ECS; use a
-        # fixed ECS option instead (option 8, family 1, source /24, 198.51.100/24).
-        argv += ["-E", "8:00011800c63364"]
-    out = subprocess.run(argv, capture_output=True, text=True).stdout
+        argv += ["--ecs-subnets", str(ecs_subnets)]
+    if count:
+        argv += ["--count", str(count)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     os.unlink(path)
-    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
-    lat = re.search(r"Average Latency \(s\):\s+([\d.]+)", out)
-    lost = re.search(r"Queries lost:\s+(\d+)", out)
-    codes = re.search(r"Response codes:\s+(.*)", out)
-    return qps, float(lat.group(1)) * 1e3 if lat else float("nan"), int(lost.group(1)), (
-        codes.group(1) if codes else "")
+    return json.loads(out)
+
+
+def zipf_sample(names, count, s=1.1, seed=18):
+    weights = [1.0 / (i + 1) ** s for i in range(len(names))]
+    return random.Random(seed).choices(names, weights=weights, k=count)
+
+
+def random_labels(count, seed=18):
+    rng = random.Random(seed)
+    return ["".join(rng.choice(B32) for _ in range(26)) + f".video.{ZONE}" for _ in range(count)]
+
+
+def threads(stack, args):
+    stack.set_pdns_option(f"receiver-threads={args.receiver_threads}")
+    stack.set_pdns_option(f"distributor-threads={args.distributor_threads}")
+
+
+class BindStack:
+    """pdns_server launch=bind with the same names as a static zone."""
+
+    def __init__(self, tagged, caches_off, args):
+        self.dir = tempfile.mkdtemp(prefix="ppe-bench-bind-")
+        self.dns_port = free_port()
+        zone = [f"$ORIGIN {ZONE}.", "$TTL 30",
+                f"@ 3600 IN SOA ns1.{ZONE}. hostmaster.{ZONE}. 1 10800 3600 604800 3600",
+                f"@ 3600 IN NS ns1.{ZONE}.", "video IN A 192.0.2.10", "*.video IN A 192.0.2.10"]
+        for name, ip in tagged:
+            zone.append(f"{name}. IN A {ip}")
+        with open(os.path.join(self.dir, "zone"), "w") as f:
+            f.write("\n".join(zone) + "\n")
+        with open(os.path.join(self.dir, "named.conf"), "w") as f:
+            f.write(f'zone "{ZONE}" {{ type master; file "{self.dir}/zone"; }};\n')
+        lines = ["launch=bind", f"bind-config={self.dir}/named.conf", "local-address=127.0.0.1",
+                 f"local-port={self.dns_port}", f"socket-dir={self.dir}", "disable-syslog=yes",
+                 "loglevel=3", f"receiver-threads={args.receiver_threads}",
+                 f"distributor-threads={args.distributor_threads}"]
+        if caches_off:
+            lines += list(CACHES_OFF)
+        with open(os.path.join(self.dir, "pdns.conf"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.proc = subprocess.Popen(["pdns_server", f"--config-dir={self.dir}", "--daemon=no",
+                                      "--guardian=no"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_until("bind pdns", self._up, 20)
+
+    def _up(self):
+        try:
+            a_records(self.dns_port, ZONE)
+            return True
+        except OSError:
+            return False
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def ppe_stack(caches_off, args):
+    stack = Stack(conf_replace={"limits { max_vms_total: 20000 }": BENCH_CONF})
+    if caches_off:
+        for opt in CACHES_OFF:
+            stack.set_pdns_option(opt)
+    threads(stack, args)
+    return stack.start()
+
+
+def warm_tagged(stack, n):
+    names = subprocess.run([ISSUE_MANY, f"127.0.0.1:{stack.grpc_port}", str(n)],
+                           capture_output=True, text=True, check=True).stdout.split()
+    start = time.time()
+    udp_flood(stack.dns_port, names, window=32)  # each first query allocates the VM
+    ips = {v["cpt"]: v["ip"] for v in stack.vms() if v["state"] == "ready"}
+    tagged = [(n, ips[n.split(".")[0]]) for n in names if n.split(".")[0] in ips]
+    print(f"  {len(tagged)}/{n} tagged names with a ready VM after {time.time() - start:.0f} s",
+          flush=True)
+    return tagged
+
+
+def ratio(ours, bind):
+    return ours / bind if bind else float("nan")
+
+
+def sweep(args):
+    """pdns thread settings: caches-off tagged throughput of both sides."""
+    print(f"{'receiver':>8s} {'distrib':>8s} {'ours q/s':>10s} {'bind q/s':>10s} {'ratio':>6s}")
+    for r, d in ((1, 3), (1, 6), (2, 3), (2, 6), (1, 12)):
+        args.receiver_threads, args.distributor_threads = r, d
+        stack = ppe_stack(True, args)
+        try:
+            tagged = warm_tagged(stack, args.names)
+            time.sleep(3)
+            queries = [f"{n} A" for n, _ in tagged]
+            ours = load(stack.dns_port, queries, args.seconds, args.window)
+            bind = BindStack(tagged, True, args)
+            try:
+                theirs = load(bind.dns_port, queries, args.seconds, args.window)
+            finally:
+                bind.close()
+        finally:
+            stack.close()
+        print(f"{r:8d} {d:8d} {ours['qps']:10.0f} {theirs['qps']:10.0f} "
+              f"{ratio(ours['qps'], theirs['qps']):6.2f}", flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--names", type=int, default=10000)
     ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--drains", type=int, default=50)
+    ap.add_argument("--window", type=int, default=100)
+    ap.add_argument("--receiver-threads", type=int, default=1)
+    ap.add_argument("--distributor-threads", type=int, default=3)
+    ap.add_argument("--sweep", action="store_true",
+                    help="only caches-off tagged, ours and bind, for several pdns thread settings")
     args = ap.parse_args()
-    for caches in ("off", "on"):
-        stack = Stack()
-        if caches == "off":
-            stack.set_pdns_option("cache-ttl=0")
-            stack.set_pdns_option("query-cache-ttl=0")
-            stack.set_pdns_option("negquery-cache-ttl=0")
+    if args.sweep:
+        return sweep(args)
+    rows = []
+
+    # --- caches off: tagged, random labels, p99 at half peak, drains
+    stack = ppe_stack(True, args)
+    try:
+        tagged = warm_tagged(stack, args.names)
+        time.sleep(10)  # let the allocations' store writes settle
+        queries = [f"{n} A" for n, _ in tagged]
+        ours = load(stack.dns_port, queries, args.seconds, args.window)
+        bind = BindStack(tagged, True, args)
         try:
-            stack.start()
-            names = []
-            for i in range(50):
-                issued = stack.ppectl_json("issue", "--service", "video", "--region", f"r{i}")
-                names.append(issued["hostname"])
-                stack.query(issued["hostname"])  # allocate its VM before measuring
-            stack.query("video.cdn.example.test", subnet="198.51.100.0/24")
-            results = {
-                "apex": dnsperf(stack, ["cdn.example.test SOA"], args.seconds, args.clients),
-                "tagged": dnsperf(stack, [f"{n} A" for n in names], args.seconds, args.clients),
-                "untagged": dnsperf(stack, ["video.cdn.example.test A"], args.seconds,
-                                    args.clients, ecs_subnets=True),
-            }
+            theirs = load(bind.dns_port, queries, args.seconds, args.window)
+            rows.append(("caches off, uniform tagged", ours, theirs, 0.5))
+            ours_half = load(stack.dns_port, queries, args.seconds, args.window,
+                             rate=ours["qps"] / 2)
+            theirs_half = load(bind.dns_port, queries, args.seconds, args.window,
+                               rate=theirs["qps"] / 2)
+            flood = [f"{n} A" for n in random_labels(20000)]
+            vms, profiles = len(stack.vms()), len(stack.ppectl_json("profiles")["profiles"])
+            pid = stack.procs["ppe-backend"].pid
+            rss = rss_kib(pid)
+            ours_flood = load(stack.dns_port, flood, args.seconds, args.window)
+            theirs_flood = load(bind.dns_port, flood, args.seconds, args.window)
+            flood_cost = (len(stack.vms()) - vms,
+                          len(stack.ppectl_json("profiles")["profiles"]) - profiles,
+                          (rss_kib(pid) - rss) / 1024)
+            rows.append(("caches off, random labels", ours_flood, theirs_flood, 0.5))
         finally:
-            stack.close()
-        print(f"pdns caches {caches}: {args.clients} clients, {args.seconds} s each")
-        for name, (qps, lat, lost, codes) in results.items():
-            print(f"  {name:9s} {qps:10.0f} q/s  avg {lat:7.3f} ms  lost {lost}  {codes}")
-        print(f"  tagged/apex throughput ratio: {results['tagged'][0] / results['apex'][0]:.2f}")
+            bind.close()
+
+        second = SecondPlugin(stack)
+        second.start()
+        delays, after_return = [], []
+        try:
+            ports = [stack.dns_port, second.dns_port]
+            by_ip = {v["ip"]: v for v in stack.vms()}
+            for name, ip in tagged[:args.drains]:
+                vm = by_ip[ip]
+                wait_until("both plugins", lambda: all(
+                    ip in a_records(p, name) for p in ports), 5)
+                start = time.time()
+                stack.ppectl("drain", "--vm", vm["name"])
+                returned = time.time()
+                gone = set()
+                while len(gone) < 2 and time.time() - start < 5:
+                    for p in ports:
+                        if ip not in a_records(p, name):
+                            gone.add(p)
+                delays.append(time.time() - start)
+                after_return.append(time.time() - returned)
+        finally:
+            second.stop()
+    finally:
+        stack.close()
+
+    # --- default caches: untagged + ECS, Zipf over the tagged names
+    stack = ppe_stack(False, args)
+    try:
+        tagged = warm_tagged(stack, args.names)
+        udp_flood(stack.dns_port, [f"video.{ZONE}"] * 1, ecs=("10.0.0.0", 24))
+        time.sleep(1)
+        # Warm every /24's cohort: two queries each (the first of all registers the profile).
+        warm = load(stack.dns_port, [f"video.{ZONE} A"], 300, 20, ecs_subnets=args.names,
+                    count=2 * args.names)
+        time.sleep(2)
+        ours_ecs = load(stack.dns_port, [f"video.{ZONE} A"], args.seconds, args.window,
+                        ecs_subnets=args.names)
+        zipf = [f"{n} A" for n, _ in zipf_sample(tagged, 200000)]
+        ours_zipf = load(stack.dns_port, zipf, args.seconds, args.window)
+        bind = BindStack(tagged, False, args)
+        try:
+            theirs_ecs = load(bind.dns_port, [f"video.{ZONE} A"], args.seconds, args.window,
+                              ecs_subnets=args.names)
+            theirs_zipf = load(bind.dns_port, zipf, args.seconds, args.window)
+        finally:
+            bind.close()
+        bind_off = BindStack(tagged, True, args)
+        try:
+            theirs_ecs_off = load(bind_off.dns_port, [f"video.{ZONE} A"], args.seconds,
+                                  args.window, ecs_subnets=args.names)
+        finally:
+            bind_off.close()
+        rows.append(("untagged+ECS, default caches (vs bind caches off)", ours_ecs,
+                     theirs_ecs_off, 0.4))
+        rows.append(("default caches, Zipf tagged", ours_zipf, theirs_zipf, 0.9))
+    finally:
+        stack.close()
+
+    table = subprocess.run([TABLE_BENCH, "1000000", "1"], capture_output=True, text=True,
+                           check=True).stdout
+
+    print(f"\nPPE vs pdns+bind, {args.names} names, {args.seconds} s per case, window "
+          f"{args.window}, receiver-threads {args.receiver_threads}, distributor-threads "
+          f"{args.distributor_threads}")
+    print(f"{'case':52s} {'ours q/s':>10s} {'bind q/s':>10s} {'ours/bind':>9s} {'goal':>6s}"
+          f" {'ours p99':>9s} {'bind p99':>9s}")
+    for name, o, b, goal in rows:
+        print(f"{name:52s} {o['qps']:10.0f} {b['qps']:10.0f} {ratio(o['qps'], b['qps']):9.2f} "
+              f"{goal:6.2f} {o['p99_ms']:8.2f}ms {b['p99_ms']:8.2f}ms"
+              f"  (ours servfail {o['servfail']}, lost {o['lost']})")
+    print(f"p99 at half peak, caches off, tagged: ours {ours_half['p99_ms']:.2f} ms at "
+          f"{ours_half['qps']:.0f} q/s, bind {theirs_half['p99_ms']:.2f} ms at "
+          f"{theirs_half['qps']:.0f} q/s (goal: ours <= bind + 1 ms)")
+    print(f"random-label flood: +{flood_cost[0]} VMs, +{flood_cost[1]} profiles, plugin RSS "
+          f"{flood_cost[2]:+.1f} MiB (goal 0, 0, < 10)")
+    print(f"untagged+ECS vs bind with default caches: "
+          f"{ratio(ours_ecs['qps'], theirs_ecs['qps']):.2f}; cohort warm-up {warm['qps']:.0f} q/s")
+    print("answer table: " + table.strip().replace("\n", "; "))
+    for what, d in (("from ppectl's start", delays), ("from the drain call's return", after_return)):
+        d.sort()
+        if d:
+            p99 = d[min(len(d) - 1, int(0.99 * len(d)))]
+            print(f"drain -> gone from 2 plugins over {len(d)} drains, {what}: p50 "
+                  f"{statistics.median(d) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (goal <= 200 ms)")
 
 
 if __name__ == "__main__":

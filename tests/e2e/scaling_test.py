@@ -22,12 +22,13 @@ def scaling_conf(mode):
     return f"""
 scaler {{ mode: "{mode}" bucket_ms: 1000 lead_buffer_ms: 2000 refit_every_buckets: 4
          cooldown_buckets: 5 keep_warm_buckets: 5 }}
-limits {{ max_vms_per_profile: 30 }}
 """
 
 
 PER_VM_CONF = {'fallback_addresses: "192.0.2.10"':
-               'fallback_addresses: "192.0.2.10"\n    requests_per_vm: 20'}
+               'fallback_addresses: "192.0.2.10"\n    requests_per_vm: 20',
+               'limits { max_vms_total: 20000 }':
+               'limits { max_vms_total: 20000 max_vms_per_profile: 30 }'}
 
 
 def replay(mode, stack=None):

@@ -1,6 +1,7 @@
 // The contract every RegistryStore implementation must meet. Each test case is
-// instantiated once per implementation (MemoryImpl, SqliteImpl); an etcd
-// implementation joins by adding one fixture type to kImplementations.
+// instantiated once per implementation: MemoryImpl, SqliteImpl, and
+// EtcdRegistryStore on a fresh real etcd of one (EtcdOneMember) and of three
+// members (EtcdThreeMembers), with its keys under a prefix.
 
 #include <atomic>
 #include <memory>
@@ -11,9 +12,11 @@
 #include <catch2/catch.hpp>
 
 #include "absl/synchronization/barrier.h"
+#include "ppe-service/store/etcd_registry_store.h"
 #include "ppe-service/store/memory_registry_store.h"
 #include "ppe-service/store/registry_store.h"
 #include "ppe-service/store/sqlite_registry_store.h"
+#include "tests/store/etcd_cluster.h"
 #include "tests/store/store_test_util.h"
 
 namespace ppe::store {
@@ -41,8 +44,31 @@ struct SqliteImpl {
   }
 };
 
-#define STORE_CONTRACT_TEST(name) \
-  TEMPLATE_TEST_CASE(name, "[store][contract]", MemoryImpl, SqliteImpl)
+template <int kMembers>
+struct EtcdImpl {
+  TempDir dir;
+  std::unique_ptr<testing::EtcdCluster> cluster;
+  EtcdImpl() {
+    auto started = testing::EtcdCluster::Start(kMembers, dir.path());
+    if (!started.ok()) FAIL(started.status().ToString());
+    cluster = std::move(*started);
+  }
+  std::unique_ptr<RegistryStore> Make(int64_t history_revisions = 10000) {
+    EtcdRegistryStore::Options options;
+    options.endpoints = cluster->Endpoints();
+    options.prefix = "ppe/";
+    options.history_revisions = history_revisions;
+    auto store = EtcdRegistryStore::Connect(options);
+    REQUIRE(store.ok());
+    return std::move(*store);
+  }
+};
+using EtcdOneMember = EtcdImpl<1>;
+using EtcdThreeMembers = EtcdImpl<3>;
+
+#define STORE_CONTRACT_TEST(name)                                                      \
+  TEMPLATE_TEST_CASE(name, "[store][contract]", MemoryImpl, SqliteImpl, EtcdOneMember, \
+                     EtcdThreeMembers)
 
 std::string Value(RegistryStore& store, std::string_view key) {
   absl::StatusOr<std::optional<KeyValue>> kv = store.Get(key);

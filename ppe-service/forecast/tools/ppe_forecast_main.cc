@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -22,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "ppe-service/common/flags.h"
 #include "ppe-service/forecast/ets.h"
 #include "ppe-service/forecast/forecaster.h"
 #include "ppe-service/forecast/json_report.h"
@@ -59,114 +61,90 @@ struct Args {
   bool states = false;
 };
 
+// A setter for a flag that must be a whole number >= 1.
+ppe::FlagParser::Setter PositiveInt(const std::string& flag, std::function<void(int)> set) {
+  return [flag, set = std::move(set)](absl::string_view v) {
+    double x;
+    if (absl::Status s = ppe::FlagParser::ToDouble(flag, v, &x); !s.ok()) return s;
+    if (x < 1 || x != static_cast<int>(x)) {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, " must be a positive integer"));
+    }
+    set(static_cast<int>(x));
+    return absl::OkStatus();
+  };
+}
+
+// A setter for a comma-separated list of numbers.
+template <typename T>
+ppe::FlagParser::Setter NumberList(std::vector<T>* out,
+                                   std::function<bool(absl::string_view, T*)> parse,
+                                   std::string error) {
+  return [out, parse = std::move(parse), error = std::move(error)](absl::string_view v) {
+    for (absl::string_view f : absl::StrSplit(v, ',')) {
+      T x;
+      if (!parse(f, &x)) return absl::InvalidArgumentError(error);
+      out->push_back(x);
+    }
+    return absl::OkStatus();
+  };
+}
+
 absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   Args a;
   bool have_path = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    const size_t eq = arg.find('=');
-    if (arg.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
+  ppe::FlagParser flags;
+  flags.Custom("period", PositiveInt("period", [&a](int p) { a.fit.periods.push_back(p); }));
+  flags.Custom("horizon", PositiveInt("horizon", [&a](int h) { a.horizon = h; }));
+  flags.Custom("level", [&a](absl::string_view v) {
+    if (absl::Status s = ppe::FlagParser::ToDouble("level", v, &a.level); !s.ok()) return s;
+    if (!(a.level > 0 && a.level < 100)) {
+      return absl::InvalidArgumentError("--level must be in (0, 100)");
     }
-    auto next = [&]() -> absl::StatusOr<std::string> {
-      if (!value.empty()) return value;
-      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(arg, " needs a value"));
-      return std::string(argv[++i]);
-    };
-    auto number = [&](double* out) -> absl::Status {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      if (!absl::SimpleAtod(*v, out)) {
-        return absl::InvalidArgumentError(absl::StrCat(arg, ": not a number: ", *v));
-      }
-      return absl::OkStatus();
-    };
-    double x;
-    absl::Status st;
-    if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      std::exit(0);
-    } else if (arg == "--period") {
-      st = number(&x);
-      if (st.ok() && (x < 1 || x != static_cast<int>(x))) {
-        st = absl::InvalidArgumentError("--period must be a positive integer");
-      }
-      a.fit.periods.push_back(static_cast<int>(x));
-    } else if (arg == "--horizon") {
-      st = number(&x);
-      if (st.ok() && (x < 1 || x != static_cast<int>(x))) {
-        st = absl::InvalidArgumentError("--horizon must be a positive integer");
-      }
-      a.horizon = static_cast<int>(x);
-    } else if (arg == "--level") {
-      st = number(&a.level);
-      if (st.ok() && !(a.level > 0 && a.level < 100)) {
-        st = absl::InvalidArgumentError("--level must be in (0, 100)");
-      }
-    } else if (arg == "--model") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      auto fam = ppe::forecast::ParseModelFamily(*v);
-      if (!fam.ok()) return fam.status();
-      a.fit.family = *fam;
-    } else if (arg == "--ets-spec") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      a.fit.ets_spec = *v;
-    } else if (arg == "--arima-order") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      for (absl::string_view f : absl::StrSplit(*v, ',')) {
-        int d;
-        if (!absl::SimpleAtoi(f, &d) || d < 0) {
-          return absl::InvalidArgumentError("--arima-order: expected p,d,q,P,D,Q[,constant]");
-        }
-        a.fit.arima_order.push_back(d);
-      }
-    } else if (arg == "--combine") {
-      st = number(&x);
-      if (st.ok() && (x < 1 || x != static_cast<int>(x))) {
-        st = absl::InvalidArgumentError("--combine must be a positive integer");
-      }
-      a.fit.combine = static_cast<int>(x);
-    } else if (arg == "--combine-within") {
-      st = number(&a.fit.combine_within);
-      if (st.ok() && !(a.fit.combine_within >= 1 || a.fit.combine_within == 0)) {
-        st = absl::InvalidArgumentError("--combine-within must be 0 (no limit) or at least 1");
-      }
-    } else if (arg == "--no-arima") {
-      a.fit.include_arima = false;
-    } else if (arg == "--states") {
-      a.states = true;
-    } else if (arg == "--alpha") {
-      st = number(&a.params.alpha);
-      a.fixed = true;
-    } else if (arg == "--beta") {
-      st = number(&a.params.beta);
-    } else if (arg == "--gamma") {
-      st = number(&a.params.gamma);
-    } else if (arg == "--phi") {
-      st = number(&a.params.phi);
-    } else if (arg == "--init") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      for (absl::string_view f : absl::StrSplit(*v, ',')) {
-        double d;
-        if (!absl::SimpleAtod(f, &d)) return absl::InvalidArgumentError("--init: bad number");
-        a.init.push_back(d);
-      }
-    } else if (arg.rfind("--", 0) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown option ", arg));
-    } else if (!have_path) {
-      a.path = arg;
-      have_path = true;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("unexpected argument ", arg));
+    return absl::OkStatus();
+  });
+  flags.Custom("model", [&a](absl::string_view v) {
+    auto family = ppe::forecast::ParseModelFamily(std::string(v));
+    if (!family.ok()) return family.status();
+    a.fit.family = *family;
+    return absl::OkStatus();
+  });
+  flags.String("ets-spec", &a.fit.ets_spec);
+  flags.Custom("arima-order",
+               NumberList<int>(
+                   &a.fit.arima_order,
+                   [](absl::string_view f, int* d) { return absl::SimpleAtoi(f, d) && *d >= 0; },
+                   "--arima-order: expected p,d,q,P,D,Q[,constant]"));
+  flags.Custom("combine", PositiveInt("combine", [&a](int k) { a.fit.combine = k; }));
+  flags.Custom("combine-within", [&a](absl::string_view v) {
+    double& r = a.fit.combine_within;
+    if (absl::Status s = ppe::FlagParser::ToDouble("combine-within", v, &r); !s.ok()) return s;
+    if (!(r >= 1 || r == 0)) {
+      return absl::InvalidArgumentError("--combine-within must be 0 (no limit) or at least 1");
     }
-    if (!st.ok()) return st;
-  }
+    return absl::OkStatus();
+  });
+  bool no_arima = false;
+  flags.Switch("no-arima", &no_arima);
+  flags.Switch("states", &a.states);
+  flags.Custom("alpha", [&a](absl::string_view v) {
+    a.fixed = true;
+    return ppe::FlagParser::ToDouble("alpha", v, &a.params.alpha);
+  });
+  flags.Double("beta", &a.params.beta);
+  flags.Double("gamma", &a.params.gamma);
+  flags.Double("phi", &a.params.phi);
+  flags.Custom("init",
+               NumberList<double>(
+                   &a.init, [](absl::string_view f, double* d) { return absl::SimpleAtod(f, d); },
+                   "--init: bad number"));
+  flags.Positionals([&](absl::string_view arg) {
+    if (have_path) return absl::InvalidArgumentError(absl::StrCat("unexpected argument ", arg));
+    a.path = std::string(arg);
+    have_path = true;
+    return absl::OkStatus();
+  });
+  if (absl::Status s = flags.Parse(argc, argv); !s.ok()) return s;
+  if (no_arima) a.fit.include_arima = false;
   if (a.horizon == 0) {
     int m = 1;
     for (int p : a.fit.periods) m = std::max(m, p);
@@ -182,6 +160,12 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+  }
   auto args = ParseArgs(argc, argv);
   if (!args.ok()) return Fail(2, std::string(args.status().message()));
   std::stringstream buffer;

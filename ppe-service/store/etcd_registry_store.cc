@@ -1,0 +1,525 @@
+#include "ppe-service/store/etcd_registry_store.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
+#include "ppe-service/store/txn_rules.h"
+
+namespace ppe::store {
+namespace {
+
+namespace pb = ::etcdserverpb;
+
+// Store revision <-> etcd revision (an empty etcd is at revision 1).
+int64_t StoreRevision(int64_t etcd_revision) { return etcd_revision > 0 ? etcd_revision - 1 : 0; }
+// A revision inside a compare: 0 (absent) stays 0.
+int64_t EtcdRevision(int64_t store_revision) {
+  return store_revision > 0 ? store_revision + 1 : store_revision;
+}
+
+absl::Status FromGrpc(const grpc::Status& status, std::string_view what) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      "etcd " + std::string(what) + ": " + status.error_message());
+}
+
+void SetDeadline(grpc::ClientContext& context, absl::Time deadline) {
+  context.set_deadline(absl::ToChronoTime(deadline));
+}
+
+// etcd's range end for "every key starting with `prefix`": "\0" (= no upper
+// bound) when the prefix is empty or all 0xff.
+std::string RangeEnd(std::string_view prefix) {
+  std::string end = internal::PrefixRangeEnd(prefix);
+  return end.empty() ? std::string(1, '\0') : end;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("etcd TLS: cannot read ", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+bool IsIpv4Endpoint(const std::string& endpoint) {
+  size_t colon = endpoint.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::vector<std::string> parts = absl::StrSplit(endpoint.substr(0, colon), '.');
+  if (parts.size() != 4) return false;
+  for (const std::string& part : parts) {
+    int octet;
+    if (!absl::SimpleAtoi(part, &octet) || octet < 0 || octet > 255) return false;
+  }
+  return true;
+}
+
+// gRPC target for the member list: "ipv4:a:p,b:p" for IP literals (balanced
+// round-robin), else the one name given.
+absl::StatusOr<std::string> ChannelTarget(const std::vector<std::string>& endpoints) {
+  std::vector<std::string> bare;
+  for (const std::string& e : endpoints) {
+    absl::string_view v = e;
+    absl::ConsumePrefix(&v, "http://");
+    absl::ConsumePrefix(&v, "https://");
+    bare.emplace_back(v);
+  }
+  if (bare.empty()) return absl::InvalidArgumentError("etcd: no endpoints configured");
+  if (std::all_of(bare.begin(), bare.end(), IsIpv4Endpoint)) {
+    return absl::StrCat("ipv4:", absl::StrJoin(bare, ","));
+  }
+  if (bare.size() == 1) return bare[0];
+  return absl::InvalidArgumentError(
+      "etcd: several endpoints must be IPv4 host:port literals; use one DNS name that "
+      "resolves to every member instead");
+}
+
+}  // namespace
+
+struct EtcdRegistryStore::Stubs {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<pb::KV::Stub> kv;
+  std::unique_ptr<pb::Watch::Stub> watch;
+};
+
+// One watch: a thread that holds an etcd Watch stream open, re-opening it
+// after a member fails, and calls the callback once per revision.
+struct EtcdRegistryStore::WatchState {
+  std::shared_ptr<Stubs> stubs;
+  std::string key;        // etcd range [key, range_end)
+  std::string range_end;  //
+  size_t strip = 0;       // length of the store prefix to strip from keys
+  WatchCallback callback;
+  absl::Duration timeout;
+  // The etcd revision the next stream starts at (one below the first wanted,
+  // see the header) and the first etcd revision to deliver.
+  int64_t start = 0;
+  int64_t first_wanted = 0;
+
+  std::atomic<bool> cancelled{false};     // by the handle: no more callbacks
+  std::atomic<bool> store_closed{false};  // by the store: CANCELLED, then stop
+  absl::Mutex mu;
+  grpc::ClientContext* context ABSL_GUARDED_BY(mu) = nullptr;
+  bool created ABSL_GUARDED_BY(mu) = false;
+  bool wake ABSL_GUARDED_BY(mu) = false;
+
+  void Interrupt(bool by_store) {
+    (by_store ? store_closed : cancelled).store(true);
+    absl::MutexLock lock(&mu);
+    wake = true;
+    if (context != nullptr) context->TryCancel();
+  }
+
+  bool WaitCreated(absl::Duration within) {
+    absl::MutexLock lock(&mu);
+    return mu.AwaitWithTimeout(absl::Condition(&created), within);
+  }
+
+  void Deliver(const WatchResponse& response) {
+    if (!cancelled.load()) callback(response);
+  }
+
+  // Returns true when the watch is over (terminal response or cancelled).
+  bool Stream();
+  void Run();
+};
+
+bool EtcdRegistryStore::WatchState::Stream() {
+  grpc::ClientContext context;
+  // Fail the stream when its member loses the raft leader, rather than
+  // silently stop delivering (clientv3's WithRequireLeader).
+  context.AddMetadata("hasleader", "true");
+  {
+    absl::MutexLock lock(&mu);
+    if (cancelled.load() || store_closed.load()) return true;
+    this->context = &context;
+  }
+  std::unique_ptr<grpc::ClientReaderWriter<pb::WatchRequest, pb::WatchResponse>> stream =
+      stubs->watch->Watch(&context);
+  pb::WatchRequest request;
+  pb::WatchCreateRequest* create = request.mutable_create_request();
+  create->set_key(key);
+  create->set_range_end(range_end);
+  create->set_start_revision(start);
+  bool done = false;
+  if (stream->Write(request)) {
+    pb::WatchResponse response;
+    while (!done && stream->Read(&response)) {
+      if (response.created()) {
+        absl::MutexLock lock(&mu);
+        created = true;
+      }
+      if (response.compact_revision() > 0 || response.canceled()) {
+        absl::MutexLock lock(&mu);
+        created = true;  // the watch exists; its end is reported through the callback
+      }
+      if (response.compact_revision() > 0) {
+        Deliver({.status = internal::CompactedError(StoreRevision(response.compact_revision())),
+                 .compact_revision = StoreRevision(response.compact_revision()),
+                 .events = {}});
+        done = true;
+        break;
+      }
+      if (response.canceled()) {
+        Deliver({.status = absl::UnknownError(
+                     absl::StrCat("etcd cancelled the watch: ", response.cancel_reason())),
+                 .events = {}});
+        done = true;
+        break;
+      }
+      WatchResponse batch;
+      auto flush = [&] {
+        if (batch.events.empty()) return;
+        Deliver(batch);
+        start = batch.revision + 1;  // its etcd revision
+        first_wanted = start + 1;
+        batch = WatchResponse();
+      };
+      for (const ::mvccpb::Event& event : response.events()) {
+        const ::mvccpb::KeyValue& kv = event.kv();
+        if (kv.mod_revision() < first_wanted) continue;
+        if (!batch.events.empty() && StoreRevision(kv.mod_revision()) != batch.revision) flush();
+        batch.revision = StoreRevision(kv.mod_revision());
+        batch.events.push_back(
+            {.type = event.type() == ::mvccpb::Event::DELETE ? EventType::kDelete : EventType::kPut,
+             .kv = {.key = kv.key().substr(std::min(strip, kv.key().size())),
+                    .value = kv.value(),
+                    .create_revision = StoreRevision(kv.create_revision()),
+                    .mod_revision = StoreRevision(kv.mod_revision()),
+                    .version = kv.version()}});
+      }
+      flush();
+      if (cancelled.load()) break;
+    }
+  }
+  if (done) context.TryCancel();
+  stream->Finish().IgnoreError();
+  absl::MutexLock lock(&mu);
+  this->context = nullptr;
+  return done || cancelled.load();
+}
+
+void EtcdRegistryStore::WatchState::Run() {
+  absl::Duration backoff = absl::Milliseconds(20);
+  while (!Stream()) {
+    if (store_closed.load()) {
+      Deliver({.status = absl::CancelledError("etcd store closed"), .events = {}});
+      return;
+    }
+    // The stream broke (member gone, no leader): wait a little, then resume
+    // from the last delivered revision on whichever member answers.
+    absl::MutexLock lock(&mu);
+    mu.AwaitWithTimeout(absl::Condition(&wake), backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(1));
+  }
+}
+
+namespace {
+
+class EtcdWatchHandle final : public WatchHandle {
+ public:
+  EtcdWatchHandle(std::shared_ptr<EtcdRegistryStore::WatchState> state, std::thread thread)
+      : state_(std::move(state)), thread_(std::move(thread)) {}
+  ~EtcdWatchHandle() override {
+    state_->Interrupt(/*by_store=*/false);
+    if (thread_.get_id() == std::this_thread::get_id()) {
+      thread_.detach();  // inside the callback: the thread ends by itself
+    } else {
+      thread_.join();
+    }
+  }
+
+ private:
+  std::shared_ptr<EtcdRegistryStore::WatchState> state_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EtcdRegistryStore>> EtcdRegistryStore::Connect(Options options) {
+  absl::StatusOr<std::string> target = ChannelTarget(options.endpoints);
+  if (!target.ok()) return target.status();
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (!options.ca_file.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    absl::StatusOr<std::string> ca = ReadFile(options.ca_file);
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    if (!options.cert_file.empty() || !options.key_file.empty()) {
+      absl::StatusOr<std::string> cert = ReadFile(options.cert_file);
+      if (!cert.ok()) return cert.status();
+      absl::StatusOr<std::string> key = ReadFile(options.key_file);
+      if (!key.ok()) return key.status();
+      ssl.pem_cert_chain = *cert;
+      ssl.pem_private_key = *key;
+    }
+    credentials = grpc::SslCredentials(ssl);
+  } else {
+    credentials = grpc::InsecureChannelCredentials();
+  }
+  grpc::ChannelArguments args;
+  args.SetServiceConfigJSON(R"({"loadBalancingConfig":[{"round_robin":{}}]})");
+  args.SetMaxReceiveMessageSize(256 << 20);
+  // Notice a member that stopped answering (SIGSTOP, partition) on an idle
+  // watch stream. etcd refuses pings more often than every 5 s.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 3000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  auto stubs = std::make_shared<Stubs>();
+  stubs->channel = grpc::CreateCustomChannel(*target, credentials, args);
+  stubs->kv = pb::KV::NewStub(stubs->channel);
+  stubs->watch = pb::Watch::NewStub(stubs->channel);
+  std::unique_ptr<EtcdRegistryStore> store(new EtcdRegistryStore(std::move(options), stubs));
+  // One read proves a member answers.
+  absl::StatusOr<RangeResult> probe = store->Range(
+      store->options_.prefix.empty() ? std::string(1, '\0') : store->options_.prefix, "");
+  if (!probe.ok()) return probe.status();
+  return store;
+}
+
+EtcdRegistryStore::EtcdRegistryStore(Options options, std::shared_ptr<Stubs> stubs)
+    : options_(std::move(options)), stubs_(std::move(stubs)) {}
+
+EtcdRegistryStore::~EtcdRegistryStore() {
+  absl::MutexLock lock(&mu_);
+  for (const std::weak_ptr<WatchState>& weak : watches_) {
+    if (std::shared_ptr<WatchState> state = weak.lock()) state->Interrupt(/*by_store=*/true);
+  }
+}
+
+void EtcdRegistryStore::SeeRevision(int64_t etcd_revision) {
+  int64_t seen = last_etcd_revision_.load();
+  while (etcd_revision > seen && !last_etcd_revision_.compare_exchange_weak(seen, etcd_revision)) {
+  }
+}
+
+absl::StatusOr<RangeResult> EtcdRegistryStore::Range(const std::string& key,
+                                                     const std::string& range_end) {
+  pb::RangeRequest request;
+  request.set_key(key);
+  request.set_range_end(range_end);
+  if (!range_end.empty()) request.set_limit(options_.list_page_size);
+  RangeResult result;
+  while (true) {
+    const absl::Time deadline = absl::Now() + options_.timeout;  // per page
+    pb::RangeResponse response;
+    grpc::Status status;
+    // A read is safe to repeat: retry UNAVAILABLE (member gone) until the
+    // deadline, on whichever member the balancer picks next.
+    for (absl::Duration wait = absl::Milliseconds(10);;
+         wait = std::min(wait * 2, absl::Seconds(1))) {
+      grpc::ClientContext context;
+      SetDeadline(context, deadline);
+      status = stubs_->kv->Range(&context, request, &response);
+      if (status.error_code() != grpc::StatusCode::UNAVAILABLE || absl::Now() + wait >= deadline) {
+        break;
+      }
+      absl::SleepFor(wait);
+    }
+    if (!status.ok()) return FromGrpc(status, "range");
+    if (request.revision() == 0) {
+      // Every further page reads at the first page's revision.
+      request.set_revision(response.header().revision());
+      result.revision = StoreRevision(response.header().revision());
+      SeeRevision(response.header().revision());
+    }
+    for (const ::mvccpb::KeyValue& kv : response.kvs()) {
+      result.kvs.push_back(
+          {.key = kv.key().substr(std::min(options_.prefix.size(), kv.key().size())),
+           .value = kv.value(),
+           .create_revision = StoreRevision(kv.create_revision()),
+           .mod_revision = StoreRevision(kv.mod_revision()),
+           .version = kv.version()});
+    }
+    if (!response.more() || response.kvs().empty()) return result;
+    request.set_key(response.kvs().rbegin()->key() + std::string(1, '\0'));
+  }
+}
+
+absl::StatusOr<std::optional<KeyValue>> EtcdRegistryStore::Get(std::string_view key) {
+  if (key.empty()) return absl::InvalidArgumentError("empty key");
+  absl::StatusOr<RangeResult> range = Range(options_.prefix + std::string(key), "");
+  if (!range.ok()) return range.status();
+  if (range->kvs.empty()) return std::nullopt;
+  return std::move(range->kvs[0]);
+}
+
+absl::StatusOr<RangeResult> EtcdRegistryStore::List(std::string_view prefix) {
+  std::string key = options_.prefix + std::string(prefix);
+  std::string end = RangeEnd(key);
+  if (key.empty()) key.assign(1, '\0');
+  return Range(key, end);
+}
+
+absl::StatusOr<TxnResult> EtcdRegistryStore::Txn(const ppe::store::Txn& txn) {
+  if (absl::Status valid = internal::ValidateTxn(txn); !valid.ok()) return valid;
+  pb::TxnRequest request;
+  for (const Compare& c : txn.compares) {
+    pb::Compare* out = request.add_compare();
+    out->set_key(options_.prefix + c.key);
+    switch (c.result) {
+      case Compare::Result::kEqual:
+        out->set_result(pb::Compare::EQUAL);
+        break;
+      case Compare::Result::kNotEqual:
+        out->set_result(pb::Compare::NOT_EQUAL);
+        break;
+      case Compare::Result::kGreater:
+        out->set_result(pb::Compare::GREATER);
+        break;
+      case Compare::Result::kLess:
+        out->set_result(pb::Compare::LESS);
+        break;
+    }
+    switch (c.target) {
+      case Compare::Target::kValue:
+        out->set_target(pb::Compare::VALUE);
+        out->set_value(c.value);
+        break;
+      case Compare::Target::kVersion:
+        out->set_target(pb::Compare::VERSION);
+        out->set_version(c.number);
+        break;
+      case Compare::Target::kCreateRevision:
+        out->set_target(pb::Compare::CREATE);
+        out->set_create_revision(EtcdRevision(c.number));
+        break;
+      case Compare::Target::kModRevision:
+        out->set_target(pb::Compare::MOD);
+        out->set_mod_revision(EtcdRevision(c.number));
+        break;
+    }
+  }
+  auto add_ops = [this](const std::vector<Op>& ops,
+                        google::protobuf::RepeatedPtrField<pb::RequestOp>* out) {
+    for (const Op& op : ops) {
+      std::string key = options_.prefix + op.key;
+      switch (op.type) {
+        case Op::Type::kPut: {
+          pb::PutRequest* put = out->Add()->mutable_request_put();
+          put->set_key(std::move(key));
+          put->set_value(op.value);
+          break;
+        }
+        case Op::Type::kDelete:
+          out->Add()->mutable_request_delete_range()->set_key(std::move(key));
+          break;
+        case Op::Type::kDeletePrefix: {
+          pb::DeleteRangeRequest* del = out->Add()->mutable_request_delete_range();
+          del->set_range_end(RangeEnd(key));
+          del->set_key(std::move(key));
+          break;
+        }
+      }
+    }
+  };
+  add_ops(txn.success, request.mutable_success());
+  add_ops(txn.failure, request.mutable_failure());
+
+  pb::TxnResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context, absl::Now() + options_.timeout);
+  // Not retried: a write that failed in flight may have been applied.
+  grpc::Status status = stubs_->kv->Txn(&context, request, &response);
+  if (!status.ok()) return FromGrpc(status, "txn");
+  SeeRevision(response.header().revision());
+  TxnResult result{.succeeded = response.succeeded(),
+                   .revision = StoreRevision(response.header().revision())};
+  if (!(result.succeeded ? txn.success : txn.failure).empty()) MaybeAutoCompact(result.revision);
+  return result;
+}
+
+void EtcdRegistryStore::MaybeAutoCompact(int64_t store_revision) {
+  const int64_t keep = options_.history_revisions;
+  if (keep <= 0) return;
+  const int64_t target = store_revision - keep;
+  int64_t done = auto_compacted_.load();
+  // Compact in steps of a tenth of the window, not on every write.
+  if (target <= 0 || target - done < std::max<int64_t>(1, keep / 10)) return;
+  if (!auto_compacted_.compare_exchange_strong(done, target)) return;  // another thread does it
+  // Best effort: another replica may have compacted further already.
+  Compact(target).IgnoreError();
+}
+
+absl::Status EtcdRegistryStore::Compact(int64_t revision) {
+  if (revision <= 0) return absl::OkStatus();
+  pb::CompactionRequest request;
+  // etcd keeps watches that start at its compact revision c; a watch from
+  // store revision r starts etcd at r (see Watch), so etcd refuses it exactly
+  // when r < c = EtcdRevision(revision), i.e. r <= revision.
+  request.set_revision(EtcdRevision(revision));
+  pb::CompactionResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context, absl::Now() + options_.timeout);
+  grpc::Status status = stubs_->kv->Compact(&context, request, &response);
+  if (status.error_code() == grpc::StatusCode::OUT_OF_RANGE) {
+    if (absl::StrContains(status.error_message(), "compacted")) return absl::OkStatus();  // done
+    return absl::OutOfRangeError(
+        absl::StrCat("compact: revision ", revision, " is beyond the current revision"));
+  }
+  if (!status.ok()) return FromGrpc(status, "compact");
+  SeeRevision(response.header().revision());
+  return absl::OkStatus();
+}
+
+int64_t EtcdRegistryStore::CurrentRevision() {
+  pb::RangeRequest request;
+  request.set_key(options_.prefix.empty() ? std::string(1, '\0') : options_.prefix);
+  request.set_count_only(true);
+  pb::RangeResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context, absl::Now() + options_.timeout);
+  if (stubs_->kv->Range(&context, request, &response).ok()) {
+    SeeRevision(response.header().revision());
+  }
+  return StoreRevision(last_etcd_revision_.load());
+}
+
+absl::StatusOr<std::unique_ptr<WatchHandle>> EtcdRegistryStore::Watch(std::string_view prefix,
+                                                                      int64_t from_revision,
+                                                                      WatchCallback callback) {
+  if (from_revision < 0) return absl::InvalidArgumentError("negative watch revision");
+  if (!callback) return absl::InvalidArgumentError("watch without a callback");
+  auto state = std::make_shared<WatchState>();
+  state->stubs = stubs_;
+  state->key = options_.prefix + std::string(prefix);
+  state->range_end = RangeEnd(state->key);
+  if (state->key.empty()) state->key.assign(1, '\0');
+  state->strip = options_.prefix.size();
+  state->callback = std::move(callback);
+  state->timeout = options_.timeout;
+  // Store revision r is etcd revision r + 1; start one below (see header).
+  // "From now" is from the revision a quorum read sees now, not from the
+  // revision of whichever member the stream lands on (it may lag).
+  if (from_revision == 0) {
+    absl::StatusOr<RangeResult> now = Range(state->key, "");
+    if (!now.ok()) return now.status();
+    from_revision = now->revision + 1;
+  }
+  state->start = from_revision;
+  state->first_wanted = from_revision + 1;
+  std::thread thread([state] { state->Run(); });
+  auto handle = std::make_unique<EtcdWatchHandle>(state, std::move(thread));
+  if (!state->WaitCreated(options_.timeout)) {
+    return absl::UnavailableError("etcd watch: no member accepted the watch in time");
+  }
+  absl::MutexLock lock(&mu_);
+  std::erase_if(watches_, [](const std::weak_ptr<WatchState>& w) { return w.expired(); });
+  watches_.push_back(state);
+  return handle;
+}
+
+}  // namespace ppe::store

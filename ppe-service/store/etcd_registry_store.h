@@ -1,0 +1,109 @@
+#pragma once
+
+// RegistryStore over etcd v3's gRPC API (KV, Watch, Maintenance), so that
+// several ppe-server processes share one registry.
+//
+// One to one with etcd:
+//  - keys: every key is stored as `prefix + key`; List/Watch ranges are the
+//    prefix ranges of etcd (GetPrefixRangeEnd);
+//  - revisions: store revision = etcd revision - 1. An empty etcd is at
+//    revision 1, so an empty store is at 0 and the first write makes 1, as the
+//    contract says. Writes by other users of the same etcd (other prefixes,
+//    leases, elections) advance the store revision too;
+//  - Txn -> etcd Txn (Compare / RequestPut / RequestDeleteRange); Compact(r)
+//    -> etcd Compact at the etcd revision of r;
+//  - Watch -> one etcd Watch stream per watch, created before Watch returns.
+//    A watch from store revision r starts etcd at r (= store r - 1) and drops
+//    that revision's events: etcd keeps watches that start at its compact
+//    revision, the contract drops those at it, and this one-below start makes
+//    etcd itself report "compacted" exactly when the contract does. A broken stream (member gone)
+//    is resumed from the last delivered revision + 1 on another member, without a gap.
+//
+// Every unary call carries a deadline (Options::timeout); reads that fail with
+// UNAVAILABLE are retried on another member within it; writes are not (etcd
+// may have applied them). Reads of the registry on the DNS path never reach
+// this class: the Registry serves them from its in-memory index.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "ppe-service/store/registry_store.h"
+
+namespace grpc {
+class Channel;
+}
+
+namespace ppe::store {
+
+class EtcdRegistryStore final : public RegistryStore {
+ public:
+  struct Options {
+    // Client URLs' host:port of the members ("127.0.0.1:2379"). IP literals
+    // are balanced round-robin; one DNS name may stand for all members.
+    std::vector<std::string> endpoints;
+    // Prepended to every key ("/ppe/"); "" = the whole keyspace.
+    std::string prefix;
+    // TLS when ca_file is set; cert_file + key_file add a client certificate.
+    std::string ca_file;
+    std::string cert_file;
+    std::string key_file;
+    // Deadline of each unary call (and of a watch's creation).
+    absl::Duration timeout = absl::Seconds(5);
+    // Revisions of watch history kept: the store compacts etcd to
+    // current - history_revisions as it writes (0 = never; leave it to etcd's
+    // --auto-compaction-*).
+    int64_t history_revisions = 10000;
+    // Keys per Range page when listing (a page is one gRPC message).
+    int64_t list_page_size = 10000;
+  };
+
+  // Connects and reads the current revision (fails if no member answers).
+  static absl::StatusOr<std::unique_ptr<EtcdRegistryStore>> Connect(Options options);
+
+  // Cancels the live watches: each gets CANCELLED on its own thread.
+  ~EtcdRegistryStore() override;
+
+  EtcdRegistryStore(const EtcdRegistryStore&) = delete;
+  EtcdRegistryStore& operator=(const EtcdRegistryStore&) = delete;
+
+  absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key) override;
+  absl::StatusOr<RangeResult> List(std::string_view prefix) override;
+  absl::StatusOr<TxnResult> Txn(const ppe::store::Txn& txn) override;
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix, int64_t from_revision,
+                                                     WatchCallback callback) override;
+  absl::Status Compact(int64_t revision) override;
+  // The last revision etcd reported (asks etcd; on failure, the last seen).
+  int64_t CurrentRevision() override;
+
+  const Options& options() const { return options_; }
+
+  struct WatchState;  // one watch stream; shared with its thread
+
+ private:
+  struct Stubs;
+  EtcdRegistryStore(Options options, std::shared_ptr<Stubs> stubs);
+
+  // Range [key, range_end) at `revision` (0 = latest), all pages.
+  absl::StatusOr<RangeResult> Range(const std::string& key, const std::string& range_end);
+  void SeeRevision(int64_t etcd_revision);
+  void MaybeAutoCompact(int64_t store_revision);
+
+  const Options options_;
+  const std::shared_ptr<Stubs> stubs_;
+  std::atomic<int64_t> last_etcd_revision_{1};
+  std::atomic<int64_t> auto_compacted_{0};
+  absl::Mutex mu_;
+  std::vector<std::weak_ptr<WatchState>> watches_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace ppe::store

@@ -1,0 +1,121 @@
+// EtcdRegistryStore beyond the contract: key prefixes on a shared etcd, and a
+// real 3-member etcd losing a member while a replica writes and watches.
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "absl/time/clock.h"
+#include "ppe-service/store/etcd_registry_store.h"
+#include "tests/store/etcd_cluster.h"
+#include "tests/store/store_test_util.h"
+
+namespace ppe::store {
+namespace {
+
+using testing::EtcdCluster;
+using testing::TempDir;
+using testing::WatchLog;
+
+std::unique_ptr<EtcdRegistryStore> Connect(const EtcdCluster& cluster, const std::string& prefix,
+                                           absl::Duration timeout = absl::Seconds(5)) {
+  EtcdRegistryStore::Options options;
+  options.timeout = timeout;
+  options.endpoints = cluster.Endpoints();
+  options.prefix = prefix;
+  auto store = EtcdRegistryStore::Connect(options);
+  REQUIRE(store.ok());
+  return std::move(*store);
+}
+
+// Every revision the watch delivered, in order.
+std::vector<int64_t> Revisions(WatchLog& log) {
+  std::vector<int64_t> out;
+  for (const WatchResponse& r : log.Responses()) {
+    if (r.status.ok()) out.push_back(r.revision);
+  }
+  return out;
+}
+
+TEST_CASE("etcd store: prefixes keep two registries apart on one etcd", "[store][etcd]") {
+  TempDir dir;
+  auto cluster = EtcdCluster::Start(1, dir.path());
+  REQUIRE(cluster.ok());
+  auto a = Connect(**cluster, "a/");
+  auto b = Connect(**cluster, "b/");
+  REQUIRE(a->Put("cpt/1", "in a").ok());
+  REQUIRE(b->Put("cpt/1", "in b").ok());
+  CHECK(a->Get("cpt/1")->value().value == "in a");
+  CHECK(b->Get("cpt/1")->value().value == "in b");
+  REQUIRE(a->List("")->kvs.size() == 1);
+  CHECK(a->List("")->kvs[0].key == "cpt/1");
+  Txn wipe;
+  wipe.success = {Op::DeletePrefix("cpt/")};
+  REQUIRE(a->Txn(wipe)->succeeded);
+  CHECK(a->List("")->kvs.empty());
+  CHECK(b->Get("cpt/1")->has_value());
+  // One etcd, one revision counter: both stores see each other's writes in it.
+  CHECK(a->CurrentRevision() == b->CurrentRevision());
+}
+
+// Writes `n` keys; each must succeed within `patience` (retrying while etcd
+// elects a new leader). Returns the attempts that failed.
+int WriteAll(RegistryStore& store, const std::string& tag, int n, absl::Duration patience) {
+  int failed = 0;
+  for (int i = 0; i < n; ++i) {
+    const absl::Time deadline = absl::Now() + patience;
+    while (true) {
+      auto put = store.Put("k/" + tag + "/" + std::to_string(i), "v");
+      if (put.ok()) break;
+      ++failed;
+      REQUIRE(absl::Now() < deadline);
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  }
+  return failed;
+}
+
+TEST_CASE("etcd store: one of three members killed, writes and watches go on", "[store][etcd]") {
+  TempDir dir;
+  auto started = EtcdCluster::Start(3, dir.path());
+  REQUIRE(started.ok());
+  EtcdCluster& cluster = **started;
+  // A short deadline: a write caught by the leader's death fails after 1 s
+  // rather than 5, and is tried again.
+  auto store = Connect(cluster, "ppe/", absl::Seconds(1));
+  WatchLog log;
+  auto watch = store->Watch("k/", 0, log.Callback());
+  REQUIRE(watch.ok());
+  CHECK(WriteAll(*store, "before", 20, absl::Seconds(1)) == 0);
+
+  auto leader = cluster.Leader();
+  REQUIRE(leader.ok());
+  SECTION("a follower: not one write fails") {
+    cluster.Kill((*leader + 1) % 3);
+    CHECK(WriteAll(*store, "after", 50, absl::Seconds(1)) == 0);
+  }
+  SECTION("the raft leader: writes resume once the others elect one") {
+    cluster.Kill(*leader);
+    const absl::Time killed = absl::Now();
+    // The first write may wait for (or fail during) the election; none is lost.
+    const int failed = WriteAll(*store, "after", 50, absl::Seconds(10));
+    std::printf("etcd leader killed: 50 writes done %.0f ms later, %d attempts failed\n",
+                absl::ToDoubleMilliseconds(absl::Now() - killed), failed);
+    REQUIRE(cluster.Leader().ok());
+    CHECK(*cluster.Leader() != *leader);
+  }
+  // The watch followed every write, across a stream broken by the kill.
+  const int64_t head = store->CurrentRevision();
+  REQUIRE(log.WaitFor(70, absl::Seconds(10)));
+  std::vector<int64_t> revisions = Revisions(log);
+  REQUIRE(revisions.size() == 70);
+  for (size_t i = 1; i < revisions.size(); ++i) CHECK(revisions[i] == revisions[i - 1] + 1);
+  CHECK(revisions.back() == head);
+  CHECK(store->List("k/")->kvs.size() == 70);
+}
+
+}  // namespace
+}  // namespace ppe::store
