@@ -13,11 +13,11 @@
 // None has a likelihood. The interval comes from the demand distribution the
 // method implies: no demand with probability 1 - p, else a size drawn from
 // the recent non-zero sizes; the upper bound is its (50 + level/2)% quantile
-// (zero when demand is rarer than that tail, even where the mean is not). For Croston and SBA, whose
-// rate does not decay while demand is absent, the bound takes the
-// probability to be at most 1 / (buckets since the last demand + 1), so a
-// profile gone quiet stops being provisioned for (the point forecast stays
-// R's).
+// (zero when demand is rarer than that tail, even where the mean is not).
+// For Croston and SBA, whose rate does not decay while demand is absent, the
+// bound takes the probability to be at most 1 / (buckets since the last
+// demand + 1), so a profile gone quiet stops being provisioned for (the
+// point forecast stays R's).
 
 #include <deque>
 #include <memory>
