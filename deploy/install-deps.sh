@@ -10,6 +10,7 @@ packages=(
   libvirt-dev libvirt0 libmaxminddb-dev libssl-dev libsqlite3-dev libspdlog-dev libfmt-dev rapidjson-dev
   prometheus-cpp-dev libeigen3-dev libnlopt-dev golang-etcd-server-dev
   pdns-server pdns-backend-remote bind9-dnsutils procps
+  gnuplot-nox
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(catch2 libbenchmark-dev knot-dnsutils dnsperf r-cran-forecast python3-statsmodels

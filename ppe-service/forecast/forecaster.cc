@@ -11,6 +11,7 @@
 #include "ppe-service/forecast/arima.h"
 #include "ppe-service/forecast/decomposition.h"
 #include "ppe-service/forecast/ets.h"
+#include "ppe-service/forecast/intermittent.h"
 #include "ppe-service/forecast/series_io.h"
 #include "ppe-service/forecast/stats.h"
 
@@ -189,6 +190,8 @@ absl::StatusOr<std::unique_ptr<Model>> Fit(std::span<const double> y_in,
   }
   // Too short or flat for anything else.
   if (n < 8 || constant) return FitFamily(y, options, ModelFamily::kNaive);
+  // Mostly zeros: Croston, SBA or TSB (intermittent.h).
+  if (IsIntermittent(y)) return FitIntermittent(y);
 
   std::vector<ModelFamily> candidates = AutoCandidates(n, options);
   int max_period = 1;

@@ -18,7 +18,9 @@
 // for long or several periods); the families, whose likelihoods are not
 // comparable, are then compared on a hold-out of the last observations (MASE),
 // and the winner is refitted on the full series. Short, constant or all-zero
-// series fall back to simpler models (naive, seasonal naive, mean).
+// series fall back to simpler models (naive, seasonal naive, mean); series
+// that are mostly zeros get an intermittent-demand method (Croston, SBA or
+// TSB; intermittent.h).
 
 #include <memory>
 #include <span>

@@ -1,0 +1,21 @@
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ppe-service/replay/setup.h"
+
+namespace ppe::replay {
+
+// A population of `n` profiles for the many-tenant replay: profile k (1..n)
+// takes the shape of M4 hourly series (k - 1) mod count (its first
+// `length` values, scaled to mean 1) and a Zipf size, a mean of
+// `largest_mean / k` requests per bucket; each bucket's count is a Poisson
+// draw around shape x size (fixed seed), so small profiles are sparse.
+// `m4_csv`: the M4 wide CSV (id, then values; short series end early).
+absl::StatusOr<std::vector<Profile>> SyntheticPopulation(std::string_view m4_csv, int n,
+                                                         double largest_mean = 1000,
+                                                         int length = 700);
+
+}  // namespace ppe::replay

@@ -1,0 +1,148 @@
+// Intermittent demand (ppe-service/forecast/intermittent.h): Croston checked
+// against R's forecast::croston on fixed and random sparse series, SBA and
+// TSB against their definitions, the interval, and the automatic
+// forecaster's choice for mostly-zero series.
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "ppe-service/forecast/forecaster.h"
+#include "ppe-service/forecast/intermittent.h"
+
+namespace ppe::forecast {
+namespace {
+
+double CrostonMean(const std::vector<double>& y, IntermittentMethod m, double alpha = 0.1) {
+  auto model = IntermittentModel::Fit(y, m, alpha);
+  REQUIRE(model.ok());
+  return (*model)->Predict(1, 95)->mean[0];
+}
+
+TEST_CASE("Croston by hand: sizes 3, 5, 2 after intervals 3, 2, 3") {
+  // Sizes smoothed from the first (alpha 0.1): 3 -> 3.2 -> 3.08; intervals
+  // 3 -> 2.9 -> 2.91; forecast 3.08 / 2.91.
+  const std::vector<double> y = {0, 0, 3, 0, 5, 0, 0, 2};
+  CHECK(CrostonMean(y, IntermittentMethod::kCroston) == Approx(3.08 / 2.91).epsilon(1e-12));
+  CHECK(CrostonMean(y, IntermittentMethod::kSba) == Approx(0.95 * 3.08 / 2.91).epsilon(1e-12));
+}
+
+TEST_CASE("TSB: the probability of demand decays while demand is absent") {
+  std::vector<double> y = {0, 4, 0, 0, 4, 0, 4, 0, 0, 0};
+  auto before = IntermittentModel::Fit(y, IntermittentMethod::kTsb);
+  REQUIRE(before.ok());
+  const double p = (*before)->Probability();
+  (*before)->Update(0);
+  CHECK((*before)->Probability() == Approx(0.9 * p));
+  CHECK((*before)->Mean() == Approx(0.9 * p * 4));
+  // Croston keeps its forecast through zeros.
+  auto croston = IntermittentModel::Fit(y, IntermittentMethod::kCroston);
+  const double m = (*croston)->Mean();
+  (*croston)->Update(0);
+  CHECK((*croston)->Mean() == m);
+}
+
+TEST_CASE("the interval: zero while demand is rarer than the upper tail") {
+  // Demand every 2nd bucket (p = 0.5): the 97.5% point is a size; every 50th
+  // (p = 0.02 < 2.5%): zero.
+  std::vector<double> often, rare;
+  for (int t = 0; t < 200; ++t) {
+    often.push_back(t % 2 ? 10 + t % 3 : 0);
+    rare.push_back(t % 50 == 49 ? 7 : 0);
+  }
+  auto a = IntermittentModel::Fit(often, IntermittentMethod::kSba);
+  auto b = IntermittentModel::Fit(rare, IntermittentMethod::kSba);
+  CHECK(a.ok());
+  CHECK(b.ok());
+  CHECK((*a)->Predict(3, 95)->upper[2] == 12);
+  CHECK((*b)->Predict(3, 95)->upper[0] == 0);
+  CHECK((*b)->Mean() > 0);
+}
+
+TEST_CASE("Croston's bound falls to zero once demand has been absent long enough") {
+  std::vector<double> y(20, 0.0);
+  for (int t = 0; t < 20; t += 2) y[t] = 5;  // every 2nd bucket
+  auto m = IntermittentModel::Fit(y, IntermittentMethod::kCroston);
+  REQUIRE(m.ok());
+  const double mean = (*m)->Mean();
+  CHECK((*m)->Predict(1, 95)->upper[0] == 5);
+  // The series ends one bucket after a demand; 37 more zeros: 38 buckets
+  // since, 1/39 > 2.5%: still a size. One more: 1/40, not above 2.5%.
+  for (int t = 0; t < 37; ++t) (*m)->Update(0);
+  CHECK((*m)->Predict(1, 95)->upper[0] == 5);
+  (*m)->Update(0);
+  CHECK((*m)->Predict(1, 95)->upper[0] == 0);
+  CHECK((*m)->Mean() == mean);  // the point forecast is Croston's
+}
+
+TEST_CASE("the automatic forecaster uses an intermittent method for mostly-zero series") {
+  std::vector<double> y;
+  for (int t = 0; t < 300; ++t) y.push_back(t % 7 == 3 ? 2 : 0);
+  auto model = Fit(y, {});
+  REQUIRE(model.ok());
+  CHECK((*model)->Family() == "intermittent");
+  std::vector<double> dense;
+  for (int t = 0; t < 300; ++t) dense.push_back(5 + t % 4);
+  CHECK((*Fit(dense, {}))->Family() != "intermittent");
+}
+
+TEST_CASE("Croston matches R's forecast::croston") {
+  if (std::system("Rscript -e 'suppressMessages(library(forecast))' >/dev/null 2>&1") != 0) {
+    WARN("Rscript with the forecast package (r-cran-forecast) is not installed: skipped");
+    return;
+  }
+  std::mt19937_64 rng(17);
+  std::vector<std::vector<double>> series;
+  for (int k = 0; k < 20; ++k) {
+    std::bernoulli_distribution demand(0.05 + 0.02 * k);
+    std::poisson_distribution<int> size(1 + k);
+    std::vector<double> y;
+    for (int t = 0; t < 60 + 10 * k; ++t) y.push_back(demand(rng) ? 1 + size(rng) : 0);
+    if (std::count_if(y.begin(), y.end(), [](double v) { return v > 0; }) >= 2) {
+      series.push_back(y);
+    }
+  }
+  char dir[] = "/tmp/croston_XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  const std::string in = std::string(dir) + "/series.txt", out = std::string(dir) + "/r.txt";
+  {
+    std::ofstream f(in);
+    for (const auto& y : series) {
+      for (size_t i = 0; i < y.size(); ++i) f << (i ? " " : "") << y[i];
+      f << "\n";
+    }
+  }
+  const std::string script =
+      "suppressMessages(library(forecast)); "
+      "for (l in readLines('" +
+      in +
+      "')) { y <- as.numeric(strsplit(l, ' ')[[1]]); "
+      "for (a in c(0.1, 0.3)) cat(sprintf('%.15g\\n', croston(ts(y), h = 1, alpha = a)$mean[1]), "
+      "file = '" +
+      out + "', append = TRUE) }";
+  REQUIRE(std::system(("Rscript -e \"" + script + "\" >/dev/null 2>&1").c_str()) == 0);
+  std::ifstream r(out);
+  int compared = 0;
+  for (const auto& y : series) {
+    for (double alpha : {0.1, 0.3}) {
+      double expected = NAN;
+      REQUIRE(r >> expected);
+      CHECK(CrostonMean(y, IntermittentMethod::kCroston, alpha) == Approx(expected).epsilon(1e-9));
+      ++compared;
+    }
+  }
+  CHECK(compared == 2 * static_cast<int>(series.size()));
+  std::remove(in.c_str());
+  std::remove(out.c_str());
+  rmdir(dir);
+}
+
+}  // namespace
+}  // namespace ppe::forecast
