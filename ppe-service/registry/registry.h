@@ -23,14 +23,14 @@ absl::string_view VmStateName(VmState s);
 std::optional<VmState> ParseVmState(absl::string_view name);
 
 struct VmRecord {
-  std::string name;  // libvirt domain name
-  std::string cpt;   // empty for a warm spare (owned by no profile yet)
-  std::string service;
-  std::string workload_class;
-  std::string ip;
-  std::string mac;
+  std::string name{};  // libvirt domain name
+  std::string cpt{};   // empty for a warm spare (owned by no profile yet)
+  std::string service{};
+  std::string workload_class{};
+  std::string ip{};
+  std::string mac{};
   VmState state = VmState::kProvisioning;
-  absl::Time created;
+  absl::Time created{};
   absl::Time release_after = absl::InfiniteFuture();  // draining VMs only
 };
 

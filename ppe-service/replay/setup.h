@@ -7,9 +7,9 @@ namespace ppe::replay {
 
 // One demand series: a profile's requests per bucket.
 struct Profile {
-  std::string name;
+  std::string name{};
   std::string tier = "standard";
-  std::vector<double> demand;
+  std::vector<double> demand{};
 };
 
 // What every policy replays: the profiles (all of the same length), the

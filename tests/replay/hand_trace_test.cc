@@ -32,9 +32,9 @@ Setup HandSetup() {
 }
 
 struct Expected {
-  double cold, vm_seconds;
-  int64_t created, released;
-  double p50_ms, p99_ms;
+  double cold = 0, vm_seconds = 0;
+  int64_t created = 0, released = 0;
+  double p50_ms = 0, p99_ms = 0;
 };
 
 void Check(const std::string& policy, const Expected& e) {
