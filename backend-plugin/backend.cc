@@ -82,9 +82,17 @@ std::string Backend::Lookup(const Request& req) {
   rr.set_real_remote(req.real_remote);
   rr.set_zone_id(req.zone_id);
   stats_.forwarded.fetch_add(1, std::memory_order_relaxed);
+  if (demand_ != nullptr && parsed.kind == Kind::kUntagged) {
+    demand_->NoteUntaggedForward(ProbeClientKey(parsed.service, req), absl::Now());
+  }
   absl::StatusOr<ppe::v1::ResolveResponse> resp = ppe_.Resolve(rr);
   if (!resp.ok()) return Fallback(*snap, *zone, req, parsed.service, resp.status().message());
   return ReplyRecords(resp->records(), zone->info.id());
+}
+
+// The PPE's key for one resolver and ECS subnet asking one service.
+std::string Backend::ProbeClientKey(absl::string_view service, const Request& req) {
+  return absl::StrCat(service, "|", req.remote, "|", req.real_remote);
 }
 
 bool Backend::AnswerLocally(const ZoneCache::Snapshot& snap, const ZoneCache::Zone& zone,
@@ -135,7 +143,10 @@ bool Backend::AnswerLocally(const ZoneCache::Snapshot& snap, const ZoneCache::Zo
       r->set_ttl(ttl);
       r->set_scope_mask(answer.scope);
     }
-    if (demand_ != nullptr) demand_->Count(answer.cpt, parsed.service);
+    if (demand_ != nullptr) {
+      demand_->Count(answer.cpt, parsed.service);
+      if (tagged) demand_->NoteTaggedAnswer(ProbeClientKey(parsed.service, req), now);
+    }
   }
   stats_.local.fetch_add(1, std::memory_order_relaxed);
   reply = ReplyRecords(out, zone.info.id());

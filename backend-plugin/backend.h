@@ -41,6 +41,7 @@ class Backend {
   std::string FallbackRecords(const ZoneCache::Snapshot& snap, const ZoneCache::Zone& zone,
                               const Request& req, const std::string& service);
   // True (and `reply` set) when the look-up is answered without the PPE.
+  static std::string ProbeClientKey(absl::string_view service, const Request& req);
   bool AnswerLocally(const ZoneCache::Snapshot& snap, const ZoneCache::Zone& zone,
                      const Request& req, const dns::ParsedName& parsed, std::string& reply);
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "ppe-service/common/log.h"
 
@@ -33,6 +34,27 @@ void DemandReporter::Count(absl::string_view cpt, absl::string_view service) {
   }
 }
 
+void DemandReporter::NoteUntaggedForward(absl::string_view client, absl::Time now) {
+  absl::MutexLock lock(&probe_mu_);
+  if (recent_forwards_.size() >= options_.max_recent_forwards) {
+    absl::erase_if(recent_forwards_,
+                   [&](const auto& e) { return now - e.second > options_.probe_window; });
+    if (recent_forwards_.size() >= options_.max_recent_forwards) return;  // a flood: not tracked
+  }
+  recent_forwards_[client] = now;
+  recent_count_.store(recent_forwards_.size(), std::memory_order_relaxed);
+}
+
+void DemandReporter::NoteTaggedAnswer(absl::string_view client, absl::Time now) {
+  if (recent_count_.load(std::memory_order_relaxed) == 0) return;
+  absl::MutexLock lock(&probe_mu_);
+  auto it = recent_forwards_.find(client);
+  if (it == recent_forwards_.end()) return;
+  if (now - it->second <= options_.probe_window) probe_clients_.push_back(it->first);
+  recent_forwards_.erase(it);
+  recent_count_.store(recent_forwards_.size(), std::memory_order_relaxed);
+}
+
 void DemandReporter::Start() {
   thread_ = std::thread([this] {
     while (!stop_.WaitForNotificationWithTimeout(options_.interval)) Flush();
@@ -55,8 +77,15 @@ bool DemandReporter::Flush() {
     for (auto& [k, n] : shard.counts) taken[k] += n;
     shard.counts.clear();
   }
-  if (taken.empty()) return true;
+  std::vector<std::string> probes;
+  {
+    absl::MutexLock lock(&probe_mu_);
+    probes.swap(probe_clients_);
+  }
+  if (taken.empty() && probes.empty()) return true;
   ppe::v1::ReportAnswersRequest request;
+  // Probes are reported once: a late report is useless past the PPE's window.
+  for (std::string& p : probes) request.add_probe_clients(std::move(p));
   for (const auto& [k, n] : taken) {
     size_t bar = k.find('|');
     auto* c = request.add_counts();

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <atomic>
+#include <vector>
+
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -28,11 +31,22 @@ class DemandReporter {
     std::string target;
     absl::Duration interval = absl::Seconds(1);
     absl::Duration deadline = absl::Seconds(2);
+    absl::Duration probe_window = absl::Seconds(2);
+    size_t max_recent_forwards = 65536;  // untagged forwards remembered, at most
   };
   explicit DemandReporter(Options options);
   ~DemandReporter();  // Stop(): one last report
 
   void Count(absl::string_view cpt, absl::string_view service);
+
+  // QNAME-minimisation probes. A resolver that minimises asks the untagged
+  // parent name (forwarded to Resolve, where it counts as a cohort's demand)
+  // right before the tagged name (answered here). The PPE discounts the
+  // untagged query only if it hears of the tagged one within its probe window,
+  // so the plugin remembers its recent untagged forwards per client key and
+  // reports the client when a tagged local answer follows within `probe_window`.
+  void NoteUntaggedForward(absl::string_view client, absl::Time now);
+  void NoteTaggedAnswer(absl::string_view client, absl::Time now);
   void Start();
   void Stop();
   // Sends what was counted; false (and the counts kept) when the call fails.
@@ -49,7 +63,12 @@ class DemandReporter {
   Options options_;
   std::unique_ptr<ppe::v1::Resolver::Stub> stub_;
   std::array<Shard, kShards> shards_;
-  absl::Mutex flush_mu_;  // one Flush at a time
+  absl::Mutex probe_mu_;
+  // client key -> time of its last forwarded untagged query
+  absl::flat_hash_map<std::string, absl::Time> recent_forwards_ ABSL_GUARDED_BY(probe_mu_);
+  std::vector<std::string> probe_clients_ ABSL_GUARDED_BY(probe_mu_);
+  std::atomic<size_t> recent_count_{0};  // lets a tagged answer skip the lock when empty
+  absl::Mutex flush_mu_;                 // one Flush at a time
   absl::Notification stop_;
   std::thread thread_;
 };

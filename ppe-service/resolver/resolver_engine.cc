@@ -238,6 +238,10 @@ void ResolverEngine::Resolve(const ResolveRequest& request, Done done) {
   q->Finish();
 }
 
+void ResolverEngine::NoteProbe(const std::string& client) {
+  cohorts_.RecordTagged(client, clock_.Now());
+}
+
 void ResolverEngine::Register(CohortDemand::Due due) {
   if (registry_.IsActive(due.cpt)) return;
   // Registrations stay rate-limited per source prefix (the last query's).

@@ -50,6 +50,11 @@ class ResolverEngine {
   const CohortDemand& cohort_demand() const { return cohorts_; }
 
   void Resolve(const ppe::v1::ResolveRequest& request, Done done);
+
+  // The plugin answered a tagged name from its table right after forwarding an
+  // untagged query from the same client key (service, resolver, ECS subnet):
+  // that query was a QNAME-minimisation probe and is not counted as demand.
+  void NoteProbe(const std::string& client);
   ppe::v1::ListZonesResponse Zones() const { return zones_response_; }
 
   // Told when an untagged query is answered from an active profile: the data

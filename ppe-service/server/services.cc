@@ -10,6 +10,9 @@
 namespace ppe::server {
 namespace {
 
+// A client key is "<service>|<address>|<subnet>": anything longer is not one.
+constexpr size_t kMaxProbeClientKey = 256;
+
 int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
 
 void FillProfile(const registry::ProfileRecord& p, ppe::v1::Profile* out) {
@@ -148,6 +151,9 @@ grpc::ServerUnaryReactor* ResolverServiceImpl::ReportAnswers(
     demand_->Record(c.cpt(), c.service(), c.answers());
     registry_->NoteSeen(c.cpt(), now);
     ++accepted;
+  }
+  for (const std::string& client : request->probe_clients()) {
+    if (client.size() <= kMaxProbeClientKey) engine_.NoteProbe(client);
   }
   response->set_accepted(accepted);
   return FinishNow(context, grpc::Status::OK);
