@@ -1,6 +1,7 @@
 #include "backend-plugin/backend.h"
 
 #include <arpa/inet.h>
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "ppe-service/common/log.h"
@@ -44,7 +45,9 @@ std::string Backend::Handle(absl::string_view line) {
   if (m == "list") {  // AXFR and the pdns API: the zone holds only its apex statically
     const ZoneCache::Zone* z = snap->FindByName(req->name);
     if (z == nullptr) return ReplyFalse();
-    return ReplyRecords(z->info.apex_records(), z->info.id());
+    google::protobuf::RepeatedPtrField<ppe::v1::Record> all = z->info.apex_records();
+    for (const auto& r : z->info.static_records()) *all.Add() = r;
+    return ReplyRecords(all, z->info.id());
   }
   return ReplyFalse(absl::StrCat("ppe-backend: method '", m, "' is not supported"));
 }
@@ -54,9 +57,20 @@ std::string Backend::Lookup(const Request& req) {
   std::shared_ptr<const ZoneCache::Snapshot> snap = zones_.Get();
   dns::ParsedName parsed;
   const ZoneCache::Zone* zone = snap->Find(req.qname, parsed);
-  if (zone == nullptr || parsed.kind == Kind::kOther) return ReplyFalse();
+  if (zone == nullptr) return ReplyFalse();
 
   bool any = req.qtype == "ANY";
+  if (parsed.kind == Kind::kOther) {  // only the nameservers' addresses live here
+    google::protobuf::RepeatedPtrField<ppe::v1::Record> out;
+    for (const auto& r : zone->info.static_records()) {
+      if (absl::EqualsIgnoreCase(r.qname(), req.qname) && (any || r.qtype() == req.qtype)) {
+        *out.Add() = r;
+        out.rbegin()->set_qname(req.qname);
+      }
+    }
+    if (out.empty()) return ReplyFalse();
+    return ReplyRecords(out, zone->info.id());
+  }
   if (parsed.kind == Kind::kApex) {
     google::protobuf::RepeatedPtrField<ppe::v1::Record> out;
     for (const auto& r : zone->info.apex_records()) {

@@ -4,7 +4,9 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "ppe-service/common/log.h"
 #include "ppe-service/config/text_proto.h"
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/cpt/region_table.h"
@@ -115,6 +117,42 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
       return FieldError(origin, field + ".nameservers", "at least one is required");
     }
     for (auto& ns : *zone->mutable_nameservers()) ns = dns::CanonicalName(ns);
+    std::set<std::string> with_addresses;
+    for (int n = 0; n < zone->nameserver_addresses_size(); ++n) {
+      auto* glue = zone->mutable_nameserver_addresses(n);
+      std::string gfield = absl::StrCat(field, ".nameserver_addresses[", n, "]");
+      glue->set_name(dns::CanonicalName(glue->name()));
+      if (std::find(zone->nameservers().begin(), zone->nameservers().end(), glue->name()) ==
+          zone->nameservers().end()) {
+        return FieldError(origin, gfield + ".name",
+                          absl::StrCat("'", LogSafe(glue->name()), "' is not one of nameservers"));
+      }
+      if (!absl::EndsWith(glue->name(), "." + zone->name())) {
+        return FieldError(origin, gfield + ".name",
+                          "is outside the zone: its addresses belong to its own zone");
+      }
+      if (!with_addresses.insert(glue->name()).second) {
+        return FieldError(origin, gfield + ".name", "duplicate");
+      }
+      if (glue->addresses_size() == 0) {
+        return FieldError(origin, gfield + ".addresses", "at least one is required");
+      }
+      for (int a = 0; a < glue->addresses_size(); ++a) {
+        if (!net::IsIpAddress(glue->addresses(a))) {
+          return FieldError(
+              origin, absl::StrCat(gfield, ".addresses[", a, "]"),
+              absl::StrCat("'", LogSafe(glue->addresses(a)), "' is not an IP address"));
+        }
+      }
+    }
+    for (const std::string& ns : zone->nameservers()) {
+      if (absl::EndsWith(ns, "." + zone->name()) && !with_addresses.contains(ns)) {
+        spdlog::warn(
+            "{}: {}.nameservers: {} is inside the zone but has no nameserver_addresses: "
+            "resolvers cannot reach it by name",
+            origin, field, ns);
+      }
+    }
     auto* soa = zone->mutable_soa();
     if (soa->mname().empty()) soa->set_mname(zone->nameservers(0));
     if (soa->rname().empty()) soa->set_rname("hostmaster." + zone->name());

@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "ppe-service/common/log.h"
@@ -107,6 +108,12 @@ ResolverEngine::ResolverEngine(const ppe::config::v1::PpeConfig& config, const c
     for (const auto& ns : z.nameservers()) {
       *info->add_apex_records() = MakeRecord(z.name(), "NS", ns, z.apex_ttl(), 0);
     }
+    for (const auto& glue : z.nameserver_addresses()) {
+      for (const std::string& a : glue.addresses()) {
+        std::string type = a.find(':') == std::string::npos ? "A" : "AAAA";
+        *info->add_static_records() = MakeRecord(glue.name(), type, a, z.apex_ttl(), 0);
+      }
+    }
     for (const auto& s : z.services()) {
       ppe::v1::ServiceInfo* si = info->add_services();
       si->set_name(s.name());
@@ -163,8 +170,22 @@ void ResolverEngine::Resolve(const ResolveRequest& request, Done done) {
       break;
     }
   }
-  if (zone == nullptr || parsed.kind == Kind::kOther) {
+  if (zone == nullptr) {
     q->response.set_source(ResolveResponse::SOURCE_NONE);
+    return q->Finish();
+  }
+  if (parsed.kind == Kind::kOther) {  // nothing but the nameservers' addresses lives here
+    q->response.set_source(ResolveResponse::SOURCE_NONE);
+    for (const ppe::v1::ZoneInfo& info : zones_response_.zones()) {
+      if (info.id() != zone->config->id()) continue;
+      for (const auto& r : info.static_records()) {
+        if (absl::EqualsIgnoreCase(r.qname(), request.qname()) && (any || r.qtype() == qtype)) {
+          *q->response.add_records() = r;
+          q->response.mutable_records()->rbegin()->set_qname(request.qname());
+          q->response.set_source(ResolveResponse::SOURCE_STATIC);
+        }
+      }
+    }
     return q->Finish();
   }
   if (parsed.kind == Kind::kApex) {

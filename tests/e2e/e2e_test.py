@@ -92,6 +92,19 @@ class EndToEnd(unittest.TestCase):
         tcp = self.stack.query(ZONE, "SOA", tcp=True)
         self.assertEqual(tcp.records, soa.records)
 
+    def test_in_zone_nameserver_and_soa_mname_resolve(self):
+        # The NS and the SOA MNAME name ns1 inside the zone: its address comes
+        # from nameserver_addresses, answered by the plugin from the zone data.
+        a = self.stack.query(f"ns1.{ZONE}", "A")
+        self.assertEqual(a.status, "NOERROR")
+        self.assertEqual([r[3] for r in a.records], ["127.0.0.1"])
+        self.assertEqual(self.stack.query(f"NS1.{ZONE.upper()}", "A").records[0][3], "127.0.0.1")
+        self.assertEqual(self.stack.query(f"ns1.{ZONE}", "AAAA").status, "NOERROR")
+        self.assertEqual(self.stack.query(f"ns1.{ZONE}", "AAAA").records, [])
+        mname = self.stack.query(ZONE, "SOA").records[0][3].split()[0]
+        self.assertEqual([r[3] for r in self.stack.query(mname, "A").records], ["127.0.0.1"])
+        self.assertEqual(self.stack.query(f"ns2.{ZONE}", "A").status, "NXDOMAIN")
+
     def test_scaling_admin_calls(self):
         issued = self.issue(service="video", region="us-east", tier="premium")
         self.stack.query(issued["hostname"])

@@ -55,3 +55,37 @@ TEST_CASE("bad configs are refused with the file, line or field named") {
 
 }  // namespace
 }  // namespace ppe::config
+
+namespace ppe::config {
+namespace {
+
+TEST_CASE("nameserver addresses: in-zone glue checked and canonicalised") {
+  const std::string base = R"(
+workload_classes { name: "c" }
+zones {
+  name: "cdn.example.test."
+  nameservers: "ns1.cdn.example.test."
+  nameservers: "ns.other.test."
+  services { name: "video" workload_class: "c" address_pool: "10.9.0.0/24" }
+)";
+  auto ok = ParsePpeConfig(
+      base +
+          R"(nameserver_addresses { name: "NS1.cdn.example.test" addresses: "192.0.2.53" addresses: "2001:db8::53" } })",
+      "t.conf");
+  REQUIRE(ok.ok());
+  CHECK(ok->zones(0).nameserver_addresses(0).name() == "ns1.cdn.example.test.");
+  CHECK(
+      ErrorOf(base +
+              R"(nameserver_addresses { name: "ns9.cdn.example.test." addresses: "192.0.2.1" } })")
+          .find("is not one of nameservers") != std::string::npos);
+  CHECK(
+      ErrorOf(base + R"(nameserver_addresses { name: "ns.other.test." addresses: "192.0.2.1" } })")
+          .find("outside the zone") != std::string::npos);
+  CHECK(ErrorOf(base + R"(nameserver_addresses { name: "ns1.cdn.example.test." } })")
+            .find("nameserver_addresses[0].addresses") != std::string::npos);
+  CHECK(ErrorOf(base + R"(nameserver_addresses { name: "ns1.cdn.example.test." addresses: "x" } })")
+            .find("is not an IP address") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace ppe::config
