@@ -86,10 +86,21 @@ class RealContainers(unittest.TestCase):
         wait_until("a ready spare", lambda: any(
             v["profile_fingerprint"] == "(spare)" and v["state"] == "ready"
             for v in self.stack.vms()), timeout=15)
-        claimed = int(self.status().get("spares_claimed", 0))
         spare_ips = {v["ip"] for v in self.stack.vms() if v["profile_fingerprint"] == "(spare)"}
+        profiles = len(self.stack.ppectl_json("profiles").get("profiles", []))
+        # An untagged first query is answered from the service's shared pool
+        # (its ready spares), registers nothing and claims nothing.
+        claimed = int(self.status().get("spares_claimed", 0))
+        shared = self.stack.query(f"video.{ZONE}", subnet="203.0.113.0/24")
+        self.assertEqual(len(shared.addresses()), 1, shared)
+        self.assertIn(shared.addresses()[0], spare_ips)
+        self.assertEqual(http_status(shared.addresses()[0]), 200)
+        self.assertEqual(int(self.status().get("spares_claimed", 0)), claimed)
+        self.assertEqual(len(self.stack.ppectl_json("profiles").get("profiles", [])), profiles)
+        # A first-time tagged profile claims a ready spare: answered at once.
+        issued = self.stack.ppectl_json("issue", "--service", "video", "--region", "us-east")
         start = time.time()
-        answer = self.stack.query(f"video.{ZONE}", subnet="203.0.113.0/24")
+        answer = self.stack.query(issued["hostname"])
         took = time.time() - start
         self.assertEqual(len(answer.addresses()), 1, answer)
         self.assertIn(answer.addresses()[0], spare_ips)

@@ -27,12 +27,15 @@ class PreProvisioningOnContainers(unittest.TestCase):
             uri = subprocess.run([os.path.join(ROOT, "deploy", "lxc", "setup.sh"), run, bridge,
                                   f"{subnet}.1/24"], capture_output=True, text=True,
                                  check=True).stdout.strip()
-            replace = dict(PER_VM_CONF)
+            # ppe-lxc.conf has no limits block of its own: the per-profile bound
+            # of PER_VM_CONF goes in as an addition instead.
+            replace = {k: v for k, v in PER_VM_CONF.items() if not k.startswith("limits")}
             replace['    warm_spares: 1\n'] = ''  # the scaler alone provisions
             stack = Stack(ppe_template="ppe-lxc", hypervisor_uri=uri,
                           template_vars={"@BRIDGE@": bridge, "@SUBNET@": subnet,
                                          "@GATEWAY@": f"{subnet}.1"},
-                          extra_ppe_conf=scaling_conf("predictive"), conf_replace=replace)
+                          extra_ppe_conf=scaling_conf("predictive") +
+                          "limits { max_vms_per_profile: 30 }\n", conf_replace=replace)
             rows, view = replay("predictive", stack)
         finally:
             subprocess.run([os.path.join(ROOT, "deploy", "lxc", "teardown.sh"), run, bridge])
