@@ -205,6 +205,7 @@ std::vector<AnswerStream::Update> AnswerStream::Since(uint64_t epoch, uint64_t v
     }
   }
   // A snapshot: every entry, in chunks, all at the current version.
+  const uint64_t current = version_;
   auto chunk = std::make_shared<ppe::v1::AnswerUpdate>();
   chunk->set_reset(true);
   *chunk->mutable_zones() = zones_;
@@ -212,7 +213,7 @@ std::vector<AnswerStream::Update> AnswerStream::Since(uint64_t epoch, uint64_t v
   size_t in_chunk = 0;
   auto flush = [&] {
     chunk->set_epoch(options_.epoch);
-    chunk->set_version(version_);
+    chunk->set_version(current);
     chunk->set_partial(true);
     out.push_back(std::move(chunk));
     chunk = std::make_shared<ppe::v1::AnswerUpdate>();

@@ -84,7 +84,7 @@ class AnswerStream {
                                uint32_t bucket);
 
   // Appends the delta to the log under mu_; then wakes watchers.
-  void Publish(ppe::v1::AnswerUpdate delta);
+  void Publish(ppe::v1::AnswerUpdate delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Wake();
   bool RecomputeLocked(const std::string& cpt, ppe::v1::AnswerUpdate& delta)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ppe-service/common/clock.h"
+#include "ppe-service/common/log.h"
 #include "ppe-service/config/config_loader.h"
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/cpt/key_ring.h"
@@ -66,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const char* body = reinterpret_cast<const char*>(data + 1);
   int body_size = static_cast<int>(size - 1);
-  std::string safe = LogSafe(absl::string_view(body, static_cast<size_t>(body_size)));
+  std::string safe = ppe::LogSafe(absl::string_view(body, static_cast<size_t>(body_size)));
   PPE_FUZZ_CHECK(safe.size() <= 96 * 4 + 32 && Printable(safe));
   switch (data[0] % 3) {
     case 0: {
