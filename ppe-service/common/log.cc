@@ -21,21 +21,23 @@ void InitLogging(absl::string_view program, absl::string_view level) {
 }
 
 std::string LogSafe(absl::string_view text, size_t max_bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  size_t n = std::min(text.size(), max_bytes);
-  out.reserve(n + 16);
-  for (size_t i = 0; i < n; ++i) {
+  out.reserve(std::min(text.size(), max_bytes) + 24);
+  size_t i = 0;
+  for (; i < text.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
+    bool plain = c >= 0x20 && c < 0x7f && c != '\\';
+    if (out.size() + (plain ? 1 : 4) > max_bytes) break;  // the output is bounded, escapes included
+    if (plain) {
       out.push_back(static_cast<char>(c));
     } else {
-      static constexpr char kHex[] = "0123456789abcdef";
       out += "\\x";
       out.push_back(kHex[c >> 4]);
       out.push_back(kHex[c & 0xf]);
     }
   }
-  if (text.size() > max_bytes) out += "...(" + std::to_string(text.size()) + " bytes)";
+  if (i < text.size()) out += "...(" + std::to_string(text.size()) + " bytes)";
   return out;
 }
 

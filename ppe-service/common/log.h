@@ -25,8 +25,9 @@ namespace ppe {
 // "info", "warn", ...; empty or unknown means "info").
 void InitLogging(absl::string_view program, absl::string_view level);
 
-// A caller-supplied string fit for a log line or an error message: at most
-// `max_bytes` of it, non-printable bytes as \xNN, and "...(N bytes)" when cut.
+// A caller-supplied string fit for a log line or an error message: non-printable
+// bytes as \xNN, cut so that this escaped form is at most `max_bytes`, then
+// "...(N bytes)" when cut.
 std::string LogSafe(absl::string_view text, size_t max_bytes = 96);
 
 }  // namespace ppe
