@@ -159,7 +159,9 @@ bool Backend::AnswerLocally(const ZoneCache::Snapshot& snap, const ZoneCache::Zo
     }
     if (demand_ != nullptr) {
       demand_->Count(answer.cpt, parsed.service);
-      if (tagged) demand_->NoteTaggedAnswer(ProbeClientKey(parsed.service, req), now);
+      if (tagged && demand_->ExpectingProbes()) {
+        demand_->NoteTaggedAnswer(ProbeClientKey(parsed.service, req), now);
+      }
     }
   }
   stats_.local.fetch_add(1, std::memory_order_relaxed);

@@ -47,6 +47,9 @@ class DemandReporter {
   // reports the client when a tagged local answer follows within `probe_window`.
   void NoteUntaggedForward(absl::string_view client, absl::Time now);
   void NoteTaggedAnswer(absl::string_view client, absl::Time now);
+  // False while no untagged forward is remembered: the hot path then skips
+  // building a client key for NoteTaggedAnswer.
+  bool ExpectingProbes() const { return recent_count_.load(std::memory_order_relaxed) != 0; }
   void Start();
   void Stop();
   // Sends what was counted; false (and the counts kept) when the call fails.
