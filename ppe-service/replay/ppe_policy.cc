@@ -29,7 +29,7 @@ struct Tracked {
 
 }  // namespace
 
-std::vector<Score> RunPpe(const Setup& s, const PpeKnobs& knobs) {
+PpeScores RunPpe(const Setup& s, const PpeKnobs& knobs) {
   // Midnight UTC, so that buckets line up with days.
   const absl::Time t0 = absl::FromUnixSeconds(1'700'000'000 / 86400 * 86400);
   store::MemoryRegistryStore store;
@@ -64,6 +64,7 @@ std::vector<Score> RunPpe(const Setup& s, const PpeKnobs& knobs) {
   options.budget = s.budget;
   options.drain = absl::Seconds(60);
   options.requests_per_vm[kService] = s.per_vm();
+  options.adaptive_spares = s.adaptive_spares;
   scaler::Scaler scaler(registry, vms, demand, workers, clock, options);
 
   std::map<std::string, size_t> by_name;
@@ -73,26 +74,39 @@ std::vector<Score> RunPpe(const Setup& s, const PpeKnobs& knobs) {
     by_name[p.name] = i;
   }
   std::vector<Tracked> tracked(s.profiles.size());
-  std::vector<Score> scores(s.profiles.size());
+  Tracked spares;  // the service's warm spares, owned by no profile yet
+  const Profile no_demand{.name = "", .demand = std::vector<double>(s.buckets(), 0.0)};
+  PpeScores scores{.profiles = std::vector<Score>(s.profiles.size()), .spares = {}};
   // The registry's VMs at the start of a bucket: new ones serve from their
   // creation plus their boot latency; draining ones stopped serving at the
   // tick that drained them; released ones stopped costing at the janitor's.
+  // A spare a profile took over stops costing as a spare and starts costing
+  // as the profile's, now, with the readiness it already had.
   auto sync = [&](double now) {
     std::map<std::string, bool> present;
     for (const registry::VmRecord& vm : registry.ListVms()) {
       auto p = by_name.find(vm.cpt);
-      if (p == by_name.end()) continue;
-      Tracked& tr = tracked[p->second];
+      if (p == by_name.end() && !vm.cpt.empty()) continue;
+      Tracked& tr = p == by_name.end() ? spares : tracked[p->second];
       present[vm.name] = true;
       auto [it, fresh] = tr.live.try_emplace(vm.name, tr.vms.size());
       if (fresh) {
         const double c = absl::ToDoubleSeconds(vm.created - t0);
-        tr.vms.push_back({c, c + hypervisor.BootSeconds(vm.name)});
+        SimVm v{c, c + hypervisor.BootSeconds(vm.name)};
+        if (auto was = spares.live.find(vm.name); &tr != &spares && was != spares.live.end()) {
+          SimVm& spare = spares.vms[was->second];
+          spare.released = spare.serve_end = now;
+          spare.handed_over = true;
+          spares.live.erase(was);
+          v.created = now;
+          v.taken_over = true;
+        }
+        tr.vms.push_back(v);
       }
       SimVm& v = tr.vms[it->second];
       if (vm.state == registry::VmState::kDraining && std::isinf(v.serve_end)) v.serve_end = now;
     }
-    for (Tracked& tr : tracked) {
+    auto released = [&](Tracked& tr) {
       for (auto it = tr.live.begin(); it != tr.live.end();) {
         if (present.count(it->first)) {
           ++it;
@@ -103,6 +117,17 @@ std::vector<Score> RunPpe(const Setup& s, const PpeKnobs& knobs) {
         v.serve_end = std::min(v.serve_end, now);
         it = tr.live.erase(it);
       }
+    };
+    for (Tracked& tr : tracked) released(tr);
+    released(spares);
+  };
+  // Every task on the one worker has run: a marker behind what is queued,
+  // twice, since a task may queue another (a claimed spare's refill).
+  auto settle = [&workers] {
+    for (int round = 0; round < 2; ++round) {
+      absl::Notification done;
+      workers.Schedule([&done] { done.Notify(); });
+      done.WaitForNotification();
     }
   };
   for (int t = 0; t < s.buckets(); ++t) {
@@ -124,16 +149,15 @@ std::vector<Score> RunPpe(const Setup& s, const PpeKnobs& knobs) {
                    [&allocated, i](absl::StatusOr<std::string>) { allocated[i].Notify(); });
     }
     for (size_t i : waiting) allocated[i].WaitForNotification();
+    settle();
     sync(t * s.bucket_seconds);
     for (size_t i = 0; i < s.profiles.size(); ++i) {
-      ScoreBucket(s, s.profiles[i], t, tracked[i].vms, scores[i]);
+      ScoreBucket(s, s.profiles[i], t, tracked[i].vms, scores.profiles[i]);
     }
+    ScoreBucket(s, no_demand, t, spares.vms, scores.spares);
     clock.Advance(absl::Seconds(s.bucket_seconds));
     scaler.Tick();
-    // The scale-ups the tick scheduled: a marker behind them on the one worker.
-    absl::Notification done;
-    workers.Schedule([&done] { done.Notify(); });
-    done.WaitForNotification();
+    settle();
     janitor.Tick();
   }
   return scores;

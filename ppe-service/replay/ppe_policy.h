@@ -23,6 +23,14 @@ struct PpeKnobs {
 // bucket's end the scaler ticks and the janitor releases drained VMs. The lead buffer is the boot
 // latency's 90th percentile (the simulated hypervisor creates instantly, so the VmManager measures
 // ~0). Returns one score per profile, in the setup's order.
-std::vector<Score> RunPpe(const Setup& s, const PpeKnobs& knobs);
+// With s.adaptive_spares the scaler also sizes the service's warm spares from
+// its forecast of arrivals (profiles with no ready VM); a profile whose first
+// request finds a ready spare takes it over (as VmManager does), and the
+// spares' own VM-seconds go into `spares`.
+struct PpeScores {
+  std::vector<Score> profiles;
+  Score spares;
+};
+PpeScores RunPpe(const Setup& s, const PpeKnobs& knobs);
 
 }  // namespace ppe::replay

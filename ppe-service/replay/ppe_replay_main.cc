@@ -48,13 +48,14 @@ struct Flags {
   bool sweep = false;
   int synthetic = 0;
   int budget = 100000;
+  bool no_spares = false;
 };
 
 constexpr char kUsage[] =
     "usage: ppe-replay (--counts FILE | --log ACCESS_LOG | --synthetic N --shapes CSV)\n"
     "  [--bucket-seconds N] [--capacity R] [--boot-seconds MEDIAN[,SIGMA]] [--period P]...\n"
     "  [--warmup-buckets W] [--policy NAME]... [--csv OUT] [--plot OUT.png] [--sweep]\n"
-    "  [--config PPE_CONFIG] [--budget VMS]\n";
+    "  [--config PPE_CONFIG] [--budget VMS] [--no-spares]\n";
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "ppe-replay: %s\n", message.c_str());
@@ -82,6 +83,9 @@ std::string ParseFlags(int argc, char** argv, Flags& f) {
       a = a.substr(0, eq);
     } else if (a == "--sweep") {
       f.sweep = true;
+      continue;
+    } else if (a == "--no-spares") {
+      f.no_spares = true;
       continue;
     } else if (a == "--help" || a == "-h") {
       return "help";
@@ -224,6 +228,7 @@ int main(int argc, char** argv) {
   s.boot_median = f.boot_median;
   s.boot_sigma = f.boot_sigma;
   s.budget = f.budget;
+  s.adaptive_spares = !f.no_spares;
   std::string trace;
   if (!f.counts.empty()) {
     absl::StatusOr<std::string> text = ReadFile(f.counts);

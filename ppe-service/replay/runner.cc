@@ -91,7 +91,9 @@ Result Run(const Setup& s, const std::string& policy, const Knob& knob) {
                                         : scaler::Scaler::Mode::kReactive;
     if (policy == "ppe-predictive") k.level = Or(knob.value, k.level);
     k.cooldown = static_cast<int>(Or(knob.cooldown, k.cooldown));
-    r.per_profile = RunPpe(s, k);
+    PpeScores ppe = RunPpe(s, k);
+    r.per_profile = std::move(ppe.profiles);
+    r.spares = ppe.spares;
   } else {
     for (const Profile& p : s.profiles) {
       Score sc;
@@ -114,6 +116,7 @@ Result Run(const Setup& s, const std::string& policy, const Knob& knob) {
     }
   }
   for (const Score& sc : r.per_profile) r.total.Add(sc);
+  r.total.Add(r.spares);
   r.run_seconds = absl::ToDoubleSeconds(absl::Now() - start);
   return r;
 }
@@ -124,6 +127,10 @@ std::string ToJson(const Setup& s, const Result& r, const std::string& trace,
   if (!r.knob.empty()) absl::StrAppend(&out, ",\"knob\":\"", r.knob, "\"");
   absl::StrAppend(&out, ",\"profiles\":", r.per_profile.size(), ",",
                   Metrics(s, r.total, oracle_vm_seconds));
+  if (r.spares.created > 0) {
+    absl::StrAppend(&out, ",\"spares\":{\"vm_seconds\":", Num(r.spares.vm_seconds),
+                    ",\"vms_created\":", r.spares.created, "}");
+  }
   if (r.per_profile.size() > 1) {
     // Profiles with scored requests by size (requests over the whole trace,
     // then position), cut into ten.

@@ -43,8 +43,8 @@ void ScoreBucket(const Setup& s, const Profile& p, int t, const std::vector<SimV
       if (e > from && e < to) cuts.push_back(e);
     }
     sc.vm_seconds += std::max(0.0, std::min(to, vm.released) - std::max(from, vm.created));
-    sc.created += vm.created >= from && vm.created < to;
-    sc.released += vm.released >= from && vm.released < to;
+    sc.created += !vm.taken_over && vm.created >= from && vm.created < to;
+    sc.released += !vm.handed_over && vm.released >= from && vm.released < to;
   }
   std::sort(cuts.begin(), cuts.end());
   const double rate = p.demand[t] / s.bucket_seconds;  // requests per second

@@ -15,6 +15,9 @@ namespace ppe::replay {
 // draining VM is no longer answered but still runs).
 struct SimVm {
   double created = 0, ready = 0, serve_end = INFINITY, released = INFINITY;
+  // A warm spare a profile took over ends as a spare (`handed_over`: not a
+  // release) and starts as the profile's (`taken_over`: not a creation).
+  bool handed_over = false, taken_over = false;
 };
 
 // What a policy did to one profile over the scored buckets.
@@ -50,6 +53,7 @@ struct Result {
   std::string knob;  // the swept setting, empty for the default
   Score total;
   std::vector<Score> per_profile;
+  Score spares;  // warm spares owned by no profile (in `total`, in no profile)
   double run_seconds = 0;
 };
 

@@ -19,9 +19,10 @@ struct Setup {
   double bucket_seconds = 60;
   double capacity = 1;  // requests per second one VM serves
   double boot_median = 30, boot_sigma = 0.5;
-  int warmup_buckets = 0;    // buckets before scoring starts
-  std::vector<int> periods;  // seasonal periods, buckets
-  int budget = 100000;       // VMs across all profiles (the PPE's global budget)
+  int warmup_buckets = 0;       // buckets before scoring starts
+  std::vector<int> periods;     // seasonal periods, buckets
+  int budget = 100000;          // VMs across all profiles (the PPE's global budget)
+  bool adaptive_spares = true;  // the PPE policies keep warm spares sized by the scaler
 
   int buckets() const { return profiles.empty() ? 0 : static_cast<int>(profiles[0].demand.size()); }
   // Requests one VM serves in a bucket.

@@ -217,6 +217,54 @@ void Scaler::Act(Series& s, int desired, int uncapped) {
   }
 }
 
+void Scaler::PlanSpares(int64_t ended) {
+  std::map<std::string, int64_t> arrived = vms_.TakeArrivals();
+  for (const auto& [service, n] : arrived) {
+    auto [it, created] = arrivals_.try_emplace(service);
+    if (created) {
+      it->second.service = service;
+      it->second.history = forecast::DemandHistory({.capacity = options_.history_buckets,
+                                                    .rollup_factor = kRollup,
+                                                    .rollup_capacity = kRollupKept});
+    }
+  }
+  int64_t wanted = 0;
+  for (auto& [service, s] : arrivals_) {
+    auto n = arrived.find(service);
+    Observe(s, ended, n == arrived.end() ? 0 : static_cast<double>(n->second));
+    Forecast(s, ended);
+    std::vector<double> recent = s.history.Tail(1);
+    double peak = recent.empty() ? 0 : recent.back();
+    if (options_.mode == Mode::kPredictive) {
+      for (double u : s.upper) peak = std::max(peak, u);
+    }
+    const int desired = static_cast<int>(std::ceil(std::max(0.0, peak) - 1e-9));
+    std::optional<registry::VmRecord> newest;  // the newest ready spare: drained first
+    int current = 0;
+    for (const registry::VmRecord& vm : registry_.Spares(service)) {
+      if (!Counts(vm.state)) continue;
+      ++current;
+      if (vm.state == registry::VmState::kReady) newest = vm;
+    }
+    s.desired = desired;
+    wanted += desired;
+    if (desired >= current) {
+      s.below_target = 0;
+      vms_.SetSpareTarget(service, desired);
+      continue;
+    }
+    vms_.SetSpareTarget(service, current);  // hold until the cooldown has passed
+    if (++s.below_target < options_.cooldown || !newest) continue;
+    s.below_target = 0;
+    if (vms_.DrainVm(newest->name, clock_.Now()).ok()) {
+      vms_.SetSpareTarget(service, current - 1);
+      ++stats_.spares_drained;
+    }
+  }
+  stats_.spare_target = wanted;
+  vms_.RefillSpares();
+}
+
 void Scaler::Tick() {
   if (options_.mode == Mode::kOff) return;
   std::vector<store::Op> ops;
@@ -277,6 +325,7 @@ void Scaler::TickLocked(std::vector<store::Op>& ops) {
     spdlog::warn("scaler: the global budget of {} VMs denied {} VMs the forecasts wanted",
                  options_.budget, denied);
   }
+  if (options_.adaptive_spares) PlanSpares(ended);
   stats_.budget_denied_last = denied;
   stats_.budget_denied_total += denied;
   stats_.budget = options_.budget;

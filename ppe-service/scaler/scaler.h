@@ -59,6 +59,13 @@ class Scaler {
     int budget = 1000;  // VMs across all profiles
     absl::Duration drain = absl::Seconds(60);
     std::map<std::string, double> requests_per_vm{};  // by service (per bucket)
+    // Adaptive warm spares: each service's arrivals (allocations for profiles
+    // with no ready VM, VmManager::TakeArrivals) are a series of their own,
+    // forecast like a profile's demand; the service keeps as many ready spares
+    // as the upper bound of the arrivals forecast over the lead time (one
+    // spare per arrival), at least its configured warm_spares. Excess spares
+    // drain one at a time after `cooldown` buckets, as profile pools do.
+    bool adaptive_spares = false;
   };
 
   // `store` (may be null: nothing kept across restarts) holds the limits and
@@ -103,6 +110,8 @@ class Scaler {
     int64_t budget_denied_last = 0, budget_denied_total = 0;
     int budget = 0;
     double mean_abs_error = 0;  // over all series' one-bucket-ahead forecasts
+    int64_t spare_target = 0;   // adaptive warm spares wanted, over all services
+    int64_t spares_drained = 0;
   };
   Stats stats() const;
   int lead_buckets() const;
@@ -134,6 +143,9 @@ class Scaler {
   int Need(const Series& s, int64_t bucket, int* uncapped = nullptr) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Act(Series& s, int desired, int uncapped) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adaptive warm spares: observes each service's arrivals of the bucket that
+  // ended, forecasts them and sets the VmManager's spare target.
+  void PlanSpares(int64_t ended) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int ActiveVms(const Series& s) const;
   View ViewOf(const Series& s) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts each series' counts of the chunk holding `last` (up to `last`) and
@@ -155,6 +167,7 @@ class Scaler {
   absl::Mutex limits_mu_;  // SetLimits: store, then memory, one at a time
   mutable absl::Mutex mu_;
   std::map<std::pair<std::string, std::string>, Series> series_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Series> arrivals_ ABSL_GUARDED_BY(mu_);  // by service (adaptive spares)
   int64_t last_bucket_ ABSL_GUARDED_BY(mu_) = -1;
   Stats stats_ ABSL_GUARDED_BY(mu_);
   PeriodicThread loop_;

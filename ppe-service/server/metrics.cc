@@ -109,6 +109,12 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
              MetricType::Gauge);
   AddGauge(denied_last, static_cast<double>(scaling.budget_denied_last));
   out.push_back(std::move(denied_last));
+  auto spare_target = Family("ppe_scaler_spare_target",
+                             "Warm spares the arrivals forecast asks for, over all services "
+                             "(scaler.adaptive_spares)",
+                             MetricType::Gauge);
+  AddGauge(spare_target, static_cast<double>(scaling.spare_target));
+  out.push_back(std::move(spare_target));
 
   auto latency =
       Family("ppe_lookup_latency_seconds", "Resolve latency inside the PPE", MetricType::Histogram);

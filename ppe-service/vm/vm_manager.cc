@@ -1,6 +1,8 @@
 #include "ppe-service/vm/vm_manager.h"
 
 #include <openssl/rand.h>
+#include <algorithm>
+#include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
@@ -85,6 +87,10 @@ void VmManager::Allocate(const std::string& cpt, const std::string& service,
     // Another allocation may have finished between the caller's look-up and now.
     std::vector<std::string> ready = registry_.ReadyAddresses(cpt, service, clock_.Now());
     if (!ready.empty()) return ready.front();
+    {
+      absl::MutexLock lock(&mu_);
+      ++arrivals_[service];
+    }
     absl::StatusOr<std::string> spare = ClaimSpare(cpt, placement->second);
     if (spare.ok() || !absl::IsNotFound(spare.status())) return spare;
     return CreateVm(cpt, placement->second);
@@ -101,7 +107,7 @@ void VmManager::Allocate(const std::string& cpt, const std::string& service,
 
 absl::StatusOr<std::string> VmManager::ClaimSpare(const std::string& cpt,
                                                   const ServicePlacement& placement) {
-  if (placement.warm_spares == 0) return absl::NotFoundError("no spares configured");
+  if (SpareTarget(placement.service) == 0) return absl::NotFoundError("no spares configured");
   absl::StatusOr<std::optional<registry::VmRecord>> spare =
       registry_.ClaimSpare(placement.service, cpt);
   if (!spare.ok()) return spare.status();
@@ -113,9 +119,29 @@ absl::StatusOr<std::string> VmManager::ClaimSpare(const std::string& cpt,
   return (*spare)->ip;
 }
 
+void VmManager::SetSpareTarget(const std::string& service, int target) {
+  absl::MutexLock lock(&mu_);
+  spare_target_[service] = std::max(0, target);
+}
+
+int VmManager::SpareTarget(const std::string& service) const {
+  auto placement = placements_.find(service);
+  if (placement == placements_.end()) return 0;
+  absl::MutexLock lock(&mu_);
+  auto target = spare_target_.find(service);
+  return std::max(static_cast<int>(placement->second.warm_spares),
+                  target == spare_target_.end() ? 0 : target->second);
+}
+
+std::map<std::string, int64_t> VmManager::TakeArrivals() {
+  absl::MutexLock lock(&mu_);
+  return std::exchange(arrivals_, {});
+}
+
 void VmManager::RefillSpares() {
   for (const auto& [service, placement] : placements_) {
-    if (placement.warm_spares == 0) continue;
+    const int target = SpareTarget(service);
+    if (target == 0) continue;
     size_t have = 0;
     for (const registry::VmRecord& vm : registry_.Spares(service)) {
       have += vm.state != registry::VmState::kDraining && vm.state != registry::VmState::kFailed;
@@ -124,7 +150,7 @@ void VmManager::RefillSpares() {
     {
       absl::MutexLock lock(&mu_);
       int& pending = spares_pending_[service];
-      missing = static_cast<int>(placement.warm_spares) - static_cast<int>(have) - pending;
+      missing = target - static_cast<int>(have) - pending;
       if (missing > 0) pending += missing;
     }
     for (int i = 0; i < missing; ++i) {

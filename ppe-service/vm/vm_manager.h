@@ -90,8 +90,18 @@ class VmManager {
   absl::Status DrainVm(const std::string& name, absl::Time release_after);
   // Destroys the domain (if it exists) and removes the VM, freeing its lease.
   absl::Status ReleaseVm(const std::string& name);
-  // Starts creating spares up to each service's warm_spares (non-blocking).
+  // Starts creating spares up to each service's spare target (non-blocking):
+  // its configured warm_spares, or the scaler's SetSpareTarget if larger.
   void RefillSpares();
+  // Adaptive warm spares: the scaler sizes each service's spares from its
+  // forecast of arrivals (below). Takes effect at the next RefillSpares; spares
+  // above the target are not destroyed here (the scaler drains them).
+  void SetSpareTarget(const std::string& service, int target);
+  int SpareTarget(const std::string& service) const;
+  // Arrivals since the last call, by service: allocations for a profile that
+  // had no ready VM when its client asked (a first-time or re-awakened
+  // client), whether a spare took it or a VM was created. What spares are for.
+  std::map<std::string, int64_t> TakeArrivals();
   void set_readiness_check(ReadinessCheck check) { readiness_ = std::move(check); }
 
   // Spares claimed by first-time profiles (cold starts avoided) and VMs created
@@ -154,6 +164,8 @@ class VmManager {
   // "<cpt>/<service>" -> callers waiting for the allocation in flight.
   absl::flat_hash_map<std::string, std::vector<Done>> inflight_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int> spares_pending_ ABSL_GUARDED_BY(mu_);  // by service
+  absl::flat_hash_map<std::string, int> spare_target_ ABSL_GUARDED_BY(mu_);    // by service
+  std::map<std::string, int64_t> arrivals_ ABSL_GUARDED_BY(mu_);               // by service
 };
 
 }  // namespace ppe::vm

@@ -19,8 +19,9 @@
 namespace ppe::replay {
 namespace {
 
-Setup HandSetup() {
+Setup HandSetup(bool spares) {
   Setup s;
+  s.adaptive_spares = spares;
   s.profiles.push_back(
       {.name = "hand", .demand = {0, 60, 0, 0, 60, 0, 0, 0, 0, 0, 0, 0, 120, 0, 0, 0}});
   s.bucket_seconds = 120;
@@ -37,9 +38,10 @@ struct Expected {
   double p50_ms = 0, p99_ms = 0;
 };
 
-void Check(const std::string& policy, const Expected& e) {
+// Without warm spares unless `spares`: the PPE's pools alone.
+void Check(const std::string& policy, const Expected& e, bool spares = false) {
   INFO(policy);
-  Result r = Run(HandSetup(), policy, Knob{});
+  Result r = Run(HandSetup(spares), policy, Knob{});
   CHECK(r.total.requests == Approx(240));
   CHECK(r.total.cold == Approx(e.cold).margin(1e-9));
   CHECK(r.total.vm_seconds == Approx(e.vm_seconds).margin(1e-9));
@@ -127,6 +129,22 @@ TEST_CASE("ppe-no-forecast: the PPE's scaler in reactive mode, and the resolver"
   Check(
       "ppe-no-forecast",
       {.cold = 75, .vm_seconds = 2160, .created = 2, .released = 0, .p50_ms = 0, .p99_ms = 30000});
+}
+
+TEST_CASE("ppe-no-forecast with adaptive warm spares") {
+  // As above, and the service's arrivals (allocations for a profile with no
+  // ready VM) drive its spares, in reactive mode the last bucket's count.
+  // Bucket 1's request is an arrival: the tick at 240 wants 1 spare and
+  // creates S1 (240, ready at 270). No arrival follows, so from the tick at
+  // 360 the spares are above target, but the 15-bucket cooldown outlasts the
+  // trace: S1 stays. The tick at 1560 adds B by taking S1 over (ready since
+  // 270, so B serves at once, but bucket 12 is over: still 60 cold there),
+  // and the spare is refilled: S2 at 1560. VM-seconds: A 1800, S1 as a spare
+  // 240..1560 = 1320, B 1560..1920 = 360, S2 360: 3840. Created A, S1, S2
+  // (taking S1 over is no creation), none released; cold as above.
+  Check("ppe-no-forecast",
+        {.cold = 75, .vm_seconds = 3840, .created = 3, .released = 0, .p50_ms = 0, .p99_ms = 30000},
+        /*spares=*/true);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <set>
 
 #include <catch2/catch.hpp>
@@ -23,7 +24,7 @@ constexpr double kPerVm = 50;  // requests one VM serves per bucket
 struct World {
   explicit World(Scaler::Mode mode, int max_vms = 20, int budget = 1000,
                  store::RegistryStore* durable = nullptr,
-                 absl::Time start = absl::FromUnixSeconds(1'000'000))
+                 absl::Time start = absl::FromUnixSeconds(1'000'000), bool adaptive_spares = false)
       : store(durable != nullptr ? *durable : own_store),
         registry(store),
         pool(std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/16"))),
@@ -41,7 +42,8 @@ struct World {
                 .max_vms = max_vms,
                 .budget = budget,
                 .drain = absl::Seconds(10),
-                .requests_per_vm = {{"video", kPerVm}}},
+                .requests_per_vm = {{"video", kPerVm}},
+                .adaptive_spares = adaptive_spares},
                durable) {
     REQUIRE(registry.Load().ok());
   }
@@ -386,6 +388,68 @@ TEST_CASE("warm spares answer a first-time profile at once and are refilled") {
   absl::SleepFor(absl::Milliseconds(600));
   CHECK(registry.Spares("video").size() == 2);  // refilled in the background
   CHECK(hypervisor.creates == 3);
+}
+
+bool WaitFor(const std::function<bool()>& condition) {
+  for (int i = 0; i < 1000; ++i) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return condition();
+}
+
+int LiveSpares(const registry::Registry& registry) {
+  int n = 0;
+  for (const registry::VmRecord& vm : registry.Spares("video")) {
+    n += vm.state == registry::VmState::kReady;
+  }
+  return n;
+}
+
+TEST_CASE("adaptive warm spares follow the arrivals, are taken over, refilled and drained") {
+  World w(Scaler::Mode::kReactive, 20, 1000, nullptr, absl::FromUnixSeconds(1'000'000),
+          /*adaptive_spares=*/true);
+  // Bucket 1: three first-time profiles allocate (three arrivals).
+  for (const char* cpt : {"a", "b", "c"}) {
+    w.Register(cpt);
+    absl::Notification done;
+    w.vms.EnsureVm(cpt, "video", std::nullopt, [&](absl::StatusOr<std::string>) { done.Notify(); });
+    done.WaitForNotification();
+  }
+  CHECK(w.vms.spares_claimed() == 0);  // no spare yet: these were created
+  w.clock.Advance(absl::Seconds(1));
+  w.scaler.Tick();
+  // Reactive: the last bucket's 3 arrivals -> 3 spares.
+  CHECK(w.scaler.stats().spare_target == 3);
+  REQUIRE(WaitFor([&] { return LiveSpares(w.registry) == 3; }));
+
+  // A fourth profile takes a ready spare over, and the spare is refilled.
+  w.Register("d");
+  absl::StatusOr<std::string> ip;
+  absl::Notification done;
+  w.vms.EnsureVm("d", "video", std::nullopt, [&](absl::StatusOr<std::string> r) {
+    ip = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  REQUIRE(ip.ok());
+  CHECK(w.vms.spares_claimed() == 1);
+  CHECK(w.registry.ReadyAddresses("d", "video", w.clock.Now()) == std::vector<std::string>{*ip});
+  REQUIRE(WaitFor([&] { return LiveSpares(w.registry) == 3; }));
+
+  // No more arrivals: after the cooldown (3 buckets) one spare drains per tick.
+  std::vector<int> live;
+  for (int t = 0; t < 6; ++t) {
+    w.clock.Advance(absl::Seconds(1));
+    w.scaler.Tick();
+    live.push_back(LiveSpares(w.registry));
+  }
+  // Tick 1 still sees d's arrival (1 spare wanted, 3 kept), ticks 2 and 3 see
+  // none: three ticks above target, so the third drains one spare; the next
+  // three drain another.
+  CHECK(live == std::vector<int>{3, 3, 2, 2, 2, 1});
+  CHECK(w.scaler.stats().spares_drained == 2);
+  CHECK(w.scaler.stats().spare_target == 0);
 }
 
 }  // namespace
