@@ -239,26 +239,26 @@ void Scaler::PlanSpares(int64_t ended) {
       for (double u : s.upper) peak = std::max(peak, u);
     }
     const int desired = static_cast<int>(std::ceil(std::max(0.0, peak) - 1e-9));
-    std::optional<registry::VmRecord> newest;  // the newest ready spare: drained first
+    std::vector<registry::VmRecord> ready;  // drained from the back
     int current = 0;
     for (const registry::VmRecord& vm : registry_.Spares(service)) {
       if (!Counts(vm.state)) continue;
       ++current;
-      if (vm.state == registry::VmState::kReady) newest = vm;
+      if (vm.state == registry::VmState::kReady) ready.push_back(vm);
     }
-    s.desired = desired;
-    wanted += desired;
-    if (desired >= current) {
-      s.below_target = 0;
-      vms_.SetSpareTarget(service, desired);
-      continue;
+    // Scale-down stabilised as the HPA does: the target is the highest want
+    // of the last `cooldown` buckets. Spares serve nobody, so all of those
+    // above it drain at once.
+    s.recent_desired.push_back(desired);
+    while (static_cast<int>(s.recent_desired.size()) > options_.cooldown) {
+      s.recent_desired.pop_front();
     }
-    vms_.SetSpareTarget(service, current);  // hold until the cooldown has passed
-    if (++s.below_target < options_.cooldown || !newest) continue;
-    s.below_target = 0;
-    if (vms_.DrainVm(newest->name, clock_.Now()).ok()) {
-      vms_.SetSpareTarget(service, current - 1);
-      ++stats_.spares_drained;
+    const int target = *std::max_element(s.recent_desired.begin(), s.recent_desired.end());
+    s.desired = target;
+    wanted += target;
+    vms_.SetSpareTarget(service, target);
+    for (size_t i = ready.size(); current > target && i-- > 0; --current) {
+      if (vms_.DrainVm(ready[i].name, clock_.Now()).ok()) ++stats_.spares_drained;
     }
   }
   stats_.spare_target = wanted;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -63,8 +64,9 @@ class Scaler {
     // with no ready VM, VmManager::TakeArrivals) are a series of their own,
     // forecast like a profile's demand; the service keeps as many ready spares
     // as the upper bound of the arrivals forecast over the lead time (one
-    // spare per arrival), at least its configured warm_spares. Excess spares
-    // drain one at a time after `cooldown` buckets, as profile pools do.
+    // spare per arrival), at least its configured warm_spares. Scale-down is
+    // stabilised: the target is the highest of the last `cooldown` buckets'
+    // wants, and the spares above it drain at once.
     bool adaptive_spares = false;
   };
 
@@ -131,6 +133,7 @@ class Scaler {
     int pending = 0;  // scale-ups scheduled, not finished
     int desired = 0;
     std::vector<double> mean, lower, upper;
+    std::deque<int> recent_desired;  // adaptive spares: the last `cooldown` buckets' wants
   };
 
   Series& SeriesFor(const std::string& cpt, const std::string& service)
