@@ -436,8 +436,10 @@ absl::StatusOr<std::optional<VmRecord>> Registry::ClaimSpare(const std::string& 
     if (!profiles_.contains(cpt)) return absl::NotFoundError("no such profile");
     const VmRecord* found = nullptr;
     for (const auto& [_, v] : vms_) {
+      // The oldest; among equals the first by name, so that a run repeats.
       if (v.cpt.empty() && v.service == service && v.state == VmState::kReady &&
-          (found == nullptr || v.created < found->created)) {
+          (found == nullptr || v.created < found->created ||
+           (v.created == found->created && v.name < found->name))) {
         found = &v;
       }
     }

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "ppe-service/common/clock.h"
 #include "ppe-service/common/thread_pool.h"
@@ -49,6 +50,8 @@ PpeScores RunPpe(const Setup& s, const PpeKnobs& knobs) {
   vm::VmManager vms(hypervisor, registry, {placement}, workers, clock,
                     {.max_vms_per_profile = unlimited,
                      .max_vms_total = static_cast<size_t>(std::max(1, s.budget))});
+  int64_t created = 0;  // names in creation order: ties between spares break the same way each run
+  vms.set_name_suffix([&created] { return absl::StrFormat("%010d", ++created); });
   lifecycle::Janitor janitor(
       registry, vms, clock,
       {.idle_expiry = absl::Hours(24 * 365 * 100), .drain = absl::Seconds(60)});

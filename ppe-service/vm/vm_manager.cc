@@ -286,7 +286,8 @@ absl::StatusOr<std::string> VmManager::CreateVm(const std::string& cpt,
     return lease.status();
   }
   exhaustion_.Created(placement.service);
-  registry::VmRecord record{.name = absl::StrCat("ppe-", placement.service, "-", RandomSuffix()),
+  registry::VmRecord record{.name = absl::StrCat("ppe-", placement.service, "-",
+                                                 name_suffix_ ? name_suffix_() : RandomSuffix()),
                             .cpt = cpt,
                             .service = placement.service,
                             .workload_class = placement.shape.name,

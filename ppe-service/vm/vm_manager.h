@@ -103,6 +103,9 @@ class VmManager {
   // client), whether a spare took it or a VM was created. What spares are for.
   std::map<std::string, int64_t> TakeArrivals();
   void set_readiness_check(ReadinessCheck check) { readiness_ = std::move(check); }
+  // What follows "ppe-<service>-" in a new VM's name: 8 random hex digits
+  // unless set (the replay numbers its VMs, so that its runs repeat).
+  void set_name_suffix(std::function<std::string()> suffix) { name_suffix_ = std::move(suffix); }
 
   // Spares claimed by first-time profiles (cold starts avoided) and VMs created
   // because no spare was left, since start.
@@ -154,6 +157,7 @@ class VmManager {
   const Clock& clock_;
   VmLimits limits_;
   ReadinessCheck readiness_;
+  std::function<std::string()> name_suffix_;
   std::atomic<int64_t> spares_claimed_{0}, vms_created_{0};
   std::atomic<int64_t> boot_time_us_{1000000};
   absl::flat_hash_set<std::string> grown_ ABSL_GUARDED_BY(mu_);  // VMs at their maximum size
