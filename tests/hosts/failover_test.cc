@@ -44,7 +44,7 @@ void RequireNoAddressTwice(World& w) {
   }
 }
 
-TEST_CASE("hosts: a lost host's VMs move after the grace period; its return destroys them",
+TEST_CASE("hosts: a lost host's VMs move after the grace period, its return destroys them",
           "[hosts]") {
   World w({{"a", "eu-west", 0, 0, "10.52.1.0/24"}, {"b", "us-east", 0, 0, "10.52.2.0/24"}}, Near());
   REQUIRE(w.vms->Reconcile().ok());
