@@ -233,7 +233,10 @@ absl::StatusOr<int> VmManager::ScaleOut(const std::string& cpt, const std::strin
     {  // growing must fit the host too: never an overcommit
       absl::MutexLock place(&place_mu_);
       VmSize used;
-      for (const registry::VmRecord& other : registry_.ListVms()) {
+      const HostSpec& spec = hosts_[host]->spec;
+      const bool limited = spec.capacity_vcpus > 0 || spec.capacity_memory_mib > 0;
+      for (const registry::VmRecord& other :
+           limited ? registry_.ListVms() : std::vector<registry::VmRecord>{}) {
         if (HostOf(other) != host) continue;
         VmSize size = SizeOf(other);
         used.vcpus += size.vcpus;
@@ -377,7 +380,13 @@ absl::StatusOr<VmManager::Placed> VmManager::PlaceAndRecord(const std::string& c
     any_address[i].available = serves;
     loads[i].available = serves && pool->addresses->in_use() < pool->addresses->capacity();
   }
-  for (const registry::VmRecord& vm : registry_.ListVms()) {
+  // Without any capacity limit the use does not matter (and is not counted:
+  // a copy of every VM record per allocation).
+  const bool limited = std::any_of(hosts_.begin(), hosts_.end(), [](const auto& h) {
+    return h->spec.capacity_vcpus > 0 || h->spec.capacity_memory_mib > 0;
+  });
+  for (const registry::VmRecord& vm :
+       limited ? registry_.ListVms() : std::vector<registry::VmRecord>{}) {
     int host = HostOf(vm);
     if (host < 0) continue;
     VmSize s = SizeOf(vm);
