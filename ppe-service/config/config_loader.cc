@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/config/hosts_config.h"
 #include "ppe-service/config/text_proto.h"
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/cpt/region_table.h"
@@ -183,12 +184,15 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
             absl::StrCat("'", svc->workload_class(), "' is not a workload_classes name"));
       }
       if (svc->requests_per_vm() == 0) svc->set_requests_per_vm(600);
-      absl::StatusOr<net::Ipv4HostRange> pool = net::ParseIpv4Pool(svc->address_pool());
-      if (!pool.ok()) {
-        return FieldError(origin, sfield + ".address_pool", std::string(pool.status().message()));
-      }
-      if (svc->prefix_length() == 0) {
-        svc->set_prefix_length(static_cast<uint32_t>(pool->prefix_length));
+      // With `hosts`, pools are per host (ValidateHosts).
+      if (c.hosts_size() == 0 || !svc->address_pool().empty()) {
+        absl::StatusOr<net::Ipv4HostRange> pool = net::ParseIpv4Pool(svc->address_pool());
+        if (!pool.ok()) {
+          return FieldError(origin, sfield + ".address_pool", std::string(pool.status().message()));
+        }
+        if (svc->prefix_length() == 0) {
+          svc->set_prefix_length(static_cast<uint32_t>(pool->prefix_length));
+        }
       }
       if (svc->prefix_length() > 32) {
         return FieldError(origin, sfield + ".prefix_length", "must be at most 32");
@@ -211,7 +215,7 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
       return FieldError(origin, absl::StrCat("regions[", r, "].region"), "is required");
     }
   }
-  return absl::OkStatus();
+  return ValidateHosts(c, origin);
 }
 
 }  // namespace

@@ -98,6 +98,49 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   }
   out.push_back(std::move(refusals));
   out.push_back(std::move(exhausted));
+  auto nowhere = Family("ppe_placements_nowhere_total",
+                        "VM placements that found no host with room in reach of the profile's "
+                        "region (answered by the fallback)",
+                        MetricType::Counter);
+  AddCounter(nowhere, static_cast<double>(vms_.placements_nowhere()));
+  out.push_back(std::move(nowhere));
+  auto nearby = Family("ppe_placements_nearby_total",
+                       "VMs placed outside their profile's region (the nearest region with room)",
+                       MetricType::Counter);
+  AddCounter(nearby, static_cast<double>(vms_.placements_nearby()));
+  out.push_back(std::move(nearby));
+  auto host_up = Family("ppe_host_up", "1 while a hypervisor host answers", MetricType::Gauge);
+  auto host_vms = Family("ppe_host_vms", "PPE's VMs on each host", MetricType::Gauge);
+  auto host_used = Family("ppe_host_used", "vCPUs and MiB of memory PPE's VMs take on each host",
+                          MetricType::Gauge);
+  auto host_capacity = Family("ppe_host_capacity",
+                              "Each host's configured capacity in vCPUs and MiB (0: not limited)",
+                              MetricType::Gauge);
+  auto host_placed =
+      Family("ppe_host_placed_total", "VMs placed on each host", MetricType::Counter);
+  auto host_moved =
+      Family("ppe_host_moved_away_total",
+             "VMs re-created on other hosts because their host was down", MetricType::Counter);
+  for (const vm::VmManager::HostStatus& h : vms_.Hosts()) {
+    std::vector<ClientMetric::Label> labels{{"host", h.name}, {"region", h.region}};
+    auto with = [&](const char* resource) {
+      auto l = labels;
+      l.push_back({"resource", resource});
+      return l;
+    };
+    AddGauge(host_up, h.up ? 1 : 0, labels);
+    AddGauge(host_vms, static_cast<double>(h.vms), labels);
+    AddGauge(host_used, static_cast<double>(h.used.vcpus), with("vcpus"));
+    AddGauge(host_used, static_cast<double>(h.used.memory_mib), with("memory_mib"));
+    AddGauge(host_capacity, static_cast<double>(h.capacity.vcpus), with("vcpus"));
+    AddGauge(host_capacity, static_cast<double>(h.capacity.memory_mib), with("memory_mib"));
+    AddCounter(host_placed, static_cast<double>(h.placed), labels);
+    AddCounter(host_moved, static_cast<double>(h.moved_away), labels);
+  }
+  for (auto* f : {&host_up, &host_vms, &host_used, &host_capacity, &host_placed, &host_moved}) {
+    out.push_back(std::move(*f));
+  }
+
   scaler::Scaler::Stats scaling = scaler_.stats();
   auto denied = Family("ppe_scaler_budget_denied_total",
                        "VMs the forecasts wanted that the scaler's global budget did not grant",

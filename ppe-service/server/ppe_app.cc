@@ -17,7 +17,6 @@
 #include "ppe-service/store/etcd_registry_store.h"
 #include "ppe-service/store/memory_registry_store.h"
 #include "ppe-service/store/sqlite_registry_store.h"
-#include "ppe-service/vm/libvirt_hypervisor.h"
 #include "ppe-service/vm/readiness_probe.h"
 
 namespace ppe::server {
@@ -91,40 +90,12 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
     app->regions_.SetGeoIp(std::move(*geoip));
   }
 
-  absl::StatusOr<std::unique_ptr<vm::LibvirtHypervisor>> hv =
-      vm::LibvirtHypervisor::Open(c.hypervisor().uri());
-  if (!hv.ok()) return hv.status();
-  app->hypervisor_ = std::move(*hv);
-
-  std::vector<vm::ServicePlacement> placements;
-  for (const auto& zone : c.zones()) {
-    for (const auto& svc : zone.services()) {
-      vm::WorkloadShape shape;
-      for (const auto& w : c.workload_classes()) {
-        if (w.name() == svc.workload_class()) {
-          shape = {.name = w.name(),
-                   .vcpus = w.vcpus(),
-                   .max_vcpus = w.max_vcpus(),
-                   .memory_mib = w.memory_mib(),
-                   .max_memory_mib = w.max_memory_mib(),
-                   .command = {w.command().begin(), w.command().end()},
-                   .cpu_shares = w.cpu_shares()};
-        }
-      }
-      absl::StatusOr<vm::AddressPool> pool = vm::AddressPool::Create(svc.address_pool());
-      if (!pool.ok()) return pool.status();
-      placements.push_back({.service = svc.name(),
-                            .shape = shape,
-                            .network = svc.network(),
-                            .addresses = std::make_shared<vm::AddressPool>(std::move(*pool)),
-                            .max_vms = c.limits().max_vms_per_service(),
-                            .warm_spares = svc.warm_spares(),
-                            .probe_port = svc.probe_port(),
-                            .bridge = svc.bridge(),
-                            .prefix_length = svc.prefix_length(),
-                            .gateway = svc.gateway()});
-    }
-  }
+  // The hypervisor hosts (one implicit host without `hosts`) and the services.
+  absl::StatusOr<vm::Hosts> hosts = vm::HostsFromConfig(c);
+  if (!hosts.ok()) return hosts.status();
+  app->hosts_ = std::move(*hosts);
+  absl::StatusOr<std::vector<vm::ServicePlacement>> placements = vm::ServicesFromConfig(c);
+  if (!placements.ok()) return placements.status();
 
   // The durable registry: loaded into memory, then libvirt is made to match it
   // before the first query is served.
@@ -154,12 +125,11 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   app->workers_ = std::make_unique<ThreadPool>(static_cast<int>(c.worker_threads()));
   app->timers_ = std::make_unique<TimerQueue>();
   app->vms_ = std::make_unique<vm::VmManager>(
-      *app->hypervisor_, *app->registry_, std::move(placements), *app->workers_,
-      WallClock::Instance(),
+      app->hosts_.specs, app->hosts_.distances, *app->registry_, std::move(*placements),
+      *app->workers_, WallClock::Instance(),
       vm::VmLimits{.max_vms_per_profile = c.limits().max_vms_per_profile(),
-                   .max_vms_total = c.limits().max_vms_total(),
-                   .host_vcpus = c.hypervisor().capacity_vcpus(),
-                   .host_memory_mib = c.hypervisor().capacity_memory_mib()});
+                   .max_vms_total = c.limits().max_vms_total()},
+      app->hosts_.options);
   // While the reconcile restores VMs, the Resolver port is held and answers
   // only grpc.health.v1.Health: NOT_SERVING (progress is in the log).
   grpc::EnableDefaultHealthCheckService(true);
@@ -177,6 +147,8 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
                              absl::Now() + boot_timeout, absl::Milliseconds(20));
       });
   app->vms_->RefillSpares();
+  // Several hosts: one that stays unreachable has its VMs moved (vm_manager.h).
+  if (c.hosts_size() > 0) app->vms_->StartHostMonitor(app->hosts_.check_interval);
   // VMs of an invalidated or expired profile keep running this long: twice the
   // TTL their addresses were handed out with, at least a minute.
   absl::Duration drain = absl::Seconds(c.registry().drain_s());
@@ -303,12 +275,17 @@ absl::StatusOr<ppe::v1::StatusResponse> PpeApp::Status() const {
     out.set_vms(out.vms() + 1);
     (*out.mutable_vms_by_state())[std::string(registry::VmStateName(vm.state))]++;
   }
-  absl::StatusOr<std::vector<vm::DomainInfo>> domains = hypervisor_->List();
-  if (!domains.ok()) return domains.status();
-  for (const auto& d : *domains) {
-    if (!d.tag || d.tag->registry != registry_->instance_id()) continue;
-    out.set_hypervisor_domains(out.hypervisor_domains() + 1);
-    if (d.running) out.set_hypervisor_running(out.hypervisor_running() + 1);
+  for (const auto& hypervisor : hosts_.hypervisors) {
+    absl::StatusOr<std::vector<vm::DomainInfo>> domains = hypervisor->List();
+    if (!domains.ok()) {
+      if (hosts_.hypervisors.size() == 1) return domains.status();
+      continue;  // a host that is down counts no domains
+    }
+    for (const auto& d : *domains) {
+      if (!d.tag || d.tag->registry != registry_->instance_id()) continue;
+      out.set_hypervisor_domains(out.hypervisor_domains() + 1);
+      if (d.running) out.set_hypervisor_running(out.hypervisor_running() + 1);
+    }
   }
   auto* r = out.mutable_last_reconcile();
   r->set_adopted(last_reconcile_.adopted);

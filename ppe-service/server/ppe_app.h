@@ -21,6 +21,7 @@
 #include "ppe-service/server/metrics.h"
 #include "ppe-service/server/services.h"
 #include "ppe-service/store/registry_store.h"
+#include "ppe-service/vm/hosts_from_config.h"
 #include "ppe-service/vm/hypervisor.h"
 #include "ppe-service/vm/vm_manager.h"
 #include "ppe/config/v1/config.pb.h"
@@ -55,7 +56,7 @@ class PpeApp {
   std::unique_ptr<registry::Registry> registry_;
   std::unique_ptr<resolver::AnswerStream> answer_stream_;  // fed by registry_ and engine_
   PeriodicThread cohort_expiry_;
-  std::unique_ptr<vm::Hypervisor> hypervisor_;
+  vm::Hosts hosts_;  // the hypervisor connections: outlive vms_
   std::unique_ptr<ThreadPool> workers_;
   std::unique_ptr<TimerQueue> timers_;
   std::unique_ptr<vm::VmManager> vms_;

@@ -49,6 +49,11 @@ void AddressPool::Release(absl::string_view ip) {
   }
 }
 
+bool AddressPool::Contains(absl::string_view ip) const {
+  std::optional<uint32_t> v = ParseIpv4(ip);
+  return v && *v >= first_ && *v <= last_;
+}
+
 size_t AddressPool::in_use() const {
   absl::MutexLock lock(&mu_);
   return used_.size();

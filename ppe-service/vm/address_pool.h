@@ -28,6 +28,8 @@ class AddressPool {
   // Marks an address taken (re-adoption after a restart). False if outside or taken.
   bool Reserve(absl::string_view ip);
   void Release(absl::string_view ip);
+  // True when `ip` is one of the pool's addresses (taken or not).
+  bool Contains(absl::string_view ip) const;
   size_t capacity() const { return last_ - first_ + 1; }
   size_t in_use() const;
 

@@ -141,6 +141,12 @@ absl::StatusOr<std::unique_ptr<LibvirtHypervisor>> LibvirtHypervisor::Open(const
   return std::unique_ptr<LibvirtHypervisor>(new LibvirtHypervisor(uri, conn, driver));
 }
 
+std::unique_ptr<LibvirtHypervisor> LibvirtHypervisor::OpenLater(const std::string& uri) {
+  StartEventLoopOnce();
+  std::string driver = absl::AsciiStrToLower(uri.substr(0, uri.find_first_of(":+")));
+  return std::unique_ptr<LibvirtHypervisor>(new LibvirtHypervisor(uri, nullptr, driver));
+}
+
 LibvirtHypervisor::LibvirtHypervisor(std::string uri, virConnectPtr conn, std::string driver)
     : uri_(std::move(uri)), driver_(std::move(driver)), conn_(conn) {
   caps_.live_memory = true;
@@ -153,6 +159,7 @@ LibvirtHypervisor::LibvirtHypervisor(std::string uri, virConnectPtr conn, std::s
 
 LibvirtHypervisor::~LibvirtHypervisor() {
   absl::MutexLock lock(&mu_);
+  if (conn_ == nullptr) return;
   if (watched_.exchange(nullptr) != nullptr) virConnectUnregisterCloseCallback(conn_, OnClose);
   virConnectClose(conn_);
 }
@@ -167,6 +174,7 @@ void LibvirtHypervisor::OnClose(virConnectPtr conn, int reason, void* opaque) {
 
 void LibvirtHypervisor::WatchLocked() {
   closed_.store(false);
+  if (conn_ == nullptr) return;  // OpenLater: not connected yet
   // The test driver has neither close callbacks nor keepalive: both fail, harmlessly.
   if (virConnectRegisterCloseCallback(conn_, OnClose, this, nullptr) == 0) {
     watched_.store(conn_);
@@ -177,7 +185,9 @@ void LibvirtHypervisor::WatchLocked() {
   virResetLastError();
 }
 
-bool LibvirtHypervisor::DeadLocked() { return closed_.load() || virConnectIsAlive(conn_) == 0; }
+bool LibvirtHypervisor::DeadLocked() {
+  return conn_ == nullptr || closed_.load() || virConnectIsAlive(conn_) == 0;
+}
 
 absl::Status LibvirtHypervisor::ReopenLocked() {
   absl::Status last;
@@ -193,8 +203,10 @@ absl::Status LibvirtHypervisor::ReopenLocked() {
       spdlog::warn("libvirt: {} (attempt {}/{})", last.message(), attempt + 1, kOpenAttempts);
       continue;
     }
-    if (watched_.exchange(nullptr) != nullptr) virConnectUnregisterCloseCallback(conn_, OnClose);
-    virConnectClose(conn_);  // in-flight calls keep their own references
+    if (conn_ != nullptr) {
+      if (watched_.exchange(nullptr) != nullptr) virConnectUnregisterCloseCallback(conn_, OnClose);
+      virConnectClose(conn_);  // in-flight calls keep their own references
+    }
     conn_ = fresh;
     WatchLocked();
     reconnects_.fetch_add(1);

@@ -38,6 +38,10 @@ class LibvirtHypervisor final : public Hypervisor {
   static constexpr unsigned kCpuPeriodUs = 100000;
 
   static absl::StatusOr<std::unique_ptr<LibvirtHypervisor>> Open(const std::string& uri);
+  // The same, connecting on first use: a host that is down when PPE starts is
+  // reached once it is back (every call until then fails UNAVAILABLE). The
+  // driver is taken from the URI's scheme ("lxc", "qemu+ssh" -> "qemu").
+  static std::unique_ptr<LibvirtHypervisor> OpenLater(const std::string& uri);
   ~LibvirtHypervisor() override;
 
   HypervisorCapabilities capabilities() const override { return caps_; }

@@ -33,20 +33,80 @@ std::vector<std::string> Command(const std::vector<std::string>& argv, const std
 
 }  // namespace
 
+namespace {
+
+std::vector<HostSpec> SingleHost(Hypervisor& hypervisor,
+                                 const std::vector<ServicePlacement>& placements,
+                                 const VmLimits& limits) {
+  HostSpec host{.name = "default",
+                .capacity_vcpus = limits.host_vcpus,
+                .capacity_memory_mib = limits.host_memory_mib,
+                .hypervisor = &hypervisor};
+  for (const ServicePlacement& p : placements) {
+    host.pools.push_back({.service = p.service,
+                          .addresses = p.addresses,
+                          .network = p.network,
+                          .bridge = p.bridge,
+                          .prefix_length = p.prefix_length,
+                          .gateway = p.gateway});
+  }
+  return {std::move(host)};
+}
+
+std::vector<HostCapacity> Capacities(const std::vector<HostSpec>& hosts) {
+  std::vector<HostCapacity> out;
+  for (const HostSpec& h : hosts) {
+    out.push_back({.name = h.name,
+                   .region = h.region,
+                   .vcpus = h.capacity_vcpus,
+                   .memory_mib = h.capacity_memory_mib});
+  }
+  return out;
+}
+
+}  // namespace
+
 VmManager::VmManager(Hypervisor& hypervisor, registry::Registry& registry,
                      std::vector<ServicePlacement> placements, ThreadPool& workers,
                      const Clock& clock, VmLimits limits)
-    : hypervisor_(hypervisor),
+    // A copy, not a move: the order in which arguments are evaluated is unspecified.
+    : VmManager(SingleHost(hypervisor, placements, limits), RegionDistances(), registry, placements,
+                workers, clock, limits) {}
+
+VmManager::VmManager(std::vector<HostSpec> hosts, RegionDistances distances,
+                     registry::Registry& registry, std::vector<ServicePlacement> services,
+                     ThreadPool& workers, const Clock& clock, VmLimits limits,
+                     HostOptions host_options)
+    : placer_(Capacities(hosts), std::move(distances)),
+      host_options_(host_options),
       registry_(registry),
       workers_(workers),
       clock_(clock),
       limits_(limits) {
-  for (auto& p : placements) {
-    if (p.max_vms == 0) p.max_vms = p.addresses->capacity();
+  for (HostSpec& spec : hosts) {
+    auto host = std::make_unique<Host>();
+    for (const HostPool& pool : spec.pools) host->pools[pool.service] = pool;
+    host->spec = std::move(spec);
+    hosts_.push_back(std::move(host));
+  }
+  {
+    absl::MutexLock lock(&hosts_mu_);
+    host_state_.resize(hosts_.size());
+  }
+  for (auto& p : services) {
+    if (p.max_vms == 0) {
+      for (const auto& host : hosts_) {
+        if (const HostPool* pool = PoolOf(&host - &hosts_[0], p.service)) {
+          p.max_vms += pool->addresses->capacity();
+        }
+      }
+    }
     std::string name = p.service;
     placements_.emplace(std::move(name), std::move(p));
   }
 }
+
+VmManager::~VmManager() { monitor_.Stop(); }
 
 void VmManager::EnsureVm(const std::string& cpt, const std::string& service,
                          std::optional<Registration> registration, Done done) {
@@ -194,13 +254,38 @@ absl::StatusOr<int> VmManager::ScaleOut(const std::string& cpt, const std::strin
       absl::MutexLock lock(&mu_);
       if (grown_.contains(vm.name)) continue;
     }
-    if (absl::Status s = hypervisor_.Resize(vm.name, shape.max_vcpus, shape.max_memory_mib);
+    const int host = HostOf(vm);
+    if (host < 0 || !HostUp(host)) continue;
+    {  // growing must fit the host too: never an overcommit
+      absl::MutexLock place(&place_mu_);
+      VmSize used;
+      const HostSpec& spec = hosts_[host]->spec;
+      const bool limited = spec.capacity_vcpus > 0 || spec.capacity_memory_mib > 0;
+      for (const registry::VmRecord& other :
+           limited ? registry_.ListVms() : std::vector<registry::VmRecord>{}) {
+        if (HostOf(other) != host) continue;
+        VmSize size = SizeOf(other);
+        used.vcpus += size.vcpus;
+        used.memory_mib += size.memory_mib;
+      }
+      VmSize growth{
+          .vcpus = shape.max_vcpus - std::min(shape.vcpus, shape.max_vcpus),
+          .memory_mib = shape.max_memory_mib - std::min(shape.memory_mib, shape.max_memory_mib)};
+      if (!placer_.Fits(host, growth, used)) {
+        spdlog::warn("cannot grow VM {}: host {} has no room", vm.name, hosts_[host]->spec.name);
+        continue;
+      }
+      absl::MutexLock lock(&mu_);
+      grown_.insert(vm.name);  // counted at its maximum from now on
+    }
+    if (absl::Status s =
+            hosts_[host]->spec.hypervisor->Resize(vm.name, shape.max_vcpus, shape.max_memory_mib);
         !s.ok()) {
+      absl::MutexLock lock(&mu_);
+      grown_.erase(vm.name);
       spdlog::warn("cannot grow VM {}: {}", vm.name, s.message());
       continue;
     }
-    absl::MutexLock lock(&mu_);
-    grown_.insert(vm.name);
     ++grown;
   }
   if (grown > 0) {
@@ -226,21 +311,6 @@ absl::Status VmManager::CheckLimits(const std::string& cpt,
                     absl::StrCat("max_vms_total ", limits_.max_vms_total), now);
     return absl::ResourceExhaustedError("global VM limit reached");
   }
-  if (limits_.host_vcpus > 0 || limits_.host_memory_mib > 0) {
-    uint64_t vcpus = placement.shape.vcpus, memory = placement.shape.memory_mib;
-    for (const auto& [service, p] : placements_) {
-      uint64_t n = registry_.VmCount(service);
-      vcpus += n * p.shape.vcpus;
-      memory += n * p.shape.memory_mib;
-    }
-    if ((limits_.host_vcpus > 0 && vcpus > limits_.host_vcpus) ||
-        (limits_.host_memory_mib > 0 && memory > limits_.host_memory_mib)) {
-      exhaustion_.Hit(Limit::kHostCapacity, placement.service,
-                      absl::StrCat(limits_.host_vcpus, " vCPUs, ", limits_.host_memory_mib, " MiB"),
-                      now);
-      return absl::ResourceExhaustedError("host capacity (vCPU or memory) reached");
-    }
-  }
   if (registry_.VmCount(placement.service) >= placement.max_vms) {
     exhaustion_.Hit(Limit::kService, placement.service,
                     absl::StrCat("max_vms_per_service ", placement.max_vms), now);
@@ -252,8 +322,8 @@ absl::Status VmManager::CheckLimits(const std::string& cpt,
   return absl::OkStatus();
 }
 
-DomainSpec VmManager::SpecFor(const registry::VmRecord& vm,
-                              const ServicePlacement& placement) const {
+DomainSpec VmManager::SpecFor(const registry::VmRecord& vm, const ServicePlacement& placement,
+                              const HostPool& pool) const {
   return DomainSpec{
       .name = vm.name,
       .vcpus = placement.shape.vcpus,
@@ -264,28 +334,111 @@ DomainSpec VmManager::SpecFor(const registry::VmRecord& vm,
                    .service = placement.service,
                    .ip = vm.ip,
                    .mac = vm.mac,
-                   .network = placement.network,
+                   .network = pool.network,
                    .registry = registry_.instance_id()},
-      .bridge = placement.bridge,
-      .prefix_length = placement.prefix_length,
-      .gateway = placement.gateway,
+      .bridge = pool.bridge,
+      .prefix_length = pool.prefix_length,
+      .gateway = pool.gateway,
       .command = Command(placement.shape.command, vm.ip, placement.probe_port),
       .cpu_shares = placement.shape.cpu_shares,
   };
 }
 
-absl::StatusOr<std::string> VmManager::CreateVm(const std::string& cpt,
-                                                const ServicePlacement& placement) {
-  if (absl::Status s = CheckLimits(cpt, placement); !s.ok()) return s;
-  absl::StatusOr<Lease> lease = placement.addresses->Acquire();
-  if (!lease.ok()) {
-    if (absl::IsResourceExhausted(lease.status())) {
-      exhaustion_.Hit(Limit::kAddressPool, placement.service,
-                      absl::StrCat(placement.addresses->capacity(), " addresses"), clock_.Now());
-    }
-    return lease.status();
+int VmManager::HostOf(const registry::VmRecord& vm) const {
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    const HostPool* pool = PoolOf(i, vm.service);
+    if (pool != nullptr && pool->addresses->Contains(vm.ip)) return static_cast<int>(i);
   }
-  exhaustion_.Created(placement.service);
+  return -1;
+}
+
+const HostPool* VmManager::PoolOf(size_t host, const std::string& service) const {
+  const auto& pools = hosts_[host]->pools;
+  auto it = pools.find(service);
+  return it == pools.end() ? nullptr : &it->second;
+}
+
+VmSize VmManager::SizeOf(const registry::VmRecord& vm) const {
+  auto p = placements_.find(vm.service);
+  if (p == placements_.end()) return {};
+  const WorkloadShape& shape = p->second.shape;
+  bool grown;
+  {
+    absl::MutexLock lock(&mu_);
+    grown = grown_.contains(vm.name);
+  }
+  return grown ? VmSize{std::max(shape.vcpus, shape.max_vcpus),
+                        std::max(shape.memory_mib, shape.max_memory_mib)}
+               : VmSize{shape.vcpus, shape.memory_mib};
+}
+
+bool VmManager::HostUp(size_t host) const {
+  absl::MutexLock lock(&hosts_mu_);
+  return host_state_[host].up;
+}
+
+void VmManager::MarkDown(size_t host, absl::string_view why) {
+  absl::MutexLock lock(&hosts_mu_);
+  HostState& state = host_state_[host];
+  if (!state.up) return;
+  state.up = false;
+  state.down_since = clock_.Now();
+  spdlog::warn("host {} is down ({}); its VMs move to other hosts after {}",
+               hosts_[host]->spec.name, why, absl::FormatDuration(host_options_.grace));
+}
+
+absl::StatusOr<VmManager::Placed> VmManager::PlaceAndRecord(const std::string& cpt,
+                                                            const ServicePlacement& placement,
+                                                            int exclude) {
+  std::string region;
+  if (!cpt.empty()) {
+    if (std::optional<registry::ProfileRecord> p = registry_.GetProfile(cpt)) {
+      region = p->attributes.region;
+    }
+  }
+  const VmSize size{placement.shape.vcpus, placement.shape.memory_mib};
+  absl::MutexLock place(&place_mu_);
+  // What each host's VMs use now, counted from the registry (every replica's).
+  std::vector<HostLoad> loads(hosts_.size()), any_address(hosts_.size());
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    const HostPool* pool = PoolOf(i, placement.service);
+    bool serves = pool != nullptr && static_cast<int>(i) != exclude && HostUp(i);
+    any_address[i].available = serves;
+    loads[i].available = serves && pool->addresses->in_use() < pool->addresses->capacity();
+  }
+  // Without any capacity limit the use does not matter (and is not counted:
+  // a copy of every VM record per allocation).
+  const bool limited = std::any_of(hosts_.begin(), hosts_.end(), [](const auto& h) {
+    return h->spec.capacity_vcpus > 0 || h->spec.capacity_memory_mib > 0;
+  });
+  for (const registry::VmRecord& vm :
+       limited ? registry_.ListVms() : std::vector<registry::VmRecord>{}) {
+    int host = HostOf(vm);
+    if (host < 0) continue;
+    VmSize s = SizeOf(vm);
+    loads[host].used.vcpus += s.vcpus;
+    loads[host].used.memory_mib += s.memory_mib;
+  }
+  for (size_t i = 0; i < hosts_.size(); ++i) any_address[i].used = loads[i].used;
+  std::optional<Placer::Choice> choice = placer_.Choose(region, size, loads);
+  if (!choice) {
+    nowhere_.fetch_add(1);
+    // Would a host have had room but for its addresses? Then that is the limit.
+    bool addresses = placer_.Choose(region, size, any_address).has_value();
+    exhaustion_.Hit(
+        addresses ? Limit::kAddressPool : Limit::kHostCapacity, placement.service,
+        absl::StrCat(addresses ? "no free address" : "no room for ", size.vcpus, " vCPUs and ",
+                     size.memory_mib, " MiB", " on any host in reach of region '", region, "'"),
+        clock_.Now());
+    return absl::ResourceExhaustedError(
+        addresses
+            ? absl::StrCat("address pool exhausted on every host in reach of region '", region, "'")
+            : absl::StrCat("no host in reach of region '", region,
+                           "' has room (vCPU or memory) for a VM of ", placement.service));
+  }
+  const HostPool& pool = *PoolOf(choice->host, placement.service);
+  absl::StatusOr<Lease> lease = pool.addresses->Acquire();
+  if (!lease.ok()) return lease.status();
   registry::VmRecord record{.name = absl::StrCat("ppe-", placement.service, "-",
                                                  name_suffix_ ? name_suffix_() : RandomSuffix()),
                             .cpt = cpt,
@@ -298,17 +451,31 @@ absl::StatusOr<std::string> VmManager::CreateVm(const std::string& cpt,
   // The record and its lease are durable before the domain exists: a crash
   // from here on is repaired by Reconcile, never leaked.
   if (absl::Status s = registry_.AddVm(record); !s.ok()) {
-    placement.addresses->Release(lease->ip);
+    pool.addresses->Release(lease->ip);
     return s;
   }
-  DomainSpec spec = SpecFor(record, placement);
+  exhaustion_.Created(placement.service);
+  hosts_[choice->host]->placed.fetch_add(1);
+  if (choice->distance > 0) nearby_.fetch_add(1);
+  return Placed{std::move(record), choice->host};
+}
+
+absl::Status VmManager::Start(const Placed& placed, const ServicePlacement& placement) {
+  const registry::VmRecord& record = placed.record;
+  Host& host = *hosts_[placed.host];
+  const HostPool& pool = *PoolOf(placed.host, placement.service);
+  DomainSpec spec = SpecFor(record, placement, pool);
   absl::Time start = absl::Now();
-  if (absl::Status s = hypervisor_.Create(spec); !s.ok()) {
-    spdlog::warn("VM {} for profile {} failed: {}", spec.name, spec.tag.profile, s.message());
-    if (registry_.RemoveVm(spec.name).ok()) placement.addresses->Release(lease->ip);
+  if (absl::Status s = host.spec.hypervisor->Create(spec); !s.ok()) {
+    spdlog::warn("VM {} for {} on host {} failed: {}", spec.name,
+                 spec.tag.profile.empty() ? "the spares" : "profile " + spec.tag.profile,
+                 host.spec.name, s.message());
+    if (registry_.RemoveVm(spec.name).ok()) pool.addresses->Release(record.ip);
+    if (absl::IsUnavailable(s) && hosts_.size() > 1) MarkDown(placed.host, s.message());
     return s;
   }
-  if (readiness_ && placement.probe_port != 0 && hypervisor_.capabilities().real_network) {
+  if (readiness_ && placement.probe_port != 0 &&
+      host.spec.hypervisor->capabilities().real_network) {
     if (absl::Status s = registry_.SetVmState(spec.name, registry::VmState::kBooting); !s.ok()) {
       return s;
     }
@@ -326,20 +493,45 @@ absl::StatusOr<std::string> VmManager::CreateVm(const std::string& cpt,
   int64_t avg = boot_time_us_.load(std::memory_order_relaxed);
   boot_time_us_.store(vms_created_.load() == 1 ? took : (7 * avg + took) / 8,
                       std::memory_order_relaxed);
-  spdlog::info("VM {} ({}, {}) ready for {} in {:.1f} ms", spec.name, placement.service, lease->ip,
-               cpt.empty() ? "the spares" : "profile " + spec.tag.profile,
+  spdlog::info("VM {} ({}, {}) on host {} ready for {} in {:.1f} ms", spec.name, placement.service,
+               record.ip, host.spec.name,
+               record.cpt.empty() ? "the spares" : "profile " + spec.tag.profile,
                absl::ToDoubleMilliseconds(absl::Now() - start));
-  return lease->ip;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> VmManager::CreateVm(const std::string& cpt,
+                                                const ServicePlacement& placement) {
+  if (absl::Status s = CheckLimits(cpt, placement); !s.ok()) return s;
+  absl::StatusOr<Placed> placed = PlaceAndRecord(cpt, placement);
+  if (!placed.ok()) return placed.status();
+  if (absl::Status s = Start(*placed, placement); !s.ok()) return s;
+  return placed->record.ip;
 }
 
 absl::Status VmManager::ReleaseVm(const std::string& name) {
   std::optional<registry::VmRecord> vm = registry_.GetVm(name);
   if (!vm) return absl::NotFoundError(absl::StrCat("VM ", name));
-  absl::Status destroyed = hypervisor_.Destroy(name);
-  if (!destroyed.ok() && !absl::IsNotFound(destroyed)) return destroyed;
+  const int host = HostOf(*vm);
+  if (host >= 0 && !HostUp(host)) {
+    // The host is unreachable: the record goes, the domain and its address
+    // wait for the host's return (its reconcile destroys the domain).
+    if (absl::Status s = registry_.RemoveVm(name); !s.ok()) return s;
+    absl::MutexLock lock(&hosts_mu_);
+    host_state_[host].stale[name] = vm->ip;
+    spdlog::info("VM {} ({}) released; its domain on host {} (down) is destroyed when it returns",
+                 name, vm->ip, hosts_[host]->spec.name);
+    return absl::OkStatus();
+  }
+  if (host >= 0) {
+    absl::Status destroyed = hosts_[host]->spec.hypervisor->Destroy(name);
+    if (!destroyed.ok() && !absl::IsNotFound(destroyed)) return destroyed;
+  }
   if (absl::Status s = registry_.RemoveVm(name); !s.ok()) return s;
-  if (auto p = placements_.find(vm->service); p != placements_.end()) {
-    p->second.addresses->Release(vm->ip);
+  if (host >= 0) PoolOf(host, vm->service)->addresses->Release(vm->ip);
+  {
+    absl::MutexLock lock(&mu_);
+    grown_.erase(name);
   }
   spdlog::info("VM {} ({}) released", name, vm->ip);
   return absl::OkStatus();
@@ -347,53 +539,220 @@ absl::Status VmManager::ReleaseVm(const std::string& name) {
 
 absl::StatusOr<VmManager::ReconcileReport> VmManager::Reconcile() {
   ReconcileReport report;
-  absl::StatusOr<std::vector<DomainInfo>> domains = hypervisor_.List();
-  if (!domains.ok()) return domains.status();
-  absl::flat_hash_map<std::string, const DomainInfo*> by_name;
-  for (const DomainInfo& d : *domains) by_name[d.name] = &d;
-
-  std::vector<registry::VmRecord> vms = registry_.ListVms();
-  absl::flat_hash_set<std::string> known;
-  for (const registry::VmRecord& vm : vms) {
-    known.insert(vm.name);
-    auto placement = placements_.find(vm.service);
-    if (placement != placements_.end()) placement->second.addresses->Reserve(vm.ip);
-  }
-  std::vector<Restore> missing;
-  for (const registry::VmRecord& vm : vms) {
-    auto placement = placements_.find(vm.service);
-    // Draining VMs keep serving clients that cached them until the janitor
-    // releases them; failed ones (and any of a service no longer configured) go.
-    bool keep = placement != placements_.end() && vm.state != registry::VmState::kFailed;
-    auto domain = by_name.find(vm.name);
-    bool exists = domain != by_name.end();
-    if (!keep) {
-      if (ReleaseVm(vm.name).ok())
-        ++report.released;
-      else
-        ++report.failed;
+  // Every host is listed first: one that does not answer is down (its VMs
+  // move after the grace period; it is reconciled when it returns).
+  std::vector<std::optional<std::vector<DomainInfo>>> domains(hosts_.size());
+  absl::Status last;
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    absl::StatusOr<std::vector<DomainInfo>> listed = hosts_[i]->spec.hypervisor->List();
+    if (listed.ok()) {
+      domains[i] = std::move(*listed);
       continue;
     }
-    if (exists && domain->second->running) {
-      ++report.adopted;
-      MarkReady(vm);
+    last = listed.status();
+    if (hosts_.size() == 1) return last;
+    MarkDown(i, listed.status().message());
+  }
+  if (std::none_of(domains.begin(), domains.end(), [](const auto& d) { return d.has_value(); })) {
+    return last;
+  }
+  std::vector<registry::VmRecord> vms;
+  for (registry::VmRecord& vm : registry_.ListVms()) {
+    // Draining VMs keep serving clients that cached them until the janitor
+    // releases them; failed ones (and any of a service or address no longer
+    // configured) go.
+    bool keep = placements_.contains(vm.service) && vm.state != registry::VmState::kFailed &&
+                HostOf(vm) >= 0;
+    if (keep) {
+      vms.push_back(std::move(vm));
+    } else if (ReleaseVm(vm.name).ok()) {
+      ++report.released;
     } else {
-      missing.push_back({&vm, &placement->second, exists});
+      ++report.failed;
     }
   }
-  RestoreAll(missing, report);
-  for (const DomainInfo& d : *domains) {
-    if (!d.tag || d.tag->registry != registry_.instance_id() || known.contains(d.name)) continue;
-    if (hypervisor_.Destroy(d.name).ok())
-      ++report.orphans_destroyed;
-    else
-      ++report.failed;
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    if (domains[i]) ReconcileHost(i, *domains[i], vms, report);
   }
   spdlog::info(
       "reconciled with the hypervisor: {} adopted, {} restored, {} released, {} orphans "
       "destroyed, {} failed",
       report.adopted, report.restored, report.released, report.orphans_destroyed, report.failed);
   return report;
+}
+
+void VmManager::ReconcileHost(size_t host, const std::vector<DomainInfo>& domains,
+                              const std::vector<registry::VmRecord>& vms, ReconcileReport& report) {
+  Hypervisor& hypervisor = *hosts_[host]->spec.hypervisor;
+  absl::flat_hash_map<std::string, const DomainInfo*> by_name;
+  for (const DomainInfo& d : domains) by_name[d.name] = &d;
+  absl::flat_hash_set<std::string> known, addresses;
+  std::vector<Restore> missing;
+  for (const registry::VmRecord& vm : vms) {
+    if (HostOf(vm) != static_cast<int>(host)) continue;
+    auto placement = placements_.find(vm.service);
+    if (placement == placements_.end()) continue;
+    known.insert(vm.name);
+    addresses.insert(vm.ip);
+    PoolOf(host, vm.service)->addresses->Reserve(vm.ip);
+    auto domain = by_name.find(vm.name);
+    bool exists = domain != by_name.end();
+    if (exists && domain->second->running) {
+      ++report.adopted;
+      MarkReady(vm);
+    } else {
+      missing.push_back({&vm, &placement->second, host, exists});
+    }
+  }
+  RestoreAll(missing, report);
+  // Domains tagged by this registry that it does not know on this host: left
+  // behind by a crash, or by VMs that moved away while the host was down.
+  absl::flat_hash_set<std::string> still_there;
+  for (const DomainInfo& d : domains) {
+    if (!d.tag || d.tag->registry != registry_.instance_id() || known.contains(d.name)) continue;
+    if (!hypervisor.Destroy(d.name).ok()) {
+      ++report.failed;
+      still_there.insert(d.name);
+      continue;
+    }
+    ++report.orphans_destroyed;
+    const HostPool* pool = PoolOf(host, d.tag->service);
+    if (pool != nullptr && !addresses.contains(d.tag->ip)) pool->addresses->Release(d.tag->ip);
+  }
+  absl::MutexLock lock(&hosts_mu_);
+  auto& stale = host_state_[host].stale;
+  for (auto it = stale.begin(); it != stale.end();) {
+    if (still_there.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    // Destroyed above, or gone with the host: its address is free again.
+    for (const auto& [service, pool] : hosts_[host]->pools) {
+      if (pool.addresses->Contains(it->second) && !addresses.contains(it->second)) {
+        pool.addresses->Release(it->second);
+      }
+    }
+    it = stale.erase(it);
+  }
+}
+
+VmManager::HostCheckReport VmManager::CheckHosts() {
+  absl::MutexLock check(&check_mu_);
+  HostCheckReport report;
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    absl::StatusOr<std::vector<DomainInfo>> domains = hosts_[i]->spec.hypervisor->List();
+    if (!domains.ok()) {
+      MarkDown(i, domains.status().message());
+      ++report.down;
+      continue;
+    }
+    if (HostUp(i)) continue;
+    // Back: its stale domains go before it takes VMs again.
+    ReconcileReport reconciled;
+    ReconcileHost(i, *domains, registry_.ListVms(), reconciled);
+    absl::MutexLock lock(&hosts_mu_);
+    host_state_[i].up = true;
+    host_state_[i].down_since = absl::InfinitePast();
+    ++report.returned;
+    spdlog::info(
+        "host {} is back: {} VMs adopted, {} restored, {} stale domains destroyed, {} failed",
+        hosts_[i]->spec.name, reconciled.adopted, reconciled.restored, reconciled.orphans_destroyed,
+        reconciled.failed);
+  }
+  const absl::Time now = clock_.Now();
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    {
+      absl::MutexLock lock(&hosts_mu_);
+      const HostState& state = host_state_[i];
+      if (state.up || now - state.down_since < host_options_.grace) continue;
+    }
+    std::vector<registry::VmRecord> to_move;
+    for (registry::VmRecord& vm : registry_.ListVms()) {
+      if (HostOf(vm) != static_cast<int>(i)) continue;
+      if (vm.state == registry::VmState::kReady) {
+        to_move.push_back(std::move(vm));
+      } else if (vm.state == registry::VmState::kDraining ||
+                 vm.state == registry::VmState::kFailed) {
+        ReleaseVm(vm.name).IgnoreError();  // nothing to re-create: it waits for the host
+      }
+    }
+    if (to_move.empty()) continue;
+    spdlog::warn("host {} down for over {}: re-creating its {} VMs elsewhere", hosts_[i]->spec.name,
+                 absl::FormatDuration(host_options_.grace), to_move.size());
+    absl::Mutex mu;
+    int moved = 0, stranded = 0;
+    absl::BlockingCounter pending(static_cast<int>(to_move.size()));
+    for (const registry::VmRecord& vm : to_move) {
+      workers_.Schedule([&, i] {
+        bool ok = Move(vm, i);
+        {
+          absl::MutexLock lock(&mu);
+          ++(ok ? moved : stranded);
+        }
+        pending.DecrementCount();
+      });
+    }
+    pending.Wait();
+    report.moved += moved;
+    report.stranded += stranded;
+    spdlog::info("host {}: {} VMs re-created on other hosts, {} with nowhere to go (retried)",
+                 hosts_[i]->spec.name, moved, stranded);
+  }
+  return report;
+}
+
+bool VmManager::Move(const registry::VmRecord& vm, size_t from) {
+  auto placement = placements_.find(vm.service);
+  if (placement == placements_.end()) return false;
+  absl::StatusOr<Placed> placed = PlaceAndRecord(vm.cpt, placement->second, static_cast<int>(from));
+  if (!placed.ok()) {
+    spdlog::warn("VM {} of host {} (down) cannot move: {}", vm.name, hosts_[from]->spec.name,
+                 placed.status().message());
+    return false;
+  }
+  if (!Start(*placed, placement->second).ok()) return false;
+  // The replacement serves; the old record goes, its domain and address wait
+  // for the host's return.
+  if (absl::Status s = registry_.RemoveVm(vm.name); !s.ok()) {
+    spdlog::warn("VM {} moved but its old record stays: {}", vm.name, s.message());
+  }
+  {
+    absl::MutexLock lock(&hosts_mu_);
+    host_state_[from].stale[vm.name] = vm.ip;
+  }
+  hosts_[from]->moved_away.fetch_add(1);
+  spdlog::info("VM {} ({}) of host {} re-created as {} ({}) on host {}", vm.name, vm.ip,
+               hosts_[from]->spec.name, placed->record.name, placed->record.ip,
+               hosts_[placed->host]->spec.name);
+  return true;
+}
+
+void VmManager::StartHostMonitor(absl::Duration interval) {
+  monitor_.Start(interval, [this] { CheckHosts(); });
+}
+
+std::vector<VmManager::HostStatus> VmManager::Hosts() const {
+  std::vector<HostStatus> out;
+  for (const auto& host : hosts_) {
+    out.push_back({.name = host->spec.name,
+                   .region = host->spec.region,
+                   .capacity = {host->spec.capacity_vcpus, host->spec.capacity_memory_mib},
+                   .placed = host->placed.load(),
+                   .moved_away = host->moved_away.load()});
+  }
+  {
+    absl::MutexLock lock(&hosts_mu_);
+    for (size_t i = 0; i < hosts_.size(); ++i) out[i].up = host_state_[i].up;
+  }
+  for (const registry::VmRecord& vm : registry_.ListVms()) {
+    int host = HostOf(vm);
+    if (host < 0) continue;
+    VmSize size = SizeOf(vm);
+    out[host].used.vcpus += size.vcpus;
+    out[host].used.memory_mib += size.memory_mib;
+    ++out[host].vms;
+  }
+  return out;
 }
 
 void VmManager::MarkReady(const registry::VmRecord& vm) {
@@ -414,13 +773,15 @@ void VmManager::RestoreAll(const std::vector<Restore>& missing, ReconcileReport&
   for (const Restore& r : missing) {
     workers_.Schedule([&, r] {
       const registry::VmRecord& vm = *r.vm;
-      if (r.stopped) hypervisor_.Destroy(vm.name).IgnoreError();  // start it afresh
-      absl::Status s = hypervisor_.Create(SpecFor(vm, *r.placement));
+      Hypervisor& hypervisor = *hosts_[r.host]->spec.hypervisor;
+      const HostPool& pool = *PoolOf(r.host, vm.service);
+      if (r.stopped) hypervisor.Destroy(vm.name).IgnoreError();  // start it afresh
+      absl::Status s = hypervisor.Create(SpecFor(vm, *r.placement, pool));
       if (s.ok()) {
         MarkReady(vm);
       } else {
         spdlog::warn("cannot restore VM {}: {}", vm.name, s.message());
-        if (registry_.RemoveVm(vm.name).ok()) r.placement->addresses->Release(vm.ip);
+        if (registry_.RemoveVm(vm.name).ok()) pool.addresses->Release(vm.ip);
       }
       {
         absl::MutexLock lock(&mu);

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "ppe-service/common/clock.h"
+#include "ppe-service/common/periodic_thread.h"
 #include "ppe-service/common/task_tracker.h"
 #include "ppe-service/common/thread_pool.h"
 #include "ppe-service/cpt/attributes.h"
@@ -21,6 +22,7 @@
 #include "ppe-service/vm/address_pool.h"
 #include "ppe-service/vm/exhaustion_log.h"
 #include "ppe-service/vm/hypervisor.h"
+#include "ppe-service/vm/placement.h"
 
 namespace ppe::vm {
 
@@ -32,6 +34,9 @@ struct WorkloadShape {
   unsigned cpu_shares = 0;
 };
 
+// A service as VmManager provisions it. `network`, `addresses`, `bridge`,
+// `prefix_length` and `gateway` describe the service on the single host of the
+// one-hypervisor constructor; with several hosts each HostSpec's pools give them.
 struct ServicePlacement {
   std::string service{};
   WorkloadShape shape{};
@@ -46,10 +51,39 @@ struct ServicePlacement {
   std::string gateway{};
 };
 
+// One service's addresses and network on one host: a VM's address comes
+// from the pool of the host it runs on, so pools of different hosts never
+// overlap, and the host of a VM is the one whose pool holds its address.
+struct HostPool {
+  std::string service{};
+  std::shared_ptr<AddressPool> addresses{};
+  std::string network{};  // libvirt network for DHCP host entries; may be empty
+  std::string bridge{};   // real machines: the host bridge (static addresses)
+  unsigned prefix_length = 24;
+  std::string gateway{};
+};
+
+// A hypervisor host: where it is, what PPE may put on it (capacity 0 = not
+// limited), its libvirt connection (not owned) and its address pools.
+struct HostSpec {
+  std::string name{};
+  std::string region{};  // empty: serves every region (the implicit single host)
+  unsigned capacity_vcpus = 0;
+  unsigned capacity_memory_mib = 0;
+  Hypervisor* hypervisor = nullptr;
+  std::vector<HostPool> pools{};
+};
+
+struct HostOptions {
+  // A host unreachable this long has its VMs re-created on other hosts.
+  absl::Duration grace = absl::Seconds(30);
+};
+
 struct VmLimits {
   size_t max_vms_per_profile = 4;
   size_t max_vms_total = 1000;
-  unsigned host_vcpus = 0;  // PPE's own capacity accounting; 0 = unlimited
+  // The single host's capacity (one-hypervisor constructor); 0 = unlimited.
+  unsigned host_vcpus = 0;
   unsigned host_memory_mib = 0;
 };
 
@@ -57,6 +91,14 @@ struct VmLimits {
 // and keeps libvirt and the registry in step. Blocking hypervisor and store
 // calls run on the worker pool; concurrent requests for the same (CPT,
 // service) share one allocation (single-flight).
+//
+// Several hosts: each VM is placed by a Placer (the profile's region, else the
+// nearest region with room, else nowhere: RESOURCE_EXHAUSTED and the
+// host_capacity exhaustion, never an overcommit). CheckHosts probes every
+// host; one unreachable for HostOptions::grace has its VMs re-created on other
+// hosts (new name and address, the registry entry replaced), and when it
+// returns its stale domains are destroyed before it takes VMs again. An
+// address stays reserved until its domain is known to be gone.
 class VmManager {
  public:
   using Done = std::function<void(absl::StatusOr<std::string> ip)>;
@@ -64,9 +106,15 @@ class VmManager {
   using ReadinessCheck =
       std::function<absl::Status(const registry::VmRecord& vm, const ServicePlacement& placement)>;
 
+  // One host: `hypervisor`, with each service's own pool and network.
   VmManager(Hypervisor& hypervisor, registry::Registry& registry,
             std::vector<ServicePlacement> placements, ThreadPool& workers, const Clock& clock,
             VmLimits limits = {});
+  // Several hosts, placed by region and capacity (VmLimits::host_* unused).
+  VmManager(std::vector<HostSpec> hosts, RegionDistances distances, registry::Registry& registry,
+            std::vector<ServicePlacement> services, ThreadPool& workers, const Clock& clock,
+            VmLimits limits = {}, HostOptions host_options = {});
+  ~VmManager();
 
   // A derived profile that is registered by the allocation itself (off the
   // lookup path), so nothing is written for queries that find a ready VM.
@@ -128,6 +176,33 @@ class VmManager {
   };
   absl::StatusOr<ReconcileReport> Reconcile();
 
+  // Host failover, one round: probes every host (List). A host that fails
+  // is marked down; one down for longer than the grace period has its VMs
+  // re-created elsewhere (those with nowhere to go stay, and are retried on the
+  // next round); a host that answers again is reconciled (its stale domains
+  // destroyed, their addresses freed) before it takes VMs. Blocking; call it
+  // from outside the worker pool.
+  struct HostCheckReport {
+    int down = 0, moved = 0, stranded = 0, returned = 0;
+  };
+  HostCheckReport CheckHosts();
+  // CheckHosts every `interval` on a thread of its own, until destruction.
+  void StartHostMonitor(absl::Duration interval);
+
+  struct HostStatus {
+    std::string name, region;
+    bool up = true;
+    VmSize used{}, capacity{};  // capacity 0: not limited
+    size_t vms = 0;
+    int64_t placed = 0;      // VMs placed on it since start
+    int64_t moved_away = 0;  // VMs re-created elsewhere because it was down
+  };
+  std::vector<HostStatus> Hosts() const;
+  // Placements that found no host with room in reach (answered by the fallback).
+  int64_t placements_nowhere() const { return nowhere_.load(); }
+  // Placements on a host outside the profile's region (the nearest with room).
+  int64_t placements_nearby() const { return nearby_.load(); }
+
   // Allocations started and not yet finished (for tests and metrics).
   int inflight() const;
   // Refusals by the address pool, service, global and host-capacity limits.
@@ -138,19 +213,56 @@ class VmManager {
                 const std::optional<Registration>& registration);
   absl::StatusOr<std::string> CreateVm(const std::string& cpt, const ServicePlacement& placement);
   absl::Status CheckLimits(const std::string& cpt, const ServicePlacement& placement) const;
+
+  struct Host {
+    HostSpec spec;
+    std::map<std::string, HostPool> pools;  // by service
+    std::atomic<int64_t> placed{0}, moved_away{0};
+  };
+  struct HostState {
+    bool up = true;
+    absl::Time down_since = absl::InfinitePast();
+    // Domains left on the host while it was down (moved or released VMs):
+    // name -> address, kept reserved until the host's reconcile destroys them.
+    std::map<std::string, std::string> stale;
+  };
+  // The host whose pool for the VM's service holds its address; -1 if none.
+  int HostOf(const registry::VmRecord& vm) const;
+  const HostPool* PoolOf(size_t host, const std::string& service) const;
+  VmSize SizeOf(const registry::VmRecord& vm) const;
+  // Places, leases and records a new VM (provisioning). `exclude`: a host to skip.
+  struct Placed {
+    registry::VmRecord record;
+    size_t host;
+  };
+  absl::StatusOr<Placed> PlaceAndRecord(const std::string& cpt, const ServicePlacement& placement,
+                                        int exclude = -1);
+  // Starts the recorded VM on its host and waits until it is ready.
+  absl::Status Start(const Placed& placed, const ServicePlacement& placement);
+  bool HostUp(size_t host) const;
+  void MarkDown(size_t host, absl::string_view why);
+  // Makes one reachable host match the registry (see Reconcile).
+  void ReconcileHost(size_t host, const std::vector<DomainInfo>& domains,
+                     const std::vector<registry::VmRecord>& vms, ReconcileReport& report);
+  // A VM of a down host, re-created elsewhere; false when it has nowhere to go.
+  bool Move(const registry::VmRecord& vm, size_t from);
   absl::StatusOr<std::string> ClaimSpare(const std::string& cpt, const ServicePlacement& placement);
   void CreateSpare(const ServicePlacement& placement);
-  DomainSpec SpecFor(const registry::VmRecord& vm, const ServicePlacement& placement) const;
+  DomainSpec SpecFor(const registry::VmRecord& vm, const ServicePlacement& placement,
+                     const HostPool& pool) const;
   // Reconcile: a registry VM whose domain is gone (or stopped) is re-created.
   struct Restore {
     const registry::VmRecord* vm;
     const ServicePlacement* placement;
+    size_t host;
     bool stopped;  // the domain exists but does not run
   };
   void RestoreAll(const std::vector<Restore>& missing, ReconcileReport& report);
   void MarkReady(const registry::VmRecord& vm);  // provisioning/booting -> ready
 
-  Hypervisor& hypervisor_;
+  std::vector<std::unique_ptr<Host>> hosts_;
+  Placer placer_;
+  HostOptions host_options_;
   registry::Registry& registry_;
   std::map<std::string, ServicePlacement> placements_;
   ThreadPool& workers_;
@@ -159,6 +271,13 @@ class VmManager {
   ReadinessCheck readiness_;
   std::function<std::string()> name_suffix_;
   std::atomic<int64_t> spares_claimed_{0}, vms_created_{0};
+  std::atomic<int64_t> nowhere_{0}, nearby_{0};
+  // Held from a placement decision until its VM is in the registry, so two
+  // allocations never both count the same free room.
+  absl::Mutex place_mu_;
+  mutable absl::Mutex hosts_mu_;
+  std::vector<HostState> host_state_ ABSL_GUARDED_BY(hosts_mu_);
+  absl::Mutex check_mu_;  // one CheckHosts at a time
   std::atomic<int64_t> boot_time_us_{1000000};
   absl::flat_hash_set<std::string> grown_ ABSL_GUARDED_BY(mu_);  // VMs at their maximum size
   mutable ExhaustionLog exhaustion_;
@@ -170,6 +289,7 @@ class VmManager {
   absl::flat_hash_map<std::string, int> spares_pending_ ABSL_GUARDED_BY(mu_);  // by service
   absl::flat_hash_map<std::string, int> spare_target_ ABSL_GUARDED_BY(mu_);    // by service
   std::map<std::string, int64_t> arrivals_ ABSL_GUARDED_BY(mu_);               // by service
+  PeriodicThread monitor_;  // stopped first, in ~VmManager
 };
 
 }  // namespace ppe::vm

@@ -1,0 +1,170 @@
+// Host loss with two (or three) test:/// hosts: a host made unreachable has
+// its VMs re-created on another after the grace period, and its stale domains
+// are destroyed when it returns; no address is ever held by two live domains.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <set>
+
+#include "tests/hosts/hosts_world.h"
+
+namespace ppe::vm {
+namespace {
+
+using testing::World;
+
+RegionDistances Near() {
+  RegionDistances d;
+  d.Set("eu-west", "us-east", 50);
+  return d;
+}
+
+// Every address held by a live PPE domain on any host, counted.
+std::map<std::string, int> LiveAddresses(World& w) {
+  std::map<std::string, int> out;
+  for (auto& host : w.hosts) {
+    absl::StatusOr<std::vector<DomainInfo>> listed = host->real().List();
+    REQUIRE(listed.ok());
+    for (const DomainInfo& d : *listed) {
+      if (d.tag && d.tag->registry == w.registry.instance_id()) ++out[d.tag->ip];
+    }
+  }
+  return out;
+}
+
+void RequireNoAddressTwice(World& w) {
+  for (const auto& [ip, n] : LiveAddresses(w)) {
+    INFO("address " << ip);
+    REQUIRE(n == 1);
+  }
+  std::set<std::string> registered;
+  for (const registry::VmRecord& vm : w.registry.ListVms()) {
+    INFO("registry address " << vm.ip);
+    REQUIRE(registered.insert(vm.ip).second);
+  }
+}
+
+TEST_CASE("hosts: a lost host's VMs move after the grace period, its return destroys them",
+          "[hosts]") {
+  World w({{"a", "eu-west", 0, 0, "10.52.1.0/24"}, {"b", "us-east", 0, 0, "10.52.2.0/24"}}, Near());
+  REQUIRE(w.vms->Reconcile().ok());
+  std::map<std::string, std::string> before;  // cpt -> address
+  for (int i = 0; i < 3; ++i) {
+    std::string cpt = absl::StrCat("eu-", i);
+    absl::StatusOr<std::string> ip = w.Allocate(cpt, "eu-west");
+    REQUIRE(ip.ok());
+    CHECK(ip->rfind("10.52.1.", 0) == 0);
+    before[cpt] = *ip;
+  }
+  REQUIRE(w.Allocate("us-0", "us-east").ok());
+  REQUIRE(w.Domains(0).size() == 3);
+  std::vector<std::string> stale = w.Domains(0);
+
+  w.hosts[0]->down = true;
+  VmManager::HostCheckReport r = w.vms->CheckHosts();
+  CHECK(r.down == 1);
+  CHECK(r.moved == 0);  // within the grace period nothing moves
+  CHECK_FALSE(w.Host("a").up);
+  // New profiles of eu-west go to the nearest host that is up.
+  absl::StatusOr<std::string> fresh = w.Allocate("eu-new", "eu-west");
+  REQUIRE(fresh.ok());
+  CHECK(fresh->rfind("10.52.2.", 0) == 0);
+  w.clock.Advance(absl::Seconds(29));
+  CHECK(w.vms->CheckHosts().moved == 0);
+
+  w.clock.Advance(absl::Seconds(2));
+  r = w.vms->CheckHosts();
+  CHECK(r.moved == 3);
+  CHECK(r.stranded == 0);
+  for (const auto& [cpt, old_ip] : before) {
+    std::vector<std::string> now = w.registry.ServingAddresses(cpt, "video");
+    REQUIRE(now.size() == 1);
+    CHECK(now[0] != old_ip);
+    CHECK(now[0].rfind("10.52.2.", 0) == 0);
+  }
+  CHECK(w.Host("a").moved_away == 3);
+  CHECK(w.Host("a").vms == 0);
+  CHECK(w.Host("b").vms == 5);
+  // The host really still runs the old domains (it was only unreachable).
+  CHECK(w.Domains(0) == stale);
+  RequireNoAddressTwice(w);
+  // A second round moves nothing more.
+  CHECK(w.vms->CheckHosts().moved == 0);
+
+  // The host returns: its stale domains are destroyed, then it takes VMs again.
+  w.hosts[0]->down = false;
+  r = w.vms->CheckHosts();
+  CHECK(r.returned == 1);
+  CHECK(w.Domains(0).empty());
+  CHECK(w.Host("a").up);
+  RequireNoAddressTwice(w);
+  absl::StatusOr<std::string> back = w.Allocate("eu-after", "eu-west");
+  REQUIRE(back.ok());
+  CHECK(back->rfind("10.52.1.", 0) == 0);
+  RequireNoAddressTwice(w);
+}
+
+TEST_CASE("hosts: VMs with nowhere to go stay and move once there is room", "[hosts]") {
+  // b takes one 1-vCPU VM only.
+  World w({{"a", "eu-west", 0, 0, "10.53.1.0/24"}, {"b", "us-east", 1, 0, "10.53.2.0/24"}}, Near());
+  REQUIRE(w.Allocate("eu-0", "eu-west").ok());
+  REQUIRE(w.Allocate("eu-1", "eu-west").ok());
+  w.hosts[0]->down = true;
+  w.vms->CheckHosts();
+  w.clock.Advance(absl::Seconds(31));
+  VmManager::HostCheckReport r = w.vms->CheckHosts();
+  CHECK(r.moved == 1);
+  CHECK(r.stranded == 1);
+  CHECK(w.vms->placements_nowhere() >= 1);
+  CHECK(w.Host("b").used.vcpus == 1);  // never an overcommit
+  // The profile that moved frees b (its VM is released): the other one moves next round.
+  for (const registry::VmRecord& vm : w.registry.ListVms()) {
+    if (vm.ip.rfind("10.53.2.", 0) == 0) REQUIRE(w.vms->ReleaseVm(vm.name).ok());
+  }
+  r = w.vms->CheckHosts();
+  CHECK(r.moved == 1);
+  CHECK(w.Host("a").vms == 0);
+  RequireNoAddressTwice(w);
+  w.hosts[0]->down = false;
+  CHECK(w.vms->CheckHosts().returned == 1);
+  CHECK(w.Domains(0).empty());
+}
+
+TEST_CASE("hosts: a VM released while its host is down is destroyed when the host returns",
+          "[hosts]") {
+  World w({{"a", "eu-west", 0, 0, "10.54.1.0/24"}, {"b", "us-east", 0, 0, "10.54.2.0/24"}}, Near());
+  absl::StatusOr<std::string> ip = w.Allocate("eu-0", "eu-west");
+  REQUIRE(ip.ok());
+  std::string name = w.registry.ListVms("eu-0").at(0).name;
+  w.hosts[0]->down = true;
+  w.vms->CheckHosts();
+  REQUIRE(w.vms->ReleaseVm(name).ok());  // the janitor is not blocked by the dead host
+  CHECK(w.registry.ListVms("eu-0").empty());
+  // Its address stays reserved: the same address is not given to anyone while
+  // the old domain may still run.
+  w.hosts[0]->down = false;
+  // Before the host's reconcile, a is still marked down: the next VM goes to b.
+  absl::StatusOr<std::string> other = w.Allocate("eu-1", "eu-west");
+  REQUIRE(other.ok());
+  CHECK(*other != *ip);
+  CHECK(w.vms->CheckHosts().returned == 1);
+  CHECK(w.Domains(0).empty());
+  RequireNoAddressTwice(w);
+}
+
+TEST_CASE("hosts: start-up with one host unreachable serves from the others", "[hosts]") {
+  World w({{"a", "eu-west", 0, 0, "10.55.1.0/24"}, {"b", "us-east", 0, 0, "10.55.2.0/24"}}, Near());
+  w.hosts[0]->down = true;
+  absl::StatusOr<VmManager::ReconcileReport> r = w.vms->Reconcile();
+  REQUIRE(r.ok());
+  CHECK_FALSE(w.Host("a").up);
+  absl::StatusOr<std::string> ip = w.Allocate("eu-0", "eu-west");
+  REQUIRE(ip.ok());
+  CHECK(ip->rfind("10.55.2.", 0) == 0);
+  // Both down: the start-up reconcile fails, as with one host.
+  w.hosts[1]->down = true;
+  CHECK_FALSE(w.vms->Reconcile().ok());
+}
+
+}  // namespace
+}  // namespace ppe::vm
