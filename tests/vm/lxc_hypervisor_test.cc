@@ -142,7 +142,8 @@ struct Inspect {
 
 double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
-TEST_CASE("lxc: containers boot, serve HTTP on their own address, resize live, go away", "[lxc]") {
+TEST_CASE("lxc: containers boot, serve HTTP on their own address, resize live, go away",
+          "[.][lxc]") {
   Lab lab;
   auto opened = LibvirtHypervisor::Open(lab.uri);
   REQUIRE(opened.ok());
@@ -234,7 +235,7 @@ TEST_CASE("lxc: containers boot, serve HTTP on their own address, resize live, g
   std::printf("  live Resize (memory + CPU shares/quota): %.1f ms\n", resize_ms);
 }
 
-TEST_CASE("lxc: the same hypervisor object survives a libvirtd kill and restart", "[lxc]") {
+TEST_CASE("lxc: the same hypervisor object survives a libvirtd kill and restart", "[.][lxc]") {
   Lab lab;
   auto opened = LibvirtHypervisor::Open(lab.uri);
   REQUIRE(opened.ok());
