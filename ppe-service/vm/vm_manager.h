@@ -148,12 +148,12 @@ class VmManager {
   std::atomic<int64_t> boot_time_us_{1000000};
   absl::flat_hash_set<std::string> grown_ ABSL_GUARDED_BY(mu_);  // VMs at their maximum size
   mutable ExhaustionLog exhaustion_;
-  TaskTracker tasks_;  // last member: destroyed first, it waits for this object's tasks
 
   mutable absl::Mutex mu_;
   // "<cpt>/<service>" -> callers waiting for the allocation in flight.
   absl::flat_hash_map<std::string, std::vector<Done>> inflight_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int> spares_pending_ ABSL_GUARDED_BY(mu_);  // by service
+  TaskTracker tasks_;  // last member: destroyed first, it waits for this object's tasks
 };
 
 }  // namespace ppe::vm

@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "ppe-service/vm/libvirt_hypervisor.h"
 #include "ppe-service/vm/readiness_probe.h"
+#include "tests/fixtures/wait_for.h"
 
 namespace ppe::vm {
 namespace {
@@ -248,8 +249,7 @@ TEST_CASE("lxc: the same hypervisor object survives a libvirtd kill and restart"
   pid_t pid = lab.DaemonPid();
   REQUIRE(pid > 0);
   REQUIRE(kill(pid, SIGKILL) == 0);
-  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) absl::SleepFor(absl::Milliseconds(20));
-  REQUIRE(kill(pid, 0) != 0);
+  REQUIRE(testing::WaitFor([&] { return kill(pid, 0) != 0; }, absl::Seconds(2)));
 
   // Daemon down: calls fail (bounded by the reconnect attempts), the
   // container keeps serving.
