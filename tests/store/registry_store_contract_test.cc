@@ -328,7 +328,7 @@ STORE_CONTRACT_TEST("store contract: watch callbacks may use the store") {
     absl::MutexLock lock(&mu);
     REQUIRE(store->Put("in/1", "hello").ok());
   }
-  REQUIRE(testing::WaitFor([&] { return seen.load() > 0; }, absl::Seconds(5)));
+  REQUIRE(ppe::testing::WaitFor([&] { return seen.load() > 0; }, absl::Seconds(5)));
   CHECK(seen.load() == 1);
   CHECK(Value(*store, "out/in/1") == "hello");
 }
