@@ -478,6 +478,7 @@ Scaler::View Scaler::ViewOf(const Series& s) const {
   v.lead_buckets = lead_buckets();
   v.desired = s.desired;
   v.current = ActiveVms(s);
+  v.pending = s.pending;
   v.min_vms = s.min_override >= 0 ? s.min_override : options_.min_vms;
   v.max_vms = s.max_override >= 0 ? s.max_override : options_.max_vms;
   v.errors_counted = s.errors;

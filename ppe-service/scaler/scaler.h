@@ -98,6 +98,7 @@ class Scaler {
     std::vector<double> mean, lower, upper;  // over the lead time
     int lead_buckets = 0;
     int desired = 0, current = 0, min_vms = 0, max_vms = 0;
+    int pending = 0;            // scale-ups ordered whose AddVm has not returned yet
     double mean_abs_error = 0;  // one-bucket-ahead forecasts vs what came
     int64_t errors_counted = 0;
   };

@@ -281,7 +281,6 @@ class VmManager {
   std::atomic<int64_t> boot_time_us_{1000000};
   absl::flat_hash_set<std::string> grown_ ABSL_GUARDED_BY(mu_);  // VMs at their maximum size
   mutable ExhaustionLog exhaustion_;
-  TaskTracker tasks_;  // last member: destroyed first, it waits for this object's tasks
 
   mutable absl::Mutex mu_;
   // "<cpt>/<service>" -> callers waiting for the allocation in flight.
@@ -290,6 +289,7 @@ class VmManager {
   absl::flat_hash_map<std::string, int> spare_target_ ABSL_GUARDED_BY(mu_);    // by service
   std::map<std::string, int64_t> arrivals_ ABSL_GUARDED_BY(mu_);               // by service
   PeriodicThread monitor_;  // stopped first, in ~VmManager
+  TaskTracker tasks_;  // last member: destroyed first, it waits for this object's tasks
 };
 
 }  // namespace ppe::vm

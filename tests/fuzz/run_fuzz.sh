@@ -9,7 +9,8 @@
 # Environment: PPE_FUZZ_BUILD_DIR (default ./build-fuzz), PPE_JOBS (default 1),
 # PPE_FUZZ_TARGETS (default: all three), PPE_FUZZ_BUILD_ALL=0 to build only the
 # fuzz targets and what they link (skips the thread-safety check of the rest),
-# plus PPE_FUZZ_EXTRA_TARGETS (e.g. the test binaries to run under the sanitizers).
+# plus PPE_FUZZ_EXTRA_TARGETS (e.g. sanitize_tests: the test binaries to run under the
+# sanitizers, ctest -L sanitize).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

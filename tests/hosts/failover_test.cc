@@ -44,7 +44,7 @@ void RequireNoAddressTwice(World& w) {
   }
 }
 
-TEST_CASE("hosts: a lost host's VMs move after the grace period, its return destroys them",
+TEST_CASE("a lost host's VMs move after the grace period, its return destroys them",
           "[hosts]") {
   World w({{"a", "eu-west", 0, 0, "10.52.1.0/24"}, {"b", "us-east", 0, 0, "10.52.2.0/24"}}, Near());
   REQUIRE(w.vms->Reconcile().ok());
@@ -104,7 +104,7 @@ TEST_CASE("hosts: a lost host's VMs move after the grace period, its return dest
   RequireNoAddressTwice(w);
 }
 
-TEST_CASE("hosts: VMs with nowhere to go stay and move once there is room", "[hosts]") {
+TEST_CASE("VMs with nowhere to go stay and move once there is room", "[hosts]") {
   // b takes one 1-vCPU VM only.
   World w({{"a", "eu-west", 0, 0, "10.53.1.0/24"}, {"b", "us-east", 1, 0, "10.53.2.0/24"}}, Near());
   REQUIRE(w.Allocate("eu-0", "eu-west").ok());
@@ -130,7 +130,7 @@ TEST_CASE("hosts: VMs with nowhere to go stay and move once there is room", "[ho
   CHECK(w.Domains(0).empty());
 }
 
-TEST_CASE("hosts: a VM released while its host is down is destroyed when the host returns",
+TEST_CASE("a VM released while its host is down is destroyed when the host returns",
           "[hosts]") {
   World w({{"a", "eu-west", 0, 0, "10.54.1.0/24"}, {"b", "us-east", 0, 0, "10.54.2.0/24"}}, Near());
   absl::StatusOr<std::string> ip = w.Allocate("eu-0", "eu-west");
@@ -152,7 +152,7 @@ TEST_CASE("hosts: a VM released while its host is down is destroyed when the hos
   RequireNoAddressTwice(w);
 }
 
-TEST_CASE("hosts: start-up with one host unreachable serves from the others", "[hosts]") {
+TEST_CASE("start-up with one host unreachable serves from the others", "[hosts]") {
   World w({{"a", "eu-west", 0, 0, "10.55.1.0/24"}, {"b", "us-east", 0, 0, "10.55.2.0/24"}}, Near());
   w.hosts[0]->down = true;
   absl::StatusOr<VmManager::ReconcileReport> r = w.vms->Reconcile();

@@ -39,7 +39,7 @@ std::string ErrorOf(const std::string& text) {
   return c.ok() ? "" : std::string(c.status().message());
 }
 
-TEST_CASE("hosts config: defaults and one connection per host", "[hosts]") {
+TEST_CASE("config, defaults and one connection per host", "[hosts]") {
   std::string text = absl::StrReplaceAll(TwoHosts(), {{"@URI@", testing::TestNodeUri()}});
   auto c = config::ParsePpeConfig(text, "hosts.conf");
   REQUIRE(c.ok());
@@ -65,7 +65,7 @@ TEST_CASE("hosts config: defaults and one connection per host", "[hosts]") {
   CHECK((*services)[0].addresses == nullptr);  // per host
 }
 
-TEST_CASE("hosts config: without hosts, one implicit host as before", "[hosts]") {
+TEST_CASE("config, without hosts, one implicit host as before", "[hosts]") {
   std::string text = absl::StrReplaceAll(
       kZone, {{"fallback_addresses: \"192.0.2.1\"",
                "address_pool: \"10.61.0.0/24\" fallback_addresses: \"192.0.2.1\""},
@@ -85,7 +85,7 @@ TEST_CASE("hosts config: without hosts, one implicit host as before", "[hosts]")
   CHECK(ErrorOf(kZone).find("address_pool") != std::string::npos);
 }
 
-TEST_CASE("hosts config: clear errors", "[hosts]") {
+TEST_CASE("config, clear errors", "[hosts]") {
   std::string ok = TwoHosts();
   CHECK(ErrorOf(ok) == "");
   auto with = [&](const std::string& from, const std::string& to) {

@@ -50,7 +50,7 @@ struct RealHost {
 double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
 TEST_CASE("lxc hosts: a killed libvirtd's profiles move, its return destroys the stale ones",
-          "[lxc-hosts]") {
+          "[.][lxc-hosts]") {
   RealHost a("PPE_HOSTS_A"), b("PPE_HOSTS_B");
   const std::string setup = Env("PPE_LXC_SETUP");
   auto hv_a = LibvirtHypervisor::Open(a.uri);

@@ -20,7 +20,7 @@ RegionDistances EuUs() {
   return d;
 }
 
-TEST_CASE("placement: region distances are symmetric, 0 to itself, '*' is the default",
+TEST_CASE("placement, region distances are symmetric, 0 to itself, '*' is the default",
           "[placement]") {
   RegionDistances d = EuUs();
   CHECK(d.Get("eu-west", "eu-west") == 0u);
@@ -32,7 +32,7 @@ TEST_CASE("placement: region distances are symmetric, 0 to itself, '*' is the de
   CHECK(d.Get("eu-west", "us-east") == 80u);  // a listed pair keeps its own
 }
 
-TEST_CASE("placement: own region first, then the nearest with room, never an overcommit",
+TEST_CASE("placement, own region first, then the nearest with room, never an overcommit",
           "[placement]") {
   Placer placer({{"a", "eu-west", 4, 4096}, {"b", "eu-central", 4, 4096}, {"c", "us-east", 8, 0}},
                 EuUs());
@@ -58,7 +58,7 @@ TEST_CASE("placement: own region first, then the nearest with room, never an ove
   CHECK_FALSE(placer.Fits(0, {2, 1024}, {3, 0}));
 }
 
-TEST_CASE("placement: unreachable regions and unavailable hosts are never chosen", "[placement]") {
+TEST_CASE("placement, unreachable regions and unavailable hosts are never chosen", "[placement]") {
   Placer placer({{"a", "eu-west", 0, 0}, {"b", "ap-south", 0, 0}}, EuUs());
   std::vector<HostLoad> loads(2, HostLoad{.available = true});
   auto choice = placer.Choose("ap-south", {1, 256}, loads);
@@ -77,7 +77,7 @@ TEST_CASE("placement: unreachable regions and unavailable hosts are never chosen
 }
 
 TEST_CASE(
-    "placement: VmManager puts each region's VMs on its hosts, then the nearest, then "
+    "placement, VmManager puts each region's VMs on its hosts, then the nearest, then "
     "nowhere (fallback + metric)",
     "[placement]") {
   // 2 vCPUs each: two 1-vCPU VMs per host.
@@ -132,7 +132,7 @@ TEST_CASE(
   CHECK(in(*again, "10.50.1."));
 }
 
-TEST_CASE("placement: memory capacity counts too, with concurrent allocations", "[placement]") {
+TEST_CASE("placement, memory capacity counts too, with concurrent allocations", "[placement]") {
   // 1024 MiB: four 256-MiB VMs, whatever the vCPUs.
   World w({{"m1", "eu-west", 0, 1024, "10.51.1.0/24"}});
   std::vector<absl::StatusOr<std::string>> results(8);

@@ -2,7 +2,7 @@
 # Runs tests/lxc's binary against real containers: a private libvirtd and a
 # bridge on a free 10.213.X.0/24 (unique per run, so parallel runs do not
 # clash), torn down on every exit path. Fails loudly when that cannot work here.
-#   tests/lxc/run_lxc_test.sh BUILD/tests/lxc/lxc_tests [catch2 filter]
+#   tests/lxc/run_lxc_test.sh BUILD/tests/vm/vm_tests [catch2 filter]
 set -u
 BIN=${1:?usage: run_lxc_test.sh LXC_TESTS_BINARY [FILTER]}
 FILTER=${2:-[lxc]}

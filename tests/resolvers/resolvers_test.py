@@ -26,7 +26,7 @@ FALLBACK = "192.0.2.10"
 # The strictest threshold: one counted untagged query registers its cohort, so
 # only the discount of minimisation probes keeps tagged look-ups from creating
 # profiles (the default, 5 queries in each of 2 buckets, is tested in
-# tests/unit). Two warm spares are the video service's shared pool.
+# tests/resolver). Two warm spares are the video service's shared pool.
 PPE_CONF = "\ncohorts { min_requests: 1 buckets: 1 probe_window_ms: 2000 }\n"
 SPARES = {'fallback_addresses: "192.0.2.10"': 'fallback_addresses: "192.0.2.10"\n    warm_spares: 2'}
 

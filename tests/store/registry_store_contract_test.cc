@@ -16,6 +16,7 @@
 #include "ppe-service/store/memory_registry_store.h"
 #include "ppe-service/store/registry_store.h"
 #include "ppe-service/store/sqlite_registry_store.h"
+#include "tests/fixtures/wait_for.h"
 #include "tests/store/etcd_cluster.h"
 #include "tests/store/store_test_util.h"
 
@@ -327,9 +328,7 @@ STORE_CONTRACT_TEST("store contract: watch callbacks may use the store") {
     absl::MutexLock lock(&mu);
     REQUIRE(store->Put("in/1", "hello").ok());
   }
-  for (int i = 0; i < 500 && seen.load() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  REQUIRE(ppe::testing::WaitFor([&] { return seen.load() > 0; }, absl::Seconds(5)));
   CHECK(seen.load() == 1);
   CHECK(Value(*store, "out/in/1") == "hello");
 }

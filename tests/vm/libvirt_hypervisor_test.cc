@@ -3,9 +3,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "absl/synchronization/notification.h"
-#include "ppe-service/store/memory_registry_store.h"
 #include "ppe-service/vm/vm_manager.h"
+#include "tests/fixtures/registry_fixture.h"
 
 namespace ppe::vm {
 namespace {
@@ -31,7 +30,7 @@ const DomainInfo* Find(const std::vector<DomainInfo>& domains, const std::string
   return nullptr;
 }
 
-TEST_CASE("test:///default: a domain is defined, tagged, running, and destroyed") {
+TEST_CASE("test:///default: a domain is defined, tagged, running, and destroyed", "[integration]") {
   auto hv = LibvirtHypervisor::Open("test:///default");
   REQUIRE(hv.ok());
   CHECK_FALSE((*hv)->capabilities().real_network);
@@ -63,7 +62,7 @@ TEST_CASE("test:///default: a domain is defined, tagged, running, and destroyed"
   REQUIRE((*hv)->Destroy("ppe-video-it2").ok());
 }
 
-TEST_CASE("domain XML carries the shape and PPE's metadata") {
+TEST_CASE("domain XML carries the shape and PPE's metadata", "[integration]") {
   auto hv = LibvirtHypervisor::Open("test:///default");
   REQUIRE(hv.ok());
   std::string xml = (*hv)->DomainXml(Spec("ppe-video-x", "10.0.0.5", "52:54:00:00:00:05"));
@@ -77,24 +76,16 @@ TEST_CASE("domain XML carries the shape and PPE's metadata") {
   CHECK_FALSE(ParseVmTag("<vm profile='x'/>").has_value());  // no service: not a tag
 }
 
-TEST_CASE("VmManager allocates through libvirt and registers the VM") {
+TEST_CASE("VmManager allocates through libvirt and registers the VM", "[integration]") {
   auto hv = LibvirtHypervisor::Open("test:///default");
   REQUIRE(hv.ok());
-  store::MemoryRegistryStore store;
-  registry::Registry registry(store);
-  REQUIRE(registry.Load().ok());
-  ThreadPool workers(2);
-  auto pool = std::make_shared<AddressPool>(*AddressPool::Create("192.168.122.64/26"));
-  VmManager vms(**hv, registry, {{"video", {"cpu-heavy", 2, 4, 512, 1024}, "default", pool}},
-                workers, WallClock::Instance());
+  testing::VmFixture f({.pool_cidr = "192.168.122.64/26",
+                        .shape = {"cpu-heavy", 2, 4, 512, 1024},
+                        .network = "default",
+                        .hypervisor = hv->get()});
+  registry::Registry& registry = f.registry;
   REQUIRE(*registry.RegisterProfile("cpt1", {}, "admin", absl::Now()));
-  absl::StatusOr<std::string> ip;
-  absl::Notification done;
-  vms.EnsureVm("cpt1", "video", std::nullopt, [&](absl::StatusOr<std::string> r) {
-    ip = std::move(r);
-    done.Notify();
-  });
-  done.WaitForNotification();
+  absl::StatusOr<std::string> ip = f.Allocate("cpt1", std::nullopt);
   REQUIRE(ip.ok());
   CHECK(*ip == "192.168.122.65");
   auto list = registry.ListVms("cpt1");

@@ -54,7 +54,8 @@ struct Server {
   ~Server() { server->Shutdown(); }
 };
 
-TEST_CASE("a tagged local answer right after an untagged forward is reported as a probe") {
+TEST_CASE("a tagged local answer right after an untagged forward is reported as a probe",
+          "[dataplane]") {
   Server s;
   REQUIRE(s.port > 0);
   DemandReporter reporter({.target = "127.0.0.1:" + std::to_string(s.port)});
@@ -77,7 +78,7 @@ TEST_CASE("a tagged local answer right after an untagged forward is reported as 
   CHECK(s.recorder.Probes() == std::vector<std::string>{minimiser});
 }
 
-TEST_CASE("remembered untagged forwards are bounded") {
+TEST_CASE("remembered untagged forwards are bounded", "[dataplane]") {
   Server s;
   DemandReporter reporter(
       {.target = "127.0.0.1:" + std::to_string(s.port), .max_recent_forwards = 4});

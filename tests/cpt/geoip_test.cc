@@ -1,4 +1,4 @@
-// A MaxMind DB made by tests/unit/make_test_mmdb.pl (MaxMind's own writer),
+// A MaxMind DB made by tests/cpt/make_test_mmdb.pl (MaxMind's own writer),
 // read by libmaxminddb through GeoIpDb and the RegionTable.
 #include "ppe-service/cpt/geoip_db.h"
 
@@ -16,7 +16,7 @@ std::string MakeDb() {
   char dir[] = "/tmp/ppe-geoip-XXXXXX";
   REQUIRE(mkdtemp(dir) != nullptr);
   std::string path = std::string(dir) + "/test.mmdb";
-  std::string cmd = std::string("perl ") + PPE_SOURCE_DIR + "/tests/unit/make_test_mmdb.pl " + path;
+  std::string cmd = std::string("perl ") + PPE_SOURCE_DIR + "/tests/cpt/make_test_mmdb.pl " + path;
   REQUIRE(std::system(cmd.c_str()) == 0);
   return path;
 }

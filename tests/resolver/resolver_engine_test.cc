@@ -8,8 +8,8 @@
 #include "ppe-service/config/config_loader.h"
 #include "ppe-service/dns/client_subnet.h"
 #include "ppe-service/resolver/profile_admin.h"
-#include "ppe-service/store/memory_registry_store.h"
-#include "tests/mocks/fake_hypervisor.h"
+#include "tests/fixtures/registry_fixture.h"
+#include "tests/fixtures/wait_for.h"
 
 namespace ppe::resolver {
 namespace {
@@ -29,18 +29,16 @@ zones {
 }
 )";
 
-// The engine with everything real but the hypervisor.
-struct Fixture {
+// The engine with everything real but the hypervisor. The VMs run on the wall
+// clock; the engine's buckets and windows on `clock` (at 1,700,000,000 s).
+struct Fixture : testing::VmFixture {
   Fixture()
-      : config(*config::ParsePpeConfig(kConfig, "test")),
-        codec(cpt::KeyRing::ForTesting(std::string(32, 'k')), 26),
-        registry(store),
-        pool(std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/24"))),
-        workers(4),
-        vms(hypervisor, registry, {{"video", {"cpu-heavy", 2, 2, 256, 256}, "", pool}}, workers,
-            WallClock::Instance()),
+      : VmFixture({.shape = {"cpu-heavy", 2, 2, 256, 256},
+                   .workers = 4,
+                   .start = absl::FromUnixSeconds(1700000000)}),
+        config(*config::ParsePpeConfig(kConfig, "test")),
+        codec(testing::TestCodec(26)),
         admin(config, codec, registry, WallClock::Instance(), absl::Seconds(60)) {
-    REQUIRE(registry.Load().ok());
     REQUIRE(regions.Add("198.51.100.0/24", "eu-west").ok());
     engine = std::make_unique<ResolverEngine>(config, codec, regions, registry, vms, timers, clock);
   }
@@ -63,16 +61,9 @@ struct Fixture {
   }
 
   ppe::config::v1::PpeConfig config;
-  ManualClock clock{absl::FromUnixSeconds(1700000000)};  // the engine's: buckets, windows
   cpt::CptCodec codec;
   cpt::RegionTable regions;
-  store::MemoryRegistryStore store;
-  registry::Registry registry;
-  testing::FakeHypervisor hypervisor;
-  std::shared_ptr<vm::AddressPool> pool;
-  ThreadPool workers;
   TimerQueue timers;
-  vm::VmManager vms;
   ProfileAdmin admin;
   std::unique_ptr<ResolverEngine> engine;
 };
@@ -99,7 +90,7 @@ TEST_CASE("a tagged name gets a VM, then the same VM from the pool; scope 0") {
   ResolveResponse second = f.Resolve(name);
   CHECK(second.source() == ResolveResponse::SOURCE_POOL);
   CHECK(second.records(0).content() == "10.9.0.1");
-  CHECK(f.hypervisor.creates == 1);
+  CHECK(f.fake.creates == 1);
 }
 
 TEST_CASE("untagged names: the shared pool, scoped to the region's CIDR; no VM") {
@@ -118,7 +109,7 @@ TEST_CASE("untagged names: the shared pool, scoped to the region's CIDR; no VM")
   CHECK(f.Resolve("video.cdn.example.test.", "A", "0.0.0.0/0").records(0).scope_mask() == 0);
   CHECK(f.Resolve("video.cdn.example.test.", "A", "198.0.0.0/8").records(0).scope_mask() == 8);
   CHECK(f.registry.ListProfiles().empty());
-  CHECK(f.hypervisor.creates == 0);
+  CHECK(f.fake.creates == 0);
 }
 
 TEST_CASE("derived attributes: ECS source /0 uses the resolver's address, scope 0") {
@@ -151,12 +142,12 @@ TEST_CASE("sustained untagged demand registers the cohort; one query does not") 
   untagged();
   f.clock.Advance(absl::Seconds(3));
   untagged();  // bucket 2 reaches 3 counted queries: due
-  while (f.vms.inflight() > 0) absl::SleepFor(absl::Milliseconds(5));
+  REQUIRE(testing::WaitFor([&] { return f.vms.inflight() == 0; }));
   auto profiles = f.registry.ListProfiles();
   REQUIRE(profiles.size() == 1);
   CHECK(profiles[0].attributes.region == "eu-west");
   CHECK(profiles[0].origin == "dns");
-  CHECK(f.hypervisor.creates == 1);
+  CHECK(f.fake.creates == 1);
   CHECK(f.engine->stats().cohorts_registered == 1);
   ResolveResponse r = untagged();
   CHECK(r.source() == ResolveResponse::SOURCE_POOL);
@@ -176,9 +167,9 @@ TEST_CASE("QNAME-minimisation probes before tagged names are not demand") {
     f.clock.Advance(absl::Seconds(10));
   }
   f.Resolve("video.cdn.example.test.", "A", "203.0.113.0/24");  // settles the rest
-  while (f.vms.inflight() > 0) absl::SleepFor(absl::Milliseconds(5));
+  REQUIRE(testing::WaitFor([&] { return f.vms.inflight() == 0; }));
   CHECK(f.registry.ListProfiles().size() == 1);  // the tagged profile only
-  CHECK(f.hypervisor.creates == 1);
+  CHECK(f.fake.creates == 1);
   CHECK(f.engine->cohort_demand().stats().probes == 20);
   CHECK(f.engine->cohort_demand().stats().counted == 0);
 }
@@ -192,7 +183,7 @@ TEST_CASE("a forged CPT is answered as untagged and never registered") {
   CHECK(r.source() == ResolveResponse::SOURCE_FALLBACK);
   CHECK(f.registry.ListProfiles().empty());
   CHECK_FALSE(f.registry.IsActive(std::string(26, 'a')));
-  CHECK(f.hypervisor.creates == 0);
+  CHECK(f.fake.creates == 0);
 }
 
 TEST_CASE("apex, other names and other types") {
@@ -205,12 +196,12 @@ TEST_CASE("apex, other names and other types") {
   CHECK(f.Resolve("www.example.org.").records_size() == 0);
   CHECK(f.Resolve("video.cdn.example.test.", "TXT").records_size() == 0);
   CHECK(f.Resolve("video.cdn.example.test.", "AAAA").records_size() == 0);
-  CHECK(f.hypervisor.creates == 0);  // neither TXT nor AAAA (VMs are IPv4) allocates
+  CHECK(f.fake.creates == 0);  // neither TXT nor AAAA (VMs are IPv4) allocates
 }
 
 TEST_CASE("a slow hypervisor: fallback within the wait, the VM still arrives") {
   Fixture f;
-  f.hypervisor.create_delay = absl::Milliseconds(400);
+  f.fake.create_delay = absl::Milliseconds(400);
   std::string name = Tagged(f, "eu-west");
   absl::Time start = absl::Now();
   ResolveResponse r = f.Resolve(name);
@@ -221,13 +212,13 @@ TEST_CASE("a slow hypervisor: fallback within the wait, the VM still arrives") {
   CHECK(r.records(0).ttl() == 5);
   CHECK(r.records(0).scope_mask() == 24);  // transient: pdns must not cache it
   CHECK(took < absl::Milliseconds(390));   // answered at the wait (100 ms), not at the create
-  while (f.vms.inflight() > 0) absl::SleepFor(absl::Milliseconds(10));
+  REQUIRE(testing::WaitFor([&] { return f.vms.inflight() == 0; }));
   CHECK(f.Resolve(name).source() == ResolveResponse::SOURCE_POOL);
 }
 
 TEST_CASE("a failing hypervisor gives the fallback and leaks no address") {
   Fixture f;
-  f.hypervisor.fail = true;
+  f.fake.fail = true;
   ResolveResponse r = f.Resolve(Tagged(f, "eu-west"));
   CHECK(r.source() == ResolveResponse::SOURCE_FALLBACK);
   CHECK(f.pool->in_use() == 0);
@@ -235,7 +226,7 @@ TEST_CASE("a failing hypervisor gives the fallback and leaks no address") {
 
 TEST_CASE("concurrent first queries for one new profile allocate exactly once") {
   Fixture f;
-  f.hypervisor.create_delay = absl::Milliseconds(30);
+  f.fake.create_delay = absl::Milliseconds(30);
   std::string name = Tagged(f, "eu-west");
   std::vector<std::thread> threads;
   std::atomic<int> answered{0};
@@ -246,7 +237,7 @@ TEST_CASE("concurrent first queries for one new profile allocate exactly once") 
   }
   for (auto& t : threads) t.join();
   CHECK(answered == 32);
-  CHECK(f.hypervisor.creates == 1);
+  CHECK(f.fake.creates == 1);
   CHECK(f.registry.ListVms().size() == 1);
 }
 

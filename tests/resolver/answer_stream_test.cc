@@ -11,7 +11,7 @@
 
 #include "backend-plugin/answer_table.h"
 #include "ppe-service/cpt/cpt_check.h"
-#include "ppe-service/store/memory_registry_store.h"
+#include "tests/fixtures/registry_fixture.h"
 
 namespace ppe {
 namespace {
@@ -27,14 +27,11 @@ VmRecord Vm(const std::string& name, const std::string& cpt, const std::string& 
   return VmRecord{.name = name, .cpt = cpt, .service = "video", .ip = ip, .created = kT0};
 }
 
-struct Fixture {
-  store::MemoryRegistryStore store;
-  registry::Registry registry{store};
+struct Fixture : testing::RegistryFixture {
   ManualClock clock{kT0};
   std::unique_ptr<AnswerStream> stream;
 
   explicit Fixture(AnswerStream::Options options = {.log_capacity = 100}) {
-    REQUIRE(registry.Load().ok());
     options.epoch = 7;
     stream = std::make_unique<AnswerStream>(registry, std::vector<std::string>{"video", "db"},
                                             ppe::v1::ListZonesResponse(), clock, options);
@@ -53,7 +50,7 @@ struct Fixture {
   }
 };
 
-TEST_CASE("ready VMs reach the table; drain and release remove them") {
+TEST_CASE("ready VMs reach the table; drain and release remove them", "[dataplane]") {
   Fixture f;
   REQUIRE(*f.registry.RegisterProfile("cpt1", {}, "admin", kT0));
   AnswerTable table;
@@ -84,7 +81,7 @@ TEST_CASE("ready VMs reach the table; drain and release remove them") {
   CHECK(table.profile_count() == 0);
 }
 
-TEST_CASE("invalidation removes the profile and its cohorts") {
+TEST_CASE("invalidation removes the profile and its cohorts", "[dataplane]") {
   Fixture f;
   REQUIRE(*f.registry.RegisterProfile("cpt1", {}, "dns", kT0));
   f.ReadyVm("vm1", "cpt1", "10.0.0.1");
@@ -110,7 +107,7 @@ TEST_CASE("invalidation removes the profile and its cohorts") {
   CHECK(f.stream->cohort_entries() == 0);
 }
 
-TEST_CASE("cohorts of past buckets expire") {
+TEST_CASE("cohorts of past buckets expire", "[dataplane]") {
   Fixture f;
   REQUIRE(*f.registry.RegisterProfile("cpt1", {}, "dns", kT0));
   f.ReadyVm("vm1", "cpt1", "10.0.0.1");
@@ -122,7 +119,8 @@ TEST_CASE("cohorts of past buckets expire") {
   CHECK(f.stream->cohort_entries() == 0);
 }
 
-TEST_CASE("a reconnect resumes from its version; a gap older than the log gets a snapshot") {
+TEST_CASE("a reconnect resumes from its version; a gap older than the log gets a snapshot",
+          "[dataplane]") {
   Fixture f(AnswerStream::Options{.log_capacity = 4, .snapshot_chunk = 3});
   REQUIRE(*f.registry.RegisterProfile("cpt0", {}, "admin", kT0));
   AnswerTable table;
@@ -170,7 +168,8 @@ TEST_CASE("a reconnect resumes from its version; a gap older than the log gets a
   CHECK(table.Apply(skip).code() == absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_CASE("the table serves stale for stale_serve after the stream is lost, then not at all") {
+TEST_CASE("the table serves stale for stale_serve after the stream is lost, then not at all",
+          "[dataplane]") {
   Fixture f;
   REQUIRE(*f.registry.RegisterProfile("cpt1", {}, "admin", kT0));
   f.ReadyVm("vm1", "cpt1", "10.0.0.1");
@@ -185,7 +184,7 @@ TEST_CASE("the table serves stale for stale_serve after the stream is lost, then
   CHECK(table.mode(kT0 + absl::Seconds(400)) == AnswerTable::Mode::kFresh);
 }
 
-TEST_CASE("keyless check: CPT-shaped random labels almost never pass") {
+TEST_CASE("keyless check: CPT-shaped random labels almost never pass", "[dataplane]") {
   CHECK(cpt::HasValidCheck(
       absl::StrCat("a", "bcdefghijklmnopqrstuv", cpt::CptCheck("abcdefghijklmnopqrstuv"))));
   CHECK(cpt::HasValidCheck(absl::AsciiStrToUpper(

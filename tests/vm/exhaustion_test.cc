@@ -1,29 +1,18 @@
 #include <catch2/catch.hpp>
 
-#include "ppe-service/common/clock.h"
-#include "ppe-service/common/thread_pool.h"
-#include "ppe-service/registry/registry.h"
-#include "ppe-service/store/memory_registry_store.h"
 #include "ppe-service/vm/exhaustion_log.h"
-#include "ppe-service/vm/vm_manager.h"
-#include "tests/mocks/fake_hypervisor.h"
+#include "tests/fixtures/registry_fixture.h"
 
 namespace ppe::vm {
 namespace {
 
 // A manager whose only service has `pool` addresses; everything real but the hypervisor.
-struct Small {
+struct Small : testing::VmFixture {
   explicit Small(const std::string& pool_cidr, size_t max_vms = 0, VmLimits limits = {})
-      : registry(store),
-        pool(std::make_shared<AddressPool>(*AddressPool::Create(pool_cidr))),
-        workers(2),
-        vms(hypervisor, registry,
-            {{.service = "video",
-              .shape = {"cpu-heavy", 2, 2, 256, 256},
-              .addresses = pool,
-              .max_vms = max_vms == 0 ? pool->capacity() : max_vms}},
-            workers, WallClock::Instance(), limits) {
-    REQUIRE(registry.Load().ok());
+      : VmFixture({.pool_cidr = pool_cidr,
+                   .shape = {"cpu-heavy", 2, 2, 256, 256},
+                   .max_vms = max_vms,
+                   .limits = limits}) {
     REQUIRE(registry.RegisterProfile("p", {.region = "eu"}, "admin", absl::Now()).ok());
   }
   int Fill(int attempts) {
@@ -38,12 +27,6 @@ struct Small {
     }
     return nullptr;
   }
-  store::MemoryRegistryStore store;
-  registry::Registry registry;
-  testing::FakeHypervisor hypervisor;
-  std::shared_ptr<AddressPool> pool;
-  ThreadPool workers;
-  VmManager vms;
   std::vector<ExhaustionLog::Entry> snapshot;
 };
 

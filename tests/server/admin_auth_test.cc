@@ -75,7 +75,7 @@ std::string Error(const PpeConfig& c) {
 
 constexpr const char* kToken = "s3cret-token-0123456789";
 
-TEST_CASE("admin_auth config: each mistake is refused naming its field") {
+TEST_CASE("admin_auth config: each mistake is refused naming its field", "[security]") {
   CHECK(Error(Config("")) == "OK");
   CHECK(Error(Config("none", "")) == "OK");
   CHECK_THAT(Error(Config("password")),
@@ -105,7 +105,7 @@ TEST_CASE("admin_auth config: each mistake is refused naming its field") {
   CHECK_THAT(Error(none), Catch::StartsWith("admin_auth.allowed_client_names: is only used"));
 }
 
-TEST_CASE("admin_auth token_file: must exist, be private and hold long tokens") {
+TEST_CASE("admin_auth token_file: must exist, be private and hold long tokens", "[security]") {
   TempDir dir;
   PpeConfig c = Config("token");
   auto error = [&](const std::string& path) {
@@ -127,7 +127,7 @@ TEST_CASE("admin_auth token_file: must exist, be private and hold long tokens") 
                         0600)) == "OK");
 }
 
-TEST_CASE("admin_auth token: right token passes, anything else is UNAUTHENTICATED") {
+TEST_CASE("admin_auth token: right token passes, anything else is UNAUTHENTICATED", "[security]") {
   auto auth = AdminAuthorizer::ForTokens({kToken, "second-token-abcdefgh"});
   CHECK(auth->AuthorizeToken(std::string("Bearer ") + kToken).ok());
   CHECK(auth->AuthorizeToken(std::string("bearer ") + kToken).ok());
@@ -140,7 +140,8 @@ TEST_CASE("admin_auth token: right token passes, anything else is UNAUTHENTICATE
   }
 }
 
-TEST_CASE("admin_auth mtls: verified name in the list passes, others are PERMISSION_DENIED") {
+TEST_CASE("admin_auth mtls: verified name in the list passes, others are PERMISSION_DENIED",
+          "[security]") {
   auto auth = AdminAuthorizer::ForClientNames({"ops-admin", "origin-1"});
   FakeAuthContext ops(true, {"ops-admin"}), other(true, {"intruder"}), unverified(false, {}),
       nameless(true, {});

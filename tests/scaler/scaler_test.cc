@@ -9,10 +9,10 @@
 #include <catch2/catch.hpp>
 
 #include "absl/synchronization/notification.h"
-#include "ppe-service/store/memory_registry_store.h"
 #include "ppe-service/store/sqlite_registry_store.h"
 #include "ppe/registry/v1/records.pb.h"
-#include "tests/mocks/fake_hypervisor.h"
+#include "tests/fixtures/registry_fixture.h"
+#include "tests/fixtures/wait_for.h"
 
 namespace ppe::scaler {
 namespace {
@@ -21,31 +21,35 @@ constexpr double kPerVm = 50;  // requests one VM serves per bucket
 
 // The scaler with everything real but the hypervisor (instant) and the clock.
 // With `durable`, the registry and the scaler keep their state in it.
-struct World {
+struct World : testing::VmFixture {
   explicit World(Scaler::Mode mode, int max_vms = 20, int budget = 1000,
                  store::RegistryStore* durable = nullptr,
                  absl::Time start = absl::FromUnixSeconds(1'000'000), bool adaptive_spares = false)
-      : store(durable != nullptr ? *durable : own_store),
-        registry(store),
-        pool(std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/16"))),
-        workers(2),
-        clock(start),
-        vms(hypervisor, registry, {{"video", {"cpu-heavy", 1, 1, 256, 256}, "", pool}}, workers,
-            clock, {.max_vms_per_profile = static_cast<size_t>(max_vms)}),
-        scaler(registry, vms, demand, workers, clock,
-               {.mode = mode,
-                .bucket = absl::Seconds(1),
-                .lead_buffer = absl::Seconds(3),
-                .refit_every = 5,
-                .cooldown = 3,
-                .keep_warm = 2,
-                .max_vms = max_vms,
-                .budget = budget,
-                .drain = absl::Seconds(10),
-                .requests_per_vm = {{"video", kPerVm}},
-                .adaptive_spares = adaptive_spares},
-               durable) {
-    REQUIRE(registry.Load().ok());
+      : World({.pool_cidr = "10.9.0.0/16",
+               .limits = {.max_vms_per_profile = static_cast<size_t>(max_vms)},
+               .manual_clock = true,
+               .start = start,
+               .durable = durable},
+              {.mode = mode,
+               .bucket = absl::Seconds(1),
+               .lead_buffer = absl::Seconds(3),
+               .refit_every = 5,
+               .cooldown = 3,
+               .keep_warm = 2,
+               .max_vms = max_vms,
+               .budget = budget,
+               .drain = absl::Seconds(10),
+               .requests_per_vm = {{"video", kPerVm}},
+               .adaptive_spares = adaptive_spares},
+              durable) {}
+  // Any manager and scaler set-up; the manager runs on the manual clock too.
+  World(const VmFixture::Options& vm_options, const Scaler::Options& options,
+        store::RegistryStore* durable = nullptr)
+      : VmFixture(OnManualClock(vm_options)),
+        scaler(registry, vms, demand, workers, clock, options, durable) {}
+  static VmFixture::Options OnManualClock(VmFixture::Options options) {
+    options.manual_clock = true;
+    return options;
   }
 
   void Register(const std::string& cpt, const std::string& tier = "standard") {
@@ -59,26 +63,26 @@ struct World {
     for (int i = 0; i < requests; ++i) demand.Record(cpt, "video");
     clock.Advance(absl::Seconds(1));
     scaler.Tick();
-    for (int i = 0; i < 400; ++i) {  // until the scale-ups are done and their VMs ready
-      auto v = scaler.Describe(cpt, "video");
-      auto vms = registry.ListVms(cpt);
-      bool starting = std::any_of(vms.begin(), vms.end(), [](const registry::VmRecord& vm) {
-        return vm.state == registry::VmState::kProvisioning ||
-               vm.state == registry::VmState::kBooting;
-      });
-      if (!v.ok() || (v->current >= v->desired && !starting)) break;
-      absl::SleepFor(absl::Milliseconds(5));
-    }
+    REQUIRE(ScaleUpsDone());
+  }
+  // Every scale-up the scaler ordered is done (its tasks run on the workers),
+  // and none of the VMs is still starting.
+  bool ScaleUpsDone() {
+    return testing::WaitFor([&] {
+      for (const auto& profile : registry.ListProfiles()) {
+        auto v = scaler.Describe(profile.cpt, "video");
+        if (v.ok() && v->pending > 0) return false;
+      }
+      for (const registry::VmRecord& vm : registry.ListVms()) {
+        if (vm.state == registry::VmState::kProvisioning ||
+            vm.state == registry::VmState::kBooting) {
+          return false;
+        }
+      }
+      return true;
+    });
   }
 
-  store::MemoryRegistryStore own_store;
-  store::RegistryStore& store;
-  registry::Registry registry;
-  testing::FakeHypervisor hypervisor;
-  std::shared_ptr<vm::AddressPool> pool;
-  ThreadPool workers;
-  ManualClock clock;
-  vm::VmManager vms;
   DemandTracker demand;
   Scaler scaler;
 };
@@ -134,12 +138,10 @@ TEST_CASE("limits: per-profile max and min, and the budget goes to premium first
   }
   w.clock.Advance(absl::Seconds(1));
   w.scaler.Tick();
-  for (int i = 0; i < 200 && w.Ready("premium") + w.Ready("standard") < 4; ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  absl::SleepFor(absl::Milliseconds(50));  // nothing more arrives
-  CHECK(w.Ready("premium") == 3);          // wanted 4, capped at the profile max
-  CHECK(w.Ready("standard") == 1);         // what is left of the budget of 4
+  REQUIRE(testing::WaitFor([&] { return w.Ready("premium") + w.Ready("standard") >= 4; }));
+  REQUIRE(w.ScaleUpsDone());        // nothing more arrives
+  CHECK(w.Ready("premium") == 3);   // wanted 4, capped at the profile max
+  CHECK(w.Ready("standard") == 1);  // what is left of the budget of 4
 
   REQUIRE(w.scaler.SetLimits("standard", "video", 2, 2).ok());
   w.scaler.SetLimits("premium", "video", 1, 1).IgnoreError();
@@ -151,58 +153,40 @@ TEST_CASE("limits: per-profile max and min, and the budget goes to premium first
 }
 
 TEST_CASE("at the profile's cap, more demand grows the VMs live (scale out)") {
-  store::MemoryRegistryStore store;
-  registry::Registry registry(store);
-  REQUIRE(registry.Load().ok());
-  testing::FakeHypervisor hypervisor;
-  auto pool = std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/24"));
-  ThreadPool workers(2);
-  ManualClock clock(absl::FromUnixSeconds(1'000'000));
-  vm::VmManager vms(
-      hypervisor, registry,
-      {{.service = "video", .shape = {"cpu-heavy", 2, 8, 512, 2048}, .addresses = pool}}, workers,
-      clock, {.max_vms_per_profile = 2});
-  DemandTracker demand;
-  Scaler scaler(registry, vms, demand, workers, clock,
-                {.mode = Scaler::Mode::kReactive,
-                 .bucket = absl::Seconds(1),
-                 .max_vms = 2,
-                 .requests_per_vm = {{"video", kPerVm}}});
-  REQUIRE(registry.RegisterProfile("cpt", {}, "admin", clock.Now()).ok());
-  // 10 VMs' worth of demand, capped at 2: once both are ready they grow.
-  for (int tick = 0; tick < 50 && scaler.stats().scale_outs < 2; ++tick) {
-    demand.Record("cpt", "video", 500);
-    clock.Advance(absl::Seconds(1));
-    scaler.Tick();
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  auto pool_vms = registry.ListVms("cpt");
+  World w({.shape = {"cpu-heavy", 2, 8, 512, 2048}, .limits = {.max_vms_per_profile = 2}},
+          {.mode = Scaler::Mode::kReactive,
+           .bucket = absl::Seconds(1),
+           .max_vms = 2,
+           .requests_per_vm = {{"video", kPerVm}}});
+  w.Register("cpt");
+  auto bucket = [&] {  // 10 VMs' worth of demand
+    w.demand.Record("cpt", "video", 500);
+    w.clock.Advance(absl::Seconds(1));
+    w.scaler.Tick();
+  };
+  bucket();  // capped at 2: two are created
+  REQUIRE(testing::WaitFor([&] { return w.Ready("cpt") == 2; }));
+  bucket();  // both ready and still short: they grow
+  REQUIRE(testing::WaitFor([&] { return w.scaler.stats().scale_outs >= 2; }));
+  auto pool_vms = w.registry.ListVms("cpt");
   REQUIRE(pool_vms.size() == 2);
-  CHECK(scaler.stats().scale_outs == 2);
+  CHECK(w.scaler.stats().scale_outs == 2);
   for (const auto& vm : pool_vms) {
-    CHECK(hypervisor.size(vm.name) == std::make_pair(8u, 2048u));
+    CHECK(w.fake.size(vm.name) == std::make_pair(8u, 2048u));
   }
 }
 
 TEST_CASE("PPE's own host capacity accounting bounds allocations") {
-  store::MemoryRegistryStore store;
-  registry::Registry registry(store);
-  REQUIRE(registry.Load().ok());
-  testing::FakeHypervisor hypervisor;
-  auto pool = std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/24"));
-  ThreadPool workers(2);
-  vm::VmManager vms(
-      hypervisor, registry,
-      {{.service = "video", .shape = {"cpu-heavy", 4, 4, 1024, 1024}, .addresses = pool}}, workers,
-      WallClock::Instance(),
-      {.max_vms_per_profile = 10, .host_vcpus = 10, .host_memory_mib = 100000});
-  REQUIRE(registry.RegisterProfile("cpt", {}, "admin", absl::Now()).ok());
-  CHECK(vms.AddVm("cpt", "video").ok());                          // 4 vCPUs
-  CHECK(vms.AddVm("cpt", "video").ok());                          // 8
-  absl::StatusOr<std::string> third = vms.AddVm("cpt", "video");  // 12 > 10
+  testing::VmFixture f(
+      {.shape = {"cpu-heavy", 4, 4, 1024, 1024},
+       .limits = {.max_vms_per_profile = 10, .host_vcpus = 10, .host_memory_mib = 100000}});
+  REQUIRE(f.registry.RegisterProfile("cpt", {}, "admin", absl::Now()).ok());
+  CHECK(f.vms.AddVm("cpt", "video").ok());                          // 4 vCPUs
+  CHECK(f.vms.AddVm("cpt", "video").ok());                          // 8
+  absl::StatusOr<std::string> third = f.vms.AddVm("cpt", "video");  // 12 > 10
   CHECK(third.status().code() == absl::StatusCode::kResourceExhausted);
-  CHECK(registry.VmCount() == 2);
-  CHECK(pool->in_use() == 2);  // nothing leaked by the refusal
+  CHECK(f.registry.VmCount() == 2);
+  CHECK(f.pool->in_use() == 2);  // nothing leaked by the refusal
 }
 
 TEST_CASE("the view shows history, model, forecast and interval") {
@@ -354,24 +338,18 @@ TEST_CASE("start-up deletes demand chunks it cannot use: expired, other bucket l
 }
 
 TEST_CASE("warm spares answer a first-time profile at once and are refilled") {
-  store::MemoryRegistryStore store;
-  registry::Registry registry(store);
-  REQUIRE(registry.Load().ok());
-  testing::FakeHypervisor hypervisor;
-  hypervisor.create_delay = absl::Milliseconds(300);
-  auto pool = std::make_shared<vm::AddressPool>(*vm::AddressPool::Create("10.9.0.0/24"));
-  ThreadPool workers(4);
-  vm::ServicePlacement placement{.service = "video",
-                                 .shape = {"cpu-heavy", 1, 1, 256, 256},
-                                 .addresses = pool,
-                                 .warm_spares = 2};
-  vm::VmManager vms(hypervisor, registry, {placement}, workers, WallClock::Instance());
+  testing::VmFixture f({.warm_spares = 2, .workers = 4});
+  f.fake.create_delay = absl::Milliseconds(300);
+  vm::VmManager& vms = f.vms;
+  registry::Registry& registry = f.registry;
   vms.RefillSpares();
-  for (int i = 0; i < 100 && registry.Spares("video").size() < 2; ++i) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  absl::SleepFor(absl::Milliseconds(400));  // both spares ready
-  REQUIRE(registry.Spares("video").size() == 2);
+  auto ready_spares = [&] {
+    auto spares = registry.Spares("video");
+    return std::count_if(spares.begin(), spares.end(), [](const registry::VmRecord& vm) {
+      return vm.state == registry::VmState::kReady;
+    });
+  };
+  REQUIRE(testing::WaitFor([&] { return ready_spares() == 2; }));
 
   absl::Time start = absl::Now();
   absl::StatusOr<std::string> ip;
@@ -385,17 +363,9 @@ TEST_CASE("warm spares answer a first-time profile at once and are refilled") {
   CHECK(absl::Now() - start < absl::Milliseconds(250));  // no 300 ms create on the way
   CHECK(vms.spares_claimed() == 1);
   CHECK(registry.ReadyAddresses("new", "video", absl::Now()) == std::vector<std::string>{*ip});
-  absl::SleepFor(absl::Milliseconds(600));
-  CHECK(registry.Spares("video").size() == 2);  // refilled in the background
-  CHECK(hypervisor.creates == 3);
-}
-
-bool WaitFor(const std::function<bool()>& condition) {
-  for (int i = 0; i < 1000; ++i) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return condition();
+  // Refilled in the background.
+  CHECK(testing::WaitFor([&] { return ready_spares() == 2; }));
+  CHECK(f.fake.creates == 3);
 }
 
 int LiveSpares(const registry::Registry& registry) {
@@ -421,7 +391,7 @@ TEST_CASE("adaptive warm spares follow the arrivals, are taken over, refilled an
   w.scaler.Tick();
   // Reactive: the last bucket's 3 arrivals -> 3 spares.
   CHECK(w.scaler.stats().spare_target == 3);
-  REQUIRE(WaitFor([&] { return LiveSpares(w.registry) == 3; }));
+  REQUIRE(testing::WaitFor([&] { return LiveSpares(w.registry) == 3; }));
 
   // A fourth profile takes a ready spare over, and the spare is refilled.
   w.Register("d");
@@ -435,7 +405,7 @@ TEST_CASE("adaptive warm spares follow the arrivals, are taken over, refilled an
   REQUIRE(ip.ok());
   CHECK(w.vms.spares_claimed() == 1);
   CHECK(w.registry.ReadyAddresses("d", "video", w.clock.Now()) == std::vector<std::string>{*ip});
-  REQUIRE(WaitFor([&] { return LiveSpares(w.registry) == 3; }));
+  REQUIRE(testing::WaitFor([&] { return LiveSpares(w.registry) == 3; }));
 
   // Wants so far: 3 (the first tick). Then 1 (d's arrival), then 0: the
   // target is the highest want of the last 3 buckets (the cooldown), and the

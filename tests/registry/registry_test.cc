@@ -4,8 +4,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "ppe-service/store/memory_registry_store.h"
 #include "ppe-service/store/sqlite_registry_store.h"
+#include "tests/fixtures/registry_fixture.h"
 
 namespace ppe::registry {
 namespace {
@@ -22,9 +22,8 @@ VmRecord Vm(const std::string& name, const std::string& cpt, const std::string& 
 }
 
 TEST_CASE("profiles and VMs: register, pools, ready addresses, invalidate, remove") {
-  store::MemoryRegistryStore store;
-  Registry r(store);
-  REQUIRE(r.Load().ok());
+  testing::RegistryFixture f;
+  Registry& r = f.registry;
   CHECK(r.instance_id().size() == 16);
   absl::Time t0 = absl::FromUnixSeconds(1000);
   REQUIRE(*r.RegisterProfile("cpt1", {.region = "eu"}, "admin", t0));
@@ -67,8 +66,8 @@ TEST_CASE("SQLite: everything survives a reopen; last_seen is flushed, not writt
   {
     auto db = store::SqliteRegistryStore::Open(path);
     REQUIRE(db.ok());
-    Registry r(**db);
-    REQUIRE(r.Load().ok());
+    testing::RegistryFixture f(db->get());
+    Registry& r = f.registry;
     instance = r.instance_id();
     REQUIRE(*r.RegisterProfile("cpt1", {.region = "eu", .device_class = "tv"}, "admin", t0));
     REQUIRE(*r.RegisterProfile("cpt2", {.region = "us"}, "dns", t0));
@@ -83,8 +82,8 @@ TEST_CASE("SQLite: everything survives a reopen; last_seen is flushed, not writt
   }
   auto db = store::SqliteRegistryStore::Open(path);
   REQUIRE(db.ok());
-  Registry r(**db);
-  REQUIRE(r.Load().ok());
+  testing::RegistryFixture f(db->get());
+  Registry& r = f.registry;
   CHECK(r.instance_id() == instance);
   auto p = r.GetProfile("cpt1");
   REQUIRE(p.has_value());

@@ -7,16 +7,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "ppe-service/lifecycle/janitor.h"
-#include "ppe-service/store/memory_registry_store.h"
 #include "ppe-service/vm/libvirt_hypervisor.h"
 #include "ppe-service/vm/vm_manager.h"
+#include "tests/fixtures/registry_fixture.h"
 
 namespace ppe::vm {
 namespace {
 
-struct World {
-  explicit World(Hypervisor& hv) : registry(store), hv(hv) { REQUIRE(registry.Load().ok()); }
+// A registry over which each test starts managers, as restarts do.
+struct World : testing::RegistryFixture {
+  explicit World(Hypervisor& hv) : hv(hv) {}
   std::unique_ptr<VmManager> Manager(ThreadPool& workers, const Clock& clock) {
     pool = std::make_shared<AddressPool>(*AddressPool::Create("192.168.122.64/26"));
     return std::make_unique<VmManager>(
@@ -42,13 +42,12 @@ struct World {
     return n;
   }
 
-  store::MemoryRegistryStore store;
-  registry::Registry registry;
   Hypervisor& hv;
   std::shared_ptr<AddressPool> pool;
 };
 
-TEST_CASE("reconcile: adopt running, restore missing, destroy orphans, keep addresses") {
+TEST_CASE("reconcile: adopt running, restore missing, destroy orphans, keep addresses",
+          "[integration]") {
   auto hv = LibvirtHypervisor::Open("test:///default");
   REQUIRE(hv.ok());
   World w(**hv);
@@ -129,7 +128,8 @@ class ConcurrencyCounter : public Hypervisor {
   std::atomic<int> running_{0}, max_{0};
 };
 
-TEST_CASE("reconcile: missing domains are restored in parallel, bounded by the pool") {
+TEST_CASE("reconcile: missing domains are restored in parallel, bounded by the pool",
+          "[integration]") {
   auto real = LibvirtHypervisor::Open("test:///default");
   REQUIRE(real.ok());
   ConcurrencyCounter counter(**real);
@@ -160,36 +160,6 @@ TEST_CASE("reconcile: missing domains are restored in parallel, bounded by the p
   }
   for (const auto& vm : w.registry.ListVms()) REQUIRE(restarted->ReleaseVm(vm.name).ok());
   CHECK(w.Domains() == 0);
-}
-
-TEST_CASE("janitor: idle profiles expire, their VMs drain and are released") {
-  auto hv = LibvirtHypervisor::Open("test:///default");
-  REQUIRE(hv.ok());
-  World w(**hv);
-  ThreadPool workers(2);
-  ManualClock clock(absl::Now());
-  auto vms = w.Manager(workers, clock);
-  w.Allocate(*vms, "cpt-idle");
-  w.Allocate(*vms, "cpt-busy");
-  lifecycle::Janitor janitor(w.registry, *vms, clock,
-                             {.idle_expiry = absl::Minutes(10), .drain = absl::Seconds(60)});
-  clock.Advance(absl::Minutes(9));
-  w.registry.ReadyAddresses("cpt-busy", "video", clock.Now());  // busy is seen
-  clock.Advance(absl::Minutes(2));
-  auto r = janitor.Tick();
-  CHECK(r.expired == 1);
-  CHECK(r.released == 0);  // still draining: clients may hold the address for its TTL
-  CHECK_FALSE(w.registry.IsActive("cpt-idle"));
-  CHECK(w.registry.IsActive("cpt-busy"));
-  CHECK(w.Domains() == 2);
-  clock.Advance(absl::Seconds(61));
-  r = janitor.Tick();
-  CHECK(r.released == 1);
-  CHECK(r.removed == 1);
-  CHECK_FALSE(w.registry.GetProfile("cpt-idle").has_value());
-  CHECK(w.Domains() == 1);
-  CHECK(w.pool->in_use() == 1);
-  for (const auto& vm : w.registry.ListVms()) REQUIRE(vms->ReleaseVm(vm.name).ok());
 }
 
 }  // namespace
