@@ -7,14 +7,22 @@ generator (dns_load: UDP, per-query ECS, latency percentiles). Prints ours/bind:
   untagged+ECS   default caches, ECS from N distinct /24s, cohorts warm
   random labels  caches off, 26-character random labels (bind: a wildcard);
                  VMs, profiles and plugin RSS before and after
-  zipf           default caches, Zipf(1.1) over the N tagged names
+  zipf           default caches, Zipf(1.1) over the N tagged names, steady state
+                 (each side first runs the same sample for --seconds, unmeasured)
   p99 @ half     caches off, tagged, at half the peak rate of each side
   table memory   bytes per entry with 1M synthetic entries (answer_table_bench)
   drain -> gone  p99 over D drains, from the Admin call to the last plugin (two
                  plugins, each with its own pdns) answering without the address
 
   /usr/bin/python3 tests/bench/dns_bench.py [--names 10000] [--seconds 10] [--drains 50]
-      [--window 100] [--receiver-threads 1] [--distributor-threads 3]
+      [--window 100] [--receiver-threads 2] [--distributor-threads 6]
+  /usr/bin/python3 tests/bench/dns_bench.py --sweep      pdns thread settings
+  /usr/bin/python3 tests/bench/dns_bench.py --ceiling    pdns + a no-work remote backend
+  /usr/bin/python3 tests/bench/dns_bench.py --capacity   the quick start serves N profiles
+
+Every load also reports the CPU time (user + system, /proc/PID/stat) the
+answering processes spent per 1,000 answers: pdns (+ ppe-backend + ppe-server
+on our side); their ratio moves far less with other load than q/s does.
 """
 
 import argparse
@@ -227,6 +235,37 @@ def ceiling(args):
           + ", ".join(f"{n} {v:.1f}" for n, v in ours["cpu_by"].items()))
 
 
+def capacity(args):
+    """The quick start's config as shipped (deploy/conf/, test:/// driver): N
+    profiles issued, each name queried once (its first query allocates its VM),
+    then again: how many answer their own VM's address and how many the fallback."""
+    stack = Stack().start()
+    try:
+        start = time.time()
+        names = subprocess.run([ISSUE_MANY, f"127.0.0.1:{stack.grpc_port}", str(args.names)],
+                               capture_output=True, text=True, check=True).stdout.split()
+        first = udp_flood(stack.dns_port, names, window=32)
+        time.sleep(2)
+        vms = [v for v in stack.vms() if v["state"] == "ready"]
+        ip_of = {v["cpt"]: v["ip"] for v in vms}
+        own = fallback = other = 0
+        for n in names:
+            got = a_records(stack.dns_port, n)
+            if got == [ip_of.get(n.split(".")[0])]:
+                own += 1
+            elif got == ["192.0.2.10"]:
+                fallback += 1
+            else:
+                other += 1
+        profiles = len(stack.ppectl_json("profiles")["profiles"])
+        print(f"quick start config, test:///: {len(names)} profiles issued, {profiles} listed, "
+              f"{len(vms)} VMs ready, {len(set(ip_of.values()))} distinct addresses; first "
+              f"queries {first}; second pass: {own} answered with their own VM, {fallback} "
+              f"with the fallback, {other} otherwise ({time.time() - start:.0f} s)")
+    finally:
+        stack.close()
+
+
 def ppe_stack(caches_off, args):
     stack = Stack(conf_replace={"limits { max_vms_total: 20000 }": BENCH_CONF})
     if caches_off:
@@ -254,8 +293,9 @@ def ratio(ours, bind):
 
 def sweep(args):
     """pdns thread settings: caches-off tagged throughput of both sides."""
-    print(f"{'receiver':>8s} {'distrib':>8s} {'ours q/s':>10s} {'bind q/s':>10s} {'ratio':>6s}")
-    for r, d in ((1, 3), (1, 6), (2, 3), (2, 6), (1, 12)):
+    print(f"{'receiver':>8s} {'distrib':>8s} {'ours q/s':>10s} {'bind q/s':>10s} {'ratio':>6s}"
+          f" {'ours ms/1k':>10s} {'bind ms/1k':>10s} {'load':>5s}")
+    for r, d in ((1, 3), (1, 6), (2, 3), (2, 6), (1, 12), (2, 12)):
         args.receiver_threads, args.distributor_threads = r, d
         stack = ppe_stack(True, args)
         try:
@@ -271,7 +311,8 @@ def sweep(args):
         finally:
             stack.close()
         print(f"{r:8d} {d:8d} {ours['qps']:10.0f} {theirs['qps']:10.0f} "
-              f"{ratio(ours['qps'], theirs['qps']):6.2f}", flush=True)
+              f"{ratio(ours['qps'], theirs['qps']):6.2f} {ours['cpu_ms_per_1k']:10.1f} "
+              f"{theirs['cpu_ms_per_1k']:10.1f} {os.getloadavg()[0]:5.1f}", flush=True)
 
 
 def main():
@@ -280,18 +321,24 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--drains", type=int, default=50)
     ap.add_argument("--window", type=int, default=100)
-    ap.add_argument("--receiver-threads", type=int, default=1)
-    ap.add_argument("--distributor-threads", type=int, default=3)
+    # The quick start's pdns.conf settings, given to both sides.
+    ap.add_argument("--receiver-threads", type=int, default=2)
+    ap.add_argument("--distributor-threads", type=int, default=6)
     ap.add_argument("--sweep", action="store_true",
                     help="only caches-off tagged, ours and bind, for several pdns thread settings")
     ap.add_argument("--ceiling", action="store_true",
                     help="only caches-off pdns + a no-work remote backend against pdns + bind")
+    ap.add_argument("--capacity", action="store_true",
+                    help="only: the quick start's config serves --names profiles with VMs")
     args = ap.parse_args()
+    if args.capacity:
+        return capacity(args)
     if args.sweep:
         return sweep(args)
     if args.ceiling:
         return ceiling(args)
     rows = []
+    load_at_start = f"{os.getloadavg()[0]:.1f}"
 
     # --- caches off: tagged, random labels, p99 at half peak, drains
     stack = ppe_stack(True, args)
@@ -359,11 +406,13 @@ def main():
         ours_ecs = load(stack, [f"video.{ZONE} A"], args.seconds, args.window,
                         ecs_subnets=args.names)
         zipf = [f"{n} A" for n, _ in zipf_sample(tagged, 200000)]
+        load(stack, zipf, args.seconds, args.window)  # the caches' steady state
         ours_zipf = load(stack, zipf, args.seconds, args.window)
         bind = BindStack(tagged, False, args)
         try:
             theirs_ecs = load(bind, [f"video.{ZONE} A"], args.seconds, args.window,
                               ecs_subnets=args.names)
+            load(bind, zipf, args.seconds, args.window)
             theirs_zipf = load(bind, zipf, args.seconds, args.window)
         finally:
             bind.close()
@@ -384,13 +433,19 @@ def main():
 
     print(f"\nPPE vs pdns+bind, {args.names} names, {args.seconds} s per case, window "
           f"{args.window}, receiver-threads {args.receiver_threads}, distributor-threads "
-          f"{args.distributor_threads}")
-    print(f"{'case':52s} {'ours q/s':>10s} {'bind q/s':>10s} {'ours/bind':>9s} {'goal':>6s}"
-          f" {'ours p99':>9s} {'bind p99':>9s}")
+          f"{args.distributor_threads}; load average at start {load_at_start}, now "
+          f"{os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print("q/s: answers per second; CPU: ms of CPU per 1,000 answers of the answering "
+          "processes; cpu ratio = bind's CPU / ours (the load-independent ours/bind)")
+    print(f"{'case':52s} {'ours q/s':>9s} {'bind q/s':>9s} {'q/s ratio':>9s} {'ours CPU':>8s} "
+          f"{'bind CPU':>8s} {'cpu ratio':>9s} {'goal':>5s} {'ours p99':>9s} {'bind p99':>9s}")
     for name, o, b, goal in rows:
-        print(f"{name:52s} {o['qps']:10.0f} {b['qps']:10.0f} {ratio(o['qps'], b['qps']):9.2f} "
-              f"{goal:6.2f} {o['p99_ms']:8.2f}ms {b['p99_ms']:8.2f}ms"
-              f"  (ours servfail {o['servfail']}, lost {o['lost']})")
+        print(f"{name:52s} {o['qps']:9.0f} {b['qps']:9.0f} {ratio(o['qps'], b['qps']):9.2f} "
+              f"{o['cpu_ms_per_1k']:8.1f} {b['cpu_ms_per_1k']:8.1f} "
+              f"{ratio(b['cpu_ms_per_1k'], o['cpu_ms_per_1k']):9.2f} {goal:5.2f} "
+              f"{o['p99_ms']:7.2f}ms {b['p99_ms']:7.2f}ms  (ours servfail {o['servfail']}, lost "
+              f"{o['lost']}; ours CPU by process: "
+              + ", ".join(f"{n} {v:.1f}" for n, v in o["cpu_by"].items()) + ")")
     print(f"p99 at half peak, caches off, tagged: ours {ours_half['p99_ms']:.2f} ms at "
           f"{ours_half['qps']:.0f} q/s, bind {theirs_half['p99_ms']:.2f} ms at "
           f"{theirs_half['qps']:.0f} q/s (goal: ours <= bind + 1 ms)")
