@@ -1,6 +1,5 @@
 #include "backend-plugin/backend.h"
 
-#include <arpa/inet.h>
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -144,19 +143,9 @@ bool Backend::AnswerLocally(const ZoneCache::Snapshot& snap, const ZoneCache::Zo
     }
   }
   bool want_v4 = req.qtype == "A" || req.qtype == "ANY";
-  google::protobuf::RepeatedPtrField<ppe::v1::Record> out;
+  RecordsReply records(reply, zone.info.id());
   if (want_v4) {
-    char text[INET_ADDRSTRLEN];
-    for (uint32_t ip : answer.v4) {
-      in_addr a{ip};
-      inet_ntop(AF_INET, &a, text, sizeof(text));
-      ppe::v1::Record* r = out.Add();
-      r->set_qname(req.qname);
-      r->set_qtype("A");
-      r->set_content(text);
-      r->set_ttl(ttl);
-      r->set_scope_mask(answer.scope);
-    }
+    for (uint32_t ip : answer.v4) records.AddA(req.qname, ip, ttl, answer.scope);
     if (demand_ != nullptr) {
       demand_->Count(answer.cpt, parsed.service);
       if (tagged && demand_->ExpectingProbes()) {
@@ -164,8 +153,8 @@ bool Backend::AnswerLocally(const ZoneCache::Snapshot& snap, const ZoneCache::Zo
       }
     }
   }
+  records.Finish();
   stats_.local.fetch_add(1, std::memory_order_relaxed);
-  reply = ReplyRecords(out, zone.info.id());
   return true;
 }
 
@@ -185,24 +174,20 @@ std::string Backend::Fallback(const ZoneCache::Snapshot& snap, const ZoneCache::
 
 std::string Backend::FallbackRecords(const ZoneCache::Snapshot& snap, const ZoneCache::Zone& zone,
                                      const Request& req, const std::string& service) {
-  google::protobuf::RepeatedPtrField<ppe::v1::Record> out;
+  std::string out;
+  RecordsReply records(out, zone.info.id());
   // A fallback is transient: scoped to the client, so pdns caches it nowhere.
   uint32_t scope = dns::ClientScope(req.real_remote, req.remote);
-  const ppe::v1::ServiceInfo* svc = snap.Service(zone, service);
-  if (svc != nullptr) {
+  if (const ppe::v1::ServiceInfo* svc = snap.Service(zone, service); svc != nullptr) {
     bool any = req.qtype == "ANY";
     for (const std::string& a : svc->fallback_addresses()) {
-      std::string type = a.find(':') == std::string::npos ? "A" : "AAAA";
+      absl::string_view type = a.find(':') == std::string::npos ? "A" : "AAAA";
       if (!any && type != req.qtype) continue;
-      ppe::v1::Record* r = out.Add();
-      r->set_qname(req.qname);
-      r->set_qtype(type);
-      r->set_content(a);
-      r->set_ttl(svc->fallback_ttl());
-      r->set_scope_mask(scope);
+      records.Add(type, req.qname, a, svc->fallback_ttl(), scope);
     }
   }
-  return ReplyRecords(out, zone.info.id());
+  records.Finish();
+  return out;
 }
 
 }  // namespace ppe::plugin

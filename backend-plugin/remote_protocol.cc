@@ -71,7 +71,15 @@ void WriteDomain(Writer& w, const DomainInfo& d) {
 }  // namespace
 
 absl::StatusOr<Request> ParseRequest(absl::string_view line) {
-  rapidjson::Document doc;
+  // pdns's requests are small: the DOM lives in a stack buffer (rapidjson's
+  // default pool would allocate 64 KiB for each request), spilling to the heap
+  // only for larger ones.
+  using Pool = rapidjson::MemoryPoolAllocator<>;
+  constexpr size_t kSpill = 4096;  // further chunks, only for unusual requests
+  char value_buffer[4096], parse_buffer[2048];
+  Pool value_pool(value_buffer, sizeof value_buffer, kSpill);
+  Pool parse_pool(parse_buffer, sizeof parse_buffer, kSpill);
+  rapidjson::GenericDocument<rapidjson::UTF8<>, Pool, Pool> doc(&value_pool, 512, &parse_pool);
   doc.Parse(line.data(), line.size());
   if (doc.HasParseError()) {
     return absl::InvalidArgumentError(
@@ -116,38 +124,117 @@ std::string ReplyFalse(absl::string_view log) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
+namespace {
+
+// A JSON string literal, as rapidjson's Writer escapes it: quote, backslash and
+// control characters; other bytes as they are.
+void AppendJsonString(std::string& out, absl::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  out.push_back('"');
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u == '"' || u == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (u < 0x20) {
+      const char* named = u == '\b'   ? "b"
+                          : u == '\f' ? "f"
+                          : u == '\n' ? "n"
+                          : u == '\r' ? "r"
+                          : u == '\t' ? "t"
+                                      : nullptr;
+      out.push_back('\\');
+      if (named != nullptr) {
+        out.append(named);
+      } else {
+        out.append("u00");
+        out.push_back(kHex[u >> 4]);
+        out.push_back(kHex[u & 15]);
+      }
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+}
+
+void AppendUint(std::string& out, uint64_t v) {
+  char digits[20];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) out.push_back(digits[--n]);
+}
+
+}  // namespace
+
+void RecordsReply::Open(absl::string_view qtype, absl::string_view qname) {
+  if (count_++ > 0) out_.push_back(',');
+  out_.append(R"({"qtype":)");
+  AppendJsonString(out_, qtype);
+  out_.append(R"(,"qname":)");
+  AppendJsonString(out_, qname);
+  out_.append(R"(,"content":)");
+}
+
+void RecordsReply::Close(uint32_t ttl, uint32_t scope_mask) {
+  out_.append(R"(,"ttl":)");
+  AppendUint(out_, ttl);
+  out_.append(R"(,"auth":1)");
+  if (domain_id_ >= 0) {
+    out_.append(R"(,"domain_id":)");
+    AppendUint(out_, static_cast<uint64_t>(domain_id_));
+  }
+  out_.append(R"(,"scopeMask":)");
+  AppendUint(out_, scope_mask);
+  out_.push_back('}');
+}
+
+void RecordsReply::Add(absl::string_view qtype, absl::string_view qname, absl::string_view content,
+                       uint32_t ttl, uint32_t scope_mask) {
+  Open(qtype, qname);
+  AppendJsonString(out_, content);
+  Close(ttl, scope_mask);
+}
+
+void RecordsReply::AddA(absl::string_view qname, uint32_t ip, uint32_t ttl, uint32_t scope_mask) {
+  Open("A", qname);
+  const auto* b = reinterpret_cast<const unsigned char*>(&ip);
+  out_.push_back('"');
+  for (int i = 0; i < 4; ++i) {
+    if (i > 0) out_.push_back('.');
+    AppendUint(out_, b[i]);
+  }
+  out_.push_back('"');
+  Close(ttl, scope_mask);
+}
+
+void RecordsReply::Finish() {
+  if (count_ == 0) {
+    out_.assign(R"({"result":false})");
+  } else {
+    out_.append("]}");
+  }
+}
+
 std::string ReplyRecords(const google::protobuf::RepeatedPtrField<ppe::v1::Record>& records,
                          int domain_id, absl::string_view log) {
   if (records.empty()) return ReplyFalse(log);
-  rapidjson::StringBuffer buf;
-  Writer w(buf);
-  w.StartObject();
-  w.Key("result");
-  w.StartArray();
+  std::string out;
+  RecordsReply reply(out, domain_id);
   for (const ppe::v1::Record& r : records) {
-    w.StartObject();
-    w.Key("qtype");
-    w.String(r.qtype().data(), static_cast<rapidjson::SizeType>(r.qtype().size()));
-    w.Key("qname");
-    w.String(r.qname().data(), static_cast<rapidjson::SizeType>(r.qname().size()));
-    w.Key("content");
-    w.String(r.content().data(), static_cast<rapidjson::SizeType>(r.content().size()));
-    w.Key("ttl");
-    w.Uint(r.ttl());
-    w.Key("auth");
-    w.Int(1);
-    if (domain_id >= 0) {
-      w.Key("domain_id");
-      w.Int(domain_id);
-    }
-    w.Key("scopeMask");
-    w.Uint(r.scope_mask());
-    w.EndObject();
+    reply.Add(r.qtype(), r.qname(), r.content(), r.ttl(), r.scope_mask());
   }
-  w.EndArray();
-  WriteLog(w, log);
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  reply.Finish();
+  if (!log.empty()) {  // {"result":[...],"log":[...]}
+    out.pop_back();
+    out.append(R"(,"log":[)");
+    AppendJsonString(out, log);
+    out.append("]}");
+  }
+  return out;
 }
 
 std::string ReplyDomains(const std::vector<DomainInfo>& domains) {

@@ -34,6 +34,31 @@ std::string ReplyTrue();
 std::string ReplyFalse(absl::string_view log = {});
 std::string ReplyEmptyObject();  // {"result":{}}
 std::string ReplyEmptyArray();   // {"result":[]}
+// Writes a look-up reply straight into `out` (cleared first), with no
+// intermediate objects: Add() each record, then Finish(), which closes the
+// array, or writes {"result":false} when no record was added. ReplyRecords
+// uses it, so every look-up reply has one format.
+class RecordsReply {
+ public:
+  RecordsReply(std::string& out, int domain_id) : out_(out), domain_id_(domain_id) {
+    out_.reserve(256);  // one record and the connector's newline, without regrowing
+    out_.assign(R"({"result":[)");
+  }
+  void Add(absl::string_view qtype, absl::string_view qname, absl::string_view content,
+           uint32_t ttl, uint32_t scope_mask);
+  // `ip` in network byte order, formatted as dotted quad.
+  void AddA(absl::string_view qname, uint32_t ip, uint32_t ttl, uint32_t scope_mask);
+  void Finish();
+
+ private:
+  void Open(absl::string_view qtype, absl::string_view qname);
+  void Close(uint32_t ttl, uint32_t scope_mask);
+
+  std::string& out_;
+  int domain_id_;
+  size_t count_ = 0;
+};
+
 // {"result":[records]} or {"result":false} when there are none. ttl and scopeMask are numbers.
 std::string ReplyRecords(const google::protobuf::RepeatedPtrField<ppe::v1::Record>& records,
                          int domain_id, absl::string_view log = {});

@@ -87,6 +87,17 @@ class SteadyLoad:
         return counts, last_bad - since
 
 
+def backend_connections(stack):
+    """pdns's UDP backend connections: receiver-threads x distributor-threads."""
+    conf = {"receiver-threads": 1, "distributor-threads": 3}  # pdns's defaults
+    with open(os.path.join(stack.dir, "pdns", "pdns.conf")) as f:
+        for line in f:
+            key, _, value = line.strip().partition("=")
+            if key in conf:
+                conf[key] = int(value)
+    return conf["receiver-threads"] * conf["distributor-threads"]
+
+
 class Supervisor(unittest.TestCase):
     def test_kill_9_of_the_worker_is_survived_without_a_person(self):
         with Stack() as stack:
@@ -105,9 +116,13 @@ class Supervisor(unittest.TestCase):
             self.assertEqual(len(new), 1, "the supervisor started no new worker")
             self.assertNotEqual(new[0], worker)
             self.assertGreater(counts["NOERROR"], RATE * 3)
-            # At most about one second of failures, and at most the queries in flight.
+            # At most about one second of failures, and at most the queries in
+            # flight: pdns does not retry, so each of its backend connections
+            # (receiver x distributor threads, 2 x 6 in the shipped pdns.conf)
+            # fails the one look-up it had on the dead worker.
             self.assertLess(recovery, 1.0)
-            self.assertLessEqual(counts["SERVFAIL"] + counts["lost"] + counts["other"], 10)
+            self.assertLessEqual(counts["SERVFAIL"] + counts["lost"] + counts["other"],
+                                 7 + backend_connections(stack))
             self.assertEqual(stack.query(NAME).status, "NOERROR")
 
     def test_crash_loop_backs_off_and_sigterm_stops_both(self):
@@ -117,7 +132,10 @@ class Supervisor(unittest.TestCase):
             deadline = time.time() + 3
             while time.time() < deadline:  # kill every worker as soon as it appears
                 for w in children(parent):
-                    os.kill(w, signal.SIGKILL)
+                    try:
+                        os.kill(w, signal.SIGKILL)
+                    except ProcessLookupError:  # killed last round, reaped since
+                        continue
                     kills += 1
                 time.sleep(0.01)
             # Backoff doubles from 100 ms: about 5 restarts in 3 s, not hundreds.

@@ -1,5 +1,6 @@
 #include "backend-plugin/remote_protocol.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <thread>
@@ -88,6 +89,23 @@ TEST_CASE("replies: ttl and scopeMask are JSON numbers; no records is false") {
   CHECK(
       ReplyDomains({{1, "cdn.example.test.", 7}}) ==
       R"({"result":[{"id":1,"zone":"cdn.example.test.","kind":"native","serial":7,"notified_serial":7,"last_check":0,"masters":[]}]})");
+}
+
+TEST_CASE("records are formatted directly: strings escaped as JSON, A addresses dotted") {
+  std::string out = "stale contents";
+  RecordsReply reply(out, 3);
+  reply.Add("TXT", "a\"b\\c.example.test.", std::string("x\n\x01\xc3\xa9", 5), 5, 0);
+  reply.AddA("n.example.test.", htonl(0xC0000201), 30, 24);  // 192.0.2.1
+  reply.Finish();
+  CHECK(
+      out ==
+      R"({"result":[{"qtype":"TXT","qname":"a\"b\\c.example.test.","content":"x\n\u0001)"
+      "\xc3\xa9"  // other bytes pass as they are, as rapidjson's Writer leaves them
+      R"(","ttl":5,"auth":1,"domain_id":3,"scopeMask":0},)"
+      R"({"qtype":"A","qname":"n.example.test.","content":"192.0.2.1","ttl":30,"auth":1,"domain_id":3,"scopeMask":24}]})");
+  RecordsReply none(out, 3);
+  none.Finish();
+  CHECK(out == R"({"result":false})");
 }
 
 // A backend whose PPE is unreachable: everything here is answered locally.
