@@ -92,9 +92,9 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
     return FieldError(origin, "usage.busy_cpu_percent", "must be between 0 and 100");
   }
   if (use->idle_cpu_percent() < 0 || use->idle_cpu_percent() >= use->busy_cpu_percent()) {
-    return FieldError(origin, "usage.idle_cpu_percent",
-                      absl::StrCat("must be between 0 and busy_cpu_percent (",
-                                   use->busy_cpu_percent(), ")"));
+    return FieldError(
+        origin, "usage.idle_cpu_percent",
+        absl::StrCat("must be between 0 and busy_cpu_percent (", use->busy_cpu_percent(), ")"));
   }
   if (use->idle_network_bytes_per_s() < 0) {
     return FieldError(origin, "usage.idle_network_bytes_per_s", "must not be negative");

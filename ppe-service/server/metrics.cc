@@ -179,8 +179,8 @@ void MetricsCollector::CollectUsage(std::vector<MetricFamily>& out) const {
                     "Bytes through the ready VMs' NICs (as the VMs see them), by service and "
                     "direction",
                     MetricType::Counter);
-  auto memory = Family("ppe_vm_memory_bytes", "Memory the ready VMs use now, by service",
-                       MetricType::Gauge);
+  auto memory =
+      Family("ppe_vm_memory_bytes", "Memory the ready VMs use now, by service", MetricType::Gauge);
   auto states = Family("ppe_vm_usage_vms",
                        "Ready VMs by measured usage (idle, busy, active, unmeasured) and service",
                        MetricType::Gauge);
@@ -204,8 +204,8 @@ void MetricsCollector::CollectUsage(std::vector<MetricFamily>& out) const {
   out.push_back(std::move(states));
   out.push_back(std::move(released));
   vm::UsageMonitor::PollStats polls = usage_->poll_stats();
-  auto poll_count = Family("ppe_usage_polls_total",
-                           "Hypervisor usage polls, by outcome", MetricType::Counter);
+  auto poll_count =
+      Family("ppe_usage_polls_total", "Hypervisor usage polls, by outcome", MetricType::Counter);
   AddCounter(poll_count, static_cast<double>(polls.polls - polls.errors), {{"outcome", "ok"}});
   AddCounter(poll_count, static_cast<double>(polls.errors), {{"outcome", "error"}});
   out.push_back(std::move(poll_count));

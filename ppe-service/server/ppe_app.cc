@@ -218,16 +218,15 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   if (const auto& u = c.usage(); u.mode() != "off") {
     app->usage_ = std::make_unique<vm::UsageMonitor>(
         *app->hypervisor_, *app->registry_, *app->vms_, WallClock::Instance(),
-        vm::UsageMonitor::Options{
-            .mode = u.mode() == "observe" ? vm::UsageMonitor::Mode::kObserve
-                                          : vm::UsageMonitor::Mode::kAct,
-            .poll_interval = absl::Seconds(u.poll_interval_s()),
-            .idle_cpu_percent = u.idle_cpu_percent(),
-            .idle_network_bytes_per_s = u.idle_network_bytes_per_s(),
-            .idle_period = absl::Seconds(u.idle_period_s()),
-            .busy_cpu_percent = u.busy_cpu_percent(),
-            .busy_period = absl::Seconds(u.busy_period_s()),
-            .drain = drain});
+        vm::UsageMonitor::Options{.mode = u.mode() == "observe" ? vm::UsageMonitor::Mode::kObserve
+                                                                : vm::UsageMonitor::Mode::kAct,
+                                  .poll_interval = absl::Seconds(u.poll_interval_s()),
+                                  .idle_cpu_percent = u.idle_cpu_percent(),
+                                  .idle_network_bytes_per_s = u.idle_network_bytes_per_s(),
+                                  .idle_period = absl::Seconds(u.idle_period_s()),
+                                  .busy_cpu_percent = u.busy_cpu_percent(),
+                                  .busy_period = absl::Seconds(u.busy_period_s()),
+                                  .drain = drain});
     scaler::Scaler* scaler = app->scaler_.get();
     app->usage_->set_min_vms([scaler](const std::string& cpt, const std::string& service) {
       return scaler->MinVms(cpt, service);

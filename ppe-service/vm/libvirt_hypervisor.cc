@@ -496,8 +496,8 @@ absl::Status LibvirtHypervisor::BulkStatsOn(virConnectPtr conn, std::vector<Doma
   virDomainStatsRecordPtr* records = nullptr;
   const unsigned groups = VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON |
                           VIR_DOMAIN_STATS_VCPU | VIR_DOMAIN_STATS_INTERFACE;
-  int n = virConnectGetAllDomainStats(conn, groups, &records,
-                                      VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
+  int n =
+      virConnectGetAllDomainStats(conn, groups, &records, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
   if (n < 0) return LibvirtError("get all domain stats");
   out.reserve(n);
   for (int i = 0; i < n; ++i) {
@@ -514,12 +514,12 @@ absl::Status LibvirtHypervisor::BulkStatsOn(virConnectPtr conn, std::vector<Doma
     if (virTypedParamsGetUInt(r->params, r->nparams, "net.count", &u) == 1) {
       uint64_t rx = 0, tx = 0;
       for (unsigned j = 0; j < u; ++j) {
-        if (virTypedParamsGetULLong(r->params, r->nparams, absl::StrCat("net.", j, ".rx.bytes").c_str(),
-                                    &ull) == 1) {
+        if (virTypedParamsGetULLong(r->params, r->nparams,
+                                    absl::StrCat("net.", j, ".rx.bytes").c_str(), &ull) == 1) {
           rx += ull;
         }
-        if (virTypedParamsGetULLong(r->params, r->nparams, absl::StrCat("net.", j, ".tx.bytes").c_str(),
-                                    &ull) == 1) {
+        if (virTypedParamsGetULLong(r->params, r->nparams,
+                                    absl::StrCat("net.", j, ".tx.bytes").c_str(), &ull) == 1) {
           tx += ull;
         }
       }

@@ -56,10 +56,16 @@ absl::StatusOr<UsageMonitor::Report> UsageMonitor::Poll() {
   }
   std::map<std::string, const DomainStats*> running;
   for (const DomainStats& s : *stats) running[s.name] = &s;
-  const std::vector<registry::VmRecord> vms = registry_.ListVms();
+  std::vector<registry::VmRecord> vms = registry_.ListVms();
+  // Newest first: an idle pool drains its newest VMs first, as the scaler does
+  // (the oldest have the most clients holding their address).
+  std::stable_sort(vms.begin(), vms.end(),
+                   [](const registry::VmRecord& a, const registry::VmRecord& b) {
+                     return a.created > b.created;
+                   });
 
   Report report;
-  // (pool, idle VMs newest first) to drain once the lock is released.
+  // (pool, its idle VMs) to drain once the lock is released.
   std::vector<std::pair<PoolKey, std::vector<std::string>>> to_drain;
   {
     absl::MutexLock lock(&mu_);
@@ -106,8 +112,8 @@ absl::StatusOr<UsageMonitor::Report> UsageMonitor::Poll() {
           su.tx_bytes += *tx;
           net_rate = (*rx + *tx) / dt;
         }
-        const bool quiet =
-            cpu_percent < options_.idle_cpu_percent && net_rate <= options_.idle_network_bytes_per_s;
+        const bool quiet = cpu_percent < options_.idle_cpu_percent &&
+                           net_rate <= options_.idle_network_bytes_per_s;
         t.quiet_since = quiet ? std::min(t.quiet_since, t.at) : absl::InfiniteFuture();
         t.hot_since = cpu_percent >= options_.busy_cpu_percent ? std::min(t.hot_since, t.at)
                                                                : absl::InfiniteFuture();
@@ -164,11 +170,11 @@ absl::StatusOr<UsageMonitor::Report> UsageMonitor::Poll() {
       for (const auto& [key, pu] : pools_) {
         if (pu.idle == 0) continue;
         std::vector<std::string> idle;
-        for (auto it = vms.rbegin(); it != vms.rend(); ++it) {
-          auto t = tracked_.find(it->name);
-          if (t != tracked_.end() && t->second.state == State::kIdle && t->second.cpt == key.first &&
-              t->second.service == key.second) {
-            idle.push_back(it->name);
+        for (const registry::VmRecord& vm : vms) {
+          auto t = tracked_.find(vm.name);
+          if (t != tracked_.end() && t->second.state == State::kIdle &&
+              t->second.cpt == key.first && t->second.service == key.second) {
+            idle.push_back(vm.name);
           }
         }
         to_drain.emplace_back(key, std::move(idle));

@@ -75,11 +75,11 @@ class UsageMonitor final : public UsageSignal {
 
   // Totals by service, for metrics (bounded: services x states, no profiles).
   struct ServiceUsage {
-    double cpu_seconds = 0;                // counter: CPU its ready VMs used while polled
-    double rx_bytes = 0, tx_bytes = 0;     // counters, as the VMs see them
-    double memory_bytes = 0;               // gauge: memory in use now
+    double cpu_seconds = 0;             // counter: CPU its ready VMs used while polled
+    double rx_bytes = 0, tx_bytes = 0;  // counters, as the VMs see them
+    double memory_bytes = 0;            // gauge: memory in use now
     int unmeasured = 0, idle = 0, busy = 0, active = 0;  // gauges: ready VMs by state
-    int64_t idle_releases = 0;             // counter: VMs drained for being idle
+    int64_t idle_releases = 0;                           // counter: VMs drained for being idle
   };
   std::map<std::string, ServiceUsage> ByService() const ABSL_LOCKS_EXCLUDED(mu_);
   struct PollStats {
