@@ -168,7 +168,9 @@ absl::StatusOr<UsageMonitor::Report> UsageMonitor::Poll() {
     pools_ = std::move(pools);
     if (options_.mode == Mode::kAct) {
       for (const auto& [key, pu] : pools_) {
-        if (pu.idle == 0) continue;
+        // A busy pool keeps its idle VMs: they are the capacity its clients
+        // move to as their cached answers expire.
+        if (pu.idle == 0 || pu.busy > 0) continue;
         std::vector<std::string> idle;
         for (const registry::VmRecord& vm : vms) {
           auto t = tracked_.find(vm.name);

@@ -187,6 +187,12 @@ TEST_CASE("a busy VM signals its pool after the busy period; the pool's growth r
   pu = w.monitor.Pool("cpt", "video");
   CHECK(pu.busy == 1);
   CHECK(pu.measured == 2);
+  // Its idle sibling is kept while the pool is busy, drained once it is not.
+  for (int i = 0; i < 7; ++i) CHECK(w.Step({{first, hot}, {second, {0, 0}}}).drained == 0);
+  CHECK(w.monitor.Pool("cpt", "video").idle == 1);
+  CHECK(w.Step({{first, {0.5, 1000}}, {second, {0, 0}}}).drained == 1);
+  CHECK(w.StateOf(second) == registry::VmState::kDraining);
+  CHECK(w.StateOf(first) == registry::VmState::kReady);
 }
 
 TEST_CASE("CPU is a share of the VM's vCPUs; a counter that goes back restarts measuring") {
