@@ -35,8 +35,8 @@ namespace ppe::vm {
 // releases it after `drain`: DNS caches may hide its clients from the
 // demand counts, the hypervisor does not. The pool keeps at least its
 // min_vms, and a pool with a busy VM keeps its idle ones (the capacity its
-// clients move to as their cached answers expire). Busy VMs are a scale-up signal the scaler reads through
-// UsageSignal. kObserve only measures (metrics).
+// clients move to as their cached answers expire). Busy VMs are a scale-up signal the scaler reads
+// through UsageSignal. kObserve only measures (metrics).
 class UsageMonitor final : public UsageSignal {
  public:
   enum class Mode { kAct, kObserve };

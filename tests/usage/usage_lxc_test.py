@@ -28,7 +28,7 @@ ZONE = "cdn.example.test"
 USAGE_CONF = """
 scaler { mode: "reactive" bucket_ms: 1000 cooldown_buckets: 600 keep_warm_buckets: 600 }
 limits { max_vms_per_profile: 3 }
-usage { poll_interval_s: 1 idle_cpu_percent: 1 idle_period_s: 8 busy_cpu_percent: 5
+usage { poll_interval_s: 1 idle_cpu_percent: 1 idle_period_s: 8 busy_cpu_percent: 3
         busy_period_s: 3 }
 """
 
