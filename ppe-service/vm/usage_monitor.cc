@@ -1,7 +1,6 @@
 #include "ppe-service/vm/usage_monitor.h"
 
 #include <algorithm>
-#include <limits>
 #include <set>
 #include <vector>
 
@@ -106,15 +105,31 @@ absl::StatusOr<UsageMonitor::Report> UsageMonitor::Poll() {
         const double cpu_percent = 100 * (*cpu_ns / 1e9) / dt / std::max(1u, st.vcpus);
         std::optional<double> rx = Delta(t.last.rx_bytes, st.rx_bytes);
         std::optional<double> tx = Delta(t.last.tx_bytes, st.tx_bytes);
-        double net_rate = std::numeric_limits<double>::infinity();  // unknown: not idle
         if (rx && tx) {
           su.rx_bytes += *rx;
           su.tx_bytes += *tx;
-          net_rate = (*rx + *tx) / dt;
         }
-        const bool quiet = cpu_percent < options_.idle_cpu_percent &&
-                           net_rate <= options_.idle_network_bytes_per_s;
-        t.quiet_since = quiet ? std::min(t.quiet_since, t.at) : absl::InfiniteFuture();
+        // Quiet: CPU below the threshold at every poll, and the bytes since the
+        // window started within idle_network_bytes_per_s over the idle period
+        // (a few ARP broadcasts are not a client). Unknown bytes: not quiet.
+        const double budget_per_s = options_.idle_network_bytes_per_s;
+        const double period_s = absl::ToDoubleSeconds(options_.idle_period);
+        if (cpu_percent < options_.idle_cpu_percent && rx && tx) {
+          const double bytes = *rx + *tx;
+          if (t.quiet_since == absl::InfiniteFuture()) {
+            t.quiet_since = t.at;
+            t.quiet_bytes = 0;
+          }
+          t.quiet_bytes += bytes;
+          if (t.quiet_bytes >
+              budget_per_s * std::max(period_s, absl::ToDoubleSeconds(now - t.quiet_since))) {
+            // Over the budget: the window starts again with this interval.
+            t.quiet_since = bytes <= budget_per_s * period_s ? t.at : absl::InfiniteFuture();
+            t.quiet_bytes = bytes;
+          }
+        } else {
+          t.quiet_since = absl::InfiniteFuture();
+        }
         t.hot_since = cpu_percent >= options_.busy_cpu_percent ? std::min(t.hot_since, t.at)
                                                                : absl::InfiniteFuture();
         if (grown.contains(key) && t.hot_since != absl::InfiniteFuture()) t.hot_since = now;

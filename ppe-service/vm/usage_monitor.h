@@ -25,8 +25,9 @@ namespace ppe::vm {
 // rate. Each ready VM is then in one state:
 //  - "unmeasured": no CPU figure yet (its first poll, or a driver such as
 //    test:/// that reports none). Never idle, never busy.
-//  - "idle": CPU below idle_cpu_percent and network below
-//    idle_network_bytes_per_s at every poll for idle_period;
+//  - "idle": CPU below idle_cpu_percent at every poll for idle_period, and
+//    NIC bytes over that time within idle_network_bytes_per_s x idle_period
+//    (an average: a few ARP broadcasts on a shared bridge are not a client);
 //  - "busy": CPU at or above busy_cpu_percent at every poll for busy_period
 //    (the clock restarts when its pool gains a VM: one more VM per period);
 //  - "active": measured, neither.
@@ -44,8 +45,8 @@ class UsageMonitor final : public UsageSignal {
     Mode mode = Mode::kAct;
     absl::Duration poll_interval = absl::Seconds(10);
     double idle_cpu_percent = 2;
-    // A single ARP broadcast on a shared bridge is ~6 B/s over a 10 s poll; one
-    // small HTTP request a minute is more than 10 B/s.
+    // Averaged over idle_period: 6,000 bytes per 10 minutes is a handful of
+    // small HTTP requests, far above a bridge's ARP broadcasts.
     double idle_network_bytes_per_s = 10;
     absl::Duration idle_period = absl::Minutes(10);
     double busy_cpu_percent = 80;
@@ -97,6 +98,7 @@ class UsageMonitor final : public UsageSignal {
     absl::Time at = absl::InfinitePast();  // of the last sample
     DomainStats last;
     absl::Time quiet_since = absl::InfiniteFuture();  // below the idle thresholds since
+    double quiet_bytes = 0;                           // NIC bytes since quiet_since
     absl::Time hot_since = absl::InfiniteFuture();    // above the busy threshold since
     State state = State::kUnmeasured;
   };

@@ -123,7 +123,9 @@ TEST_CASE("a burst of traffic or CPU restarts the idle clock") {
   w.hypervisor.AddUsage(vm, absl::ZeroDuration(), 0, 0);
   REQUIRE(w.monitor.Poll().ok());
   for (int i = 0; i < 3; ++i) w.Step({{vm, {0, 0}}});
-  w.Step({{vm, {0, 500}}});  // one request's worth of bytes in 10 s: 50 B/s
+  w.Step({{vm, {0, 40}}});                        // an ARP broadcast: within 10 B/s x 60 s
+  CHECK(w.Step({{vm, {0, 0}}}).drained == 0);     // quiet for 50 s
+  CHECK(w.Step({{vm, {0, 1000}}}).drained == 0);  // a few requests: over the 600-byte budget
   for (int i = 0; i < 5; ++i) CHECK(w.Step({{vm, {0, 0}}}).drained == 0);
   w.Step({{vm, {0.5, 0}}});  // 5% CPU
   for (int i = 0; i < 5; ++i) CHECK(w.Step({{vm, {0, 0}}}).drained == 0);
