@@ -87,7 +87,7 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
   if (use->busy_cpu_percent() == 0) use->set_busy_cpu_percent(80);
   if (use->idle_period_s() == 0) use->set_idle_period_s(600);
   if (use->busy_period_s() == 0) use->set_busy_period_s(60);
-  if (use->idle_network_bytes_per_s() == 0) use->set_idle_network_bytes_per_s(10);
+  if (use->idle_network_bytes_per_s() == 0) use->set_idle_network_bytes_per_s(50);
   if (use->busy_cpu_percent() < 0 || use->busy_cpu_percent() > 100) {
     return FieldError(origin, "usage.busy_cpu_percent", "must be between 0 and 100");
   }

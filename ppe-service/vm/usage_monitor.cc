@@ -130,6 +130,8 @@ absl::StatusOr<UsageMonitor::Report> UsageMonitor::Poll() {
         } else {
           t.quiet_since = absl::InfiniteFuture();
         }
+        spdlog::debug("usage: VM {} {:.2f}% CPU, {} B in, {} B out over {:.1f} s", vm.name,
+                      cpu_percent, rx.value_or(-1), tx.value_or(-1), dt);
         t.hot_since = cpu_percent >= options_.busy_cpu_percent ? std::min(t.hot_since, t.at)
                                                                : absl::InfiniteFuture();
         if (grown.contains(key) && t.hot_since != absl::InfiniteFuture()) t.hot_since = now;

@@ -29,7 +29,7 @@ USAGE_CONF = """
 scaler { mode: "reactive" bucket_ms: 1000 cooldown_buckets: 600 keep_warm_buckets: 600 }
 limits { max_vms_per_profile: 3 }
 usage { poll_interval_s: 1 idle_cpu_percent: 1 idle_period_s: 8 busy_cpu_percent: 8
-        busy_period_s: 3 }
+        busy_period_s: 3 idle_network_bytes_per_s: 50 }
 """
 
 # ppe-lxc.conf's containers run http.server, which logs every request to its
@@ -81,7 +81,8 @@ class UsageOnContainers(unittest.TestCase):
             extra_ppe_conf=USAGE_CONF,
             conf_replace={"    warm_spares: 1\n": "", QUIET_SERVER[0]: QUIET_SERVER[1],
                           "registry { drain_s: 60 }":
-                          "registry { drain_s: 2 janitor_interval_s: 1 }"})
+                          "registry { drain_s: 2 janitor_interval_s: 1 }",
+                          'log_level: "info"': 'log_level: "debug"'})
         self.stack.start()
 
     def tearDown(self):

@@ -331,6 +331,7 @@ zones { name: "cdn.example.test" nameservers: "ns1.cdn.example.test"
   CHECK(c->usage().idle_period_s() == 600);
   CHECK(c->usage().busy_cpu_percent() == 80);
   CHECK(c->usage().busy_period_s() == 60);
+  CHECK(c->usage().idle_network_bytes_per_s() == 50);
   auto error = [&](const std::string& usage) {
     auto r = config::ParsePpeConfig(base + "usage { " + usage + " }", "t.conf");
     return r.ok() ? std::string() : std::string(r.status().message());
