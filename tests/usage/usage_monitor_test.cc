@@ -82,7 +82,7 @@ struct World {
   UsageMonitor monitor;
 };
 
-TEST_CASE("an idle VM is drained after the idle period; one with traffic is not") {
+TEST_CASE("an idle VM is drained after the idle period, one with traffic is not") {
   World w;
   const std::string quiet = w.AddVm("cpt-quiet");
   const std::string used = w.AddVm("cpt-used");
@@ -162,7 +162,7 @@ TEST_CASE("idle drains keep the pool's min_vms and never touch warm spares") {
   CHECK(w.monitor.ByService()["video"].idle == 2);       // kept and the spare: idle, kept
 }
 
-TEST_CASE("a busy VM signals its pool after the busy period; the pool's growth restarts it") {
+TEST_CASE("a busy VM signals its pool after the busy period, the pool growing restarts it") {
   World w;
   const std::string first = w.AddVm("cpt");
   w.hypervisor.AddUsage(first, absl::ZeroDuration(), 0, 0);
@@ -197,7 +197,7 @@ TEST_CASE("a busy VM signals its pool after the busy period; the pool's growth r
   CHECK(w.StateOf(first) == registry::VmState::kReady);
 }
 
-TEST_CASE("CPU is a share of the VM's vCPUs; a counter that goes back restarts measuring") {
+TEST_CASE("CPU is a share of the VM vCPUs, a counter that goes back restarts measuring") {
   World w;
   const std::string vm = w.AddVm("cpt");
   w.hypervisor.SetStats(vm, {.cpu_time_ns = 0, .vcpus = 2, .rx_bytes = 0, .tx_bytes = 0});
@@ -235,7 +235,7 @@ TEST_CASE("no CPU figures (as libvirt's test driver): VMs stay unmeasured, nothi
   CHECK(w.StateOf(vm) == registry::VmState::kReady);
 }
 
-TEST_CASE("observe mode measures and drains nothing; a failed poll is counted") {
+TEST_CASE("observe mode measures and drains nothing, a failed poll is counted") {
   World w(TestOptions(UsageMonitor::Mode::kObserve));
   const std::string vm = w.AddVm("cpt");
   w.hypervisor.AddUsage(vm, absl::ZeroDuration(), 0, 0);
