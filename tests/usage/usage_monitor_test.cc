@@ -139,9 +139,9 @@ TEST_CASE("idle drains keep the pool's min_vms and never touch warm spares") {
   const std::string kept = w.AddVm("cpt-keep");
   const std::string a = w.AddVm("cpt-two");
   const std::string b = w.AddVm("cpt-two");
-  w.vms.RefillSpares();
   std::string spare;
   for (int i = 0; i < 2000 && spare.empty(); ++i) {
+    w.vms.RefillSpares();  // AddVm may have claimed the first spare
     for (const registry::VmRecord& vm : w.registry.ListVms()) {
       if (vm.cpt.empty() && vm.state == registry::VmState::kReady) spare = vm.name;
     }
