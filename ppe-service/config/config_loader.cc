@@ -78,6 +78,39 @@ absl::Status Validate(PpeConfig& c, const std::string& origin) {
     sc->add_seasonal_periods(86400000 / sc->bucket_ms());
   }
 
+  auto* use = c.mutable_usage();
+  if (use->mode().empty()) use->set_mode("act");
+  if (use->mode() != "act" && use->mode() != "observe" && use->mode() != "off") {
+    return FieldError(origin, "usage.mode", "must be \"act\", \"observe\" or \"off\"");
+  }
+  if (use->poll_interval_s() == 0) use->set_poll_interval_s(10);
+  if (use->idle_cpu_percent() == 0) use->set_idle_cpu_percent(2);
+  if (use->busy_cpu_percent() == 0) use->set_busy_cpu_percent(80);
+  if (use->idle_period_s() == 0) use->set_idle_period_s(600);
+  if (use->busy_period_s() == 0) use->set_busy_period_s(60);
+  if (use->idle_network_bytes_per_s() == 0) use->set_idle_network_bytes_per_s(50);
+  if (use->busy_cpu_percent() < 0 || use->busy_cpu_percent() > 100) {
+    return FieldError(origin, "usage.busy_cpu_percent", "must be between 0 and 100");
+  }
+  if (use->idle_cpu_percent() < 0 || use->idle_cpu_percent() >= use->busy_cpu_percent()) {
+    return FieldError(
+        origin, "usage.idle_cpu_percent",
+        absl::StrCat("must be between 0 and busy_cpu_percent (", use->busy_cpu_percent(), ")"));
+  }
+  if (use->idle_network_bytes_per_s() < 0) {
+    return FieldError(origin, "usage.idle_network_bytes_per_s", "must not be negative");
+  }
+  if (use->idle_period_s() < 2 * use->poll_interval_s()) {
+    return FieldError(origin, "usage.idle_period_s",
+                      absl::StrCat("at least two poll intervals (", 2 * use->poll_interval_s(),
+                                   " s): idleness needs two samples"));
+  }
+  if (use->busy_period_s() < 2 * use->poll_interval_s()) {
+    return FieldError(origin, "usage.busy_period_s",
+                      absl::StrCat("at least two poll intervals (", 2 * use->poll_interval_s(),
+                                   " s): busyness needs two samples"));
+  }
+
   auto* ans = c.mutable_answers();
   if (ans->ttl() == 0) ans->set_ttl(30);
   if (ans->fallback_ttl() == 0) ans->set_fallback_ttl(5);

@@ -140,7 +140,7 @@ void Scaler::Forecast(Series& s, int64_t bucket) {
   s.next_mean = std::max(0.0, f->mean.front());
 }
 
-int Scaler::Need(const Series& s, int64_t bucket, int* uncapped) const {
+int Scaler::Need(const Series& s, int64_t bucket, int* uncapped) {
   double per_vm = 600;
   if (auto it = options_.requests_per_vm.find(s.service); it != options_.requests_per_vm.end()) {
     per_vm = it->second;
@@ -152,9 +152,23 @@ int Scaler::Need(const Series& s, int64_t bucket, int* uncapped) const {
     for (double u : s.upper) peak = std::max(peak, u);
   }
   int need = static_cast<int>(std::ceil(std::max(0.0, peak) / per_vm - 1e-9));
+  vm::PoolUsage usage = usage_ != nullptr ? usage_->Pool(s.cpt, s.service) : vm::PoolUsage{};
+  // Drained for idleness after the last bucket that counted requests: the
+  // hypervisor's measurement outranks the forecast until demand comes back.
+  const absl::Time active_until =
+      absl::FromUnixMillis((s.last_active + 1) * absl::ToInt64Milliseconds(options_.bucket));
+  const bool idle_released = usage.idle_released != absl::InfinitePast() &&
+                             (s.last_active < 0 || usage.idle_released >= active_until);
+  if (idle_released) need = 0;
+  if (usage.busy > 0 && usage.measured + 1 > need) {
+    need = usage.measured + 1;
+    ++stats_.busy_signals;
+  }
   if (uncapped != nullptr) *uncapped = need;
   int floor = s.min_override >= 0 ? s.min_override : options_.min_vms;
-  if (s.last_active >= 0 && bucket - s.last_active < options_.keep_warm) floor = std::max(floor, 1);
+  if (!idle_released && s.last_active >= 0 && bucket - s.last_active < options_.keep_warm) {
+    floor = std::max(floor, 1);
+  }
   int ceiling = s.max_override >= 0 ? s.max_override : options_.max_vms;
   return std::clamp(need, floor, std::max(floor, ceiling));
 }
@@ -503,6 +517,13 @@ absl::StatusOr<Scaler::View> Scaler::ScaleNow(const std::string& cpt, const std:
   int desired = Need(s, bucket, &uncapped);
   Act(s, desired, uncapped);
   return ViewOf(s);
+}
+
+int Scaler::MinVms(const std::string& cpt, const std::string& service) const {
+  absl::MutexLock lock(&mu_);
+  auto it = series_.find({cpt, service});
+  if (it != series_.end() && it->second.min_override >= 0) return it->second.min_override;
+  return options_.min_vms;
 }
 
 Scaler::Stats Scaler::stats() const {

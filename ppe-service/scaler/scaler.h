@@ -20,6 +20,7 @@
 #include "ppe-service/registry/registry.h"
 #include "ppe-service/scaler/demand_tracker.h"
 #include "ppe-service/store/registry_store.h"
+#include "ppe-service/vm/usage_signal.h"
 #include "ppe-service/vm/vm_manager.h"
 
 namespace ppe::scaler {
@@ -34,6 +35,12 @@ namespace ppe::scaler {
 // buckets below target and then drains one VM at a time (hysteresis).
 // Everything runs on the scaler's thread and the worker pool, never on the
 // lookup path.
+//
+// With a usage signal (the hypervisor's measurements, vm::UsageMonitor): a
+// pool with busy VMs wants one VM more than it has measured, whatever the
+// forecast says; and a pool the monitor drained for idleness wants nothing
+// from its forecast or the keep-warm floor (only its min_vms) until DNS demand
+// is counted again after that release.
 //
 // With a store, the operator's limits are written before SetLimits returns,
 // and each series' request counts are checkpointed every `checkpoint_every`
@@ -77,6 +84,11 @@ class Scaler {
          store::RegistryStore* store = nullptr);
   ~Scaler() { loop_.Stop(); }
 
+  // Before Start; may be null (no usage signal). Must outlive the scaler's use.
+  void set_usage_signal(const vm::UsageSignal* usage) { usage_ = usage; }
+  // The VMs a (profile, service) pool keeps at least: its own min or min_vms.
+  int MinVms(const std::string& cpt, const std::string& service) const ABSL_LOCKS_EXCLUDED(mu_);
+
   // Start-up, after the registry's Load and before Start: brings back the
   // limits and demand history of active profiles, and deletes the keys of
   // profiles no longer active and counts older than the history keeps.
@@ -108,6 +120,8 @@ class Scaler {
 
   struct Stats {
     int64_t scale_ups = 0, scale_downs = 0, scale_outs = 0, series = 0, refits = 0;
+    // Ticks in which busy VMs raised a pool's target above its forecast.
+    int64_t busy_signals = 0;
     int64_t checkpoint_errors = 0;  // demand checkpoints the store refused
     // VMs the forecasts wanted that the global budget did not grant.
     int64_t budget_denied_last = 0, budget_denied_total = 0;
@@ -144,7 +158,7 @@ class Scaler {
   void Observe(Series& s, int64_t bucket, double count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Forecast(Series& s, int64_t bucket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // VMs the forecast asks for, before and after the profile's min/max.
-  int Need(const Series& s, int64_t bucket, int* uncapped = nullptr) const
+  int Need(const Series& s, int64_t bucket, int* uncapped = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Act(Series& s, int desired, int uncapped) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adaptive warm spares: observes each service's arrivals of the bucket that
@@ -167,6 +181,7 @@ class Scaler {
   const Clock& clock_;
   Options options_;
   store::RegistryStore* store_;
+  const vm::UsageSignal* usage_ = nullptr;
 
   absl::Mutex limits_mu_;  // SetLimits: store, then memory, one at a time
   mutable absl::Mutex mu_;

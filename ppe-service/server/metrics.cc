@@ -205,11 +205,63 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                       MetricType::Gauge);
   AddGauge(error, st.mean_abs_error);
   out.push_back(std::move(error));
+  auto busy = Family("ppe_scaler_busy_signals_total",
+                     "Scaler ticks in which busy VMs (hypervisor CPU) raised a pool's target "
+                     "above its forecast",
+                     MetricType::Counter);
+  AddCounter(busy, static_cast<double>(st.busy_signals));
+  out.push_back(std::move(busy));
+  CollectUsage(out);
   auto boot = Family("ppe_boot_time_seconds", "Typical create-to-ready time of recent VMs",
                      MetricType::Gauge);
   AddGauge(boot, absl::ToDoubleSeconds(vms_.typical_boot_time()));
   out.push_back(std::move(boot));
   return out;
+}
+
+void MetricsCollector::CollectUsage(std::vector<MetricFamily>& out) const {
+  if (usage_ == nullptr) return;
+  auto cpu = Family("ppe_vm_cpu_seconds_total",
+                    "CPU time the ready VMs used while the usage monitor polled them, by service",
+                    MetricType::Counter);
+  auto net = Family("ppe_vm_network_bytes_total",
+                    "Bytes through the ready VMs' NICs (as the VMs see them), by service and "
+                    "direction",
+                    MetricType::Counter);
+  auto memory =
+      Family("ppe_vm_memory_bytes", "Memory the ready VMs use now, by service", MetricType::Gauge);
+  auto states = Family("ppe_vm_usage_vms",
+                       "Ready VMs by measured usage (idle, busy, active, unmeasured) and service",
+                       MetricType::Gauge);
+  auto released = Family("ppe_vm_idle_releases_total",
+                         "VMs drained because the hypervisor measured them idle, by service",
+                         MetricType::Counter);
+  for (const auto& [service, u] : usage_->ByService()) {
+    AddCounter(cpu, u.cpu_seconds, {{"service", service}});
+    AddCounter(net, u.rx_bytes, {{"direction", "rx"}, {"service", service}});
+    AddCounter(net, u.tx_bytes, {{"direction", "tx"}, {"service", service}});
+    AddGauge(memory, u.memory_bytes, {{"service", service}});
+    AddGauge(states, u.idle, {{"service", service}, {"state", "idle"}});
+    AddGauge(states, u.busy, {{"service", service}, {"state", "busy"}});
+    AddGauge(states, u.active, {{"service", service}, {"state", "active"}});
+    AddGauge(states, u.unmeasured, {{"service", service}, {"state", "unmeasured"}});
+    AddCounter(released, static_cast<double>(u.idle_releases), {{"service", service}});
+  }
+  out.push_back(std::move(cpu));
+  out.push_back(std::move(net));
+  out.push_back(std::move(memory));
+  out.push_back(std::move(states));
+  out.push_back(std::move(released));
+  vm::UsageMonitor::PollStats polls = usage_->poll_stats();
+  auto poll_count =
+      Family("ppe_usage_polls_total", "Hypervisor usage polls, by outcome", MetricType::Counter);
+  AddCounter(poll_count, static_cast<double>(polls.polls - polls.errors), {{"outcome", "ok"}});
+  AddCounter(poll_count, static_cast<double>(polls.errors), {{"outcome", "error"}});
+  out.push_back(std::move(poll_count));
+  auto poll_time = Family("ppe_usage_poll_seconds", "Duration of the last hypervisor usage poll",
+                          MetricType::Gauge);
+  AddGauge(poll_time, absl::ToDoubleSeconds(polls.last_duration));
+  out.push_back(std::move(poll_time));
 }
 
 absl::StatusOr<std::unique_ptr<prometheus::Exposer>> ServeMetrics(

@@ -11,6 +11,7 @@
 #include "ppe-service/registry/registry.h"
 #include "ppe-service/resolver/resolver_engine.h"
 #include "ppe-service/scaler/scaler.h"
+#include "ppe-service/vm/usage_monitor.h"
 #include "ppe-service/vm/vm_manager.h"
 
 namespace ppe::server {
@@ -23,13 +24,20 @@ class MetricsCollector final : public prometheus::Collectable {
                    const vm::VmManager& vms, const scaler::Scaler& scaler)
       : engine_(engine), registry_(registry), vms_(vms), scaler_(scaler) {}
 
+  // The hypervisor's usage figures (ppe_vm_cpu_seconds_total, ...); may be
+  // null (usage mode "off"). Before the first scrape.
+  void set_usage(const vm::UsageMonitor* usage) { usage_ = usage; }
+
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
+  void CollectUsage(std::vector<prometheus::MetricFamily>& out) const;
+
   const resolver::ResolverEngine& engine_;
   const registry::Registry& registry_;
   const vm::VmManager& vms_;
   const scaler::Scaler& scaler_;
+  const vm::UsageMonitor* usage_ = nullptr;
 };
 
 // Serves /metrics on `address` ("127.0.0.1:9464").

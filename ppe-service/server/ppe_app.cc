@@ -188,6 +188,25 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       std::make_unique<scaler::Scaler>(*app->registry_, *app->vms_, *app->demand_, *app->workers_,
                                        WallClock::Instance(), scaling, app->store_.get());
   if (absl::Status s = app->scaler_->Load(); !s.ok()) return s;
+  if (const auto& u = c.usage(); u.mode() != "off") {
+    app->usage_ = std::make_unique<vm::UsageMonitor>(
+        *app->hypervisor_, *app->registry_, *app->vms_, WallClock::Instance(),
+        vm::UsageMonitor::Options{.mode = u.mode() == "observe" ? vm::UsageMonitor::Mode::kObserve
+                                                                : vm::UsageMonitor::Mode::kAct,
+                                  .poll_interval = absl::Seconds(u.poll_interval_s()),
+                                  .idle_cpu_percent = u.idle_cpu_percent(),
+                                  .idle_network_bytes_per_s = u.idle_network_bytes_per_s(),
+                                  .idle_period = absl::Seconds(u.idle_period_s()),
+                                  .busy_cpu_percent = u.busy_cpu_percent(),
+                                  .busy_period = absl::Seconds(u.busy_period_s()),
+                                  .drain = drain});
+    scaler::Scaler* scaler = app->scaler_.get();
+    app->usage_->set_min_vms([scaler](const std::string& cpt, const std::string& service) {
+      return scaler->MinVms(cpt, service);
+    });
+    if (u.mode() == "act") app->scaler_->set_usage_signal(app->usage_.get());
+    app->usage_->Start();
+  }
   app->scaler_->Start();
   app->engine_ = std::make_unique<resolver::ResolverEngine>(
       app->config_, *app->codec_, app->regions_, *app->registry_, *app->vms_, *app->timers_,
@@ -226,6 +245,7 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   if (!c.metrics_listen().empty()) {
     app->metrics_ = std::make_shared<MetricsCollector>(*app->engine_, *app->registry_, *app->vms_,
                                                        *app->scaler_);
+    app->metrics_->set_usage(app->usage_.get());
     absl::StatusOr<std::unique_ptr<prometheus::Exposer>> exposer =
         ServeMetrics(c.metrics_listen(), app->metrics_);
     if (!exposer.ok()) return exposer.status();
@@ -324,6 +344,7 @@ void PpeApp::Shutdown() {
 PpeApp::~PpeApp() {
   Shutdown();
   cohort_expiry_.Stop();
+  if (usage_) usage_->Stop();
   janitor_.reset();
   if (scaler_) scaler_->Stop();
   // Workers finish their allocations before the manager and hypervisor go.

@@ -23,6 +23,7 @@
 #include "ppe-service/store/registry_store.h"
 #include "ppe-service/vm/hosts_from_config.h"
 #include "ppe-service/vm/hypervisor.h"
+#include "ppe-service/vm/usage_monitor.h"
 #include "ppe-service/vm/vm_manager.h"
 #include "ppe/config/v1/config.pb.h"
 
@@ -64,6 +65,7 @@ class PpeApp {
   std::unique_ptr<lifecycle::Janitor> janitor_;
   std::unique_ptr<scaler::DemandTracker> demand_;
   std::unique_ptr<scaler::Scaler> scaler_;
+  std::unique_ptr<vm::UsageMonitor> usage_;  // after scaler_: stopped and destroyed first
   std::shared_ptr<MetricsCollector> metrics_;
   std::unique_ptr<prometheus::Exposer> metrics_exposer_;
   std::unique_ptr<resolver::ResolverEngine> engine_;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,6 +58,19 @@ struct HypervisorCapabilities {
   bool live_cpu_shares = false;
 };
 
+// Cumulative usage counters of one running domain, as the hypervisor reports
+// them. A counter the driver does not report is absent (test:/// reports none;
+// lxc:/// and qemu:/// report all of them).
+struct DomainStats {
+  std::string name{};
+  std::optional<uint64_t> cpu_time_ns{};  // CPU time since the domain started, all vCPUs
+  unsigned vcpus = 0;                     // vCPUs the CPU time is spread over; 0: unknown
+  std::optional<uint64_t> memory_kib{};   // memory in use (balloon / cgroup)
+  // Bytes through all its NICs since they were created, as the domain sees
+  // them (0 for a domain without a NIC).
+  std::optional<uint64_t> rx_bytes{}, tx_bytes{};
+};
+
 // What PPE needs from a hypervisor. LibvirtHypervisor is the real one (test:///,
 // lxc:///, qemu:///); the trace replay uses a simulated one behind this interface.
 class Hypervisor {
@@ -73,6 +87,12 @@ class Hypervisor {
   // capabilities().live_vcpus, else CPU shares/quota where live_cpu_shares;
   // memory where live_memory. INVALID_ARGUMENT beyond the maximums. Blocking.
   virtual absl::Status Resize(absl::string_view name, unsigned vcpus, unsigned memory_mib) = 0;
+  // Usage counters of every running domain (PPE's or not). Blocking: one
+  // bulk call where the driver has one, else a few calls per domain.
+  // UNIMPLEMENTED for a hypervisor that reports no usage.
+  virtual absl::StatusOr<std::vector<DomainStats>> Stats() {
+    return absl::UnimplementedError("this hypervisor reports no domain usage");
+  }
 };
 
 }  // namespace ppe::vm

@@ -486,4 +486,113 @@ absl::Status LibvirtHypervisor::ResizeOn(virConnectPtr conn, absl::string_view n
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<DomainStats>> LibvirtHypervisor::Stats() {
+  std::vector<DomainStats> out;
+  absl::Status status = WithConnection("domain stats", [&](virConnectPtr conn, bool) {
+    out.clear();
+    if (!bulk_stats_unsupported_.load()) {
+      absl::Status bulk = BulkStatsOn(conn, out);
+      if (!absl::IsFailedPrecondition(bulk)) return bulk;
+      spdlog::info("libvirt: {} has no bulk domain stats ({}); reading them per domain", driver_,
+                   bulk.message());
+      bulk_stats_unsupported_.store(true);
+      out.clear();
+    }
+    return PerDomainStatsOn(conn, out);
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::Status LibvirtHypervisor::BulkStatsOn(virConnectPtr conn, std::vector<DomainStats>& out) {
+  virDomainStatsRecordPtr* records = nullptr;
+  const unsigned groups = VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON |
+                          VIR_DOMAIN_STATS_VCPU | VIR_DOMAIN_STATS_INTERFACE;
+  int n =
+      virConnectGetAllDomainStats(conn, groups, &records, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
+  if (n < 0) return LibvirtError("get all domain stats");
+  out.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    const virDomainStatsRecordPtr r = records[i];
+    DomainStats st;
+    if (const char* name = virDomainGetName(r->dom)) st.name = name;
+    unsigned long long ull = 0;
+    unsigned int u = 0;
+    if (virTypedParamsGetULLong(r->params, r->nparams, "cpu.time", &ull) == 1) st.cpu_time_ns = ull;
+    if (virTypedParamsGetULLong(r->params, r->nparams, "balloon.current", &ull) == 1) {
+      st.memory_kib = ull;
+    }
+    if (virTypedParamsGetUInt(r->params, r->nparams, "vcpu.current", &u) == 1) st.vcpus = u;
+    if (virTypedParamsGetUInt(r->params, r->nparams, "net.count", &u) == 1) {
+      uint64_t rx = 0, tx = 0;
+      for (unsigned j = 0; j < u; ++j) {
+        if (virTypedParamsGetULLong(r->params, r->nparams,
+                                    absl::StrCat("net.", j, ".rx.bytes").c_str(), &ull) == 1) {
+          rx += ull;
+        }
+        if (virTypedParamsGetULLong(r->params, r->nparams,
+                                    absl::StrCat("net.", j, ".tx.bytes").c_str(), &ull) == 1) {
+          tx += ull;
+        }
+      }
+      st.rx_bytes = rx;
+      st.tx_bytes = tx;
+    }
+    out.push_back(std::move(st));
+  }
+  virDomainStatsRecordListFree(records);
+  virResetLastError();
+  return absl::OkStatus();
+}
+
+absl::Status LibvirtHypervisor::PerDomainStatsOn(virConnectPtr conn,
+                                                 std::vector<DomainStats>& out) {
+  virDomainPtr* domains = nullptr;
+  int n = virConnectListAllDomains(conn, &domains, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+  if (n < 0) return LibvirtError("list running domains");
+  out.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    virDomainPtr dom = domains[i];
+    DomainStats st;
+    if (const char* name = virDomainGetName(dom)) st.name = name;
+    virDomainInfo info{};
+    if (virDomainGetInfo(dom, &info) == 0) {
+      st.cpu_time_ns = info.cpuTime;
+      st.vcpus = info.nrVirtCpu;
+      st.memory_kib = info.memory;
+    }
+    // The host side of each NIC is its <target dev='...'/> in the live XML.
+    if (char* xml = virDomainGetXMLDesc(dom, 0)) {
+      absl::string_view rest(xml);
+      uint64_t rx = 0, tx = 0;
+      bool complete = true;
+      for (size_t at = rest.find("<interface "); at != absl::string_view::npos;
+           at = rest.find("<interface ", at + 1)) {
+        size_t end = rest.find("</interface>", at);
+        absl::string_view nic = rest.substr(at, end == absl::string_view::npos ? end : end - at);
+        size_t target = nic.find("<target ");
+        std::string dev =
+            target == absl::string_view::npos ? "" : AttributeValue(nic.substr(target), "dev");
+        virDomainInterfaceStatsStruct s{};
+        if (dev.empty() || virDomainInterfaceStats(dom, dev.c_str(), &s, sizeof(s)) < 0) {
+          complete = false;
+          continue;
+        }
+        rx += s.rx_bytes > 0 ? s.rx_bytes : 0;
+        tx += s.tx_bytes > 0 ? s.tx_bytes : 0;
+      }
+      free(xml);
+      if (complete) {
+        st.rx_bytes = rx;
+        st.tx_bytes = tx;
+      }
+    }
+    virDomainFree(dom);
+    out.push_back(std::move(st));
+  }
+  free(domains);
+  virResetLastError();  // a domain that stopped meanwhile is not an error
+  return absl::OkStatus();
+}
+
 }  // namespace ppe::vm
