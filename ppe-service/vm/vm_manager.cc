@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -82,6 +83,16 @@ void VmManager::Allocate(const std::string& cpt, const std::string& service,
                      registration->attributes.time_bucket);
       }
     }
+    std::function<void()> release;
+    if (allocation_lock_) {
+      absl::StatusOr<std::function<void()>> locked =
+          allocation_lock_(absl::StrCat(service, "/", cpt));
+      if (!locked.ok()) return locked.status();
+      release = std::move(*locked);
+    }
+    absl::Cleanup unlock = [&release] {
+      if (release) release();
+    };
     // Another allocation may have finished between the caller's look-up and now.
     std::vector<std::string> ready = registry_.ReadyAddresses(cpt, service, clock_.Now());
     if (!ready.empty()) return ready.front();
@@ -251,29 +262,42 @@ DomainSpec VmManager::SpecFor(const registry::VmRecord& vm,
 absl::StatusOr<std::string> VmManager::CreateVm(const std::string& cpt,
                                                 const ServicePlacement& placement) {
   if (absl::Status s = CheckLimits(cpt, placement); !s.ok()) return s;
-  absl::StatusOr<Lease> lease = placement.addresses->Acquire();
-  if (!lease.ok()) {
-    if (absl::IsResourceExhausted(lease.status())) {
-      exhaustion_.Hit(Limit::kAddressPool, placement.service,
-                      absl::StrCat(placement.addresses->capacity(), " addresses"), clock_.Now());
+  // Other replicas sharing the registry take addresses from the same pool:
+  // an address the registry already leases (or that the store refuses as
+  // taken) stays reserved here and the next one is tried.
+  absl::flat_hash_set<std::string> leased;
+  for (const registry::VmRecord& vm : registry_.ListVms()) {
+    if (vm.service == placement.service) leased.insert(vm.ip);
+  }
+  absl::StatusOr<Lease> lease;
+  registry::VmRecord record;
+  for (int conflicts = 0;;) {
+    lease = placement.addresses->Acquire();
+    if (!lease.ok()) {
+      if (absl::IsResourceExhausted(lease.status())) {
+        exhaustion_.Hit(Limit::kAddressPool, placement.service,
+                        absl::StrCat(placement.addresses->capacity(), " addresses"), clock_.Now());
+      }
+      return lease.status();
     }
-    return lease.status();
+    if (leased.contains(lease->ip)) continue;
+    record = {.name = absl::StrCat("ppe-", placement.service, "-", RandomSuffix()),
+              .cpt = cpt,
+              .service = placement.service,
+              .workload_class = placement.shape.name,
+              .ip = lease->ip,
+              .mac = lease->mac,
+              .state = registry::VmState::kProvisioning,
+              .created = clock_.Now()};
+    // The record and its lease are durable before the domain exists: a crash
+    // from here on is repaired by Reconcile, never leaked.
+    absl::Status added = registry_.AddVm(record);
+    if (added.ok()) break;
+    if (absl::IsAlreadyExists(added) && ++conflicts < 16) continue;  // taken meanwhile
+    placement.addresses->Release(lease->ip);
+    return added;
   }
   exhaustion_.Created(placement.service);
-  registry::VmRecord record{.name = absl::StrCat("ppe-", placement.service, "-", RandomSuffix()),
-                            .cpt = cpt,
-                            .service = placement.service,
-                            .workload_class = placement.shape.name,
-                            .ip = lease->ip,
-                            .mac = lease->mac,
-                            .state = registry::VmState::kProvisioning,
-                            .created = clock_.Now()};
-  // The record and its lease are durable before the domain exists: a crash
-  // from here on is repaired by Reconcile, never leaked.
-  if (absl::Status s = registry_.AddVm(record); !s.ok()) {
-    placement.addresses->Release(lease->ip);
-    return s;
-  }
   DomainSpec spec = SpecFor(record, placement);
   absl::Time start = absl::Now();
   if (absl::Status s = hypervisor_.Create(spec); !s.ok()) {

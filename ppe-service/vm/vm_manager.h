@@ -93,6 +93,14 @@ class VmManager {
   // Starts creating spares up to each service's warm_spares (non-blocking).
   void RefillSpares();
   void set_readiness_check(ReadinessCheck check) { readiness_ = std::move(check); }
+  // Single flight across processes (replicas sharing an etcd registry): an
+  // allocation for (cpt, service) first takes the lock named "<service>/<cpt>"
+  // through this (blocking; returns the release), then looks again whether a
+  // VM is ready (another replica's allocation) before creating one. Set once,
+  // before serving.
+  using AllocationLock =
+      std::function<absl::StatusOr<std::function<void()>>(const std::string& name)>;
+  void set_allocation_lock(AllocationLock lock) { allocation_lock_ = std::move(lock); }
 
   // Spares claimed by first-time profiles (cold starts avoided) and VMs created
   // because no spare was left, since start.
@@ -144,6 +152,7 @@ class VmManager {
   const Clock& clock_;
   VmLimits limits_;
   ReadinessCheck readiness_;
+  AllocationLock allocation_lock_;
   std::atomic<int64_t> spares_claimed_{0}, vms_created_{0};
   std::atomic<int64_t> boot_time_us_{1000000};
   absl::flat_hash_set<std::string> grown_ ABSL_GUARDED_BY(mu_);  // VMs at their maximum size
