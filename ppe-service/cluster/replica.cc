@@ -19,6 +19,8 @@ namespace pb = etcdserverpb;
 constexpr const char* kMembers = "/ppe/cluster/members/";
 constexpr const char* kLocks = "/ppe/alloc/";
 constexpr const char* kElection = "/ppe/cluster/leader";
+// The leader's mark, written (fenced) before each round of its loops.
+constexpr const char* kLeaderPass = "/ppe/cluster/leader_pass";
 
 absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
   if (status.ok()) return absl::OkStatus();
@@ -240,6 +242,22 @@ void Replica::CampaignLoop() {
         absl::MutexLock lock(&mu_);
         if (stop_) return;
       }
+      // The mark first: a leader that was stalled past its lease learns here,
+      // from etcd refusing the fenced write, before its loops act.
+      absl::StatusOr<store::Txn> mark = elector_->Fence(
+          {.success = {store::Op::Put(
+               kLeaderPass, absl::StrCat(options_.id, " ", absl::ToUnixMillis(absl::Now())))}});
+      if (mark.ok()) {
+        absl::StatusOr<store::TxnResult> marked = store_.Txn(*mark);
+        if (marked.ok() && !marked->succeeded) {
+          {
+            absl::MutexLock lock(&mu_);
+            ++fenced_refusals_;
+          }
+          why = "etcd refused a fenced write (the leader key is no longer ours)";
+          break;
+        }
+      }
       const absl::Time now = absl::Now();
       for (size_t i = 0; i < loops.size(); ++i) {
         if (now < due[i]) continue;
@@ -302,7 +320,10 @@ bool Replica::is_leader() const {
   return leader_;
 }
 
-int64_t Replica::fenced_refusals() const { return registry_.fenced_refusals(); }
+int64_t Replica::fenced_refusals() const {
+  absl::MutexLock lock(&mu_);
+  return fenced_refusals_ + registry_.fenced_refusals();
+}
 
 absl::StatusOr<std::string> Replica::Leader() { return elector_->Leader(); }
 

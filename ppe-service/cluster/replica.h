@@ -12,7 +12,10 @@
 //  - leader election through etcd's v3election (LeaderElector): the loops
 //    given to RunWhileLeader run only on the leader, each pass inside a
 //    Registry::FenceScope, so their registry writes compare the leader key
-//    and etcd refuses them once another replica leads.
+//    and etcd refuses them once another replica leads. Before each round the
+//    leader writes /ppe/cluster/leader_pass ("<id> <unix ms>") fenced; a
+//    refusal there (or of any fenced write) makes it step down and campaign
+//    again.
 
 #include <functional>
 #include <memory>
