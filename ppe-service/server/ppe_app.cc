@@ -80,6 +80,29 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   absl::StatusOr<cpt::KeyRing> keys = cpt::KeyRing::LoadOrCreate(c.cpt().key_file());
   if (!keys.ok()) return keys.status();
   app->codec_.emplace(std::move(*keys), c.cpt().length());
+  {  // a rotation (the operator's new key file on every replica) applies without a restart
+    auto mtime = [path = c.cpt().key_file()]() -> int64_t {
+      struct stat st {};
+      if (stat(path.c_str(), &st) != 0) return 0;
+      return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    };
+    auto seen = std::make_shared<int64_t>(mtime());
+    cpt::CptCodec* codec = &*app->codec_;
+    app->key_reload_.Start(absl::Seconds(1), [codec, mtime, seen, path = c.cpt().key_file()] {
+      const int64_t now = mtime();
+      if (now == 0 || now == *seen) return;
+      absl::StatusOr<cpt::KeyRing> ring = cpt::KeyRing::LoadOrCreate(path);
+      if (!ring.ok()) {
+        spdlog::warn("CPT key file {} changed but cannot be read: {}", path,
+                     ring.status().message());
+        return;
+      }
+      *seen = now;
+      const int version = ring->current_version();
+      codec->SetKeys(std::move(*ring));
+      spdlog::info("CPT key ring reloaded from {}: issuing with key version {}", path, version);
+    });
+  }
 
   for (const auto& rule : c.regions()) {
     if (absl::Status s = app->regions_.Add(rule.cidr(), rule.region()); !s.ok()) return s;
@@ -405,6 +428,7 @@ PpeApp::~PpeApp() {
   Shutdown();
   cohort_expiry_.Stop();
   seen_flush_.Stop();
+  key_reload_.Stop();
   replica_.reset();  // the leader's loops end before what they use
   janitor_.reset();
   if (scaler_) scaler_->Stop();

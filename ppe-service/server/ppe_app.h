@@ -56,7 +56,9 @@ class PpeApp {
   std::unique_ptr<registry::Registry> registry_;
   // Replicas on etcd: membership, allocation lock, leader election (else null).
   std::unique_ptr<cluster::Replica> replica_;
-  PeriodicThread seen_flush_;  // replicas: every replica writes its profiles' last_seen
+  PeriodicThread seen_flush_;
+  PeriodicThread key_reload_;  // re-reads the CPT key file when it changes (rotation)  // replicas:
+                               // every replica writes its profiles' last_seen
   std::unique_ptr<resolver::AnswerStream> answer_stream_;  // fed by registry_ and engine_
   PeriodicThread cohort_expiry_;
   std::unique_ptr<vm::Hypervisor> hypervisor_;

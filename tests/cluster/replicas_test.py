@@ -107,6 +107,38 @@ class Replicas(unittest.TestCase):
         finally:
             etcd.close()
 
+    def test_a_key_rotation_reaches_every_replica_without_a_restart(self):
+        etcd = EtcdCluster(1)
+        keys = tempfile.mkdtemp(prefix="ppe-keys-")
+        key_file = os.path.join(keys, "cpt-keys")
+        try:
+            with replica_stack(etcd, key_file) as a, replica_stack(etcd, key_file) as b:
+                attrs = ["--service", "video", "--region", "eu-west", "--device", "tv"]
+                old = a.ppectl_json("issue", *attrs)
+                self.assertEqual(old["cpt"], b.ppectl_json("issue", *attrs)["cpt"])
+                self.assertTrue(old["cpt"].startswith("a"), old)  # key version 0
+                # The operator rotates: a new key version in the file every replica reads.
+                with open(key_file, "a") as f:
+                    f.write("1 " + os.urandom(32).hex() + "\n")
+                attrs2 = attrs[:-1] + ["phone"]
+                wait_until("version 1 on a", lambda: a.ppectl_json("issue", *attrs2)["cpt"]
+                           .startswith("b"), timeout=10)
+                new = a.ppectl_json("issue", *attrs2)
+                wait_until("version 1 on b", lambda: b.ppectl_json("issue", *attrs2)["cpt"] ==
+                           new["cpt"], timeout=10)
+                # Both tags resolve through both replicas' pdns: the new one verifies
+                # on b, the old (previous version) one still does.
+                for tag in (old, new):
+                    for stack in (a, b):
+                        wait_until(f"{tag['hostname']} via {stack.dns_port}", lambda s=stack: (
+                            s.query(tag["hostname"]).addresses() not in ([], [FALLBACK])),
+                            timeout=20)
+                print(f"key rotation: version 0 tag {old['cpt'][:6]}... and version 1 tag "
+                      f"{new['cpt'][:6]}... issued alike and resolved on both replicas, no "
+                      f"restart", flush=True)
+        finally:
+            etcd.close()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
