@@ -97,9 +97,10 @@ class Replicas(unittest.TestCase):
                 self.assertEqual(sum(1 for r in replicas if r.get("leader")), 1, status)
                 self.assertTrue(status.get("leader"), status)
                 text = b.ppectl("status").stdout
+                print(text[text.index("replica "):], flush=True)
                 self.assertIn("LEADER", text)
                 self.assertIn("watch lag", text)
-                lags = [r.get("watchLagMs", 0) for r in replicas]
+                lags = [round(r.get("watch_lag_ms", 0), 2) for r in replicas]
                 print(f"replicas: {PROFILES} new profiles, {len(threads)} queries at once "
                       f"through 2 pdns -> {len(vms)} VMs, {len(ips)} distinct addresses, "
                       f"all answered in {took:.1f} s; leader {status['leader']}; watch lag "
