@@ -398,7 +398,7 @@ void Registry::ApplyLocked(const std::vector<store::WatchEvent>& events,
     }
     std::string name = key.substr(std::string_view(kVmPrefix).size());
     auto old = vms_.find(name);
-    auto leave_pool = [&](const VmRecord& vm) {
+    auto leave_pool = [&](const VmRecord& vm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       if (auto p = profiles_.find(vm.cpt); p != profiles_.end()) {
         auto pool = p->second.pools.find(vm.service);
         if (pool != p->second.pools.end()) {
