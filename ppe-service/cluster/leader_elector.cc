@@ -30,15 +30,17 @@ struct LeaderElector::Stubs {
 };
 
 absl::StatusOr<std::unique_ptr<LeaderElector>> LeaderElector::Connect(Options options) {
-  if (options.endpoints.empty() || options.name.empty()) {
+  if ((options.endpoints.empty() && options.channel == nullptr) || options.name.empty()) {
     return absl::InvalidArgumentError("leader election needs etcd endpoints and a name");
   }
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(R"({"loadBalancingConfig":[{"round_robin":{}}]})");
   auto stubs = std::make_shared<Stubs>();
   stubs->channel =
-      grpc::CreateCustomChannel(absl::StrCat("ipv4:", absl::StrJoin(options.endpoints, ",")),
-                                grpc::InsecureChannelCredentials(), args);
+      options.channel != nullptr
+          ? options.channel
+          : grpc::CreateCustomChannel(absl::StrCat("ipv4:", absl::StrJoin(options.endpoints, ",")),
+                                      grpc::InsecureChannelCredentials(), args);
   stubs->election = v3electionpb::Election::NewStub(stubs->channel);
   stubs->lease = etcdserverpb::Lease::NewStub(stubs->channel);
   return std::unique_ptr<LeaderElector>(new LeaderElector(std::move(options), std::move(stubs)));

@@ -28,13 +28,17 @@
 #include "absl/time/time.h"
 #include "ppe-service/store/registry_store.h"
 
+namespace grpc {
+class Channel;
+}
+
 namespace ppe::cluster {
 
 class LeaderElector {
  public:
   struct Options {
-    // etcd members, IPv4 host:port. Plain-text gRPC only for now: no TLS
-    // options yet (EtcdRegistryStore has them).
+    // etcd members, IPv4 host:port, reached in plain text unless `channel`
+    // is given.
     std::vector<std::string> endpoints;
     // The key prefix of the election in etcd's keyspace ("/ppe/leader/scaler").
     std::string name;
@@ -46,6 +50,9 @@ class LeaderElector {
     // The EtcdRegistryStore's prefix, so that Fence() names the leader key as
     // that store sees it (store key = etcd key without the prefix).
     std::string store_prefix;
+    // When set, used instead of a plain-text channel to `endpoints` (e.g. the
+    // EtcdRegistryStore's, which carries its TLS options).
+    std::shared_ptr<grpc::Channel> channel;
   };
 
   struct LeaderKey {

@@ -25,11 +25,13 @@ std::string HmacSha256(const std::string& key, absl::string_view message) {
 }  // namespace
 
 CptCodec::CptCodec(KeyRing keys, size_t length)
-    : keys_(std::move(keys)), length_(std::clamp(length, kMinLength, kMaxLength)) {}
+    : keys_(std::make_shared<const KeyRing>(std::move(keys))),
+      length_(std::clamp(length, kMinLength, kMaxLength)) {}
 
 std::string CptCodec::Encode(const Attributes& attributes) const {
-  const std::string& key = keys_.CurrentKey();
-  std::string tag(1, kBase32Alphabet[keys_.current_version()]);
+  std::shared_ptr<const KeyRing> ring = keys();
+  const std::string& key = ring->CurrentKey();
+  std::string tag(1, kBase32Alphabet[ring->current_version()]);
   size_t digest_chars = length_ - 1 - kCheckChars;
   tag += Base32Encode(
       HmacSha256(key, absl::StrCat("cpt|", CanonicalEncoding(Canonicalize(attributes)))),
@@ -48,7 +50,8 @@ absl::StatusOr<std::string> CptCodec::Parse(absl::string_view label) const {
     if (v < 0) return absl::InvalidArgumentError("label is not a CPT: not base32");
     tag[i] = kBase32Alphabet[v];
   }
-  const std::string* key = keys_.VerifyingKey(Base32Value(tag[0]));
+  std::shared_ptr<const KeyRing> ring = keys();
+  const std::string* key = ring->VerifyingKey(Base32Value(tag[0]));
   if (key == nullptr) return absl::UnauthenticatedError("CPT key version not accepted");
   absl::string_view body(tag.data(), length_ - kCheckChars);
   if (CptCheck(body) != absl::string_view(tag).substr(length_ - kCheckChars)) {

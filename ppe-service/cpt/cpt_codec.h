@@ -1,10 +1,13 @@
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include "absl/strings/string_view.h"
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "ppe-service/cpt/attributes.h"
 #include "ppe-service/cpt/cpt_check.h"
 #include "ppe-service/cpt/key_ring.h"
@@ -25,6 +28,19 @@ class CptCodec {
   static constexpr size_t kCheckChars = kCptCheckChars;
 
   CptCodec(KeyRing keys, size_t length);
+  CptCodec(const CptCodec& other) : keys_(other.keys()), length_(other.length_) {}
+  CptCodec& operator=(const CptCodec& other) {
+    if (this != &other) {
+      SetKeys(other.keys());
+      length_ = other.length_;
+    }
+    return *this;
+  }
+
+  // Replaces the key ring (a rotation read from the key file), for every
+  // later Encode and Parse; calls in progress finish with the old ring.
+  void SetKeys(KeyRing keys) { SetKeys(std::make_shared<const KeyRing>(std::move(keys))); }
+  int current_version() const { return keys()->current_version(); }
 
   // Attributes (canonicalised here) -> tag under the current key.
   std::string Encode(const Attributes& attributes) const;
@@ -40,7 +56,17 @@ class CptCodec {
   static std::string Fingerprint(absl::string_view cpt);
 
  private:
-  KeyRing keys_;
+  std::shared_ptr<const KeyRing> keys() const {
+    absl::MutexLock lock(&mu_);
+    return keys_;
+  }
+  void SetKeys(std::shared_ptr<const KeyRing> keys) {
+    absl::MutexLock lock(&mu_);
+    keys_ = std::move(keys);
+  }
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const KeyRing> keys_ ABSL_GUARDED_BY(mu_);
   size_t length_;
 };
 

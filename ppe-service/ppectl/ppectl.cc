@@ -495,6 +495,16 @@ int ShowStatus(Session& s) {
   std::cout << "scaler budget " << resp.scaler_budget() << " VMs: denied "
             << resp.scaler_budget_denied_last() << " in the last bucket, "
             << resp.scaler_budget_denied_total() << " in all\n";
+  if (!resp.replica_id().empty()) {
+    std::cout << "replica " << resp.replica_id() << "; leader "
+              << (resp.leader().empty() ? "(none)" : resp.leader()) << "; fenced writes refused "
+              << resp.fenced_refusals() << "\nreplicas (" << resp.replicas_size() << "):\n";
+    for (const auto& r : resp.replicas()) {
+      std::cout << "  " << r.id() << " at " << r.address() << (r.leader() ? " LEADER" : "")
+                << ": watch applied revision " << r.watched_revision() << ", watch lag "
+                << r.watch_lag_ms() << " ms\n";
+    }
+  }
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "ppe-service/common/log.h"
 #include "ppe/registry/v1/records.pb.h"
 
 namespace ppe::registry {
@@ -129,7 +130,18 @@ std::optional<VmState> ParseVmState(absl::string_view name) {
   return std::nullopt;
 }
 
+namespace {
+thread_local const Registry::Fence* current_fence = nullptr;
+}  // namespace
+
+Registry::FenceScope::FenceScope(const Fence* fence) : previous_(current_fence) {
+  current_fence = fence;
+}
+Registry::FenceScope::~FenceScope() { current_fence = previous_; }
+
 Registry::Registry(store::RegistryStore& store) : store_(store) {}
+
+Registry::~Registry() { StopFollowing(); }
 
 absl::Status Registry::Load() {
   absl::MutexLock write(&write_mu_);
@@ -150,27 +162,39 @@ absl::Status Registry::Load() {
         store_.Txn({.compares = {store::Compare::Absent(kInstanceKey)},
                     .success = {store::Op::Put(kInstanceKey, Serialize(instance))}});
     if (!r.ok()) return r.status();
-    if (!r->succeeded) return Load();
+    if (!r->succeeded) {
+      absl::StatusOr<std::optional<store::KeyValue>> again = store_.Get(kInstanceKey);
+      if (!again.ok()) return again.status();
+      if (!again->has_value() || !instance.ParseFromString((*again)->value))
+        return absl::DataLossError("bad instance record");
+    }
   }
   instance_id_ = instance.id();
+  return LoadLocked();
+}
 
+absl::Status Registry::LoadLocked() {
   absl::StatusOr<store::RangeResult> all = store_.List("/ppe/");
   if (!all.ok()) return all.status();
   absl::flat_hash_map<std::string, ProfileRecord> profiles;
   absl::flat_hash_map<std::string, VmRecord> vms;
+  absl::flat_hash_map<std::string, int64_t> revisions;
+  absl::flat_hash_map<std::string, absl::Time> flushed;
   for (const store::KeyValue& kv : all->kvs) {
     if (absl::StartsWith(kv.key, kProfilePrefix)) {
       ppe::registry::v1::Profile p;
       if (!p.ParseFromString(kv.value))
         return absl::DataLossError(absl::StrCat("bad record ", kv.key));
       ProfileRecord rec = FromProto(p);
-      flushed_seen_[rec.cpt] = rec.last_seen;
+      flushed[rec.cpt] = rec.last_seen;
+      revisions[kv.key] = kv.mod_revision;
       profiles.emplace(rec.cpt, std::move(rec));
     } else if (absl::StartsWith(kv.key, kVmPrefix)) {
       ppe::registry::v1::Vm v;
       if (!v.ParseFromString(kv.value))
         return absl::DataLossError(absl::StrCat("bad record ", kv.key));
       VmRecord rec = FromProto(v);
+      revisions[kv.key] = kv.mod_revision;
       vms.emplace(rec.name, std::move(rec));
     }
   }
@@ -183,9 +207,269 @@ absl::Status Registry::Load() {
     if (p != profiles.end()) p->second.pools[vm->service].push_back(vm->name);
   }
   absl::MutexLock lock(&mu_);
+  // Profiles seen in memory since the last flush keep their later last_seen.
+  for (auto& [cpt, p] : profiles) {
+    if (auto old = profiles_.find(cpt); old != profiles_.end())
+      p.last_seen = std::max(p.last_seen, old->second.last_seen);
+  }
   profiles_ = std::move(profiles);
   vms_ = std::move(vms);
+  key_revision_ = std::move(revisions);
+  flushed_seen_ = std::move(flushed);
+  deleted_at_.clear();
+  loaded_revision_ = all->revision;
+  watched_revision_ = std::max(watched_revision_, all->revision);
   return absl::OkStatus();
+}
+
+absl::Status Registry::Follow() {
+  int64_t from;
+  {
+    absl::MutexLock lock(&mu_);
+    if (following_) return absl::FailedPreconditionError("already following");
+    following_ = true;
+    from = loaded_revision_ + 1;
+  }
+  absl::StatusOr<std::unique_ptr<store::WatchHandle>> watch =
+      store_.Watch("/ppe/", from, [this](const store::WatchResponse& r) { OnWatch(r); });
+  if (!watch.ok()) return watch.status();
+  watch_ = std::move(*watch);
+  // Re-reads everything when the watch ends (compaction, a store error).
+  follower_ = std::thread([this] {
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](Registry* r) ABSL_NO_THREAD_SAFETY_ANALYSIS { return r->resync_ || r->stop_; },
+            this));
+        if (stop_) return;
+        resync_ = false;
+        ++resyncs_;
+      }
+      watch_.reset();
+      absl::Status loaded;
+      std::vector<std::string> cpts;
+      {
+        absl::MutexLock write(&write_mu_);
+        loaded = LoadLocked();
+      }
+      int64_t from_revision;
+      {
+        absl::MutexLock lock(&mu_);
+        from_revision = loaded_revision_ + 1;
+        for (const auto& [cpt, _] : profiles_) cpts.push_back(cpt);
+      }
+      if (loaded.ok()) {
+        absl::StatusOr<std::unique_ptr<store::WatchHandle>> again = store_.Watch(
+            "/ppe/", from_revision, [this](const store::WatchResponse& r) { OnWatch(r); });
+        if (again.ok()) {
+          watch_ = std::move(*again);
+        } else {
+          loaded = again.status();
+        }
+      }
+      if (!loaded.ok()) {
+        spdlog::warn("registry: cannot follow the store ({}); retrying", loaded.message());
+        absl::SleepFor(absl::Milliseconds(500));
+        absl::MutexLock lock(&mu_);
+        resync_ = true;
+        continue;
+      }
+      spdlog::info("registry: re-read {} profiles from the store at revision {}", cpts.size(),
+                   from_revision - 1);
+      for (const std::string& cpt : cpts) Changed(cpt);
+    }
+  });
+  return absl::OkStatus();
+}
+
+void Registry::StopFollowing() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  if (follower_.joinable()) follower_.join();
+  watch_.reset();
+}
+
+void Registry::OnWatch(const store::WatchResponse& response) {
+  std::vector<std::string> changed;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!response.status.ok()) {
+      if (!stop_) {
+        spdlog::warn("registry: the store watch ended ({}); re-reading", response.status.message());
+        resync_ = true;
+      }
+      return;
+    }
+    ApplyLocked(response.events, changed);
+    watched_revision_ = std::max(watched_revision_, response.revision);
+    last_watch_event_ = absl::Now();
+    // Deletes the watch has passed can no longer be undone by a late event.
+    for (auto it = deleted_at_.begin(); it != deleted_at_.end();) {
+      if (it->second <= watched_revision_) {
+        key_revision_.erase(it->first);
+        deleted_at_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const std::string& cpt : changed) Changed(cpt);
+}
+
+int64_t Registry::watched_revision() const {
+  absl::MutexLock lock(&mu_);
+  return watched_revision_;
+}
+
+bool Registry::WaitWatched(int64_t revision, absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  if (!following_) return true;
+  struct Arg {
+    const Registry* r;
+    int64_t revision;
+  } arg{this, revision};
+  return mu_.AwaitWithTimeout(absl::Condition(
+                                  +[](Arg* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                    return a->r->watched_revision_ >= a->revision;
+                                  },
+                                  &arg),
+                              timeout);
+}
+
+absl::Time Registry::last_watch_event() const {
+  absl::MutexLock lock(&mu_);
+  return last_watch_event_;
+}
+
+int64_t Registry::resyncs() const {
+  absl::MutexLock lock(&mu_);
+  return resyncs_;
+}
+
+void Registry::ApplyLocked(const std::vector<store::WatchEvent>& events,
+                           std::vector<std::string>& changed) {
+  for (const store::WatchEvent& event : events) {
+    const std::string& key = event.kv.key;
+    const bool profile = absl::StartsWith(key, kProfilePrefix);
+    const bool vm_key = absl::StartsWith(key, kVmPrefix);
+    if (!profile && !vm_key) continue;
+    const int64_t revision = event.kv.mod_revision;
+    if (auto it = key_revision_.find(key); it != key_revision_.end() && it->second >= revision)
+      continue;  // applied already (this process's own write) or older than what is known
+    key_revision_[key] = revision;
+    if (event.type == store::EventType::kDelete) {
+      if (following_) {
+        deleted_at_[key] = revision;
+      } else {
+        key_revision_.erase(key);
+      }
+    } else {
+      deleted_at_.erase(key);
+    }
+    if (profile) {
+      std::string cpt = key.substr(std::string_view(kProfilePrefix).size());
+      if (event.type == store::EventType::kDelete) {
+        profiles_.erase(cpt);
+        flushed_seen_.erase(cpt);
+        changed.push_back(cpt);
+        continue;
+      }
+      ppe::registry::v1::Profile proto;
+      if (!proto.ParseFromString(event.kv.value)) {
+        spdlog::warn("registry: bad profile record {} ignored", key);
+        continue;
+      }
+      ProfileRecord rec = FromProto(proto);
+      flushed_seen_[cpt] = rec.last_seen;
+      auto it = profiles_.find(cpt);
+      if (it == profiles_.end()) {
+        profiles_.emplace(cpt, std::move(rec));
+      } else {
+        // Pools are derived from the VM records; last_seen may be newer here.
+        rec.pools = std::move(it->second.pools);
+        rec.last_seen = std::max(rec.last_seen, it->second.last_seen);
+        it->second = std::move(rec);
+      }
+      changed.push_back(cpt);
+      continue;
+    }
+    std::string name = key.substr(std::string_view(kVmPrefix).size());
+    auto old = vms_.find(name);
+    auto leave_pool = [&](const VmRecord& vm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (auto p = profiles_.find(vm.cpt); p != profiles_.end()) {
+        auto pool = p->second.pools.find(vm.service);
+        if (pool != p->second.pools.end()) {
+          auto& names = pool->second;
+          names.erase(std::remove(names.begin(), names.end(), vm.name), names.end());
+          if (names.empty()) p->second.pools.erase(pool);
+        }
+      }
+      changed.push_back(vm.cpt);
+    };
+    if (event.type == store::EventType::kDelete) {
+      if (old != vms_.end()) {
+        leave_pool(old->second);
+        vms_.erase(old);
+      }
+      continue;
+    }
+    ppe::registry::v1::Vm proto;
+    if (!proto.ParseFromString(event.kv.value)) {
+      spdlog::warn("registry: bad VM record {} ignored", key);
+      continue;
+    }
+    VmRecord rec = FromProto(proto);
+    if (old != vms_.end() && (old->second.cpt != rec.cpt || old->second.service != rec.service)) {
+      leave_pool(old->second);
+    }
+    if (auto p = profiles_.find(rec.cpt); p != profiles_.end()) {
+      auto& names = p->second.pools[rec.service];
+      if (std::find(names.begin(), names.end(), rec.name) == names.end()) names.push_back(rec.name);
+    }
+    changed.push_back(rec.cpt);
+    vms_[name] = std::move(rec);
+  }
+}
+
+absl::StatusOr<store::TxnResult> Registry::Commit(store::Txn txn) {
+  const bool own_compares = !txn.compares.empty();
+  const Fence* fence = current_fence;
+  if (fence != nullptr) {
+    absl::StatusOr<store::Txn> fenced = (*fence)(std::move(txn));
+    if (!fenced.ok()) return fenced.status();
+    txn = std::move(*fenced);
+  }
+  absl::StatusOr<store::TxnResult> r = store_.Txn(txn);
+  if (!r.ok()) return r.status();
+  if (!r->succeeded) {
+    if (fence != nullptr && !own_compares) {
+      fenced_refusals_.fetch_add(1);
+      return absl::PermissionDeniedError("fenced: this process no longer leads");
+    }
+    return r;
+  }
+  std::vector<store::WatchEvent> events;
+  for (const store::Op& op : txn.success) {
+    store::WatchEvent event;
+    event.type =
+        op.type == store::Op::Type::kPut ? store::EventType::kPut : store::EventType::kDelete;
+    event.kv.key = op.key;
+    event.kv.value = op.value;
+    event.kv.mod_revision = r->revision;
+    if (op.type != store::Op::Type::kDeletePrefix) events.push_back(std::move(event));
+  }
+  std::vector<std::string> changed;
+  {
+    absl::MutexLock lock(&mu_);
+    ApplyLocked(events, changed);
+  }
+  std::sort(changed.begin(), changed.end());
+  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+  for (const std::string& cpt : changed) Changed(cpt);
+  return r;
 }
 
 bool Registry::IsActive(const std::string& cpt) const {
@@ -298,11 +582,6 @@ void Registry::NoteSeen(const std::string& cpt, absl::Time now) {
   }
 }
 
-absl::Status Registry::PutProfile(const ProfileRecord& p) {
-  absl::StatusOr<int64_t> r = store_.Put(ProfileKey(p.cpt), Serialize(ToProto(p)));
-  return r.ok() ? absl::OkStatus() : r.status();
-}
-
 absl::StatusOr<bool> Registry::RegisterProfile(const std::string& cpt,
                                                const cpt::Attributes& attributes,
                                                const std::string& origin, absl::Time now) {
@@ -321,20 +600,27 @@ absl::StatusOr<bool> Registry::RegisterProfile(const std::string& cpt,
   ProfileRecord p{
       .cpt = cpt, .attributes = attributes, .origin = origin, .created = now, .last_seen = now};
   absl::StatusOr<store::TxnResult> r =
-      store_.Txn({.compares = {store::Compare::Absent(ProfileKey(cpt))},
-                  .success = {store::Op::Put(ProfileKey(cpt), Serialize(ToProto(p)))}});
+      Commit({.compares = {store::Compare::Absent(ProfileKey(cpt))},
+              .success = {store::Op::Put(ProfileKey(cpt), Serialize(ToProto(p)))}});
   if (!r.ok()) return r.status();
-  bool created = r->succeeded;
-  if (!created) {  // another replica registered it first: take its record
-    absl::StatusOr<std::optional<store::KeyValue>> kv = store_.Get(ProfileKey(cpt));
-    if (!kv.ok()) return kv.status();
-    ppe::registry::v1::Profile stored;
-    if (kv->has_value() && stored.ParseFromString((*kv)->value)) p = FromProto(stored);
+  if (r->succeeded) return true;
+  // Another replica registered it first: take its record.
+  absl::StatusOr<std::optional<store::KeyValue>> kv = store_.Get(ProfileKey(cpt));
+  if (!kv.ok()) return kv.status();
+  if (kv->has_value()) {
+    std::vector<std::string> changed;
+    {
+      absl::MutexLock lock(&mu_);
+      ApplyLocked({store::WatchEvent{.type = store::EventType::kPut, .kv = **kv}}, changed);
+    }
+    for (const std::string& c : changed) Changed(c);
   }
-  flushed_seen_[cpt] = p.last_seen;
-  absl::MutexLock lock(&mu_);
-  profiles_.emplace(cpt, std::move(p));
-  return created;
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = profiles_.find(cpt);
+  if (it != profiles_.end() && it->second.invalidated) {
+    return absl::FailedPreconditionError("profile was invalidated");
+  }
+  return false;
 }
 
 absl::Status Registry::InvalidateProfile(const std::string& cpt, absl::Time now,
@@ -364,16 +650,7 @@ absl::Status Registry::InvalidateProfile(const std::string& cpt, absl::Time now,
     vm.release_after = release_after;
     txn.success.push_back(store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm))));
   }
-  if (absl::Status s = TxnOk(store_.Txn(txn), "invalidate"); !s.ok()) return s;
-  {
-    absl::MutexLock lock(&mu_);
-    profiles_[cpt].invalidated = true;
-    profiles_[cpt].invalidated_at = now;
-    profiles_[cpt].replaced_by = replaced_by;
-    for (VmRecord& vm : vms) vms_[vm.name] = std::move(vm);
-  }
-  Changed(cpt);
-  return absl::OkStatus();
+  return TxnOk(Commit(std::move(txn)), "invalidate");
 }
 
 absl::Status Registry::RemoveProfile(const std::string& cpt) {
@@ -386,15 +663,8 @@ absl::Status Registry::RemoveProfile(const std::string& cpt) {
       if (!names.empty()) return absl::FailedPreconditionError("profile still has VMs");
     }
   }
-  absl::StatusOr<bool> deleted = store_.Delete(ProfileKey(cpt));
-  if (!deleted.ok()) return deleted.status();
-  flushed_seen_.erase(cpt);
-  {
-    absl::MutexLock lock(&mu_);
-    profiles_.erase(cpt);
-  }
-  Changed(cpt);
-  return absl::OkStatus();
+  absl::StatusOr<store::TxnResult> r = Commit({.success = {store::Op::Delete(ProfileKey(cpt))}});
+  return TxnOk(r, "remove profile");
 }
 
 absl::Status Registry::AddVm(const VmRecord& vm) {
@@ -413,18 +683,8 @@ absl::Status Registry::AddVm(const VmRecord& vm) {
       .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm))),
                   store::Op::Put(LeaseKey(vm), Serialize(lease))}};
   if (!vm.cpt.empty()) txn.compares.push_back(store::Compare::Present(ProfileKey(vm.cpt)));
-  absl::StatusOr<store::TxnResult> r = store_.Txn(txn);
-  if (absl::Status s = TxnOk(r, absl::StrCat("address ", vm.ip, " or VM ", vm.name, " taken"));
-      !s.ok()) {
-    return s;
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    if (!vm.cpt.empty()) profiles_[vm.cpt].pools[vm.service].push_back(vm.name);
-    vms_.emplace(vm.name, vm);
-  }
-  Changed(vm.cpt);
-  return absl::OkStatus();
+  return TxnOk(Commit(std::move(txn)),
+               absl::StrCat("address ", vm.ip, " or VM ", vm.name, " taken"));
 }
 
 absl::StatusOr<std::optional<VmRecord>> Registry::ClaimSpare(const std::string& service,
@@ -450,17 +710,11 @@ absl::StatusOr<std::optional<VmRecord>> Registry::ClaimSpare(const std::string& 
   vm.cpt = cpt;
   // Claimed exactly once, also against another replica: the record must still be the spare.
   absl::StatusOr<store::TxnResult> r =
-      store_.Txn({.compares = {store::Compare::ValueEquals(VmKey(vm.name), Serialize(spare)),
-                               store::Compare::Present(ProfileKey(cpt))},
-                  .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm)))}});
+      Commit({.compares = {store::Compare::ValueEquals(VmKey(vm.name), Serialize(spare)),
+                           store::Compare::Present(ProfileKey(cpt))},
+              .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm)))}});
   if (!r.ok()) return r.status();
   if (!r->succeeded) return std::nullopt;
-  {
-    absl::MutexLock lock(&mu_);
-    vms_[vm.name] = vm;
-    profiles_[cpt].pools[service].push_back(vm.name);
-  }
-  Changed(cpt);
   return vm;
 }
 
@@ -485,14 +739,8 @@ absl::Status Registry::SetVmState(const std::string& name, VmState state,
   }
   vm.state = state;
   vm.release_after = release_after;
-  absl::StatusOr<int64_t> r = store_.Put(VmKey(name), Serialize(ToProto(vm)));
-  if (!r.ok()) return r.status();
-  {
-    absl::MutexLock lock(&mu_);
-    vms_[name] = vm;
-  }
-  Changed(vm.cpt);
-  return absl::OkStatus();
+  return TxnOk(Commit({.success = {store::Op::Put(VmKey(name), Serialize(ToProto(vm)))}}),
+               "set VM state");
 }
 
 absl::Status Registry::RemoveVm(const std::string& name) {
@@ -504,40 +752,52 @@ absl::Status Registry::RemoveVm(const std::string& name) {
     if (it == vms_.end()) return absl::OkStatus();
     vm = it->second;
   }
-  absl::StatusOr<store::TxnResult> r =
-      store_.Txn({.success = {store::Op::Delete(VmKey(name)), store::Op::Delete(LeaseKey(vm))}});
-  if (!r.ok()) return r.status();
-  {
-    absl::MutexLock lock(&mu_);
-    vms_.erase(name);
-    if (auto p = profiles_.find(vm.cpt); p != profiles_.end()) {
-      auto& pool = p->second.pools[vm.service];
-      pool.erase(std::remove(pool.begin(), pool.end(), name), pool.end());
-      if (pool.empty()) p->second.pools.erase(vm.service);
-    }
-  }
-  Changed(vm.cpt);
-  return absl::OkStatus();
+  return TxnOk(
+      Commit({.success = {store::Op::Delete(VmKey(name)), store::Op::Delete(LeaseKey(vm))}}),
+      "remove VM");
 }
 
 absl::StatusOr<int> Registry::FlushLastSeen() {
   absl::MutexLock write(&write_mu_);
-  std::vector<ProfileRecord> dirty;
+  // Each profile is written only if unchanged since the index read it, so a
+  // flush never undoes another replica's write (an invalidation).
+  std::vector<std::pair<ProfileRecord, int64_t>> dirty;
   {
     absl::ReaderMutexLock lock(&mu_);
     for (const auto& [cpt, p] : profiles_) {
       auto f = flushed_seen_.find(cpt);
-      if (f == flushed_seen_.end() || p.last_seen > f->second) dirty.push_back(p);
+      if (f == flushed_seen_.end() || p.last_seen > f->second) {
+        auto rev = key_revision_.find(ProfileKey(cpt));
+        dirty.emplace_back(p, rev == key_revision_.end() ? 0 : rev->second);
+      }
     }
   }
   if (dirty.empty()) return 0;
-  store::Txn txn;
-  for (const ProfileRecord& p : dirty) {
+  auto txn_of = [](const ProfileRecord& p, int64_t revision, store::Txn& txn) {
+    txn.compares.push_back(store::Compare::ModRevisionEquals(ProfileKey(p.cpt), revision));
     txn.success.push_back(store::Op::Put(ProfileKey(p.cpt), Serialize(ToProto(p))));
+  };
+  store::Txn all;
+  for (const auto& [p, revision] : dirty) txn_of(p, revision, all);
+  absl::StatusOr<store::TxnResult> r = Commit(std::move(all));
+  if (!r.ok()) return r.status();
+  int written = static_cast<int>(dirty.size());
+  if (!r->succeeded) {  // one of them changed meanwhile: each on its own
+    written = 0;
+    for (const auto& [p, revision] : dirty) {
+      store::Txn one;
+      txn_of(p, revision, one);
+      absl::StatusOr<store::TxnResult> each = Commit(std::move(one));
+      if (!each.ok()) return each.status();
+      written += each->succeeded;
+    }
   }
-  if (absl::Status s = TxnOk(store_.Txn(txn), "flush"); !s.ok()) return s;
-  for (const ProfileRecord& p : dirty) flushed_seen_[p.cpt] = p.last_seen;
-  return static_cast<int>(dirty.size());
+  absl::MutexLock lock(&mu_);
+  for (const auto& [p, _] : dirty) {
+    auto f = flushed_seen_.find(p.cpt);
+    if (f != flushed_seen_.end()) f->second = std::max(f->second, p.last_seen);
+  }
+  return written;
 }
 
 }  // namespace ppe::registry

@@ -1,9 +1,11 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -48,11 +50,19 @@ struct ProfileRecord {
 };
 
 // The CPT -> profile -> VM pool registry. The durable copy lives in a
-// RegistryStore (SQLite or memory; etcd later); an in-memory index serves
-// every read, so the lookup path is a shared-lock hash look-up and never
-// touches the store. Mutations write the store first (durable when they
-// return) and then the index; they block on I/O, so call them off the lookup
-// path. Mutations are serialised; reads run concurrently with them.
+// RegistryStore (SQLite, memory or etcd); an in-memory index serves every
+// read, so the lookup path is a shared-lock hash look-up and never touches the
+// store. Mutations write the store first (durable when they return) and then
+// apply their own changes to the index; they block on I/O, so call them off
+// the lookup path. Mutations of one process are serialised; reads run
+// concurrently with them.
+//
+// Replicas: with Follow(), the index is also fed by a store watch, so that the
+// writes of other processes sharing the store (etcd) appear here. The index
+// applies every change once, in revision order per key: each record remembers
+// the revision it was last changed at, and a change at an older or equal
+// revision (a process's own write coming back through the watch, or a late
+// event) is skipped.
 class Registry {
  public:
   explicit Registry(store::RegistryStore& store);
@@ -61,6 +71,23 @@ class Registry {
   // instance id on first use.
   absl::Status Load();
   const std::string& instance_id() const { return instance_id_; }
+
+  // Follows the store: a watch from the revision Load read at applies every
+  // change (also other processes') to the index. On compaction it re-reads
+  // everything and watches again. Call once, after Load.
+  absl::Status Follow();
+  // Stops the watch (also done by the destructor).
+  void StopFollowing();
+  ~Registry();
+
+  // The store revision the index has applied through its watch (0 without Follow).
+  int64_t watched_revision() const;
+  // Waits until the watch has applied `revision` (true), or `timeout` passed.
+  // True at once without Follow: the index then has every write of this process.
+  bool WaitWatched(int64_t revision, absl::Duration timeout) const;
+  // When the watch last applied a change; how often it re-read everything.
+  absl::Time last_watch_event() const;
+  int64_t resyncs() const;
 
   // --- reads (memory only) ---
   // True when the CPT names an active (not invalidated) profile.
@@ -89,6 +116,23 @@ class Registry {
   void SetChangeListener(ChangeListener listener) { listener_ = std::move(listener); }
 
   // --- mutations (store, then memory) ---
+  // Store writes of the mutations below go through `fence` when set (a
+  // leader's fence: it adds a compare so that etcd refuses the write once this
+  // process no longer leads). Set for the current thread by FenceScope.
+  using Fence = std::function<absl::StatusOr<store::Txn>(store::Txn)>;
+  class FenceScope {
+   public:
+    explicit FenceScope(const Fence* fence);
+    ~FenceScope();
+    FenceScope(const FenceScope&) = delete;
+    FenceScope& operator=(const FenceScope&) = delete;
+
+   private:
+    const Fence* previous_;
+  };
+  // Fenced writes etcd refused (the fence's compare failed) since start.
+  int64_t fenced_refusals() const { return fenced_refusals_.load(); }
+
   // Registers the profile if new; returns true when it was created. An
   // invalidated profile is not brought back (FAILED_PRECONDITION).
   absl::StatusOr<bool> RegisterProfile(const std::string& cpt, const cpt::Attributes& attributes,
@@ -114,7 +158,16 @@ class Registry {
   absl::StatusOr<int> FlushLastSeen();
 
  private:
-  absl::Status PutProfile(const ProfileRecord& p);
+  // Runs `txn` (through the thread's fence, if any); when it succeeded,
+  // applies its success branch to the index as the events of its revision.
+  // A fenced txn that the fence refused is PERMISSION_DENIED.
+  absl::StatusOr<store::TxnResult> Commit(store::Txn txn);
+  // Applies one revision's changes to the index; returns the CPTs whose
+  // answers may have changed.
+  void ApplyLocked(const std::vector<store::WatchEvent>& events, std::vector<std::string>& changed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnWatch(const store::WatchResponse& response);
+  absl::Status LoadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   void Changed(const std::string& cpt) const {
     if (listener_ && !cpt.empty()) listener_(cpt);
   }
@@ -128,7 +181,21 @@ class Registry {
   absl::flat_hash_map<std::string, ProfileRecord> profiles_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, VmRecord> vms_ ABSL_GUARDED_BY(mu_);
   // last_seen as last written to the store, per profile
-  absl::flat_hash_map<std::string, absl::Time> flushed_seen_ ABSL_GUARDED_BY(write_mu_);
+  absl::flat_hash_map<std::string, absl::Time> flushed_seen_ ABSL_GUARDED_BY(mu_);
+  // store key -> revision of the change the index last applied to it (live
+  // keys; deleted keys until the watch has passed their delete)
+  absl::flat_hash_map<std::string, int64_t> key_revision_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int64_t> deleted_at_ ABSL_GUARDED_BY(mu_);
+  int64_t loaded_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t watched_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_watch_event_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool following_ ABSL_GUARDED_BY(mu_) = false;
+  bool resync_ ABSL_GUARDED_BY(mu_) = false;  // the watch ended: re-read and watch again
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t resyncs_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<int64_t> fenced_refusals_{0};
+  std::unique_ptr<store::WatchHandle> watch_;  // follower_'s (and Follow's) only
+  std::thread follower_;
 };
 
 }  // namespace ppe::registry

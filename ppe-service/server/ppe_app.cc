@@ -79,6 +79,29 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   absl::StatusOr<cpt::KeyRing> keys = cpt::KeyRing::LoadOrCreate(c.cpt().key_file());
   if (!keys.ok()) return keys.status();
   app->codec_.emplace(std::move(*keys), c.cpt().length());
+  {  // a rotation (the operator's new key file on every replica) applies without a restart
+    auto mtime = [path = c.cpt().key_file()]() -> int64_t {
+      struct stat st {};
+      if (stat(path.c_str(), &st) != 0) return 0;
+      return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    };
+    auto seen = std::make_shared<int64_t>(mtime());
+    cpt::CptCodec* codec = &*app->codec_;
+    app->key_reload_.Start(absl::Seconds(1), [codec, mtime, seen, path = c.cpt().key_file()] {
+      const int64_t now = mtime();
+      if (now == 0 || now == *seen) return;
+      absl::StatusOr<cpt::KeyRing> ring = cpt::KeyRing::LoadOrCreate(path);
+      if (!ring.ok()) {
+        spdlog::warn("CPT key file {} changed but cannot be read: {}", path,
+                     ring.status().message());
+        return;
+      }
+      *seen = now;
+      const int version = ring->current_version();
+      codec->SetKeys(std::move(*ring));
+      spdlog::info("CPT key ring reloaded from {}: issuing with key version {}", path, version);
+    });
+  }
 
   for (const auto& rule : c.regions()) {
     if (absl::Status s = app->regions_.Add(rule.cidr(), rule.region()); !s.ok()) return s;
@@ -121,6 +144,10 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   }
   app->registry_ = std::make_unique<registry::Registry>(*app->store_);
   if (absl::Status s = app->registry_->Load(); !s.ok()) return s;
+  const bool replicated = c.registry().store() == "etcd";
+  if (replicated) {  // other replicas' writes reach the index through a watch
+    if (absl::Status s = app->registry_->Follow(); !s.ok()) return s;
+  }
 
   app->workers_ = std::make_unique<ThreadPool>(static_cast<int>(c.worker_threads()));
   app->timers_ = std::make_unique<TimerQueue>();
@@ -130,15 +157,30 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       vm::VmLimits{.max_vms_per_profile = c.limits().max_vms_per_profile(),
                    .max_vms_total = c.limits().max_vms_total()},
       app->hosts_.options);
+  if (replicated) {
+    absl::StatusOr<std::unique_ptr<cluster::Replica>> replica = cluster::Replica::Start(
+        static_cast<store::EtcdRegistryStore&>(*app->store_), *app->registry_,
+        {.address = c.listen(),
+         .ttl = absl::Seconds(c.registry().etcd_lease_ttl_s() > 0 ? c.registry().etcd_lease_ttl_s()
+                                                                  : 2)});
+    if (!replica.ok()) return replica.status();
+    app->replica_ = std::move(*replica);
+    cluster::Replica* r = app->replica_.get();
+    app->vms_->set_allocation_lock(
+        [r](const std::string& name) { return r->Lock(name, absl::Seconds(30)); });
+  }
   // While the reconcile restores VMs, the Resolver port is held and answers
   // only grpc.health.v1.Health: NOT_SERVING (progress is in the log).
+  // Replicas: the leader reconciles when elected, the others serve at once.
   grpc::EnableDefaultHealthCheckService(true);
   std::unique_ptr<StartingServer> starting = StartingServer::Listen(c.listen());
   if (starting == nullptr)
     return absl::UnavailableError(absl::StrCat("cannot listen on ", c.listen()));
-  absl::StatusOr<vm::VmManager::ReconcileReport> reconciled = app->vms_->Reconcile();
-  if (!reconciled.ok()) return reconciled.status();
-  app->last_reconcile_ = *reconciled;
+  if (!replicated) {
+    absl::StatusOr<vm::VmManager::ReconcileReport> reconciled = app->vms_->Reconcile();
+    if (!reconciled.ok()) return reconciled.status();
+    app->last_reconcile_ = *reconciled;
+  }
   // Real machines are ready when their service port answers.
   absl::Duration boot_timeout = absl::Milliseconds(c.hypervisor().boot_timeout_ms());
   app->vms_->set_readiness_check(
@@ -158,7 +200,7 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
           .idle_expiry = absl::Seconds(c.registry().idle_profile_expiry_s()),
           .drain = drain,
           .interval = absl::Seconds(c.registry().janitor_interval_s())});
-  app->janitor_->Start();
+  if (!replicated) app->janitor_->Start();
   const auto& sc = c.scaler();
   scaler::Scaler::Options scaling{
       .mode = sc.mode() == "off"        ? scaler::Scaler::Mode::kOff
@@ -189,8 +231,10 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
                                        WallClock::Instance(), scaling, app->store_.get());
   if (absl::Status s = app->scaler_->Load(); !s.ok()) return s;
   if (const auto& u = c.usage(); u.mode() != "off") {
+    std::vector<vm::Hypervisor*> hypervisors;
+    for (const auto& h : app->hosts_.hypervisors) hypervisors.push_back(h.get());
     app->usage_ = std::make_unique<vm::UsageMonitor>(
-        *app->hypervisor_, *app->registry_, *app->vms_, WallClock::Instance(),
+        std::move(hypervisors), *app->registry_, *app->vms_, WallClock::Instance(),
         vm::UsageMonitor::Options{.mode = u.mode() == "observe" ? vm::UsageMonitor::Mode::kObserve
                                                                 : vm::UsageMonitor::Mode::kAct,
                                   .poll_interval = absl::Seconds(u.poll_interval_s()),
@@ -207,7 +251,28 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
     if (u.mode() == "act") app->scaler_->set_usage_signal(app->usage_.get());
     app->usage_->Start();
   }
-  app->scaler_->Start();
+  if (replicated) {
+    // The leader's loops: start-up reconcile, janitor and scaler, fenced.
+    PpeApp* self = app.get();
+    app->replica_->OnElected([self] {
+      absl::StatusOr<vm::VmManager::ReconcileReport> reconciled = self->vms_->Reconcile();
+      if (reconciled.ok()) {
+        self->last_reconcile_ = *reconciled;
+      } else {
+        spdlog::warn("reconcile as leader failed: {}", reconciled.status().message());
+      }
+      self->vms_->RefillSpares();
+    });
+    app->replica_->RunWhileLeader("janitor", absl::Seconds(c.registry().janitor_interval_s()),
+                                  [self] { self->janitor_->Tick(); });
+    app->replica_->RunWhileLeader("scaler", absl::Milliseconds(sc.bucket_ms()),
+                                  [self] { self->scaler_->Tick(); });
+    app->replica_->Campaign();
+    app->seen_flush_.Start(absl::Seconds(c.registry().janitor_interval_s()),
+                           [self] { self->registry_->FlushLastSeen().IgnoreError(); });
+  } else {
+    app->scaler_->Start();
+  }
   app->engine_ = std::make_unique<resolver::ResolverEngine>(
       app->config_, *app->codec_, app->regions_, *app->registry_, *app->vms_, *app->timers_,
       WallClock::Instance(), app->demand_.get());
@@ -323,6 +388,24 @@ absl::StatusOr<ppe::v1::StatusResponse> PpeApp::Status() const {
   out.set_scaler_budget_denied_last(scaling.budget_denied_last);
   out.set_scaler_budget_denied_total(scaling.budget_denied_total);
   out.set_scaler_budget(scaling.budget);
+  if (replica_) {
+    out.set_replica_id(replica_->id());
+    out.set_fenced_refusals(replica_->fenced_refusals());
+    if (absl::StatusOr<std::string> leader = replica_->Leader(); leader.ok()) {
+      out.set_leader(*leader);
+    }
+    absl::StatusOr<std::vector<cluster::Replica::Member>> members = replica_->Members();
+    if (!members.ok()) return members.status();
+    for (const cluster::Replica::Member& m : *members) {
+      ppe::v1::ReplicaStatus* r = out.add_replicas();
+      r->set_id(m.id);
+      r->set_address(m.address);
+      r->set_watched_revision(m.watched_revision);
+      r->set_watch_lag_ms(m.watch_lag_ms);
+      r->set_updated_unix_ms(absl::ToUnixMillis(m.updated));
+      r->set_leader(m.leader);
+    }
+  }
   for (const vm::ExhaustionLog::Entry& e : vms_->exhaustion().Snapshot()) {
     ppe::v1::Exhaustion* x = out.add_exhaustion();
     x->set_limit(vm::LimitName(e.limit));
@@ -345,6 +428,9 @@ PpeApp::~PpeApp() {
   Shutdown();
   cohort_expiry_.Stop();
   if (usage_) usage_->Stop();
+  seen_flush_.Stop();
+  key_reload_.Stop();
+  replica_.reset();  // the leader's loops end before what they use
   janitor_.reset();
   if (scaler_) scaler_->Stop();
   // Workers finish their allocations before the manager and hypervisor go.

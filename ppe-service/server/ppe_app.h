@@ -6,6 +6,7 @@
 #include <grpcpp/server.h>
 
 #include "absl/status/statusor.h"
+#include "ppe-service/cluster/replica.h"
 #include "ppe-service/common/periodic_thread.h"
 #include "ppe-service/common/thread_pool.h"
 #include "ppe-service/common/timer_queue.h"
@@ -55,6 +56,11 @@ class PpeApp {
   cpt::RegionTable regions_;
   std::unique_ptr<store::RegistryStore> store_;
   std::unique_ptr<registry::Registry> registry_;
+  // Replicas on etcd: membership, allocation lock, leader election (else null).
+  std::unique_ptr<cluster::Replica> replica_;
+  PeriodicThread seen_flush_;
+  PeriodicThread key_reload_;  // re-reads the CPT key file when it changes (rotation)  // replicas:
+                               // every replica writes its profiles' last_seen
   std::unique_ptr<resolver::AnswerStream> answer_stream_;  // fed by registry_ and engine_
   PeriodicThread cohort_expiry_;
   vm::Hosts hosts_;  // the hypervisor connections: outlive vms_

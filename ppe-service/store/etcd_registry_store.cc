@@ -290,6 +290,8 @@ absl::StatusOr<std::unique_ptr<EtcdRegistryStore>> EtcdRegistryStore::Connect(Op
   return store;
 }
 
+std::shared_ptr<grpc::Channel> EtcdRegistryStore::channel() const { return stubs_->channel; }
+
 EtcdRegistryStore::EtcdRegistryStore(Options options, std::shared_ptr<Stubs> stubs)
     : options_(std::move(options)), stubs_(std::move(stubs)) {}
 

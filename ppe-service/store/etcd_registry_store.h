@@ -86,6 +86,9 @@ class EtcdRegistryStore final : public RegistryStore {
   int64_t CurrentRevision() override;
 
   const Options& options() const { return options_; }
+  // The channel to the members (with the TLS options), for other etcd clients
+  // of the same process (the cluster's election, locks and membership).
+  std::shared_ptr<grpc::Channel> channel() const;
 
   struct WatchState;  // one watch stream; shared with its thread
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <iterator>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -26,9 +27,9 @@ std::optional<double> Delta(const std::optional<uint64_t>& before,
 
 }  // namespace
 
-UsageMonitor::UsageMonitor(Hypervisor& hypervisor, registry::Registry& registry, VmManager& vms,
-                           const Clock& clock, Options options)
-    : hypervisor_(hypervisor),
+UsageMonitor::UsageMonitor(std::vector<Hypervisor*> hypervisors, registry::Registry& registry,
+                           VmManager& vms, const Clock& clock, Options options)
+    : hypervisors_(std::move(hypervisors)),
       registry_(registry),
       vms_(vms),
       clock_(clock),
@@ -44,8 +45,23 @@ void UsageMonitor::Start() {
 absl::StatusOr<UsageMonitor::Report> UsageMonitor::Poll() {
   absl::MutexLock poll_lock(&poll_mu_);
   const absl::Time started = absl::Now();
-  absl::StatusOr<std::vector<DomainStats>> stats = hypervisor_.Stats();
+  // Every host's domains; a host that fails is skipped this round (its VMs
+  // read as not running, so none of them is judged idle or busy).
+  absl::StatusOr<std::vector<DomainStats>> stats = std::vector<DomainStats>{};
+  int failed = 0;
+  absl::Status last_error;
+  for (Hypervisor* hypervisor : hypervisors_) {
+    absl::StatusOr<std::vector<DomainStats>> host = hypervisor->Stats();
+    if (!host.ok()) {
+      ++failed;
+      last_error = host.status();
+      continue;
+    }
+    stats->insert(stats->end(), std::make_move_iterator(host->begin()),
+                  std::make_move_iterator(host->end()));
+  }
   const absl::Time now = clock_.Now();
+  if (failed > 0 && failed == static_cast<int>(hypervisors_.size())) stats = last_error;
   if (!stats.ok()) {
     absl::MutexLock lock(&mu_);
     ++poll_stats_.polls;

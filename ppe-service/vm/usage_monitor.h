@@ -58,8 +58,14 @@ class UsageMonitor final : public UsageSignal {
   // The VMs a pool keeps whatever its usage (the scaler's min_vms).
   using MinVms = std::function<int(const std::string& cpt, const std::string& service)>;
 
-  UsageMonitor(Hypervisor& hypervisor, registry::Registry& registry, VmManager& vms,
+  // Every host's hypervisor is polled; a host whose poll fails is counted as
+  // an error and skipped for that round.
+  UsageMonitor(std::vector<Hypervisor*> hypervisors, registry::Registry& registry, VmManager& vms,
                const Clock& clock, Options options);
+  UsageMonitor(Hypervisor& hypervisor, registry::Registry& registry, VmManager& vms,
+               const Clock& clock, Options options)
+      : UsageMonitor(std::vector<Hypervisor*>{&hypervisor}, registry, vms, clock,
+                     std::move(options)) {}
   ~UsageMonitor() override { Stop(); }
 
   // Before Start. Default: 0 for every pool.
@@ -106,7 +112,7 @@ class UsageMonitor final : public UsageSignal {
   };
   using PoolKey = std::pair<std::string, std::string>;  // (cpt, service)
 
-  Hypervisor& hypervisor_;
+  std::vector<Hypervisor*> hypervisors_;
   registry::Registry& registry_;
   VmManager& vms_;
   const Clock& clock_;

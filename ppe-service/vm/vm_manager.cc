@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -144,6 +145,16 @@ void VmManager::Allocate(const std::string& cpt, const std::string& service,
                      registration->attributes.time_bucket);
       }
     }
+    std::function<void()> release;
+    if (allocation_lock_) {
+      absl::StatusOr<std::function<void()>> locked =
+          allocation_lock_(absl::StrCat(service, "/", cpt));
+      if (!locked.ok()) return locked.status();
+      release = std::move(*locked);
+    }
+    absl::Cleanup unlock = [&release] {
+      if (release) release();
+    };
     // Another allocation may have finished between the caller's look-up and now.
     std::vector<std::string> ready = registry_.ReadyAddresses(cpt, service, clock_.Now());
     if (!ready.empty()) return ready.front();
@@ -437,22 +448,36 @@ absl::StatusOr<VmManager::Placed> VmManager::PlaceAndRecord(const std::string& c
                            "' has room (vCPU or memory) for a VM of ", placement.service));
   }
   const HostPool& pool = *PoolOf(choice->host, placement.service);
-  absl::StatusOr<Lease> lease = pool.addresses->Acquire();
-  if (!lease.ok()) return lease.status();
-  registry::VmRecord record{.name = absl::StrCat("ppe-", placement.service, "-",
-                                                 name_suffix_ ? name_suffix_() : RandomSuffix()),
-                            .cpt = cpt,
-                            .service = placement.service,
-                            .workload_class = placement.shape.name,
-                            .ip = lease->ip,
-                            .mac = lease->mac,
-                            .state = registry::VmState::kProvisioning,
-                            .created = clock_.Now()};
-  // The record and its lease are durable before the domain exists: a crash
-  // from here on is repaired by Reconcile, never leaked.
-  if (absl::Status s = registry_.AddVm(record); !s.ok()) {
+  // Replicas sharing the registry (an allocation lock is set) take addresses
+  // from the same pools: an address the registry already leases, or that the
+  // store refuses as taken, stays reserved here and the next one is tried.
+  absl::flat_hash_set<std::string> leased;
+  if (allocation_lock_) {
+    for (const registry::VmRecord& vm : registry_.ListVms()) {
+      if (vm.service == placement.service) leased.insert(vm.ip);
+    }
+  }
+  registry::VmRecord record;
+  for (int conflicts = 0;;) {
+    absl::StatusOr<Lease> lease = pool.addresses->Acquire();
+    if (!lease.ok()) return lease.status();
+    if (leased.contains(lease->ip)) continue;
+    record = {.name = absl::StrCat("ppe-", placement.service, "-",
+                                   name_suffix_ ? name_suffix_() : RandomSuffix()),
+              .cpt = cpt,
+              .service = placement.service,
+              .workload_class = placement.shape.name,
+              .ip = lease->ip,
+              .mac = lease->mac,
+              .state = registry::VmState::kProvisioning,
+              .created = clock_.Now()};
+    // The record and its lease are durable before the domain exists: a crash
+    // from here on is repaired by Reconcile, never leaked.
+    absl::Status added = registry_.AddVm(record);
+    if (added.ok()) break;
+    if (absl::IsAlreadyExists(added) && ++conflicts < 16) continue;  // taken meanwhile
     pool.addresses->Release(lease->ip);
-    return s;
+    return added;
   }
   exhaustion_.Created(placement.service);
   hosts_[choice->host]->placed.fetch_add(1);

@@ -154,6 +154,14 @@ class VmManager {
   // What follows "ppe-<service>-" in a new VM's name: 8 random hex digits
   // unless set (the replay numbers its VMs, so that its runs repeat).
   void set_name_suffix(std::function<std::string()> suffix) { name_suffix_ = std::move(suffix); }
+  // Single flight across processes (replicas sharing an etcd registry): an
+  // allocation for (cpt, service) first takes the lock named "<service>/<cpt>"
+  // through this (blocking; returns the release), then looks again whether a
+  // VM is ready (another replica's allocation) before creating one. Set once,
+  // before serving.
+  using AllocationLock =
+      std::function<absl::StatusOr<std::function<void()>>(const std::string& name)>;
+  void set_allocation_lock(AllocationLock lock) { allocation_lock_ = std::move(lock); }
 
   // Spares claimed by first-time profiles (cold starts avoided) and VMs created
   // because no spare was left, since start.
@@ -270,6 +278,7 @@ class VmManager {
   VmLimits limits_;
   ReadinessCheck readiness_;
   std::function<std::string()> name_suffix_;
+  AllocationLock allocation_lock_;
   std::atomic<int64_t> spares_claimed_{0}, vms_created_{0};
   std::atomic<int64_t> nowhere_{0}, nearby_{0};
   // Held from a placement decision until its VM is in the registry, so two

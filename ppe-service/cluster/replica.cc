@@ -1,0 +1,408 @@
+#include "ppe-service/cluster/replica.h"
+
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
+#include "ppe-service/common/log.h"
+#include "ppe/v1/admin.pb.h"
+
+namespace ppe::cluster {
+namespace {
+
+namespace pb = etcdserverpb;
+
+constexpr const char* kMembers = "/ppe/cluster/members/";
+constexpr const char* kLocks = "/ppe/alloc/";
+constexpr const char* kElection = "/ppe/cluster/leader";
+// The leader's mark, written (fenced) before each round of its loops.
+constexpr const char* kLeaderPass = "/ppe/cluster/leader_pass";
+
+absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      "etcd " + what + ": " + status.error_message());
+}
+
+std::string DefaultId() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return absl::StrCat(host, ":", getpid());
+}
+
+}  // namespace
+
+struct Replica::Stubs {
+  std::unique_ptr<pb::KV::Stub> kv;
+  std::unique_ptr<pb::Lease::Stub> lease;
+  absl::Mutex mu;
+  grpc::ClientContext* keepalive_context ABSL_GUARDED_BY(mu) = nullptr;
+};
+
+Replica::Replica(store::EtcdRegistryStore& store, registry::Registry& registry, Options options)
+    : store_(store), registry_(registry), options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<Replica>> Replica::Start(store::EtcdRegistryStore& store,
+                                                        registry::Registry& registry,
+                                                        Options options) {
+  if (options.id.empty()) options.id = DefaultId();
+  std::unique_ptr<Replica> r(new Replica(store, registry, std::move(options)));
+  r->stubs_ = std::make_shared<Stubs>();
+  r->stubs_->kv = pb::KV::NewStub(store.channel());
+  r->stubs_->lease = pb::Lease::NewStub(store.channel());
+  absl::StatusOr<std::unique_ptr<LeaderElector>> elector =
+      LeaderElector::Connect({.endpoints = {},
+                              .name = r->Key(kElection),
+                              .value = r->options_.id,
+                              .ttl = r->options_.ttl,
+                              .timeout = r->options_.timeout,
+                              .store_prefix = store.options().prefix,
+                              .channel = store.channel()});
+  if (!elector.ok()) return elector.status();
+  r->elector_ = std::move(*elector);
+  r->fence_ = [e = r->elector_.get()](store::Txn txn) { return e->Fence(std::move(txn)); };
+  if (absl::Status s = r->GrantSession(); !s.ok()) return s;
+  Replica* self = r.get();
+  r->threads_.emplace_back([self] { self->KeepAliveLoop(); });
+  r->threads_.emplace_back([self] { self->HeartbeatLoop(); });
+  spdlog::info("replica {} joined the cluster (lease TTL {} s)", r->options_.id,
+               absl::ToDoubleSeconds(r->options_.ttl));
+  return r;
+}
+
+Replica::~Replica() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  {
+    absl::MutexLock lock(&stubs_->mu);
+    if (stubs_->keepalive_context != nullptr) stubs_->keepalive_context->TryCancel();
+  }
+  elector_->StopKeepAlive();  // ends a Campaign waiting behind another leader sooner
+  for (std::thread& t : threads_) t.join();
+  elector_->Resign().IgnoreError();
+  int64_t lease;
+  {
+    absl::MutexLock lock(&mu_);
+    lease = session_lease_;
+  }
+  pb::LeaseRevokeRequest revoke;
+  revoke.set_id(lease);
+  pb::LeaseRevokeResponse revoked;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  stubs_->lease->LeaseRevoke(&context, revoke, &revoked).ok();
+}
+
+std::string Replica::Key(const std::string& suffix) const {
+  return store_.options().prefix + suffix;
+}
+
+absl::Status Replica::GrantSession() {
+  pb::LeaseGrantRequest grant;
+  grant.set_ttl(std::max<int64_t>(1, absl::ToInt64Seconds(options_.ttl)));
+  pb::LeaseGrantResponse granted;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
+  if (absl::Status s =
+          FromGrpc(stubs_->lease->LeaseGrant(&context, grant, &granted), "session lease grant");
+      !s.ok()) {
+    return s;
+  }
+  absl::MutexLock lock(&mu_);
+  session_lease_ = granted.id();
+  return absl::OkStatus();
+}
+
+void Replica::KeepAliveLoop() {
+  const absl::Duration every = std::max(options_.ttl / 3, absl::Milliseconds(100));
+  while (true) {
+    int64_t lease;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;
+      lease = session_lease_;
+    }
+    grpc::ClientContext context;
+    {
+      absl::MutexLock lock(&stubs_->mu);
+      stubs_->keepalive_context = &context;
+    }
+    auto stream = stubs_->lease->LeaseKeepAlive(&context);
+    pb::LeaseKeepAliveRequest request;
+    request.set_id(lease);
+    pb::LeaseKeepAliveResponse response;
+    bool answered = false;
+    while (stream->Write(request) && stream->Read(&response)) {
+      answered = true;
+      if (response.ttl() <= 0) break;
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop_), every)) break;
+    }
+    context.TryCancel();
+    stream->Finish().IgnoreError();
+    {
+      absl::MutexLock lock(&stubs_->mu);
+      stubs_->keepalive_context = nullptr;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;
+    }
+    if (answered && response.ttl() <= 0) {
+      // The lease ran out (a stall longer than the TTL): a new session. The
+      // membership key comes back with the next heartbeat.
+      spdlog::warn("replica {}: session lease expired; granting a new one", options_.id);
+      if (!GrantSession().ok()) absl::SleepFor(absl::Milliseconds(200));
+    } else {
+      absl::SleepFor(absl::Milliseconds(100));  // member gone: retry on another
+    }
+  }
+}
+
+void Replica::HeartbeatLoop() {
+  while (true) {
+    int64_t lease;
+    ppe::v1::ReplicaStatus me;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;
+      lease = session_lease_;
+      me.set_leader(leader_);
+      me.set_watch_lag_ms(watch_lag_ms_);
+    }
+    me.set_id(options_.id);
+    me.set_address(options_.address);
+    me.set_watched_revision(registry_.watched_revision());
+    me.set_updated_unix_ms(absl::ToUnixMillis(absl::Now()));
+    pb::PutRequest put;
+    put.set_key(Key(kMembers) + options_.id);
+    put.set_value(me.SerializeAsString());
+    put.set_lease(lease);
+    pb::PutResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
+    // Watch lag: this write, from sending it until this replica's own registry
+    // watch has applied its revision (store revision = etcd - 1): the commit
+    // plus the watch delivery, as another replica's write reaches the index.
+    const absl::Time written = absl::Now();
+    grpc::Status s = stubs_->kv->Put(&context, put, &response);
+    if (s.ok()) {
+      if (registry_.WaitWatched(response.header().revision() - 1, options_.timeout)) {
+        absl::MutexLock lock(&mu_);
+        watch_lag_ms_ = absl::ToDoubleMilliseconds(absl::Now() - written);
+      }
+    } else {
+      spdlog::warn("replica {}: heartbeat failed: {}", options_.id, s.error_message());
+    }
+    absl::MutexLock lock(&mu_);
+    if (mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.heartbeat)) return;
+  }
+}
+
+void Replica::CampaignLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;
+    }
+    absl::StatusOr<LeaderElector::LeaderKey> won = elector_->Campaign(absl::Seconds(5));
+    if (!won.ok()) {
+      // Still waiting behind another leader (or etcd is away): campaign again.
+      // The unanswered campaign's key goes with its lease.
+      elector_->StopKeepAlive();
+      continue;
+    }
+    std::vector<std::function<void()>> elected;
+    std::vector<Loop> loops;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;
+      leader_ = true;
+      ++term_;
+      elected = on_elected_;
+      loops = loops_;
+    }
+    spdlog::info("replica {} leads (leader key {})", options_.id, won->key);
+    const int64_t refused_before = registry_.fenced_refusals();
+    {
+      registry::Registry::FenceScope scope(&fence_);
+      for (auto& f : elected) f();
+    }
+    std::vector<absl::Time> due(loops.size(), absl::Now());
+    absl::Time checked = absl::Now();
+    std::string why;
+    while (why.empty()) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (stop_) return;
+      }
+      // The mark first: a leader that was stalled past its lease learns here,
+      // from etcd refusing the fenced write, before its loops act.
+      absl::StatusOr<store::Txn> mark = elector_->Fence(
+          {.success = {store::Op::Put(
+               kLeaderPass, absl::StrCat(options_.id, " ", absl::ToUnixMillis(absl::Now())))}});
+      if (mark.ok()) {
+        absl::StatusOr<store::TxnResult> marked = store_.Txn(*mark);
+        if (marked.ok() && !marked->succeeded) {
+          {
+            absl::MutexLock lock(&mu_);
+            ++fenced_refusals_;
+          }
+          why = "etcd refused a fenced write (the leader key is no longer ours)";
+          break;
+        }
+      }
+      const absl::Time now = absl::Now();
+      for (size_t i = 0; i < loops.size(); ++i) {
+        if (now < due[i]) continue;
+        registry::Registry::FenceScope scope(&fence_);
+        loops[i].pass();
+        due[i] = absl::Now() + loops[i].interval;
+      }
+      if (registry_.fenced_refusals() > refused_before) {
+        why = "etcd refused a fenced write";
+        break;
+      }
+      // Still the leader? The election's leader is the oldest key; a stalled
+      // leader whose lease ran out finds another one there.
+      absl::StatusOr<std::string> leader = elector_->Leader();
+      if (leader.ok()) {
+        checked = absl::Now();
+        if (*leader != options_.id) why = absl::StrCat("the leader is now ", *leader);
+      } else if (absl::Now() - checked > options_.ttl) {
+        why = absl::StrCat("etcd unreachable for a lease TTL: ", leader.status().message());
+      }
+      if (!why.empty()) break;
+      absl::Time next = absl::Now() + options_.ttl / 4;
+      for (absl::Time d : due) next = std::min(next, d);
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop_),
+                               std::max(next - absl::Now(), absl::Milliseconds(10)))) {
+        return;
+      }
+    }
+    Deposed(why);
+  }
+}
+
+void Replica::Deposed(const std::string& why) {
+  {
+    absl::MutexLock lock(&mu_);
+    leader_ = false;
+  }
+  spdlog::warn("replica {} no longer leads: {}", options_.id, why);
+  elector_->Resign().IgnoreError();  // deletes the key if it is still ours
+}
+
+void Replica::Campaign() {
+  threads_.emplace_back([this] { CampaignLoop(); });
+}
+
+void Replica::RunWhileLeader(std::string name, absl::Duration interval,
+                             std::function<void()> pass) {
+  absl::MutexLock lock(&mu_);
+  loops_.push_back({std::move(name), interval, std::move(pass)});
+}
+
+void Replica::OnElected(std::function<void()> on_elected) {
+  absl::MutexLock lock(&mu_);
+  on_elected_.push_back(std::move(on_elected));
+}
+
+bool Replica::is_leader() const {
+  absl::MutexLock lock(&mu_);
+  return leader_;
+}
+
+int64_t Replica::fenced_refusals() const {
+  absl::MutexLock lock(&mu_);
+  return fenced_refusals_ + registry_.fenced_refusals();
+}
+
+absl::StatusOr<std::string> Replica::Leader() { return elector_->Leader(); }
+
+absl::StatusOr<std::vector<Replica::Member>> Replica::Members() {
+  absl::StatusOr<store::RangeResult> listed = store_.List(kMembers);
+  if (!listed.ok()) return listed.status();
+  absl::StatusOr<std::string> leader = Leader();
+  std::vector<Member> out;
+  for (const store::KeyValue& kv : listed->kvs) {
+    ppe::v1::ReplicaStatus s;
+    if (!s.ParseFromString(kv.value)) continue;
+    out.push_back({.id = s.id(),
+                   .address = s.address(),
+                   .watched_revision = s.watched_revision(),
+                   .watch_lag_ms = s.watch_lag_ms(),
+                   .updated = absl::FromUnixMillis(s.updated_unix_ms()),
+                   .leader = leader.ok() && *leader == s.id()});
+  }
+  return out;
+}
+
+absl::StatusOr<std::function<void()>> Replica::Lock(const std::string& name, absl::Duration wait) {
+  const absl::Time deadline = absl::Now() + wait;
+  const std::string key = Key(kLocks) + name;
+  absl::Duration backoff = absl::Milliseconds(2);
+  while (true) {
+    int64_t lease;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return absl::CancelledError("replica stopping");
+      lease = session_lease_;
+    }
+    pb::TxnRequest txn;
+    pb::Compare* absent = txn.add_compare();
+    absent->set_key(key);
+    absent->set_target(pb::Compare::CREATE);
+    absent->set_result(pb::Compare::EQUAL);
+    absent->set_create_revision(0);
+    pb::PutRequest* put = txn.add_success()->mutable_request_put();
+    put->set_key(key);
+    put->set_value(options_.id);
+    put->set_lease(lease);
+    pb::TxnResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(std::min(deadline, absl::Now() + options_.timeout)));
+    grpc::Status s = stubs_->kv->Txn(&context, txn, &response);
+    if (s.ok() && response.succeeded()) {
+      const int64_t revision = response.header().revision();
+      // What the previous holder wrote is older than this revision.
+      if (!registry_.WaitWatched(revision - 1,
+                                 std::max(deadline - absl::Now(), absl::ZeroDuration()))) {
+        spdlog::warn("lock {}: the registry watch lags behind revision {}", name, revision - 1);
+      }
+      std::shared_ptr<Stubs> stubs = stubs_;
+      absl::Duration timeout = options_.timeout;
+      return [stubs, key, revision, timeout] {
+        pb::TxnRequest release;
+        pb::Compare* mine = release.add_compare();
+        mine->set_key(key);
+        mine->set_target(pb::Compare::CREATE);
+        mine->set_result(pb::Compare::EQUAL);
+        mine->set_create_revision(revision);
+        release.add_success()->mutable_request_delete_range()->set_key(key);
+        pb::TxnResponse released;
+        grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+        stubs->kv->Txn(&context, release, &released).ok();
+      };
+    }
+    if (!s.ok() && s.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      return FromGrpc(s, "lock");
+    }
+    if (absl::Now() + backoff > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("lock ", name, " held by another replica"));
+    }
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Milliseconds(50));
+  }
+}
+
+}  // namespace ppe::cluster

@@ -1,0 +1,122 @@
+#pragma once
+
+// One ppe-server process among several sharing an etcd registry:
+//  - a session lease kept alive by this process; keys bound to it vanish
+//    within its TTL when the process dies or stalls;
+//  - membership: /ppe/cluster/members/<id> (bound to the lease) carries the
+//    replica's address, the revision its registry watch has applied and its
+//    watch lag, refreshed every `heartbeat`;
+//  - cluster-wide single flight: Lock() holds /ppe/alloc/<name> (bound to the
+//    lease) through an etcd transaction, so one replica at a time allocates
+//    for a (CPT, service);
+//  - leader election through etcd's v3election (LeaderElector): the loops
+//    given to RunWhileLeader run only on the leader, each pass inside a
+//    Registry::FenceScope, so their registry writes compare the leader key
+//    and etcd refuses them once another replica leads. Before each round the
+//    leader writes /ppe/cluster/leader_pass ("<id> <unix ms>") fenced; a
+//    refusal there (or of any fenced write) makes it step down and campaign
+//    again.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "ppe-service/cluster/leader_elector.h"
+#include "ppe-service/registry/registry.h"
+#include "ppe-service/store/etcd_registry_store.h"
+
+namespace ppe::cluster {
+
+class Replica {
+ public:
+  struct Options {
+    std::string id{};       // unique per process; default "<host>:<pid>"
+    std::string address{};  // where its Resolver/Admin service listens (shown by status)
+    // TTL of the session lease and of the leader's lease: a dead replica's
+    // locks and membership, and a dead leader's role, go within it.
+    absl::Duration ttl = absl::Seconds(2);
+    absl::Duration heartbeat = absl::Seconds(1);
+    absl::Duration timeout = absl::Seconds(5);  // deadline of each etcd call
+  };
+
+  // One member as its heartbeat key says.
+  struct Member {
+    std::string id;
+    std::string address;
+    int64_t watched_revision = 0;
+    double watch_lag_ms = 0;  // heartbeat put -> seen through this replica's own watch
+    absl::Time updated;
+    bool leader = false;
+  };
+
+  // Grants the session lease and starts the heartbeat of the member key. The
+  // store and the registry (which must Follow the store) must outlive it.
+  static absl::StatusOr<std::unique_ptr<Replica>> Start(store::EtcdRegistryStore& store,
+                                                        registry::Registry& registry,
+                                                        Options options);
+  ~Replica();  // stops the loops, resigns, revokes the session lease
+
+  // Blocks until this process holds the cluster-wide lock `name` and its
+  // registry has applied everything written before it got it (so what the
+  // previous holder wrote is visible), or `wait` passes (DEADLINE_EXCEEDED).
+  // Returns the release. The lock also goes when this process dies (lease).
+  absl::StatusOr<std::function<void()>> Lock(const std::string& name, absl::Duration wait);
+
+  // Runs `pass` every `interval` while this replica leads, inside the
+  // leader's fence. `on_elected` runs once per election win, fenced, before
+  // the first pass. Both before Campaign.
+  void RunWhileLeader(std::string name, absl::Duration interval, std::function<void()> pass);
+  void OnElected(std::function<void()> on_elected);
+
+  // Starts campaigning for the leader role in the background.
+  void Campaign();
+
+  bool is_leader() const;
+  const std::string& id() const { return options_.id; }
+  // The leader's id (NOT_FOUND when none) and the live members.
+  absl::StatusOr<std::string> Leader();
+  absl::StatusOr<std::vector<Member>> Members();
+  // Fenced writes etcd refused since start (a deposed leader's late writes).
+  int64_t fenced_refusals() const;
+
+ private:
+  struct Stubs;
+  Replica(store::EtcdRegistryStore& store, registry::Registry& registry, Options options);
+  absl::Status GrantSession();
+  void KeepAliveLoop();
+  void HeartbeatLoop();
+  void CampaignLoop();
+  void Deposed(const std::string& why);
+  std::string Key(const std::string& suffix) const;
+
+  store::EtcdRegistryStore& store_;
+  registry::Registry& registry_;
+  const Options options_;
+  std::shared_ptr<Stubs> stubs_;
+  std::unique_ptr<LeaderElector> elector_;
+  registry::Registry::Fence fence_;
+
+  mutable absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t session_lease_ ABSL_GUARDED_BY(mu_) = 0;
+  bool leader_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t term_ ABSL_GUARDED_BY(mu_) = 0;  // election wins so far
+  double watch_lag_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t fenced_refusals_ ABSL_GUARDED_BY(mu_) = 0;
+  struct Loop {
+    std::string name;
+    absl::Duration interval;
+    std::function<void()> pass;
+  };
+  std::vector<Loop> loops_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void()>> on_elected_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace ppe::cluster
