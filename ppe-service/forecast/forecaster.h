@@ -14,8 +14,9 @@
 // state current.
 //
 // Automatic selection (ModelFamily::kAuto): each family picks its own model
-// by AICc (ETS: the ETS family; ARIMA: stepwise search; decomposition + ETS
-// for long or several periods); the families, whose likelihoods are not
+// by AICc (ETS: the ETS family; ARIMA: stepwise search; STL/MSTL + ETS for
+// long (> 24) or several periods, classical decomposition + ETS for one short
+// period; stl.h); the families, whose likelihoods are not
 // comparable, are then compared on a hold-out of the last observations (MASE),
 // and the winner is refitted on the full series. Short, constant or all-zero
 // series fall back to simpler models (naive, seasonal naive, mean); series
@@ -36,7 +37,8 @@ enum class ModelFamily {
   kAuto,
   kEts,
   kArima,
-  kDecompEts,      // Decomposition (all periods) + non-seasonal ETS.
+  kDecompEts,      // Classical decomposition (all periods) + non-seasonal ETS.
+  kStl,            // MSTL (all periods) + non-seasonal ETS, as R's stlf (stl.h).
   kSeasonalNaive,  // Last cycle of the smallest period repeated.
   kNaive,
 };
