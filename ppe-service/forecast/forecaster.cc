@@ -158,7 +158,12 @@ absl::StatusOr<std::unique_ptr<Model>> FitFamily(std::span<const double> y,
       return std::unique_ptr<Model>(std::move(*m));
     }
     case ModelFamily::kSeasonalNaive: {
-      const int p = SmallestPeriod(options.periods, std::numeric_limits<int>::max());
+      int p = SmallestPeriod(options.periods, std::numeric_limits<int>::max());
+      if (options.family == ModelFamily::kAuto && options.snaive_longest) {
+        for (int q : options.periods) {
+          if (q > p && n >= 2 * q) p = q;
+        }
+      }
       return std::unique_ptr<Model>(std::make_unique<SeasonalNaiveModel>(y, n > p ? p : 1));
     }
     case ModelFamily::kNaive:
@@ -180,7 +185,8 @@ std::vector<ModelFamily> AutoCandidates(int n, const FitOptions& options) {
   // Long or several seasonalities: STL/MSTL (stl.h); one short period: the
   // classical decomposition (ETS fits that seasonality itself too).
   if (usable > 1 || long_period) {
-    c.push_back(ModelFamily::kStl);
+    if (options.decomposition != Decomposition::kClassical) c.push_back(ModelFamily::kStl);
+    if (options.decomposition != Decomposition::kStl) c.push_back(ModelFamily::kDecompEts);
   } else if (usable > 0) {
     c.push_back(ModelFamily::kDecompEts);
   }

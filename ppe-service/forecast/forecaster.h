@@ -45,6 +45,10 @@ enum class ModelFamily {
 
 absl::StatusOr<ModelFamily> ParseModelFamily(std::string_view name);
 
+// Which seasonal decomposition the automatic selection tries for long (> 24)
+// or several periods (one short period always uses the classical one).
+enum class Decomposition { kStl, kClassical, kBoth };
+
 struct FitOptions {
   std::vector<int> periods;  // Seasonal periods in buckets; empty: none.
   ModelFamily family = ModelFamily::kAuto;
@@ -52,8 +56,13 @@ struct FitOptions {
   // With kArima: a fixed order {p, d, q, P, D, Q} (+ optional 7th: 1 = constant);
   // empty: automatic order selection.
   std::vector<int> arima_order;
-  int holdout = 0;              // Auto: hold-out length (0: max(period, 8), at most n / 5).
-  bool include_arima = true;    // Auto: ARIMA is the slowest family.
+  int holdout = 0;            // Auto: hold-out length (0: max(period, 8), at most n / 5).
+  bool include_arima = true;  // Auto: ARIMA is the slowest family.
+  Decomposition decomposition = Decomposition::kStl;  // Auto: see above.
+  // Auto: the seasonal-naive candidate repeats the longest period with two
+  // cycles (as R's snaive on an msts; last week holds the daily cycle too);
+  // false: the smallest period. kSeasonalNaive alone always uses the smallest.
+  bool snaive_longest = true;
   int combine = 3;              // Auto: average the forecasts of the best `combine` families,
   double combine_within = 1.5;  // ... of those with a hold-out error at most this many
                                 // times the best one's (0: no limit).
