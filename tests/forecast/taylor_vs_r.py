@@ -10,8 +10,9 @@ from the start of the last week; each origin fits on everything before it.
   R:    stlf(msts(x, c(48, 336)), h, method = "ets")    (= forecast(mstl(x)))
         stlf(msts(x, c(48, 336)), h, method = "arima")
   ours: ppe-forecast --period 48 --period 336 --model stl | auto | auto --no-arima
-        (the scaler's configuration) | auto --decomposition classical (the
-        automatic forecaster before STL) | auto --decomposition both |
+        (the scaler's configuration) | auto --decomposition both | auto
+        --snaive-longest | auto --decomposition classical (the automatic
+        forecaster before STL) |
         decomp (the classical decomposition alone) | snaive
 
 MASE is scaled by the in-sample weekly seasonal naive error (m = 336, the
@@ -115,8 +116,9 @@ def main():
         "ppe stl": ["--model", "stl"],
         "ppe auto": ["--model", "auto"],
         "ppe auto --no-arima (scaler)": ["--model", "auto", "--no-arima"],
-        "ppe auto, classical decomp.": ["--model", "auto", "--decomposition", "classical"],
         "ppe auto, both decomp.": ["--model", "auto", "--decomposition", "both"],
+        "ppe auto --snaive-longest": ["--model", "auto", "--snaive-longest"],
+        "ppe auto before STL": ["--model", "auto", "--decomposition", "classical"],
         "ppe decomp (classical)": ["--model", "decomp"],
         "ppe snaive": ["--model", "snaive"],
     }
