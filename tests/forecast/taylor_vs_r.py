@@ -11,8 +11,8 @@ from the start of the last week; each origin fits on everything before it.
         stlf(msts(x, c(48, 336)), h, method = "arima")
   ours: ppe-forecast --period 48 --period 336 --model stl | auto | auto --no-arima
         (the scaler's configuration) | auto --decomposition both | auto
-        --snaive-longest | auto --decomposition classical (the automatic
-        forecaster before STL) |
+        --snaive-smallest | auto --decomposition classical --snaive-smallest
+        (the automatic forecaster before STL) |
         decomp (the classical decomposition alone) | snaive
 
 MASE is scaled by the in-sample weekly seasonal naive error (m = 336, the
@@ -117,8 +117,9 @@ def main():
         "ppe auto": ["--model", "auto"],
         "ppe auto --no-arima (scaler)": ["--model", "auto", "--no-arima"],
         "ppe auto, both decomp.": ["--model", "auto", "--decomposition", "both"],
-        "ppe auto --snaive-longest": ["--model", "auto", "--snaive-longest"],
-        "ppe auto before STL": ["--model", "auto", "--decomposition", "classical"],
+        "ppe auto --snaive-smallest": ["--model", "auto", "--snaive-smallest"],
+        "ppe auto before STL": ["--model", "auto", "--decomposition", "classical",
+                                "--snaive-smallest"],
         "ppe decomp (classical)": ["--model", "decomp"],
         "ppe snaive": ["--model", "snaive"],
     }

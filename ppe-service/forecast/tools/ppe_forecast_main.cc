@@ -41,7 +41,7 @@ constexpr char kUsage[] =
     "                    [--model auto|ets|arima|decomp|snaive|naive] [--ets-spec CODE]\n"
     "                    [--arima-order p,d,q,P,D,Q[,1]] [--no-arima]\n"
     "                    [--combine K] [--combine-within R]\n"
-    "                    [--decomposition stl|classical|both] [--snaive-longest]\n"
+    "                    [--decomposition stl|classical|both] [--snaive-smallest]\n"
     "                    [--alpha A --beta B --gamma G --phi P --init x,y,...]\n"
     "                    [--states]\n";
 
@@ -138,8 +138,8 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   });
   bool no_arima = false;
   flags.Switch("no-arima", &no_arima);
-  bool snaive_longest = false;
-  flags.Switch("snaive-longest", &snaive_longest);
+  bool snaive_smallest = false;
+  flags.Switch("snaive-smallest", &snaive_smallest);
   flags.Switch("states", &a.states);
   flags.Custom("alpha", [&a](absl::string_view v) {
     a.fixed = true;
@@ -160,7 +160,7 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   });
   if (absl::Status s = flags.Parse(argc, argv); !s.ok()) return s;
   if (no_arima) a.fit.include_arima = false;
-  if (snaive_longest) a.fit.snaive_longest = true;
+  if (snaive_smallest) a.fit.snaive_longest = false;
   if (a.horizon == 0) {
     int m = 1;
     for (int p : a.fit.periods) m = std::max(m, p);
