@@ -1,7 +1,7 @@
 // ppe-forecast: fits a forecasting model to one series and prints JSON.
 //
 //   ppe-forecast [FILE|-] --period 24 [--period 168] --horizon 48
-//                [--model auto|ets|arima|decomp|snaive|naive] [--level 95]
+//                [--model auto|ets|arima|decomp|stl|snaive|naive] [--level 95]
 //                [--ets-spec MAdA] [--no-arima]
 //   Checking against R (fixed parameters, no estimation):
 //   ppe-forecast FILE --model ets --ets-spec MAdA --period 24 --alpha A --beta B
@@ -38,7 +38,7 @@ using ppe::forecast::FitOptions;
 
 constexpr char kUsage[] =
     "usage: ppe-forecast [FILE|-] [--period M]... [--horizon H] [--level 95]\n"
-    "                    [--model auto|ets|arima|decomp|snaive|naive] [--ets-spec CODE]\n"
+    "                    [--model auto|ets|arima|decomp|stl|snaive|naive] [--ets-spec CODE]\n"
     "                    [--arima-order p,d,q,P,D,Q[,1]] [--no-arima]\n"
     "                    [--combine K] [--combine-within R]\n"
     "                    [--decomposition stl|classical|both] [--snaive-smallest]\n"
