@@ -14,6 +14,7 @@
 #include "ppe-service/forecast/intermittent.h"
 #include "ppe-service/forecast/series_io.h"
 #include "ppe-service/forecast/stats.h"
+#include "ppe-service/forecast/stl.h"
 
 namespace ppe::forecast {
 
@@ -22,11 +23,12 @@ absl::StatusOr<ModelFamily> ParseModelFamily(std::string_view name) {
   if (n == "auto") return ModelFamily::kAuto;
   if (n == "ets") return ModelFamily::kEts;
   if (n == "arima") return ModelFamily::kArima;
-  if (n == "decomp" || n == "decomp_ets" || n == "stl") return ModelFamily::kDecompEts;
+  if (n == "decomp" || n == "decomp_ets") return ModelFamily::kDecompEts;
+  if (n == "stl" || n == "mstl" || n == "stlf") return ModelFamily::kStl;
   if (n == "snaive") return ModelFamily::kSeasonalNaive;
   if (n == "naive") return ModelFamily::kNaive;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown model '", std::string(name), "' (auto|ets|arima|decomp|snaive|naive)"));
+  return absl::InvalidArgumentError(absl::StrCat("unknown model '", std::string(name),
+                                                 "' (auto|ets|arima|decomp|stl|snaive|naive)"));
 }
 
 // ---------------------------------------------------------------------------
@@ -143,8 +145,25 @@ absl::StatusOr<std::unique_ptr<Model>> FitFamily(std::span<const double> y,
       if (!m.ok()) return m.status();
       return std::unique_ptr<Model>(std::move(*m));
     }
+    case ModelFamily::kStl: {
+      StlModelOptions so;
+      for (int p : options.periods) {
+        if (p >= 2 && n > 2 * p) so.mstl.periods.push_back(p);
+      }
+      if (so.mstl.periods.empty()) {
+        return absl::FailedPreconditionError("STL needs more than two cycles of a period");
+      }
+      auto m = FitStl(y, so);
+      if (!m.ok()) return m.status();
+      return std::unique_ptr<Model>(std::move(*m));
+    }
     case ModelFamily::kSeasonalNaive: {
-      const int p = SmallestPeriod(options.periods, std::numeric_limits<int>::max());
+      int p = SmallestPeriod(options.periods, std::numeric_limits<int>::max());
+      if (options.family == ModelFamily::kAuto && options.snaive_longest) {
+        for (int q : options.periods) {
+          if (q > p && n >= 2 * q) p = q;
+        }
+      }
       return std::unique_ptr<Model>(std::make_unique<SeasonalNaiveModel>(y, n > p ? p : 1));
     }
     case ModelFamily::kNaive:
@@ -158,10 +177,19 @@ absl::StatusOr<std::unique_ptr<Model>> FitFamily(std::span<const double> y,
 std::vector<ModelFamily> AutoCandidates(int n, const FitOptions& options) {
   std::vector<ModelFamily> c = {ModelFamily::kEts};
   int usable = 0;
+  bool long_period = false;
   for (int p : options.periods) {
     if (p >= 2 && n >= 2 * p) ++usable;
+    if (p > EtsFitOptions().max_period && n > 2 * p) long_period = true;
   }
-  if (usable > 0) c.push_back(ModelFamily::kDecompEts);
+  // Long or several seasonalities: STL/MSTL (stl.h); one short period: the
+  // classical decomposition (ETS fits that seasonality itself too).
+  if (usable > 1 || long_period) {
+    if (options.decomposition != Decomposition::kClassical) c.push_back(ModelFamily::kStl);
+    if (options.decomposition != Decomposition::kStl) c.push_back(ModelFamily::kDecompEts);
+  } else if (usable > 0) {
+    c.push_back(ModelFamily::kDecompEts);
+  }
   // ARIMA uses the smallest period up to 350 (seasonal differencing and lags).
   if (options.include_arima && n <= 5000) c.push_back(ModelFamily::kArima);
   if (usable > 0) c.push_back(ModelFamily::kSeasonalNaive);

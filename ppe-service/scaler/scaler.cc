@@ -8,6 +8,7 @@
 #include "ppe-service/common/log.h"
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/forecast/forecaster.h"
+#include "ppe-service/forecast/intermittent.h"
 #include "ppe/registry/v1/records.pb.h"
 
 namespace ppe::scaler {
@@ -102,6 +103,13 @@ Scaler::Series& Scaler::SeriesFor(const std::string& cpt, const std::string& ser
 
 void Scaler::Observe(Series& s, int64_t bucket, double count) {
   s.history.Add(bucket, count).IgnoreError();
+  if (options_.pool_sparse) {
+    auto [service, created] = services_.try_emplace(s.service);
+    if (created)
+      service->second.history =
+          forecast::DemandHistory({.capacity = options_.history_buckets, .rollup_capacity = 1});
+    service->second.history.Add(bucket, count).IgnoreError();  // sums the service's series
+  }
   if (count > 0) s.last_active = bucket;
   if (s.next_mean >= 0) {
     s.abs_error_sum += std::abs(s.next_mean - count);
@@ -138,6 +146,41 @@ void Scaler::Forecast(Series& s, int64_t bucket) {
   s.lower = f->lower;
   s.upper = f->upper;
   s.next_mean = std::max(0.0, f->mean.front());
+  Pool(s, bucket);
+}
+
+void Scaler::Pool(Series& s, int64_t bucket) {
+  if (!options_.pool_sparse || options_.periods.empty() || s.mean.empty()) return;
+  auto it = services_.find(s.service);
+  if (it == services_.end()) return;
+  ServiceDemand& d = it->second;
+  if (d.fitted_at < 0 || bucket - d.fitted_at >= options_.refit_every) {
+    d.fitted_at = bucket;
+    d.shape.reset();
+    std::vector<double> y = d.history.Values();
+    std::vector<int> periods;
+    for (int p : options_.periods) {
+      if (static_cast<int>(y.size()) > 2 * p) periods.push_back(p);
+    }
+    if (!periods.empty()) {
+      auto shape = forecast::SeasonalShapeOf(
+          y, periods, d.history.last_bucket() + 1 - static_cast<int64_t>(y.size()));
+      if (shape.ok()) d.shape = std::move(*shape);
+    }
+  }
+  if (!d.shape) return;
+  // The level comes from the newest cycle of the longest period: O(period).
+  const int smallest = *std::min_element(options_.periods.begin(), options_.periods.end());
+  const int longest = *std::max_element(options_.periods.begin(), options_.periods.end());
+  std::vector<double> y = s.history.Tail(longest);
+  if (s.history.size() >= 2 * smallest && !forecast::IsIntermittent(y)) return;  // not sparse
+  auto f = forecast::PooledForecast(y, s.history.last_bucket() + 1 - static_cast<int64_t>(y.size()),
+                                    *d.shape, static_cast<int>(s.mean.size()), options_.level);
+  if (!f.ok()) return;
+  for (size_t h = 0; h < s.mean.size(); ++h) {
+    s.mean[h] = std::max(s.mean[h], f->mean[h]);
+    s.upper[h] = std::max(s.upper[h], f->upper[h]);
+  }
 }
 
 int Scaler::Need(const Series& s, int64_t bucket, int* uncapped) {

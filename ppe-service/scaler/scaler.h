@@ -17,6 +17,7 @@
 #include "ppe-service/common/thread_pool.h"
 #include "ppe-service/forecast/demand_history.h"
 #include "ppe-service/forecast/model.h"
+#include "ppe-service/forecast/stl.h"
 #include "ppe-service/registry/registry.h"
 #include "ppe-service/scaler/demand_tracker.h"
 #include "ppe-service/store/registry_store.h"
@@ -75,6 +76,11 @@ class Scaler {
     // stabilised: the target is the highest of the last `cooldown` buckets'
     // wants, and the spares above it drain at once.
     bool adaptive_spares = false;
+    // Pooling: a sparse series (under two cycles of history, or mostly zeros)
+    // is provisioned for at least its level times its service's seasonal
+    // shape (MSTL of the service's total demand; forecast/stl.h), so a new or
+    // small profile is ready for its service's daily peak.
+    bool pool_sparse = true;
   };
 
   // `store` (may be null: nothing kept across restarts) holds the limits and
@@ -187,6 +193,15 @@ class Scaler {
   mutable absl::Mutex mu_;
   std::map<std::pair<std::string, std::string>, Series> series_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Series> arrivals_ ABSL_GUARDED_BY(mu_);  // by service (adaptive spares)
+  // A service's total demand and its seasonal shape, for pooling.
+  struct ServiceDemand {
+    forecast::DemandHistory history;
+    std::optional<forecast::SeasonalShape> shape;
+    int64_t fitted_at = -1;
+  };
+  // Raises a sparse series' forecast to its level times its service's shape.
+  void Pool(Series& s, int64_t bucket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::map<std::string, ServiceDemand> services_ ABSL_GUARDED_BY(mu_);
   int64_t last_bucket_ ABSL_GUARDED_BY(mu_) = -1;
   Stats stats_ ABSL_GUARDED_BY(mu_);
   PeriodicThread loop_;

@@ -1,7 +1,7 @@
 // ppe-forecast: fits a forecasting model to one series and prints JSON.
 //
 //   ppe-forecast [FILE|-] --period 24 [--period 168] --horizon 48
-//                [--model auto|ets|arima|decomp|snaive|naive] [--level 95]
+//                [--model auto|ets|arima|decomp|stl|snaive|naive] [--level 95]
 //                [--ets-spec MAdA] [--no-arima]
 //   Checking against R (fixed parameters, no estimation):
 //   ppe-forecast FILE --model ets --ets-spec MAdA --period 24 --alpha A --beta B
@@ -38,9 +38,10 @@ using ppe::forecast::FitOptions;
 
 constexpr char kUsage[] =
     "usage: ppe-forecast [FILE|-] [--period M]... [--horizon H] [--level 95]\n"
-    "                    [--model auto|ets|arima|decomp|snaive|naive] [--ets-spec CODE]\n"
+    "                    [--model auto|ets|arima|decomp|stl|snaive|naive] [--ets-spec CODE]\n"
     "                    [--arima-order p,d,q,P,D,Q[,1]] [--no-arima]\n"
     "                    [--combine K] [--combine-within R]\n"
+    "                    [--decomposition stl|classical|both] [--snaive-smallest]\n"
     "                    [--alpha A --beta B --gamma G --phi P --init x,y,...]\n"
     "                    [--states]\n";
 
@@ -123,8 +124,22 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
     }
     return absl::OkStatus();
   });
+  flags.Custom("decomposition", [&a](absl::string_view v) {
+    if (v == "stl") {
+      a.fit.decomposition = ppe::forecast::Decomposition::kStl;
+    } else if (v == "classical") {
+      a.fit.decomposition = ppe::forecast::Decomposition::kClassical;
+    } else if (v == "both") {
+      a.fit.decomposition = ppe::forecast::Decomposition::kBoth;
+    } else {
+      return absl::InvalidArgumentError("--decomposition: expected stl, classical or both");
+    }
+    return absl::OkStatus();
+  });
   bool no_arima = false;
   flags.Switch("no-arima", &no_arima);
+  bool snaive_smallest = false;
+  flags.Switch("snaive-smallest", &snaive_smallest);
   flags.Switch("states", &a.states);
   flags.Custom("alpha", [&a](absl::string_view v) {
     a.fixed = true;
@@ -145,6 +160,7 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   });
   if (absl::Status s = flags.Parse(argc, argv); !s.ok()) return s;
   if (no_arima) a.fit.include_arima = false;
+  if (snaive_smallest) a.fit.snaive_longest = false;
   if (a.horizon == 0) {
     int m = 1;
     for (int p : a.fit.periods) m = std::max(m, p);
