@@ -32,18 +32,6 @@ usage { poll_interval_s: 1 idle_cpu_percent: 1 idle_period_s: 8 busy_cpu_percent
         busy_period_s: 3 idle_network_bytes_per_s: 50 }
 """
 
-# ppe-lxc.conf's containers run http.server, which logs every request to its
-# stderr: the container's console pty, which nobody reads here. Once its buffer
-# fills (a few hundred requests) every handler thread blocks on that write and
-# the server stops answering. A load test needs it quiet.
-QUIET_SERVER = (
-    'command: "/usr/bin/python3" command: "-m" command: "http.server"\n'
-    '  command: "--directory" command: "/usr/share/doc/tini"\n'
-    '  command: "--bind" command: "{ip}" command: "{port}"',
-    'command: "/bin/sh" command: "-c" command: "exec /usr/bin/python3 -m http.server '
-    '--directory /usr/share/doc/tini --bind {ip} {port} 2>/dev/null"')
-
-
 def free_subnet():
     used = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True,
                           text=True).stdout
@@ -79,7 +67,7 @@ class UsageOnContainers(unittest.TestCase):
             template_vars={"@BRIDGE@": self.bridge, "@SUBNET@": self.subnet,
                            "@GATEWAY@": f"{self.subnet}.1"},
             extra_ppe_conf=USAGE_CONF,
-            conf_replace={"    warm_spares: 1\n": "", QUIET_SERVER[0]: QUIET_SERVER[1],
+            conf_replace={"    warm_spares: 1\n": "",
                           "registry { drain_s: 60 }":
                           "registry { drain_s: 2 janitor_interval_s: 1 }",
                           'log_level: "info"': 'log_level: "debug"'})
