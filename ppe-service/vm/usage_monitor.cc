@@ -1,8 +1,8 @@
 #include "ppe-service/vm/usage_monitor.h"
 
 #include <algorithm>
-#include <set>
 #include <iterator>
+#include <set>
 #include <vector>
 
 #include "absl/time/clock.h"

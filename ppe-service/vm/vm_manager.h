@@ -298,7 +298,7 @@ class VmManager {
   absl::flat_hash_map<std::string, int> spare_target_ ABSL_GUARDED_BY(mu_);    // by service
   std::map<std::string, int64_t> arrivals_ ABSL_GUARDED_BY(mu_);               // by service
   PeriodicThread monitor_;  // stopped first, in ~VmManager
-  TaskTracker tasks_;  // last member: destroyed first, it waits for this object's tasks
+  TaskTracker tasks_;       // last member: destroyed first, it waits for this object's tasks
 };
 
 }  // namespace ppe::vm

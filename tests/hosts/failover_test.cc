@@ -44,8 +44,7 @@ void RequireNoAddressTwice(World& w) {
   }
 }
 
-TEST_CASE("a lost host's VMs move after the grace period, its return destroys them",
-          "[hosts]") {
+TEST_CASE("a lost host's VMs move after the grace period, its return destroys them", "[hosts]") {
   World w({{"a", "eu-west", 0, 0, "10.52.1.0/24"}, {"b", "us-east", 0, 0, "10.52.2.0/24"}}, Near());
   REQUIRE(w.vms->Reconcile().ok());
   std::map<std::string, std::string> before;  // cpt -> address
@@ -130,8 +129,7 @@ TEST_CASE("VMs with nowhere to go stay and move once there is room", "[hosts]") 
   CHECK(w.Domains(0).empty());
 }
 
-TEST_CASE("a VM released while its host is down is destroyed when the host returns",
-          "[hosts]") {
+TEST_CASE("a VM released while its host is down is destroyed when the host returns", "[hosts]") {
   World w({{"a", "eu-west", 0, 0, "10.54.1.0/24"}, {"b", "us-east", 0, 0, "10.54.2.0/24"}}, Near());
   absl::StatusOr<std::string> ip = w.Allocate("eu-0", "eu-west");
   REQUIRE(ip.ok());
