@@ -535,6 +535,25 @@ absl::StatusOr<SeasonalShape> SeasonalShapeOf(std::span<const double> y,
   return shape;
 }
 
+namespace {
+
+// The smallest k with P(N <= k) >= p for N ~ Poisson(mean); a normal
+// approximation above a mean of 50 (where exp(-mean) starts to lose digits).
+double PoissonQuantile(double mean, double p) {
+  if (mean <= 0) return 0;
+  if (mean > 50) return std::max(0.0, std::ceil(mean + NormalQuantile(p) * std::sqrt(mean)));
+  double pmf = std::exp(-mean), cdf = pmf;
+  int k = 0;
+  while (cdf < p && k < 1000) {
+    ++k;
+    pmf *= mean / k;
+    cdf += pmf;
+  }
+  return k;
+}
+
+}  // namespace
+
 absl::StatusOr<Forecast> PooledForecast(std::span<const double> y, int64_t y_origin,
                                         const SeasonalShape& shape, int horizon, double level) {
   if (y.empty()) return absl::InvalidArgumentError("pooled forecast: empty series");
@@ -548,16 +567,15 @@ absl::StatusOr<Forecast> PooledForecast(std::span<const double> y, int64_t y_ori
     weight += shape.At(y_origin + static_cast<int64_t>(i));
   }
   const double base = weight > 0 ? total / weight : 0.0;
-  const double z = NormalQuantile(0.5 + level / 200.0);
+  const double tail = 0.5 - level / 200.0;  // each side of the central interval
   const int64_t next = y_origin + static_cast<int64_t>(y.size());
   Forecast f;
   f.level = level;
   for (int h = 0; h < horizon; ++h) {
     const double mean = base * shape.At(next + h);
-    const double sd = std::sqrt(mean);
     f.mean.push_back(mean);
-    f.lower.push_back(std::max(0.0, mean - z * sd));
-    f.upper.push_back(mean + z * sd);
+    f.lower.push_back(PoissonQuantile(mean, tail));
+    f.upper.push_back(PoissonQuantile(mean, 1 - tail));
   }
   return f;
 }

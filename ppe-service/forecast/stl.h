@@ -154,7 +154,10 @@ absl::StatusOr<SeasonalShape> SeasonalShapeOf(std::span<const double> y,
 // Forecast of a sparse series `y` (counts, observed at t = y_origin ...) from
 // the aggregate's shape: its deseasonalised level sum(y) / sum(shape) over the
 // observed buckets, times the shape over the horizon. The interval is that of
-// Poisson counts (mean +- z sqrt(mean)). Errors: empty y, bad horizon/level.
+// Poisson counts with that mean: its quantiles, so a profile seen once in many
+// buckets has an upper bound of 0 (no VM held for it), not the
+// mean + z sqrt(mean) of the normal approximation (above 0 for any mean > 0).
+// Errors: empty y, bad horizon/level.
 absl::StatusOr<Forecast> PooledForecast(std::span<const double> y, int64_t y_origin,
                                         const SeasonalShape& shape, int horizon, double level);
 

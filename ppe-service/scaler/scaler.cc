@@ -174,6 +174,10 @@ void Scaler::Pool(Series& s, int64_t bucket) {
   const int longest = *std::max_element(options_.periods.begin(), options_.periods.end());
   std::vector<double> y = s.history.Tail(longest);
   if (s.history.size() >= 2 * smallest && !forecast::IsIntermittent(y)) return;  // not sparse
+  // Only a profile that has come back: one seen in a single bucket is most
+  // likely a one-off visit (most of a real access log's profiles), and its
+  // level estimated from that one bucket would hold a VM for it for hours.
+  if (std::count_if(y.begin(), y.end(), [](double v) { return v > 0; }) < 2) return;
   auto f = forecast::PooledForecast(y, s.history.last_bucket() + 1 - static_cast<int64_t>(y.size()),
                                     *d.shape, static_cast<int>(s.mean.size()), options_.level);
   if (!f.ok()) return;
