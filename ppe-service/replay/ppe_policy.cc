@@ -68,6 +68,7 @@ PpeScores RunPpe(const Setup& s, const PpeKnobs& knobs) {
   options.drain = absl::Seconds(60);
   options.requests_per_vm[kService] = s.per_vm();
   options.adaptive_spares = s.adaptive_spares;
+  options.pool_sparse = s.pool_sparse;
   scaler::Scaler scaler(registry, vms, demand, workers, clock, options);
 
   std::map<std::string, size_t> by_name;

@@ -49,13 +49,14 @@ struct Flags {
   int synthetic = 0;
   int budget = 100000;
   bool no_spares = false;
+  bool pool_sparse = false;
 };
 
 constexpr char kUsage[] =
     "usage: ppe-replay (--counts FILE | --log ACCESS_LOG | --synthetic N --shapes CSV)\n"
     "  [--bucket-seconds N] [--capacity R] [--boot-seconds MEDIAN[,SIGMA]] [--period P]...\n"
     "  [--warmup-buckets W] [--policy NAME]... [--csv OUT] [--plot OUT.png] [--sweep]\n"
-    "  [--config PPE_CONFIG] [--budget VMS] [--no-spares]\n";
+    "  [--config PPE_CONFIG] [--budget VMS] [--no-spares] [--pool-sparse]\n";
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "ppe-replay: %s\n", message.c_str());
@@ -86,6 +87,9 @@ std::string ParseFlags(int argc, char** argv, Flags& f) {
       continue;
     } else if (a == "--no-spares") {
       f.no_spares = true;
+      continue;
+    } else if (a == "--pool-sparse") {
+      f.pool_sparse = true;
       continue;
     } else if (a == "--help" || a == "-h") {
       return "help";
@@ -229,6 +233,7 @@ int main(int argc, char** argv) {
   s.boot_sigma = f.boot_sigma;
   s.budget = f.budget;
   s.adaptive_spares = !f.no_spares;
+  s.pool_sparse = f.pool_sparse;
   std::string trace;
   if (!f.counts.empty()) {
     absl::StatusOr<std::string> text = ReadFile(f.counts);

@@ -23,6 +23,7 @@ struct Setup {
   std::vector<int> periods;     // seasonal periods, buckets
   int budget = 100000;          // VMs across all profiles (the PPE's global budget)
   bool adaptive_spares = true;  // the PPE policies keep warm spares sized by the scaler
+  bool pool_sparse = false;     // and pool sparse profiles on the service's shape
 
   int buckets() const { return profiles.empty() ? 0 : static_cast<int>(profiles[0].demand.size()); }
   // Requests one VM serves in a bucket.

@@ -80,7 +80,7 @@ class Scaler {
     // is provisioned for at least its level times its service's seasonal
     // shape (MSTL of the service's total demand; forecast/stl.h), so a new or
     // small profile is ready for its service's daily peak.
-    bool pool_sparse = true;
+    bool pool_sparse = false;
   };
 
   // `store` (may be null: nothing kept across restarts) holds the limits and

@@ -219,7 +219,8 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       .max_vms = static_cast<int>(c.limits().max_vms_per_profile()),
       .budget = static_cast<int>(c.limits().max_vms_total()),
       .drain = drain,
-      .adaptive_spares = sc.adaptive_spares()};
+      .adaptive_spares = sc.adaptive_spares(),
+      .pool_sparse = sc.pool_sparse()};
   for (const auto& zone : c.zones()) {
     for (const auto& svc : zone.services()) {
       scaling.requests_per_vm[svc.name()] = svc.requests_per_vm();
