@@ -4,6 +4,7 @@ rendered from deploy/conf/ (the ones the quick start ships). Stops them by PID."
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -12,6 +13,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("PPE_BUILD_DIR", os.path.join(ROOT, "build"))
@@ -32,6 +34,26 @@ def free_port(kind=socket.SOCK_STREAM):
                 except OSError:
                     continue
             return port
+
+
+def free_lxc_subnet(bridge_prefix):
+    """X of a 10.213.X.0/24 no interface uses, whose bridge <bridge_prefix>X does
+    not exist: a private subnet per LXC test run, so parallel runs do not clash."""
+    used = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
+    for _ in range(100):
+        x = random.randint(10, 250)
+        if f" 10.213.{x}." not in used and subprocess.run(
+                ["ip", "link", "show", f"{bridge_prefix}{x}"], capture_output=True).returncode != 0:
+            return x
+    raise RuntimeError("no free 10.213.X.0/24")
+
+
+def http_status(address, timeout=3):
+    """The HTTP status of GET http://address:8080/, or why there was none."""
+    try:
+        return urllib.request.urlopen(f"http://{address}:8080/", timeout=timeout).status
+    except Exception as e:  # noqa: BLE001 - any failure is "not serving"
+        return str(e)
 
 
 def wait_until(what, predicate, timeout=10.0):

@@ -4,43 +4,24 @@ a python3 HTTP server on its own address on a bridge this test makes (a free
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import time
 import unittest
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from harness import Stack, wait_until  # noqa: E402
+from harness import Stack, free_lxc_subnet, http_status, wait_until  # noqa: E402
 
 ZONE = "cdn.example.test"
-
-
-def free_subnet():
-    used = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
-    for _ in range(100):
-        x = random.randint(10, 250)
-        if f" 10.213.{x}." not in used and subprocess.run(
-                ["ip", "link", "show", f"ppee2e{x}"], capture_output=True).returncode != 0:
-            return x
-    raise RuntimeError("no free 10.213.X.0/24")
-
-
-def http_status(address, timeout=3):
-    try:
-        return urllib.request.urlopen(f"http://{address}:8080/", timeout=timeout).status
-    except Exception as e:  # noqa: BLE001 - any failure is "not serving"
-        return str(e)
 
 
 class RealContainers(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        x = free_subnet()
+        x = free_lxc_subnet("ppee2e")
         cls.subnet = f"10.213.{x}"
         cls.bridge = f"ppee2e{x}"
         cls.lxc_run = subprocess.run(["mktemp", "-d", "/tmp/ppe-lxc-e2e.XXXXXX"],

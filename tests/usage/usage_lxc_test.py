@@ -11,7 +11,6 @@ for idleness (the profile itself stays valid, its idle expiry is a day). Once
 the load stops, the busy pool's containers go idle and are released too."""
 
 import os
-import random
 import re
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from harness import Stack, wait_until  # noqa: E402
+from harness import Stack, free_lxc_subnet, http_status, wait_until  # noqa: E402
 
 ZONE = "cdn.example.test"
 USAGE_CONF = """
@@ -32,27 +31,9 @@ usage { poll_interval_s: 1 idle_cpu_percent: 1 idle_period_s: 8 busy_cpu_percent
         busy_period_s: 3 idle_network_bytes_per_s: 50 }
 """
 
-def free_subnet():
-    used = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True,
-                          text=True).stdout
-    for _ in range(100):
-        x = random.randint(10, 250)
-        if f" 10.213.{x}." not in used and subprocess.run(
-                ["ip", "link", "show", f"ppeus{x}"], capture_output=True).returncode != 0:
-            return x
-    raise RuntimeError("no free 10.213.X.0/24")
-
-
-def http_status(address, timeout=3):
-    try:
-        return urllib.request.urlopen(f"http://{address}:8080/", timeout=timeout).status
-    except Exception as e:  # noqa: BLE001 - any failure is "not serving"
-        return str(e)
-
-
 class UsageOnContainers(unittest.TestCase):
     def setUp(self):
-        x = free_subnet()
+        x = free_lxc_subnet("ppeus")
         self.subnet, self.bridge = f"10.213.{x}", f"ppeus{x}"
         self.run_dir = subprocess.run(["mktemp", "-d", "/tmp/ppe-lxc-us.XXXXXX"],
                                       capture_output=True, text=True).stdout.strip()
