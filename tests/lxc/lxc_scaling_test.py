@@ -12,14 +12,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 sys.path.insert(0, HERE)
-from harness import Stack  # noqa: E402
-from lxc_e2e_test import free_subnet  # noqa: E402
+from harness import Stack, free_lxc_subnet  # noqa: E402
 from scaling_test import PER_VM_CONF, replay, scaling_conf  # noqa: E402
 
 
 class PreProvisioningOnContainers(unittest.TestCase):
     def test_containers_are_ready_before_the_ramp_needs_them(self):
-        x = free_subnet()
+        x = free_lxc_subnet("ppesc")
         subnet, bridge = f"10.213.{x}", f"ppesc{x}"
         run = subprocess.run(["mktemp", "-d", "/tmp/ppe-lxc-sc.XXXXXX"], capture_output=True,
                              text=True).stdout.strip()
