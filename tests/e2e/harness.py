@@ -143,7 +143,7 @@ class Stack:
 
     def start_ppe(self):
         self._spawn("ppe-server", [PPE_SERVER, "--config", os.path.join(self.dir, "ppe.conf")])
-        wait_until("ppe-server", lambda: self.ppectl("profiles").returncode == 0)
+        wait_until("ppe-server", lambda: self.ppectl("profiles").returncode == 0, timeout=30)
 
     def use_pipe_connector(self):
         """pdns starts ppe-backend itself (pipe connector) instead of connecting to its socket."""
@@ -161,16 +161,27 @@ class Stack:
         self.pipe = True
 
     def start(self):
-        self.start_ppe()
-        if not getattr(self, "pipe", False):
-            self._spawn("ppe-backend",
-                        [PPE_BACKEND, "--config", os.path.join(self.dir, "plugin.conf")])
-            wait_until("ppe-backend",
-                       lambda: os.path.exists(os.path.join(self.dir, "backend.sock")))
-        self._spawn("pdns", ["pdns_server", "--config-dir=" + os.path.join(self.dir, "pdns"),
-                             "--daemon=no", "--guardian=no"])
-        wait_until("pdns_server",
-                   lambda: self.query("cdn.example.test", "SOA", timeout=1).status == "NOERROR")
+        """Starts the three processes and waits until pdns answers the apex SOA.
+        The waits are generous (CI runs this beside compiles); on failure the
+        logs are printed and whatever started is stopped, since a `with` block
+        whose __enter__ raised never reaches __exit__."""
+        try:
+            self.start_ppe()
+            if not getattr(self, "pipe", False):
+                self._spawn("ppe-backend",
+                            [PPE_BACKEND, "--config", os.path.join(self.dir, "plugin.conf")])
+                wait_until("ppe-backend",
+                           lambda: os.path.exists(os.path.join(self.dir, "backend.sock")),
+                           timeout=30)
+            self._spawn("pdns", ["pdns_server", "--config-dir=" + os.path.join(self.dir, "pdns"),
+                                 "--daemon=no", "--guardian=no"])
+            wait_until("pdns_server",
+                       lambda: self.query("cdn.example.test", "SOA", timeout=1).status
+                       == "NOERROR", timeout=30)
+        except BaseException:
+            self.print_logs()
+            self.close()
+            raise
         return self
 
     def stop(self, name, sig=signal.SIGTERM):
@@ -193,13 +204,16 @@ class Stack:
     def __enter__(self):
         return self.start()
 
+    def print_logs(self):
+        for name in ["ppe-server", "ppe-backend", "pdns"]:
+            path = os.path.join(self.dir, name + ".log")
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    print(f"--- {name}.log (tail)\n" + "".join(f.readlines()[-30:]))
+
     def __exit__(self, exc_type, *_):
         if exc_type is not None:
-            for name in ["ppe-server", "ppe-backend", "pdns"]:
-                path = os.path.join(self.dir, name + ".log")
-                if os.path.exists(path):
-                    with open(path, errors="replace") as f:
-                        print(f"--- {name}.log (tail)\n" + "".join(f.readlines()[-30:]))
+            self.print_logs()
         self.close()
 
     def ppectl(self, *args):
