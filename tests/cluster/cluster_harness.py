@@ -12,7 +12,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from harness import Stack, free_port, udp_flood, wait_until  # noqa: E402,F401
+from harness import Stack, free_port, stop_process, udp_flood, wait_until  # noqa: E402,F401
 
 FALLBACK = "192.0.2.10"
 
@@ -59,11 +59,7 @@ class EtcdCluster:
         for p in self.procs:
             p.terminate()
         for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            stop_process(p)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
