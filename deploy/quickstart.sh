@@ -214,6 +214,11 @@ trap 'fail quickstart "line $LINENO" "a command failed unexpectedly (see above)"
 # (deploy/lxc/setup.sh; kept if it already runs). Sets HOST_URI.
 start_host() {  # run directory, bridge, address/prefix
   mkdir -p "$1"
+  # A bridge this directory never made is another instance's: not ours to use
+  # (nor to remove when this run fails).
+  if [[ "$(cat "$1/bridge" 2>/dev/null)" != "$2" ]] && ip link show dev "$2" >/dev/null 2>&1; then
+    fail libvirtd "$1" "bridge $2 exists and is not this instance's (another instance? its 'stop' removes it)"
+  fi
   if ! { [[ -s "$1/libvirtd.pid" ]] && kill -0 "$(cat "$1/libvirtd.pid")" 2>/dev/null; }; then
     HOSTS_STARTED+=("$1 $2")
   fi
