@@ -92,6 +92,11 @@ out=$("$QS" --cluster 2>&1) || rc=$?
 grep -q "PPE cluster is running" <<<"$out" || fail "no success message: $out"
 echo "ok: quickstart --cluster up in $((SECONDS - t0)) s (etcd $PPE_ETCD_PORT.., gRPC $G0.., DNS $D0/$D1, hosts $net_a $net_b)"
 
+rss=""
+for c in etcd-0 ppe-server-0 ppe-backend-0 pdns-0; do
+  rss+=" $c $(($(ps -o rss= -p "$(cat "$PPE_CLUSTER_RUN_DIR/$c.pid")") / 1024)) MiB"
+done
+echo "info: resident memory after start:$rss"
 status=$($PPECTL --server "127.0.0.1:$G0" status)
 grep -q "^replicas (3):" <<<"$status" || fail "status does not list 3 replicas: $status"
 [[ $(grep -c " LEADER" <<<"$status") == 1 ]] || fail "status does not show one leader: $status"
@@ -139,6 +144,12 @@ for port in "$D0" "$D1"; do
   done
 done
 echo "ok: both pdns still answer $addr"
+rss=""
+for c in etcd-0 ppe-server-0 ppe-server-1 ppe-server-2; do
+  pid=$(cat "$PPE_CLUSTER_RUN_DIR/$c.pid")
+  kill -0 "$pid" 2>/dev/null && rss+=" $c $(($(ps -o rss= -p "$pid") / 1024)) MiB"
+done
+echo "info: resident memory with 1 profile and 1 container:$rss"
 
 # A second instance on the same ports (own run directory and subnets) fails,
 # names what failed, and leaves nothing of its own running.
