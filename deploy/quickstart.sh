@@ -194,8 +194,10 @@ fail() {  # component, port (or socket path), message
   fi
   if [[ $2 =~ ^[0-9] ]]; then echo "quickstart: $1 (port $2): $3" >&2; else echo "quickstart: $1 ($2): $3" >&2; fi
   [[ -n "$line" ]] && echo "quickstart: $log: $line" >&2
-  local p holders h
-  for p in $(grep -oE '\b[0-9]+\b' <<<"$2" || true); do
+  local p holders h ports=""
+  # Who holds the ports (not for a socket path or a directory).
+  if [[ $2 =~ ^[0-9] ]]; then ports=$(grep -oE '\b[0-9]+\b' <<<"$2" || true); fi
+  for p in $ports; do
     holders=$(ss -Hlnptu "sport = :$p" 2>/dev/null | grep -o 'users:(([^)]*))' | sort -u | tr '\n' ' ')
     [[ -z "$holders" ]] || echo "quickstart: port $p is held by $holders" >&2
   done
