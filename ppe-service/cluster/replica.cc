@@ -406,6 +406,12 @@ absl::StatusOr<std::function<void()>> Replica::Lock(const std::string& name, abs
       return FromGrpc(s, "lock");
     }
     if (absl::Now() + backoff > deadline) {
+      // Held by another replica, or etcd did not answer (no quorum): say which.
+      if (!s.ok()) {
+        return absl::UnavailableError(absl::StrCat(
+            "lock ", name,
+            ": etcd did not answer (no quorum or no member reachable): ", s.error_message()));
+      }
       return absl::DeadlineExceededError(absl::StrCat("lock ", name, " held by another replica"));
     }
     absl::SleepFor(backoff);

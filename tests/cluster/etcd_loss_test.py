@@ -16,6 +16,7 @@ cache is off, so every answer comes from the plugin and the replicas.
 
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -207,17 +208,19 @@ class NoQuorum(Replicas):
             self.etcd.kill(v)
         watch = DnsWatch(self.stacks, list(addresses) + pending_names + untagged)
         try:
-            # Registrations stop with an error naming etcd, within ppectl's deadline.
+            # Registrations stop with an error naming etcd. The first write
+            # after the loss waits out the etcd call deadline (5 s; another
+            # write may hold the registry's write lock for as long); once etcd
+            # went unanswered the store gives up after 1 s, so ppectl's default
+            # 5 s deadline gets the server's reason.
             refused = []
             for i, s in enumerate((a, b)):
-                r, took = self.issue(s, f"outage-{i}", "--timeout-ms", "10000")
-                refused.append((took, r.returncode, r.stderr.strip()))
-                self.assertNotEqual(r.returncode, 0, r.stdout)
-                self.assertIn("etcd", r.stderr, r.stderr)
-                self.assertLess(took, 10.5)
-            r, short = self.issue(a, "outage-default-deadline")
-            self.assertNotEqual(r.returncode, 0, r.stdout)
-            self.assertLess(short, 6.5, "ppectl hung beyond its 5 s deadline")
+                for j, extra in enumerate((("--timeout-ms", "15000"), ())):
+                    r, took = self.issue(s, f"outage-{i}-{j}", *extra)
+                    refused.append((took, r.stderr.strip()))
+                    self.assertNotEqual(r.returncode, 0, r.stdout)
+                    self.assertIn("etcd has no quorum", r.stderr, r.stderr)
+                    self.assertLess(took, 15.5 if extra else 5.0)
             # Known profiles: their VM address; the rest: the fallback.
             for s in self.stacks:
                 for name, address in addresses.items():
@@ -227,6 +230,12 @@ class NoQuorum(Replicas):
                     self.assertEqual(answer.addresses(), [FALLBACK], answer)
             status = a.ppectl("status")
             outage = time.time() - lost
+            logged = Counter()
+            for s in self.stacks:
+                with open(os.path.join(s.dir, "ppe-server.log"), errors="replace") as f:
+                    for line in f.read().splitlines():
+                        if "warn" in line or "error" in line:
+                            logged[re.sub(r"[0-9a-f]{8,}|\d+", "N", line.split("] ")[-1])[:120]] += 1
         finally:
             counts = watch.close()
         self.assertNotIn(SERVFAIL, counts, f"SERVFAIL without quorum: {counts}")
@@ -263,14 +272,17 @@ class NoQuorum(Replicas):
         text = a.ppectl("status").stdout
         print(text[text.index("replica "):], flush=True)
         print(f"etcd 2 of 3 killed: ppectl issue refused in "
-              f"{', '.join(f'{t:.2f} s' for t, _, _ in refused)} ({refused[0][2]!r}); "
-              f"with the default 5 s deadline {short:.2f} s; status during the outage: rc "
+              f"{', '.join(f'{t:.2f} s' for t, _ in refused)} (first/default deadline, replica "
+              f"a then b; {refused[-1][1]!r}); status during the outage: rc "
               f"{status.returncode} {(status.stderr or status.stdout).strip()[:160]!r}; "
               f"{len(addresses)} known names kept their address, {len(pending_names)} pending "
               f"ones got the fallback; rcodes {counts} over {watch.rounds} rounds in "
               f"{outage:.1f} s; restart: members healthy {healthy:.1f} s, status clean "
               f"{converged:.1f} s after it; {len(fresh)} pending profiles got VMs; "
               f"{len(vms)} VMs, one per profile", flush=True)
+        print("ppe-server warnings during the outage (both replicas, numbers as N):", flush=True)
+        for line, n in logged.most_common(6):
+            print(f"  {n} x {line}", flush=True)
 
 
 if __name__ == "__main__":
