@@ -30,19 +30,28 @@ int64_t EtcdRevision(int64_t store_revision) {
   return store_revision > 0 ? store_revision + 1 : store_revision;
 }
 
+// etcd's own deadline: the member ran out of the propagated deadline first
+// (gRPC code UNKNOWN, "context deadline exceeded").
+bool IsEtcdDeadline(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         (status.error_code() == grpc::StatusCode::UNKNOWN &&
+          absl::StrContains(status.error_message(), "deadline exceeded"));
+}
+
 absl::Status FromGrpc(const grpc::Status& status, std::string_view what) {
   if (status.ok()) return absl::OkStatus();
   // No answer in time, or none from this member: etcd lost its quorum (a
   // member without a raft leader holds writes and linearizable reads until the
-  // deadline) or the member is unreachable. Say so rather than a bare
-  // "Deadline Exceeded".
+  // deadline) or is unreachable. Say so rather than a bare "Deadline Exceeded".
+  absl::StatusCode code = static_cast<absl::StatusCode>(status.error_code());
   const char* hint = "";
-  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+  if (IsEtcdDeadline(status)) {
+    code = absl::StatusCode::kDeadlineExceeded;
     hint = " (no answer in time: etcd has no quorum or no member is reachable)";
   } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    hint = " (etcd has no quorum or the member is unreachable)";
+    hint = " (etcd unreachable, or it has no quorum)";
   }
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+  return absl::Status(code,
                       absl::StrCat("etcd ", std::string(what), ": ", status.error_message(), hint));
 }
 
@@ -510,8 +519,7 @@ absl::Duration EtcdRegistryStore::CallTimeout() const {
 void EtcdRegistryStore::NoteAnswer(const grpc::Status& status) {
   if (status.ok()) {
     answering_.store(true);
-  } else if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
-             status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+  } else if (IsEtcdDeadline(status) || status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     answering_.store(false);
   }
 }

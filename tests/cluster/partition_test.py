@@ -104,9 +104,9 @@ class Partition(unittest.TestCase):
         self.etcd.kill(self.x, signal.SIGCONT)
         resumed = time.time() - stopped
         self.assertLessEqual(took, TTL_S + 1.0, f"Q led {took:.2f} s after the cut")
+        self.never_p_again()  # P's late mark reaches etcd meanwhile
         wait_until("P's refused write", lambda: int(status(self.p).get("fenced_refusals", 0)) >
                    before, timeout=10)
-        self.never_p_again()
         self.assertIn("no longer leads: etcd refused a fenced write", log_of(self.p))
         self.assertEqual(status(self.p).get("leader"), self.q_id)
         print(f"partition (short): P's etcd member stopped; Q led {took:.2f} s later (TTL "
