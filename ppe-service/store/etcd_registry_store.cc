@@ -348,7 +348,7 @@ absl::StatusOr<RangeResult> EtcdRegistryStore::Range(const std::string& key,
   if (!range_end.empty()) request.set_limit(options_.list_page_size);
   RangeResult result;
   while (true) {
-    const absl::Time deadline = absl::Now() + CallTimeout();  // per page
+    const absl::Time deadline = absl::Now() + options_.timeout;  // per page
     pb::RangeResponse response;
     grpc::Status status;
     // A read is safe to repeat: retry UNAVAILABLE (member gone) until the
