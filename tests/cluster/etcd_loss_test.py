@@ -16,6 +16,7 @@ cache is off, so every answer comes from the plugin and the replicas.
 
 import json
 import os
+import shutil
 import re
 import sys
 import tempfile
@@ -76,7 +77,7 @@ class Replicas(unittest.TestCase):
 
     def setUp(self):
         self.etcd = EtcdCluster(3)
-        keys = tempfile.mkdtemp(prefix="ppe-keys-")
+        self.keys = keys = tempfile.mkdtemp(prefix="ppe-keys-")
         self.key_file = os.path.join(keys, "cpt-keys")
         self.stacks = []
         try:
@@ -92,6 +93,7 @@ class Replicas(unittest.TestCase):
         for s in self.stacks:
             s.close()
         self.etcd.close()
+        shutil.rmtree(self.keys, ignore_errors=True)
 
     def issue(self, stack, device, *extra):
         began = time.time()

@@ -52,11 +52,12 @@ class EtcdTls(unittest.TestCase):
         server = make_cert(self.dir, "etcd-server", self.ca, "serverAuth,clientAuth")
         self.client = make_cert(self.dir, "ppe-client", self.ca, "clientAuth")
         self.etcd = EtcdCluster(1, tls=(self.ca[0], *server))
-        keys = tempfile.mkdtemp(prefix="ppe-keys-")
+        self.keys = keys = tempfile.mkdtemp(prefix="ppe-keys-")
         self.key_file = os.path.join(keys, "cpt-keys")
 
     def tearDown(self):
         self.etcd.close()
+        shutil.rmtree(self.keys, ignore_errors=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def registry_tls(self, ca, cert=None):

@@ -17,6 +17,7 @@ must stop acting as leader by itself:
   resumes P neither leads nor writes the leader mark."""
 
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -47,7 +48,7 @@ def log_of(stack):
 class Partition(unittest.TestCase):
     def setUp(self):
         self.etcd = EtcdCluster(3)
-        keys = tempfile.mkdtemp(prefix="ppe-keys-")
+        self.keys = keys = tempfile.mkdtemp(prefix="ppe-keys-")
         key_file = os.path.join(keys, "cpt-keys")
         self.p = self.q = None
         try:
@@ -73,6 +74,7 @@ class Partition(unittest.TestCase):
             if s is not None:
                 s.close()
         self.etcd.close()
+        shutil.rmtree(self.keys, ignore_errors=True)
 
     def mark(self):
         others = [e for i, e in enumerate(self.etcd.endpoints()) if i != self.x]
