@@ -30,10 +30,29 @@ int64_t EtcdRevision(int64_t store_revision) {
   return store_revision > 0 ? store_revision + 1 : store_revision;
 }
 
+// etcd's own deadline: the member ran out of the propagated deadline first
+// (gRPC code UNKNOWN, "context deadline exceeded").
+bool IsEtcdDeadline(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         (status.error_code() == grpc::StatusCode::UNKNOWN &&
+          absl::StrContains(status.error_message(), "deadline exceeded"));
+}
+
 absl::Status FromGrpc(const grpc::Status& status, std::string_view what) {
   if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      "etcd " + std::string(what) + ": " + status.error_message());
+  // No answer in time, or none from this member: etcd lost its quorum (a
+  // member without a raft leader holds writes and linearizable reads until the
+  // deadline) or is unreachable. Say so rather than a bare "Deadline Exceeded".
+  absl::StatusCode code = static_cast<absl::StatusCode>(status.error_code());
+  const char* hint = "";
+  if (IsEtcdDeadline(status)) {
+    code = absl::StatusCode::kDeadlineExceeded;
+    hint = " (no answer in time: etcd has no quorum or no member is reachable)";
+  } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    hint = " (etcd unreachable, or it has no quorum)";
+  }
+  return absl::Status(code,
+                      absl::StrCat("etcd ", std::string(what), ": ", status.error_message(), hint));
 }
 
 void SetDeadline(grpc::ClientContext& context, absl::Time deadline) {
@@ -283,10 +302,23 @@ absl::StatusOr<std::unique_ptr<EtcdRegistryStore>> EtcdRegistryStore::Connect(Op
   stubs->kv = pb::KV::NewStub(stubs->channel);
   stubs->watch = pb::Watch::NewStub(stubs->channel);
   std::unique_ptr<EtcdRegistryStore> store(new EtcdRegistryStore(std::move(options), stubs));
-  // One read proves a member answers.
+  // One read proves a member answers. Its failure names the members and the
+  // TLS settings: a refused handshake says little by itself (etcd with
+  // --client-cert-auth closes the connection of a client without a certificate).
   absl::StatusOr<RangeResult> probe = store->Range(
       store->options_.prefix.empty() ? std::string(1, '\0') : store->options_.prefix, "");
-  if (!probe.ok()) return probe.status();
+  if (!probe.ok()) {
+    const Options& o = store->options_;
+    std::string tls = "plain text";
+    if (!o.ca_file.empty()) {
+      tls = absl::StrCat("TLS trusting CA ", o.ca_file, ", ",
+                         o.cert_file.empty() ? "no client certificate"
+                                             : absl::StrCat("client certificate ", o.cert_file));
+    }
+    return absl::Status(probe.status().code(),
+                        absl::StrCat("etcd: no member of ", absl::StrJoin(o.endpoints, ","),
+                                     " answered (", tls, "): ", probe.status().message()));
+  }
   return store;
 }
 
@@ -331,6 +363,7 @@ absl::StatusOr<RangeResult> EtcdRegistryStore::Range(const std::string& key,
       }
       absl::SleepFor(wait);
     }
+    NoteAnswer(status);
     if (!status.ok()) return FromGrpc(status, "range");
     if (request.revision() == 0) {
       // Every further page reads at the first page's revision.
@@ -433,9 +466,10 @@ absl::StatusOr<TxnResult> EtcdRegistryStore::Txn(const ppe::store::Txn& txn) {
 
   pb::TxnResponse response;
   grpc::ClientContext context;
-  SetDeadline(context, absl::Now() + options_.timeout);
+  SetDeadline(context, absl::Now() + CallTimeout());
   // Not retried: a write that failed in flight may have been applied.
   grpc::Status status = stubs_->kv->Txn(&context, request, &response);
+  NoteAnswer(status);
   if (!status.ok()) return FromGrpc(status, "txn");
   SeeRevision(response.header().revision());
   TxnResult result{.succeeded = response.succeeded(),
@@ -475,6 +509,19 @@ absl::Status EtcdRegistryStore::Compact(int64_t revision) {
   if (!status.ok()) return FromGrpc(status, "compact");
   SeeRevision(response.header().revision());
   return absl::OkStatus();
+}
+
+absl::Duration EtcdRegistryStore::CallTimeout() const {
+  return answering_.load() ? options_.timeout
+                           : std::min(options_.timeout, options_.timeout_while_unanswered);
+}
+
+void EtcdRegistryStore::NoteAnswer(const grpc::Status& status) {
+  if (status.ok()) {
+    answering_.store(true);
+  } else if (IsEtcdDeadline(status) || status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    answering_.store(false);
+  }
 }
 
 int64_t EtcdRegistryStore::CurrentRevision() {
