@@ -131,6 +131,7 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
             {.endpoints = {r.etcd_endpoints().begin(), r.etcd_endpoints().end()},
              .prefix = r.etcd_prefix(),
              .ca_file = r.etcd_ca_file(),
+             .tls_server_name = r.etcd_tls_server_name(),
              .cert_file = r.etcd_cert_file(),
              .key_file = r.etcd_key_file(),
              .timeout = absl::Milliseconds(r.etcd_timeout_ms())});

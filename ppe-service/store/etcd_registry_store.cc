@@ -292,6 +292,16 @@ absl::StatusOr<std::unique_ptr<EtcdRegistryStore>> EtcdRegistryStore::Connect(Op
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(R"({"loadBalancingConfig":[{"round_robin":{}}]})");
   args.SetMaxReceiveMessageSize(256 << 20);
+  if (!options.ca_file.empty() && absl::StartsWith(*target, "ipv4:")) {
+    // One name checked in every member's certificate; else gRPC checks the
+    // target's whole "a:p,b:p" list as the host name and no certificate fits.
+    std::string name = options.tls_server_name;
+    if (name.empty()) {
+      absl::string_view first = absl::string_view(*target).substr(5);
+      name = std::string(first.substr(0, first.find(':')));
+    }
+    args.SetSslTargetNameOverride(name);
+  }
   // Notice a member that stopped answering (SIGSTOP, partition) on an idle
   // watch stream. etcd refuses pings more often than every 5 s.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);

@@ -57,6 +57,10 @@ class EtcdRegistryStore final : public RegistryStore {
     std::string prefix;
     // TLS when ca_file is set; cert_file + key_file add a client certificate.
     std::string ca_file;
+    // With TLS and several IPv4 endpoints (one balanced channel): the name
+    // checked in every member's certificate; empty = the first endpoint's
+    // address. gRPC would otherwise check the whole "a:p,b:p" list as one name.
+    std::string tls_server_name;
     std::string cert_file;
     std::string key_file;
     // Deadline of each unary call (and of a watch's creation).

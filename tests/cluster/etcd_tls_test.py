@@ -51,7 +51,9 @@ class EtcdTls(unittest.TestCase):
         self.other_ca = make_ca(self.dir, "other-ca")
         server = make_cert(self.dir, "etcd-server", self.ca, "serverAuth,clientAuth")
         self.client = make_cert(self.dir, "ppe-client", self.ca, "clientAuth")
-        self.etcd = EtcdCluster(1, tls=(self.ca[0], *server))
+        # Three members: the replica balances over three IPv4 endpoints, one
+        # certificate name (127.0.0.1) checked for all (etcd_tls_server_name's default).
+        self.etcd = EtcdCluster(3, tls=(self.ca[0], *server))
         self.keys = keys = tempfile.mkdtemp(prefix="ppe-keys-")
         self.key_file = os.path.join(keys, "cpt-keys")
 
