@@ -118,17 +118,21 @@ class Registry {
   // --- mutations (store, then memory) ---
   // Store writes of the mutations below go through `fence` when set (a
   // leader's fence: it adds a compare so that etcd refuses the write once this
-  // process no longer leads). Set for the current thread by FenceScope.
+  // process no longer leads). Set for the current thread by FenceScope; work a
+  // fenced thread hands to another (the worker pool) takes Current() along and
+  // opens its own scope with it.
   using Fence = std::function<absl::StatusOr<store::Txn>(store::Txn)>;
   class FenceScope {
    public:
-    explicit FenceScope(const Fence* fence);
+    explicit FenceScope(std::shared_ptr<const Fence> fence);
     ~FenceScope();
     FenceScope(const FenceScope&) = delete;
     FenceScope& operator=(const FenceScope&) = delete;
+    // The fence of the current thread; null outside every scope.
+    static std::shared_ptr<const Fence> Current();
 
    private:
-    const Fence* previous_;
+    std::shared_ptr<const Fence> previous_;
   };
   // Fenced writes etcd refused (the fence's compare failed) since start.
   int64_t fenced_refusals() const { return fenced_refusals_.load(); }
