@@ -81,6 +81,7 @@ Replica::~Replica() {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
+  SetLeading(false);  // gates that outlive this object act no more
   session_->Stop();
   elector_->StopKeepAlive();  // ends a Campaign waiting behind another leader sooner
   for (std::thread& t : threads_) t.join();
@@ -150,6 +151,7 @@ void Replica::CampaignLoop() {
       absl::MutexLock lock(&mu_);
       if (stop_) return;
       leader_ = true;
+      SetLeading(true);
       ++term_;
       elected = on_elected_;
       loops = loops_;
@@ -221,6 +223,7 @@ void Replica::Deposed(const std::string& why) {
   {
     absl::MutexLock lock(&mu_);
     leader_ = false;
+    SetLeading(false);
   }
   spdlog::warn("replica {} no longer leads: {}", options_.id, why);
   elector_->Resign().IgnoreError();  // deletes the key if it is still ours
@@ -241,11 +244,23 @@ void Replica::OnElected(std::function<void()> on_elected) {
   on_elected_.push_back(std::move(on_elected));
 }
 
-bool Replica::RunIfLeader(const std::function<void()>& action) {
-  if (!is_leader()) return false;
-  registry::Registry::FenceScope scope(fence_);
-  action();
-  return true;
+bool Replica::RunIfLeader(const std::function<void()>& action) { return leader_gate()(action); }
+
+Replica::LeaderGate Replica::leader_gate() const {
+  return [leading = leading_, fence = fence_](const std::function<void()>& action) {
+    {
+      absl::MutexLock lock(&leading->mu);
+      if (!leading->leader) return false;
+    }
+    registry::Registry::FenceScope scope(fence);
+    action();
+    return true;
+  };
+}
+
+void Replica::SetLeading(bool leader) {
+  absl::MutexLock lock(&leading_->mu);
+  leading_->leader = leader;
 }
 
 bool Replica::is_leader() const {

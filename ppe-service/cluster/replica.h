@@ -85,8 +85,10 @@ class Replica {
   // (true); false without running it when it does not. A replica deposed
   // meanwhile has the action's registry writes refused by etcd.
   bool RunIfLeader(const std::function<void()>& action);
-  // The leader's fence (valid after the Replica is gone: it then refuses).
-  std::shared_ptr<const registry::Registry::Fence> fence() const { return fence_; }
+  // RunIfLeader as a function that stays safe to call after the Replica is
+  // gone (it then returns false): for threads that may outlive it.
+  using LeaderGate = std::function<bool(const std::function<void()>& action)>;
+  LeaderGate leader_gate() const;
 
   bool is_leader() const;
   const std::string& id() const { return options_.id; }
@@ -102,6 +104,7 @@ class Replica {
   void HeartbeatLoop();
   void CampaignLoop();
   void Deposed(const std::string& why);
+  void SetLeading(bool leader);
   std::string Key(const std::string& suffix) const;
 
   store::EtcdRegistryStore& store_;
@@ -111,6 +114,12 @@ class Replica {
   std::unique_ptr<LeaseKeeper> session_;
   std::shared_ptr<LeaderElector> elector_;  // shared with fence_
   std::shared_ptr<const registry::Registry::Fence> fence_;
+  // Whether this replica leads, shared with the leader gates.
+  struct Leading {
+    absl::Mutex mu;
+    bool leader ABSL_GUARDED_BY(mu) = false;
+  };
+  const std::shared_ptr<Leading> leading_ = std::make_shared<Leading>();
 
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

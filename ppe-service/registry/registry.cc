@@ -139,6 +139,13 @@ Registry::FenceScope::FenceScope(std::shared_ptr<const Fence> fence)
     : previous_(std::exchange(current_fence, std::move(fence))) {}
 Registry::FenceScope::~FenceScope() { current_fence = std::move(previous_); }
 std::shared_ptr<const Registry::Fence> Registry::FenceScope::Current() { return current_fence; }
+std::function<void()> Registry::FenceScope::Bind(std::function<void()> work) {
+  if (current_fence == nullptr) return work;
+  return [fence = current_fence, work = std::move(work)] {
+    FenceScope scope(fence);
+    work();
+  };
+}
 
 Registry::Registry(store::RegistryStore& store) : store_(store) {}
 
@@ -435,6 +442,18 @@ void Registry::ApplyLocked(const std::vector<store::WatchEvent>& events,
   }
 }
 
+absl::Status Registry::CheckFence() {
+  const std::shared_ptr<const Fence> fence = current_fence;
+  if (fence == nullptr) return absl::OkStatus();
+  absl::StatusOr<store::Txn> alone = (*fence)(store::Txn{});
+  if (!alone.ok()) return alone.status();
+  absl::StatusOr<store::TxnResult> r = store_.Txn(*alone);
+  if (!r.ok()) return r.status();
+  if (r->succeeded) return absl::OkStatus();
+  fenced_refusals_.fetch_add(1);
+  return absl::PermissionDeniedError("fenced: this process no longer leads");
+}
+
 absl::StatusOr<store::TxnResult> Registry::Commit(store::Txn txn) {
   const bool own_compares = !txn.compares.empty();
   const std::shared_ptr<const Fence> fence = current_fence;
@@ -446,20 +465,14 @@ absl::StatusOr<store::TxnResult> Registry::Commit(store::Txn txn) {
   absl::StatusOr<store::TxnResult> r = store_.Txn(txn);
   if (!r.ok()) return r.status();
   if (!r->succeeded) {
-    // The txn's own compares failed, or the fence's: etcd does not say which,
-    // so the fence alone is asked again (only after a failure).
-    bool refused = fence != nullptr && !own_compares;
-    if (fence != nullptr && own_compares) {
-      absl::StatusOr<store::Txn> alone = (*fence)(store::Txn{});
-      if (!alone.ok()) return alone.status();
-      absl::StatusOr<store::TxnResult> checked = store_.Txn(*alone);
-      if (!checked.ok()) return checked.status();
-      refused = !checked->succeeded;
-    }
-    if (refused) {
+    if (fence == nullptr) return r;
+    if (!own_compares) {
       fenced_refusals_.fetch_add(1);
       return absl::PermissionDeniedError("fenced: this process no longer leads");
     }
+    // The txn's own compares failed, or the fence's: etcd does not say which,
+    // so the fence alone is asked again (only after a failure).
+    if (absl::Status fenced = CheckFence(); !fenced.ok()) return fenced;
     return r;
   }
   std::vector<store::WatchEvent> events;

@@ -130,10 +130,18 @@ class Registry {
     FenceScope& operator=(const FenceScope&) = delete;
     // The fence of the current thread; null outside every scope.
     static std::shared_ptr<const Fence> Current();
+    // `work` wrapped to run inside the current thread's fence (if any), for
+    // handing to another thread.
+    static std::function<void()> Bind(std::function<void()> work);
 
    private:
     std::shared_ptr<const Fence> previous_;
   };
+  // Inside a FenceScope: OK while the fence holds (one store round trip),
+  // PERMISSION_DENIED (counted below) once it does not. OK outside every
+  // scope. For actions outside the store (destroying a domain) that must be
+  // the leader's alone.
+  absl::Status CheckFence();
   // Fenced writes etcd refused (the fence's compare failed) since start.
   int64_t fenced_refusals() const { return fenced_refusals_.load(); }
 
