@@ -618,13 +618,13 @@ absl::StatusOr<VmManager::ReconcileReport> VmManager::Reconcile() {
   return report;
 }
 
-void VmManager::ReconcileHost(size_t host, const std::vector<DomainInfo>& domains,
+bool VmManager::ReconcileHost(size_t host, const std::vector<DomainInfo>& domains,
                               const std::vector<registry::VmRecord>& vms, ReconcileReport& report) {
   // A deposed leader neither restores nor destroys anything.
   if (absl::Status s = registry_.CheckFence(); !s.ok()) {
     spdlog::warn("host {} not reconciled: {}", hosts_[host]->spec.name, s.message());
     ++report.failed;
-    return;
+    return false;
   }
   Hypervisor& hypervisor = *hosts_[host]->spec.hypervisor;
   absl::flat_hash_map<std::string, const DomainInfo*> by_name;
@@ -677,6 +677,7 @@ void VmManager::ReconcileHost(size_t host, const std::vector<DomainInfo>& domain
     }
     it = stale.erase(it);
   }
+  return true;
 }
 
 VmManager::HostCheckReport VmManager::CheckHosts() {
@@ -692,7 +693,7 @@ VmManager::HostCheckReport VmManager::CheckHosts() {
     if (HostUp(i)) continue;
     // Back: its stale domains go before it takes VMs again.
     ReconcileReport reconciled;
-    ReconcileHost(i, *domains, registry_.ListVms(), reconciled);
+    if (!ReconcileHost(i, *domains, registry_.ListVms(), reconciled)) continue;
     absl::MutexLock lock(&hosts_mu_);
     host_state_[i].up = true;
     host_state_[i].down_since = absl::InfinitePast();

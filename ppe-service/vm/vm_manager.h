@@ -263,7 +263,8 @@ class VmManager {
   bool HostUp(size_t host) const;
   void MarkDown(size_t host, absl::string_view why);
   // Makes one reachable host match the registry (see Reconcile).
-  void ReconcileHost(size_t host, const std::vector<DomainInfo>& domains,
+  // False when it did nothing: the leader's fence refused (a deposed leader).
+  bool ReconcileHost(size_t host, const std::vector<DomainInfo>& domains,
                      const std::vector<registry::VmRecord>& vms, ReconcileReport& report);
   // A VM of a down host, re-created elsewhere; false when it has nowhere to go.
   bool Move(const registry::VmRecord& vm, size_t from);

@@ -185,7 +185,8 @@ class Switchable final : public vm::Hypervisor {
   std::atomic<bool> down{false};
 };
 
-TEST_CASE("fencing: a deposed leader's host monitor re-creates nothing", "[store][etcd][cluster]") {
+TEST_CASE("fencing: a deposed leader's host monitor re-creates and destroys nothing",
+          "[store][etcd][cluster]") {
   Deposed d;
   Registry registry(*d.store);
   REQUIRE(registry.Load().ok());
@@ -232,11 +233,35 @@ TEST_CASE("fencing: a deposed leader's host monitor re-creates nothing", "[store
   CHECK(hosts[1].fake.creates.load() == 0);
   CHECK(registry.ReadyAddresses("cpt-1", "video", clock.Now()) == std::vector<std::string>{*ip});
 
-  Registry::FenceScope scope(d.b_fence);
-  CHECK(vms.CheckHosts().moved == 1);
+  {
+    Registry::FenceScope scope(d.b_fence);
+    CHECK(vms.CheckHosts().moved == 1);
+  }
   std::vector<std::string> now = registry.ReadyAddresses("cpt-1", "video", clock.Now());
   REQUIRE(now.size() == 1);
   CHECK(absl::StartsWith(now[0], "10.2."));
+
+  // The host returns with its old domain still running.
+  hosts[0].down = false;
+  REQUIRE(hosts[0].fake.List()->size() == 1);
+  // A follower's probe: the stale domain is the leader's to destroy, so the
+  // host stays down until it is gone.
+  CHECK(vms.ProbeHosts().returned == 0);
+  {
+    Registry::FenceScope scope(d.a_fence);  // the deposed leader destroys nothing
+    CHECK(vms.CheckHosts().returned == 0);
+  }
+  CHECK(hosts[0].fake.List()->size() == 1);
+  {
+    Registry::FenceScope scope(d.b_fence);  // the leader reconciles it
+    CHECK(vms.CheckHosts().returned == 1);
+  }
+  CHECK(hosts[0].fake.List()->empty());
+  // Down and back again with nothing stale: a follower's probe takes it back.
+  hosts[0].down = true;
+  CHECK(vms.ProbeHosts().down == 1);
+  hosts[0].down = false;
+  CHECK(vms.ProbeHosts().returned == 1);
 }
 
 TEST_CASE("fencing: the usage monitor measures on every replica, drains only as leader",
