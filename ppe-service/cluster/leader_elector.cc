@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "etcd/etcdserver/api/v3election/v3electionpb/v3election.grpc.pb.h"
-#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 
 namespace ppe::cluster {
 namespace {
@@ -24,9 +23,6 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
 struct LeaderElector::Stubs {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v3electionpb::Election::Stub> election;
-  std::unique_ptr<etcdserverpb::Lease::Stub> lease;
-  absl::Mutex mu;
-  grpc::ClientContext* keepalive_context ABSL_GUARDED_BY(mu) = nullptr;
 };
 
 absl::StatusOr<std::unique_ptr<LeaderElector>> LeaderElector::Connect(Options options) {
@@ -42,7 +38,6 @@ absl::StatusOr<std::unique_ptr<LeaderElector>> LeaderElector::Connect(Options op
           : grpc::CreateCustomChannel(absl::StrCat("ipv4:", absl::StrJoin(options.endpoints, ",")),
                                       grpc::InsecureChannelCredentials(), args);
   stubs->election = v3electionpb::Election::NewStub(stubs->channel);
-  stubs->lease = etcdserverpb::Lease::NewStub(stubs->channel);
   return std::unique_ptr<LeaderElector>(new LeaderElector(std::move(options), std::move(stubs)));
 }
 
@@ -52,67 +47,25 @@ LeaderElector::LeaderElector(Options options, std::shared_ptr<Stubs> stubs)
 LeaderElector::~LeaderElector() { StopKeepAlive(); }
 
 void LeaderElector::StopKeepAlive() {
-  {
-    absl::MutexLock lock(&mu_);
-    stop_ = true;
-  }
-  {
-    absl::MutexLock lock(&stubs_->mu);
-    if (stubs_->keepalive_context != nullptr) stubs_->keepalive_context->TryCancel();
-  }
-  if (keepalive_.joinable()) keepalive_.join();
-}
-
-void LeaderElector::KeepAlive(int64_t lease) {
-  const absl::Duration every = std::max(options_.ttl / 3, absl::Milliseconds(100));
-  while (true) {
-    grpc::ClientContext context;
-    {
-      absl::MutexLock lock(&stubs_->mu);
-      stubs_->keepalive_context = &context;
-    }
-    auto stream = stubs_->lease->LeaseKeepAlive(&context);
-    etcdserverpb::LeaseKeepAliveRequest request;
-    request.set_id(lease);
-    etcdserverpb::LeaseKeepAliveResponse response;
-    while (stream->Write(request) && stream->Read(&response) && response.ttl() > 0) {
-      absl::MutexLock lock(&mu_);
-      if (mu_.AwaitWithTimeout(absl::Condition(&stop_), every)) break;
-    }
-    context.TryCancel();
-    stream->Finish().IgnoreError();
-    {
-      absl::MutexLock lock(&stubs_->mu);
-      stubs_->keepalive_context = nullptr;
-    }
-    absl::MutexLock lock(&mu_);
-    // Stopped, or the lease is gone (ttl 0): nothing more to keep alive.
-    if (stop_ || response.ttl() <= 0) return;
-    mu_.AwaitWithTimeout(absl::Condition(&stop_), absl::Milliseconds(100));  // member gone: retry
-    if (stop_) return;
-  }
+  absl::MutexLock lock(&mu_);
+  if (lease_ != nullptr) lease_->Stop();
 }
 
 absl::StatusOr<LeaderElector::LeaderKey> LeaderElector::Campaign(absl::Duration wait) {
-  etcdserverpb::LeaseGrantRequest grant;
-  grant.set_ttl(std::max<int64_t>(1, absl::ToInt64Seconds(options_.ttl)));
-  etcdserverpb::LeaseGrantResponse granted;
-  {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
-    grpc::Status s = stubs_->lease->LeaseGrant(&context, grant, &granted);
-    if (!s.ok()) return FromGrpc(s, "lease grant");
-  }
-  StopKeepAlive();  // of an earlier campaign's lease
+  absl::StatusOr<std::unique_ptr<LeaseKeeper>> keeper = LeaseKeeper::Grant(
+      stubs_->channel, {.ttl = options_.ttl, .timeout = options_.timeout, .what = "leader lease"});
+  if (!keeper.ok()) return keeper.status();
+  const int64_t lease = (*keeper)->id();
+  std::unique_ptr<LeaseKeeper> earlier;  // an earlier campaign's: stops outside the lock
   {
     absl::MutexLock lock(&mu_);
-    stop_ = false;
+    earlier = std::exchange(lease_, std::move(*keeper));
   }
-  keepalive_ = std::thread([this, id = granted.id()] { KeepAlive(id); });
+  earlier.reset();
 
   v3electionpb::CampaignRequest request;
   request.set_name(options_.name);
-  request.set_lease(granted.id());
+  request.set_lease(lease);
   request.set_value(options_.value);
   v3electionpb::CampaignResponse response;
   grpc::ClientContext context;
@@ -144,13 +97,12 @@ absl::Status LeaderElector::Resign() {
   context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
   absl::Status resigned =
       FromGrpc(stubs_->election->Resign(&context, request, &response), "resign");
-  StopKeepAlive();
-  etcdserverpb::LeaseRevokeRequest revoke;
-  revoke.set_id(key->lease);
-  etcdserverpb::LeaseRevokeResponse revoked;
-  grpc::ClientContext revoke_context;
-  revoke_context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
-  stubs_->lease->LeaseRevoke(&revoke_context, revoke, &revoked).ok();
+  std::unique_ptr<LeaseKeeper> lease;
+  {
+    absl::MutexLock lock(&mu_);
+    lease = std::move(lease_);
+  }
+  if (lease != nullptr) lease->Revoke();
   return resigned;
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 
 // Leader election through etcd's own election service (v3election: Campaign,
-// Leader, Resign), on a lease this class keeps alive, and fencing for the
+// Leader, Resign), on a lease kept alive by a LeaseKeeper, and fencing for the
 // leader's writes.
 //
 // Campaign puts `<name>/<lease id>` bound to the lease and returns once that
@@ -18,7 +18,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -26,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "ppe-service/cluster/lease_keeper.h"
 #include "ppe-service/store/registry_store.h"
 
 namespace grpc {
@@ -82,14 +82,12 @@ class LeaderElector {
  private:
   struct Stubs;
   LeaderElector(Options options, std::shared_ptr<Stubs> stubs);
-  void KeepAlive(int64_t lease);
 
   const Options options_;
   const std::shared_ptr<Stubs> stubs_;
   mutable absl::Mutex mu_;
   std::optional<LeaderKey> leader_ ABSL_GUARDED_BY(mu_);
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread keepalive_;
+  std::unique_ptr<LeaseKeeper> lease_ ABSL_GUARDED_BY(mu_);  // of the latest Campaign
 };
 
 }  // namespace ppe::cluster

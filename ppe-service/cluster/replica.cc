@@ -38,9 +38,6 @@ std::string DefaultId() {
 
 struct Replica::Stubs {
   std::unique_ptr<pb::KV::Stub> kv;
-  std::unique_ptr<pb::Lease::Stub> lease;
-  absl::Mutex mu;
-  grpc::ClientContext* keepalive_context ABSL_GUARDED_BY(mu) = nullptr;
 };
 
 Replica::Replica(store::EtcdRegistryStore& store, registry::Registry& registry, Options options)
@@ -53,7 +50,6 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Start(store::EtcdRegistryStore
   std::unique_ptr<Replica> r(new Replica(store, registry, std::move(options)));
   r->stubs_ = std::make_shared<Stubs>();
   r->stubs_->kv = pb::KV::NewStub(store.channel());
-  r->stubs_->lease = pb::Lease::NewStub(store.channel());
   absl::StatusOr<std::unique_ptr<LeaderElector>> elector =
       LeaderElector::Connect({.endpoints = {},
                               .name = r->Key(kElection),
@@ -64,10 +60,16 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Start(store::EtcdRegistryStore
                               .channel = store.channel()});
   if (!elector.ok()) return elector.status();
   r->elector_ = std::move(*elector);
-  r->fence_ = [e = r->elector_.get()](store::Txn txn) { return e->Fence(std::move(txn)); };
-  if (absl::Status s = r->GrantSession(); !s.ok()) return s;
+  r->fence_ = std::make_shared<const registry::Registry::Fence>(
+      [e = r->elector_](store::Txn txn) { return e->Fence(std::move(txn)); });
+  absl::StatusOr<std::unique_ptr<LeaseKeeper>> session =
+      LeaseKeeper::Grant(store.channel(), {.ttl = r->options_.ttl,
+                                           .timeout = r->options_.timeout,
+                                           .regrant = true,
+                                           .what = "session lease"});
+  if (!session.ok()) return session.status();
+  r->session_ = std::move(*session);
   Replica* self = r.get();
-  r->threads_.emplace_back([self] { self->KeepAliveLoop(); });
   r->threads_.emplace_back([self] { self->HeartbeatLoop(); });
   spdlog::info("replica {} joined the cluster (lease TTL {} s)", r->options_.id,
                absl::ToDoubleSeconds(r->options_.ttl));
@@ -79,100 +81,25 @@ Replica::~Replica() {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
-  {
-    absl::MutexLock lock(&stubs_->mu);
-    if (stubs_->keepalive_context != nullptr) stubs_->keepalive_context->TryCancel();
-  }
+  SetLeading(false);  // gates that outlive this object act no more
+  session_->Stop();
   elector_->StopKeepAlive();  // ends a Campaign waiting behind another leader sooner
   for (std::thread& t : threads_) t.join();
   elector_->Resign().IgnoreError();
-  int64_t lease;
-  {
-    absl::MutexLock lock(&mu_);
-    lease = session_lease_;
-  }
-  pb::LeaseRevokeRequest revoke;
-  revoke.set_id(lease);
-  pb::LeaseRevokeResponse revoked;
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
-  stubs_->lease->LeaseRevoke(&context, revoke, &revoked).ok();
+  session_->Revoke();
 }
 
 std::string Replica::Key(const std::string& suffix) const {
   return store_.options().prefix + suffix;
 }
 
-absl::Status Replica::GrantSession() {
-  pb::LeaseGrantRequest grant;
-  grant.set_ttl(std::max<int64_t>(1, absl::ToInt64Seconds(options_.ttl)));
-  pb::LeaseGrantResponse granted;
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
-  if (absl::Status s =
-          FromGrpc(stubs_->lease->LeaseGrant(&context, grant, &granted), "session lease grant");
-      !s.ok()) {
-    return s;
-  }
-  absl::MutexLock lock(&mu_);
-  session_lease_ = granted.id();
-  return absl::OkStatus();
-}
-
-void Replica::KeepAliveLoop() {
-  const absl::Duration every = std::max(options_.ttl / 3, absl::Milliseconds(100));
-  while (true) {
-    int64_t lease;
-    {
-      absl::MutexLock lock(&mu_);
-      if (stop_) return;
-      lease = session_lease_;
-    }
-    grpc::ClientContext context;
-    {
-      absl::MutexLock lock(&stubs_->mu);
-      stubs_->keepalive_context = &context;
-    }
-    auto stream = stubs_->lease->LeaseKeepAlive(&context);
-    pb::LeaseKeepAliveRequest request;
-    request.set_id(lease);
-    pb::LeaseKeepAliveResponse response;
-    bool answered = false;
-    while (stream->Write(request) && stream->Read(&response)) {
-      answered = true;
-      if (response.ttl() <= 0) break;
-      absl::MutexLock lock(&mu_);
-      if (mu_.AwaitWithTimeout(absl::Condition(&stop_), every)) break;
-    }
-    context.TryCancel();
-    stream->Finish().IgnoreError();
-    {
-      absl::MutexLock lock(&stubs_->mu);
-      stubs_->keepalive_context = nullptr;
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      if (stop_) return;
-    }
-    if (answered && response.ttl() <= 0) {
-      // The lease ran out (a stall longer than the TTL): a new session. The
-      // membership key comes back with the next heartbeat.
-      spdlog::warn("replica {}: session lease expired; granting a new one", options_.id);
-      if (!GrantSession().ok()) absl::SleepFor(absl::Milliseconds(200));
-    } else {
-      absl::SleepFor(absl::Milliseconds(100));  // member gone: retry on another
-    }
-  }
-}
-
 void Replica::HeartbeatLoop() {
   while (true) {
-    int64_t lease;
+    const int64_t lease = session_->id();
     ppe::v1::ReplicaStatus me;
     {
       absl::MutexLock lock(&mu_);
       if (stop_) return;
-      lease = session_lease_;
       me.set_leader(leader_);
       me.set_watch_lag_ms(watch_lag_ms_);
     }
@@ -224,6 +151,7 @@ void Replica::CampaignLoop() {
       absl::MutexLock lock(&mu_);
       if (stop_) return;
       leader_ = true;
+      SetLeading(true);
       ++term_;
       elected = on_elected_;
       loops = loops_;
@@ -231,7 +159,7 @@ void Replica::CampaignLoop() {
     spdlog::info("replica {} leads (leader key {})", options_.id, won->key);
     const int64_t refused_before = registry_.fenced_refusals();
     {
-      registry::Registry::FenceScope scope(&fence_);
+      registry::Registry::FenceScope scope(fence_);
       for (auto& f : elected) f();
     }
     std::vector<absl::Time> due(loops.size(), absl::Now());
@@ -269,7 +197,7 @@ void Replica::CampaignLoop() {
       }
       for (size_t i = 0; i < loops.size() && marked.ok(); ++i) {
         if (now < due[i]) continue;
-        registry::Registry::FenceScope scope(&fence_);
+        registry::Registry::FenceScope scope(fence_);
         loops[i].pass();
         due[i] = absl::Now() + loops[i].interval;
       }
@@ -303,6 +231,7 @@ void Replica::Deposed(const std::string& why) {
   {
     absl::MutexLock lock(&mu_);
     leader_ = false;
+    SetLeading(false);
   }
   spdlog::warn("replica {} no longer leads: {}", options_.id, why);
   elector_->Resign().IgnoreError();  // deletes the key if it is still ours
@@ -321,6 +250,25 @@ void Replica::RunWhileLeader(std::string name, absl::Duration interval,
 void Replica::OnElected(std::function<void()> on_elected) {
   absl::MutexLock lock(&mu_);
   on_elected_.push_back(std::move(on_elected));
+}
+
+bool Replica::RunIfLeader(const std::function<void()>& action) { return leader_gate()(action); }
+
+Replica::LeaderGate Replica::leader_gate() const {
+  return [leading = leading_, fence = fence_](const std::function<void()>& action) {
+    {
+      absl::MutexLock lock(&leading->mu);
+      if (!leading->leader) return false;
+    }
+    registry::Registry::FenceScope scope(fence);
+    action();
+    return true;
+  };
+}
+
+void Replica::SetLeading(bool leader) {
+  absl::MutexLock lock(&leading_->mu);
+  leading_->leader = leader;
 }
 
 bool Replica::is_leader() const {
@@ -358,12 +306,11 @@ absl::StatusOr<std::function<void()>> Replica::Lock(const std::string& name, abs
   const std::string key = Key(kLocks) + name;
   absl::Duration backoff = absl::Milliseconds(2);
   while (true) {
-    int64_t lease;
     {
       absl::MutexLock lock(&mu_);
       if (stop_) return absl::CancelledError("replica stopping");
-      lease = session_lease_;
     }
+    const int64_t lease = session_->id();
     pb::TxnRequest txn;
     pb::Compare* absent = txn.add_compare();
     absent->set_key(key);

@@ -1,8 +1,9 @@
 #pragma once
 
 // One ppe-server process among several sharing an etcd registry:
-//  - a session lease kept alive by this process; keys bound to it vanish
-//    within its TTL when the process dies or stalls;
+//  - a session lease kept alive by this process (LeaseKeeper, granted anew
+//    after a stall longer than its TTL); keys bound to it vanish within its
+//    TTL when the process dies or stalls;
 //  - membership: /ppe/cluster/members/<id> (bound to the lease) carries the
 //    replica's address, the revision its registry watch has applied and its
 //    watch lag, refreshed every `heartbeat`;
@@ -15,7 +16,9 @@
 //    and etcd refuses them once another replica leads. Before each round the
 //    leader writes /ppe/cluster/leader_pass ("<id> <unix ms>") fenced; a
 //    refusal there (or of any fenced write) makes it step down and campaign
-//    again.
+//    again. Work that must run only on the leader but on a schedule of its
+//    own (the host monitor, the usage monitor's actions) goes through
+//    RunIfLeader, inside the same fence.
 
 #include <functional>
 #include <memory>
@@ -28,6 +31,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ppe-service/cluster/leader_elector.h"
+#include "ppe-service/cluster/lease_keeper.h"
 #include "ppe-service/registry/registry.h"
 #include "ppe-service/store/etcd_registry_store.h"
 
@@ -77,6 +81,15 @@ class Replica {
   // Starts campaigning for the leader role in the background.
   void Campaign();
 
+  // Runs `action` now, inside the leader's fence, when this replica leads
+  // (true); false without running it when it does not. A replica deposed
+  // meanwhile has the action's registry writes refused by etcd.
+  bool RunIfLeader(const std::function<void()>& action);
+  // RunIfLeader as a function that stays safe to call after the Replica is
+  // gone (it then returns false): for threads that may outlive it.
+  using LeaderGate = std::function<bool(const std::function<void()>& action)>;
+  LeaderGate leader_gate() const;
+
   bool is_leader() const;
   const std::string& id() const { return options_.id; }
   // The leader's id (NOT_FOUND when none) and the live members.
@@ -88,23 +101,28 @@ class Replica {
  private:
   struct Stubs;
   Replica(store::EtcdRegistryStore& store, registry::Registry& registry, Options options);
-  absl::Status GrantSession();
-  void KeepAliveLoop();
   void HeartbeatLoop();
   void CampaignLoop();
   void Deposed(const std::string& why);
+  void SetLeading(bool leader);
   std::string Key(const std::string& suffix) const;
 
   store::EtcdRegistryStore& store_;
   registry::Registry& registry_;
   const Options options_;
   std::shared_ptr<Stubs> stubs_;
-  std::unique_ptr<LeaderElector> elector_;
-  registry::Registry::Fence fence_;
+  std::unique_ptr<LeaseKeeper> session_;
+  std::shared_ptr<LeaderElector> elector_;  // shared with fence_
+  std::shared_ptr<const registry::Registry::Fence> fence_;
+  // Whether this replica leads, shared with the leader gates.
+  struct Leading {
+    absl::Mutex mu;
+    bool leader ABSL_GUARDED_BY(mu) = false;
+  };
+  const std::shared_ptr<Leading> leading_ = std::make_shared<Leading>();
 
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t session_lease_ ABSL_GUARDED_BY(mu_) = 0;
   bool leader_ ABSL_GUARDED_BY(mu_) = false;
   int64_t term_ ABSL_GUARDED_BY(mu_) = 0;  // election wins so far
   double watch_lag_ms_ ABSL_GUARDED_BY(mu_) = 0;

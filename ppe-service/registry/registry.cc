@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -131,13 +132,20 @@ std::optional<VmState> ParseVmState(absl::string_view name) {
 }
 
 namespace {
-thread_local const Registry::Fence* current_fence = nullptr;
+thread_local std::shared_ptr<const Registry::Fence> current_fence;
 }  // namespace
 
-Registry::FenceScope::FenceScope(const Fence* fence) : previous_(current_fence) {
-  current_fence = fence;
+Registry::FenceScope::FenceScope(std::shared_ptr<const Fence> fence)
+    : previous_(std::exchange(current_fence, std::move(fence))) {}
+Registry::FenceScope::~FenceScope() { current_fence = std::move(previous_); }
+std::shared_ptr<const Registry::Fence> Registry::FenceScope::Current() { return current_fence; }
+std::function<void()> Registry::FenceScope::Bind(std::function<void()> work) {
+  if (current_fence == nullptr) return work;
+  return [fence = current_fence, work = std::move(work)] {
+    FenceScope scope(fence);
+    work();
+  };
 }
-Registry::FenceScope::~FenceScope() { current_fence = previous_; }
 
 Registry::Registry(store::RegistryStore& store) : store_(store) {}
 
@@ -434,9 +442,21 @@ void Registry::ApplyLocked(const std::vector<store::WatchEvent>& events,
   }
 }
 
+absl::Status Registry::CheckFence() {
+  const std::shared_ptr<const Fence> fence = current_fence;
+  if (fence == nullptr) return absl::OkStatus();
+  absl::StatusOr<store::Txn> alone = (*fence)(store::Txn{});
+  if (!alone.ok()) return alone.status();
+  absl::StatusOr<store::TxnResult> r = store_.Txn(*alone);
+  if (!r.ok()) return r.status();
+  if (r->succeeded) return absl::OkStatus();
+  fenced_refusals_.fetch_add(1);
+  return absl::PermissionDeniedError("fenced: this process no longer leads");
+}
+
 absl::StatusOr<store::TxnResult> Registry::Commit(store::Txn txn) {
   const bool own_compares = !txn.compares.empty();
-  const Fence* fence = current_fence;
+  const std::shared_ptr<const Fence> fence = current_fence;
   if (fence != nullptr) {
     absl::StatusOr<store::Txn> fenced = (*fence)(std::move(txn));
     if (!fenced.ok()) return fenced.status();
@@ -445,10 +465,14 @@ absl::StatusOr<store::TxnResult> Registry::Commit(store::Txn txn) {
   absl::StatusOr<store::TxnResult> r = store_.Txn(txn);
   if (!r.ok()) return r.status();
   if (!r->succeeded) {
-    if (fence != nullptr && !own_compares) {
+    if (fence == nullptr) return r;
+    if (!own_compares) {
       fenced_refusals_.fetch_add(1);
       return absl::PermissionDeniedError("fenced: this process no longer leads");
     }
+    // The txn's own compares failed, or the fence's: etcd does not say which,
+    // so the fence alone is asked again (only after a failure).
+    if (absl::Status fenced = CheckFence(); !fenced.ok()) return fenced;
     return r;
   }
   std::vector<store::WatchEvent> events;

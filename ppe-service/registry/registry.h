@@ -118,18 +118,30 @@ class Registry {
   // --- mutations (store, then memory) ---
   // Store writes of the mutations below go through `fence` when set (a
   // leader's fence: it adds a compare so that etcd refuses the write once this
-  // process no longer leads). Set for the current thread by FenceScope.
+  // process no longer leads). Set for the current thread by FenceScope; work a
+  // fenced thread hands to another (the worker pool) takes Current() along and
+  // opens its own scope with it.
   using Fence = std::function<absl::StatusOr<store::Txn>(store::Txn)>;
   class FenceScope {
    public:
-    explicit FenceScope(const Fence* fence);
+    explicit FenceScope(std::shared_ptr<const Fence> fence);
     ~FenceScope();
     FenceScope(const FenceScope&) = delete;
     FenceScope& operator=(const FenceScope&) = delete;
+    // The fence of the current thread; null outside every scope.
+    static std::shared_ptr<const Fence> Current();
+    // `work` wrapped to run inside the current thread's fence (if any), for
+    // handing to another thread.
+    static std::function<void()> Bind(std::function<void()> work);
 
    private:
-    const Fence* previous_;
+    std::shared_ptr<const Fence> previous_;
   };
+  // Inside a FenceScope: OK while the fence holds (one store round trip),
+  // PERMISSION_DENIED (counted below) once it does not. OK outside every
+  // scope. For actions outside the store (destroying a domain) that must be
+  // the leader's alone.
+  absl::Status CheckFence();
   // Fenced writes etcd refused (the fence's compare failed) since start.
   int64_t fenced_refusals() const { return fenced_refusals_.load(); }
 

@@ -233,13 +233,14 @@ void Scaler::Act(Series& s, int desired, int uncapped) {
   int current = ActiveVms(s);
   // At the cap with more demand than the pool can take: grow the VMs instead.
   if (uncapped > desired && current >= desired && desired > 0) {
-    tasks_.Schedule(workers_, [this, cpt = s.cpt, service = s.service] {
-      absl::StatusOr<int> grown = vms_.ScaleOut(cpt, service);
-      if (grown.ok() && *grown > 0) {
-        absl::MutexLock lock(&mu_);
-        stats_.scale_outs += *grown;
-      }
-    });
+    tasks_.Schedule(workers_,
+                    registry::Registry::FenceScope::Bind([this, cpt = s.cpt, service = s.service] {
+                      absl::StatusOr<int> grown = vms_.ScaleOut(cpt, service);
+                      if (grown.ok() && *grown > 0) {
+                        absl::MutexLock lock(&mu_);
+                        stats_.scale_outs += *grown;
+                      }
+                    }));
   }
   if (desired > current + s.pending) {
     s.below_target = 0;
@@ -249,13 +250,16 @@ void Scaler::Act(Series& s, int desired, int uncapped) {
     spdlog::info("scale up profile {} {}: {} -> {} VMs", cpt::CptCodec::Fingerprint(s.cpt),
                  s.service, current, desired);
     for (int i = 0; i < add; ++i) {
-      tasks_.Schedule(workers_, [this, cpt = s.cpt, service = s.service] {
-        absl::StatusOr<std::string> ip = vms_.AddVm(cpt, service);
-        if (!ip.ok()) spdlog::warn("scale up failed: {}", ip.status().message());
-        absl::MutexLock lock(&mu_);
-        auto it = series_.find({cpt, service});
-        if (it != series_.end()) --it->second.pending;
-      });
+      tasks_.Schedule(
+          workers_, registry::Registry::FenceScope::Bind([this, cpt = s.cpt, service = s.service] {
+            absl::StatusOr<std::string> ip = vms_.AddVm(cpt, service);
+            if (!ip.ok()) {
+              spdlog::warn("scale up failed: {}", ip.status().message());
+            }
+            absl::MutexLock lock(&mu_);
+            auto it = series_.find({cpt, service});
+            if (it != series_.end()) --it->second.pending;
+          }));
     }
     return;
   }
@@ -329,11 +333,14 @@ void Scaler::PlanSpares(int64_t ended) {
 void Scaler::Tick() {
   if (options_.mode == Mode::kOff) return;
   std::vector<store::Op> ops;
+  std::shared_ptr<const registry::Registry::Fence> fence =
+      registry::Registry::FenceScope::Current();
   {
     absl::MutexLock lock(&mu_);
+    fence_ = fence;
     TickLocked(ops);
   }
-  Write(ops);
+  Write(ops, fence);
 }
 
 void Scaler::TickLocked(std::vector<store::Op>& ops) {
@@ -417,7 +424,8 @@ void Scaler::CheckpointOps(int64_t last, std::vector<store::Op>& ops) {
   }
 }
 
-void Scaler::Write(const std::vector<store::Op>& ops) {
+void Scaler::Write(const std::vector<store::Op>& ops,
+                   const std::shared_ptr<const registry::Registry::Fence>& fence) {
   if (store_ == nullptr) return;
   // Bounded transactions (~25 ms each on SQLite, store_bench), so that the
   // registry's own writes (a first-time client's VM) never wait long behind one.
@@ -425,7 +433,12 @@ void Scaler::Write(const std::vector<store::Op>& ops) {
   for (size_t from = 0; from < ops.size(); from += kOpsPerTxn) {
     store::Txn txn;
     txn.success.assign(ops.begin() + from, ops.begin() + std::min(ops.size(), from + kOpsPerTxn));
-    absl::StatusOr<store::TxnResult> r = store_->Txn(txn);
+    // A leader's checkpoint: etcd refuses it once another replica leads, so a
+    // deposed leader's late counts never overwrite the new leader's.
+    absl::StatusOr<store::Txn> fenced = fence != nullptr ? (*fence)(txn) : txn;
+    absl::StatusOr<store::TxnResult> r =
+        fenced.ok() ? store_->Txn(*fenced) : absl::StatusOr<store::TxnResult>(fenced.status());
+    if (r.ok() && !r->succeeded) r = absl::PermissionDeniedError("fenced: no longer the leader");
     if (r.ok()) continue;
     spdlog::warn("scaler: checkpoint of {} keys failed: {}", txn.success.size(),
                  r.status().ToString());
@@ -497,11 +510,13 @@ void Scaler::Start() {
 void Scaler::Stop() {
   loop_.Stop();
   std::vector<store::Op> ops;
+  std::shared_ptr<const registry::Registry::Fence> fence;
   {
     absl::MutexLock lock(&mu_);
     if (last_bucket_ >= 0) CheckpointOps(last_bucket_, ops);
+    fence = fence_;
   }
-  Write(ops);
+  Write(ops, fence);
 }
 
 absl::Status Scaler::SetLimits(const std::string& cpt, const std::string& service, int min_vms,

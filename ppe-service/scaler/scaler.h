@@ -46,7 +46,10 @@ namespace ppe::scaler {
 // With a store, the operator's limits are written before SetLimits returns,
 // and each series' request counts are checkpointed every `checkpoint_every`
 // buckets (off the lock, in transactions of up to 2,000 series; idle series
-// write nothing), so a restart keeps the history the forecasts need. The buckets
+// write nothing), so a restart keeps the history the forecasts need. Ticks run
+// inside a leader's fence (Registry::FenceScope, replicas) carry it to their
+// scale-ups on the worker pool and to the checkpoints: etcd refuses them once
+// another replica leads. The buckets
 // since the last checkpoint (all of them on a clean Stop) and the time the
 // PPE was down are lost: they read as zero requests.
 class Scaler {
@@ -175,9 +178,11 @@ class Scaler {
   // Puts each series' counts of the chunk holding `last` (up to `last`) and
   // deletes its chunk that fell out of the retained history.
   void CheckpointOps(int64_t last, std::vector<store::Op>& ops) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Applies `ops` in transactions of a bounded size; failures are logged and
-  // counted.
-  void Write(const std::vector<store::Op>& ops) ABSL_LOCKS_EXCLUDED(mu_);
+  // Applies `ops` in transactions of a bounded size, each through `fence`
+  // when set; failures (and refusals by the fence) are logged and counted.
+  void Write(const std::vector<store::Op>& ops,
+             const std::shared_ptr<const registry::Registry::Fence>& fence)
+      ABSL_LOCKS_EXCLUDED(mu_);
   int64_t BucketOf(absl::Time t) const;
 
   registry::Registry& registry_;
@@ -203,6 +208,9 @@ class Scaler {
   void Pool(Series& s, int64_t bucket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::map<std::string, ServiceDemand> services_ ABSL_GUARDED_BY(mu_);
   int64_t last_bucket_ ABSL_GUARDED_BY(mu_) = -1;
+  // The fence of the last Tick (a replica's leader loop): Stop's checkpoint
+  // goes through it too, so a deposed leader's final write is refused.
+  std::shared_ptr<const registry::Registry::Fence> fence_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
   PeriodicThread loop_;
   TaskTracker tasks_;  // last member: destroyed first, it waits for this object's tasks

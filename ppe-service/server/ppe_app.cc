@@ -169,6 +169,7 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
     cluster::Replica* r = app->replica_.get();
     app->vms_->set_allocation_lock(
         [r](const std::string& name) { return r->Lock(name, absl::Seconds(30)); });
+    app->vms_->set_leader_gate(r->leader_gate());
   }
   // While the reconcile restores VMs, the Resolver port is held and answers
   // only grpc.health.v1.Health: NOT_SERVING (progress is in the log).
@@ -251,6 +252,7 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       return scaler->MinVms(cpt, service);
     });
     if (u.mode() == "act") app->scaler_->set_usage_signal(app->usage_.get());
+    if (app->replica_) app->usage_->set_leader_gate(app->replica_->leader_gate());
     app->usage_->Start();
   }
   if (replicated) {
@@ -269,6 +271,8 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
                                   [self] { self->janitor_->Tick(); });
     app->replica_->RunWhileLeader("scaler", absl::Milliseconds(sc.bucket_ms()),
                                   [self] { self->scaler_->Tick(); });
+    app->replica_->RunWhileLeader("spares", absl::Seconds(1),
+                                  [self] { self->vms_->RefillSpares(); });
     app->replica_->Campaign();
     app->seen_flush_.Start(absl::Seconds(c.registry().janitor_interval_s()),
                            [self] { self->registry_->FlushLastSeen().IgnoreError(); });
@@ -432,9 +436,9 @@ PpeApp::~PpeApp() {
   if (usage_) usage_->Stop();
   seen_flush_.Stop();
   key_reload_.Stop();
-  replica_.reset();  // the leader's loops end before what they use
+  if (scaler_) scaler_->Stop();  // a leader's last checkpoint, fenced, while it still leads
+  replica_.reset();              // the leader's loops end before what they use
   janitor_.reset();
-  if (scaler_) scaler_->Stop();
   // Workers finish their allocations before the manager and hypervisor go.
   workers_.reset();
   timers_.reset();

@@ -217,34 +217,43 @@ absl::StatusOr<UsageMonitor::Report> UsageMonitor::Poll() {
     }
   }
 
-  for (const auto& [key, idle] : to_drain) {
-    const int floor = min_vms_ ? std::max(0, min_vms_(key.first, key.second)) : 0;
-    int active = 0;
-    for (const registry::VmRecord& vm : vms) {
-      active += vm.cpt == key.first && vm.service == key.second && Counts(vm.state);
-    }
-    for (const std::string& name : idle) {
-      if (active <= floor) break;
-      if (absl::Status s = vms_.DrainVm(name, now + options_.drain); !s.ok()) {
-        ++report.errors;
-        spdlog::warn("usage monitor: draining idle VM {}: {}", name, s.message());
-        continue;
+  // The actions: every replica measures, only the leader drains (fenced).
+  auto act = [&] {
+    for (const auto& [key, idle] : to_drain) {
+      const int floor = min_vms_ ? std::max(0, min_vms_(key.first, key.second)) : 0;
+      int active = 0;
+      for (const registry::VmRecord& vm : vms) {
+        active += vm.cpt == key.first && vm.service == key.second && Counts(vm.state);
       }
-      --active;
-      ++report.drained;
-      spdlog::info("usage monitor: VM {} of profile {} {} idle for {}: draining", name,
-                   cpt::CptCodec::Fingerprint(key.first), key.second,
-                   absl::FormatDuration(options_.idle_period));
-      absl::MutexLock lock(&mu_);
-      PoolUsage& pu = pools_[key];
-      pu.idle_released = now;
-      --pu.idle;
-      --pu.measured;
-      ServiceUsage& su = services_[key.second];
-      ++su.idle_releases;
-      --su.idle;
-      tracked_.erase(name);
+      for (const std::string& name : idle) {
+        if (active <= floor) break;
+        if (absl::Status s = vms_.DrainVm(name, now + options_.drain); !s.ok()) {
+          ++report.errors;
+          spdlog::warn("usage monitor: draining idle VM {}: {}", name, s.message());
+          continue;
+        }
+        --active;
+        ++report.drained;
+        spdlog::info("usage monitor: VM {} of profile {} {} idle for {}: draining", name,
+                     cpt::CptCodec::Fingerprint(key.first), key.second,
+                     absl::FormatDuration(options_.idle_period));
+        absl::MutexLock lock(&mu_);
+        PoolUsage& pu = pools_[key];
+        pu.idle_released = now;
+        --pu.idle;
+        --pu.measured;
+        ServiceUsage& su = services_[key.second];
+        ++su.idle_releases;
+        --su.idle;
+        tracked_.erase(name);
+      }
     }
+  };
+  if (to_drain.empty()) {
+  } else if (leader_gate_) {
+    leader_gate_(act);
+  } else {
+    act();
   }
   absl::MutexLock lock(&mu_);
   ++poll_stats_.polls;

@@ -70,6 +70,9 @@ class UsageMonitor final : public UsageSignal {
 
   // Before Start. Default: 0 for every pool.
   void set_min_vms(MinVms min_vms) { min_vms_ = std::move(min_vms); }
+  // Before Start. Replicas: every replica polls (metrics), only the one the
+  // gate lets act drains idle VMs, inside its fence (VmManager::LeaderGate).
+  void set_leader_gate(VmManager::LeaderGate gate) { leader_gate_ = std::move(gate); }
 
   struct Report {
     int measured = 0, unmeasured = 0, idle = 0, busy = 0, drained = 0, errors = 0;
@@ -118,6 +121,7 @@ class UsageMonitor final : public UsageSignal {
   const Clock& clock_;
   const Options options_;
   MinVms min_vms_;
+  VmManager::LeaderGate leader_gate_;
 
   absl::Mutex poll_mu_;  // one Poll at a time
   mutable absl::Mutex mu_;

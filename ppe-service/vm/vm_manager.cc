@@ -118,9 +118,10 @@ void VmManager::EnsureVm(const std::string& cpt, const std::string& service,
     it->second.push_back(std::move(done));
     if (!first) return;  // joins the allocation already in flight
   }
-  tasks_.Schedule(workers_, [this, cpt, service, registration = std::move(registration)] {
-    Allocate(cpt, service, registration);
-  });
+  tasks_.Schedule(workers_, registry::Registry::FenceScope::Bind(
+                                [this, cpt, service, registration = std::move(registration)] {
+                                  Allocate(cpt, service, registration);
+                                }));
 }
 
 int VmManager::inflight() const {
@@ -210,6 +211,12 @@ std::map<std::string, int64_t> VmManager::TakeArrivals() {
 }
 
 void VmManager::RefillSpares() {
+  // Replicas: the spares are the leader's (one pool of them, fenced writes).
+  if (leader_gate_ && !leader_gate_([this] { RefillSparesAsLeader(); })) return;
+  if (!leader_gate_) RefillSparesAsLeader();
+}
+
+void VmManager::RefillSparesAsLeader() {
   for (const auto& [service, placement] : placements_) {
     const int target = SpareTarget(service);
     if (target == 0) continue;
@@ -225,7 +232,8 @@ void VmManager::RefillSpares() {
       if (missing > 0) pending += missing;
     }
     for (int i = 0; i < missing; ++i) {
-      tasks_.Schedule(workers_, [this, p = &placement] { CreateSpare(*p); });
+      tasks_.Schedule(workers_, registry::Registry::FenceScope::Bind(
+                                    [this, p = &placement] { CreateSpare(*p); }));
     }
   }
 }
@@ -289,9 +297,11 @@ absl::StatusOr<int> VmManager::ScaleOut(const std::string& cpt, const std::strin
       absl::MutexLock lock(&mu_);
       grown_.insert(vm.name);  // counted at its maximum from now on
     }
-    if (absl::Status s =
-            hosts_[host]->spec.hypervisor->Resize(vm.name, shape.max_vcpus, shape.max_memory_mib);
-        !s.ok()) {
+    absl::Status s = registry_.CheckFence();  // a deposed leader's late scale-out stops here
+    if (s.ok()) {
+      s = hosts_[host]->spec.hypervisor->Resize(vm.name, shape.max_vcpus, shape.max_memory_mib);
+    }
+    if (!s.ok()) {
       absl::MutexLock lock(&mu_);
       grown_.erase(vm.name);
       spdlog::warn("cannot grow VM {}: {}", vm.name, s.message());
@@ -549,6 +559,8 @@ absl::Status VmManager::ReleaseVm(const std::string& name) {
     return absl::OkStatus();
   }
   if (host >= 0) {
+    // A deposed leader's late release must not destroy what the registry keeps.
+    if (absl::Status s = registry_.CheckFence(); !s.ok()) return s;
     absl::Status destroyed = hosts_[host]->spec.hypervisor->Destroy(name);
     if (!destroyed.ok() && !absl::IsNotFound(destroyed)) return destroyed;
   }
@@ -606,8 +618,14 @@ absl::StatusOr<VmManager::ReconcileReport> VmManager::Reconcile() {
   return report;
 }
 
-void VmManager::ReconcileHost(size_t host, const std::vector<DomainInfo>& domains,
+bool VmManager::ReconcileHost(size_t host, const std::vector<DomainInfo>& domains,
                               const std::vector<registry::VmRecord>& vms, ReconcileReport& report) {
+  // A deposed leader neither restores nor destroys anything.
+  if (absl::Status s = registry_.CheckFence(); !s.ok()) {
+    spdlog::warn("host {} not reconciled: {}", hosts_[host]->spec.name, s.message());
+    ++report.failed;
+    return false;
+  }
   Hypervisor& hypervisor = *hosts_[host]->spec.hypervisor;
   absl::flat_hash_map<std::string, const DomainInfo*> by_name;
   for (const DomainInfo& d : domains) by_name[d.name] = &d;
@@ -659,6 +677,7 @@ void VmManager::ReconcileHost(size_t host, const std::vector<DomainInfo>& domain
     }
     it = stale.erase(it);
   }
+  return true;
 }
 
 VmManager::HostCheckReport VmManager::CheckHosts() {
@@ -674,7 +693,7 @@ VmManager::HostCheckReport VmManager::CheckHosts() {
     if (HostUp(i)) continue;
     // Back: its stale domains go before it takes VMs again.
     ReconcileReport reconciled;
-    ReconcileHost(i, *domains, registry_.ListVms(), reconciled);
+    if (!ReconcileHost(i, *domains, registry_.ListVms(), reconciled)) continue;
     absl::MutexLock lock(&hosts_mu_);
     host_state_[i].up = true;
     host_state_[i].down_since = absl::InfinitePast();
@@ -708,14 +727,14 @@ VmManager::HostCheckReport VmManager::CheckHosts() {
     int moved = 0, stranded = 0;
     absl::BlockingCounter pending(static_cast<int>(to_move.size()));
     for (const registry::VmRecord& vm : to_move) {
-      workers_.Schedule([&, i] {
+      workers_.Schedule(registry::Registry::FenceScope::Bind([&, i] {
         bool ok = Move(vm, i);
         {
           absl::MutexLock lock(&mu);
           ++(ok ? moved : stranded);
         }
         pending.DecrementCount();
-      });
+      }));
     }
     pending.Wait();
     report.moved += moved;
@@ -753,7 +772,36 @@ bool VmManager::Move(const registry::VmRecord& vm, size_t from) {
 }
 
 void VmManager::StartHostMonitor(absl::Duration interval) {
-  monitor_.Start(interval, [this] { CheckHosts(); });
+  monitor_.Start(interval, [this] {
+    if (!leader_gate_ || !leader_gate_([this] { CheckHosts(); })) ProbeHosts();
+  });
+}
+
+VmManager::HostCheckReport VmManager::ProbeHosts() {
+  absl::MutexLock check(&check_mu_);
+  HostCheckReport report;
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    absl::StatusOr<std::vector<DomainInfo>> domains = hosts_[i]->spec.hypervisor->List();
+    if (!domains.ok()) {
+      MarkDown(i, domains.status().message());
+      ++report.down;
+      continue;
+    }
+    if (HostUp(i)) continue;
+    // Back, but not ours to reconcile: it takes VMs again once none of its
+    // domains is unknown to the registry (the leader destroyed the stale ones).
+    bool stale = false;
+    for (const DomainInfo& d : *domains) {
+      stale |= d.tag && d.tag->registry == registry_.instance_id() && !registry_.GetVm(d.name);
+    }
+    if (stale) continue;
+    absl::MutexLock lock(&hosts_mu_);
+    host_state_[i].up = true;
+    host_state_[i].down_since = absl::InfinitePast();
+    ++report.returned;
+    spdlog::info("host {} is back (reconciled by the leader)", hosts_[i]->spec.name);
+  }
+  return report;
 }
 
 std::vector<VmManager::HostStatus> VmManager::Hosts() const {
@@ -796,7 +844,7 @@ void VmManager::RestoreAll(const std::vector<Restore>& missing, ReconcileReport&
   absl::BlockingCounter pending(total);
   // At most one restore per worker thread at a time: the pool is the bound.
   for (const Restore& r : missing) {
-    workers_.Schedule([&, r] {
+    workers_.Schedule(registry::Registry::FenceScope::Bind([&, r] {
       const registry::VmRecord& vm = *r.vm;
       Hypervisor& hypervisor = *hosts_[r.host]->spec.hypervisor;
       const HostPool& pool = *PoolOf(r.host, vm.service);
@@ -818,7 +866,7 @@ void VmManager::RestoreAll(const std::vector<Restore>& missing, ReconcileReport&
         }
       }
       pending.DecrementCount();
-    });
+    }));
   }
   pending.Wait();
   report.restored += restored;

@@ -140,6 +140,7 @@ class VmManager {
   absl::Status ReleaseVm(const std::string& name);
   // Starts creating spares up to each service's spare target (non-blocking):
   // its configured warm_spares, or the scaler's SetSpareTarget if larger.
+  // With a leader gate, only the leader does (inside its fence).
   void RefillSpares();
   // Adaptive warm spares: the scaler sizes each service's spares from its
   // forecast of arrivals (below). Takes effect at the next RefillSpares; spares
@@ -162,6 +163,12 @@ class VmManager {
   using AllocationLock =
       std::function<absl::StatusOr<std::function<void()>>(const std::string& name)>;
   void set_allocation_lock(AllocationLock lock) { allocation_lock_ = std::move(lock); }
+  // Replicas: runs `action` now, inside the leader's fence, when this process
+  // leads (true), else returns false (cluster::Replica::RunIfLeader). With a
+  // gate, the host monitor's actions (moves, a returning host's reconcile) and
+  // the spare refills happen only on the leader. Set once, before serving.
+  using LeaderGate = std::function<bool(const std::function<void()>& action)>;
+  void set_leader_gate(LeaderGate gate) { leader_gate_ = std::move(gate); }
 
   // Spares claimed by first-time profiles (cold starts avoided) and VMs created
   // because no spare was left, since start.
@@ -194,7 +201,13 @@ class VmManager {
     int down = 0, moved = 0, stranded = 0, returned = 0;
   };
   HostCheckReport CheckHosts();
-  // CheckHosts every `interval` on a thread of its own, until destruction.
+  // Probing only, for a replica that does not lead: a host that fails is
+  // marked down; one that answers again is marked up once none of its domains
+  // is unknown to the registry (the leader's CheckHosts destroyed the stale
+  // ones). Writes nothing.
+  HostCheckReport ProbeHosts();
+  // Every `interval` on a thread of its own, until destruction: CheckHosts,
+  // or with a leader gate CheckHosts on the leader and ProbeHosts elsewhere.
   void StartHostMonitor(absl::Duration interval);
 
   struct HostStatus {
@@ -250,11 +263,13 @@ class VmManager {
   bool HostUp(size_t host) const;
   void MarkDown(size_t host, absl::string_view why);
   // Makes one reachable host match the registry (see Reconcile).
-  void ReconcileHost(size_t host, const std::vector<DomainInfo>& domains,
+  // False when it did nothing: the leader's fence refused (a deposed leader).
+  bool ReconcileHost(size_t host, const std::vector<DomainInfo>& domains,
                      const std::vector<registry::VmRecord>& vms, ReconcileReport& report);
   // A VM of a down host, re-created elsewhere; false when it has nowhere to go.
   bool Move(const registry::VmRecord& vm, size_t from);
   absl::StatusOr<std::string> ClaimSpare(const std::string& cpt, const ServicePlacement& placement);
+  void RefillSparesAsLeader();
   void CreateSpare(const ServicePlacement& placement);
   DomainSpec SpecFor(const registry::VmRecord& vm, const ServicePlacement& placement,
                      const HostPool& pool) const;
@@ -279,6 +294,7 @@ class VmManager {
   ReadinessCheck readiness_;
   std::function<std::string()> name_suffix_;
   AllocationLock allocation_lock_;
+  LeaderGate leader_gate_;
   std::atomic<int64_t> spares_claimed_{0}, vms_created_{0};
   std::atomic<int64_t> nowhere_{0}, nearby_{0};
   // Held from a placement decision until its VM is in the registry, so two
