@@ -199,48 +199,48 @@ class Lister {
     return RangeCall(kv_, request, timeout_);
   }
 
-  absl::StatusOr<int64_t> Count(const PrefixSpan& span) {
-    pb::RangeRequest request;
-    request.set_key(span.key);
-    request.set_range_end(span.end);
-    request.set_count_only(true);
-    absl::StatusOr<pb::RangeResponse> response = At(std::move(request));
-    if (!response.ok()) return response.status();
-    return response->count();
-  }
-
-  // Counts of the keys starting with prefix + b, for every byte b.
-  // Counts of the keys starting with prefix + b, for every byte b: count-only
-  // Ranges batched into read-only Txns (served like Ranges, without a raft
-  // proposal), kTxnOps per Txn, the Txns in parallel.
-  absl::StatusOr<std::vector<int64_t>> CountChildren(const std::string& prefix) {
-    constexpr int kTxnOps = 128;  // etcd's default --max-txn-ops
-    constexpr int kTxns = 256 / kTxnOps;
-    std::vector<int64_t> counts(256, 0);
+  // Counts, at the listing's revision, of the key `prefix` itself ([0]) and
+  // of the keys starting with prefix + b ([1 + b]) for every byte b:
+  // count-only Ranges batched into read-only Txns (served like Ranges,
+  // without a raft proposal; at most etcd's default --max-txn-ops of 128
+  // each), the Txns in parallel. Walks the keys under `prefix` once.
+  absl::StatusOr<std::vector<int64_t>> Fanout(const std::string& prefix) {
+    constexpr int kCounts = 257;
+    constexpr int kTxns = 3;
+    constexpr int kPerTxn = (kCounts + kTxns - 1) / kTxns;
+    std::vector<int64_t> counts(kCounts, 0);
     std::vector<absl::Status> failures(kTxns);
     std::vector<std::thread> workers;
     for (int t = 0; t < kTxns; ++t) {
       workers.emplace_back([&, t] {
         pb::TxnRequest request;
-        for (int b = t * kTxnOps; b < (t + 1) * kTxnOps; ++b) {
-          const PrefixSpan span = SpanOf(prefix + static_cast<char>(b));
+        std::vector<int> slots;
+        for (int i = t * kPerTxn; i < std::min(kCounts, (t + 1) * kPerTxn); ++i) {
+          PrefixSpan span;
+          if (i == 0) {
+            if (prefix.empty()) continue;  // no empty key
+            span = {.key = prefix, .end = prefix + '\0'};
+          } else {
+            span = SpanOf(prefix + static_cast<char>(i - 1));
+          }
           pb::RangeRequest* range = request.add_success()->mutable_request_range();
           range->set_key(span.key);
           range->set_range_end(span.end);
           range->set_count_only(true);
           range->set_revision(revision_);
+          slots.push_back(i);
         }
         absl::StatusOr<pb::TxnResponse> response = ReadTxnCall(kv_, request, timeout_);
         if (!response.ok()) {
           failures[t] = response.status();
           return;
         }
-        if (response->responses_size() != kTxnOps) {
+        if (response->responses_size() != static_cast<int>(slots.size())) {
           failures[t] = absl::InternalError("etcd list: a count Txn answered too few ranges");
           return;
         }
-        for (int i = 0; i < kTxnOps; ++i) {
-          counts[t * kTxnOps + i] = response->responses(i).response_range().count();
+        for (size_t i = 0; i < slots.size(); ++i) {
+          counts[slots[i]] = response->responses(i).response_range().count();
         }
       });
     }
@@ -251,28 +251,6 @@ class Lister {
     return counts;
   }
 
-  // The longest extension of `prefix` that all its `count` keys share: the
-  // longest prefix of the first key that counts them all. Tried from the
-  // longest down, so that every count but the last walks fewer keys.
-  absl::StatusOr<std::string> SharedPrefix(const std::string& prefix, int64_t count) {
-    const PrefixSpan span = SpanOf(prefix);
-    pb::RangeRequest request;
-    request.set_key(span.key);
-    request.set_range_end(span.end);
-    request.set_keys_only(true);
-    request.set_limit(1);
-    absl::StatusOr<pb::RangeResponse> response = At(std::move(request));
-    if (!response.ok()) return response.status();
-    if (response->kvs().empty()) return absl::InternalError("etcd list: a counted range is empty");
-    const std::string& first = response->kvs(0).key();
-    for (size_t length = first.size(); length > prefix.size(); --length) {
-      absl::StatusOr<int64_t> n = Count(SpanOf(first.substr(0, length)));
-      if (!n.ok()) return n.status();
-      if (*n == count) return first.substr(0, length);
-    }
-    return prefix;
-  }
-
   // Appends to spans_, in key order, sub-ranges of at most max_keys_ keys
   // covering the `count` keys that start with `prefix`.
   absl::Status Plan(const std::string& prefix, int64_t count) {
@@ -281,25 +259,57 @@ class Lister {
       spans_.push_back({.key = span.key, .end = span.end, .count = count});
       return absl::OkStatus();
     }
-    absl::StatusOr<std::vector<int64_t>> children = CountChildren(prefix);
-    if (!children.ok()) return children.status();
-    int64_t in_children = 0;
-    for (int64_t n : *children) in_children += n;
-    if (in_children < count) {  // the key `prefix` itself
-      spans_.push_back({.key = prefix, .end = prefix + '\0', .count = count - in_children});
+    absl::StatusOr<std::vector<int64_t>> fanout = Fanout(prefix);
+    if (!fanout.ok()) return fanout.status();
+    return Split(prefix, count, *fanout);
+  }
+
+  // Plan's second half, given the prefix's Fanout.
+  absl::Status Split(const std::string& prefix, int64_t count, const std::vector<int64_t>& fanout) {
+    if (fanout[0] > 0) {
+      spans_.push_back({.key = prefix, .end = prefix + '\0', .count = fanout[0]});
     }
     for (int b = 0; b < 256; ++b) {
-      const int64_t n = (*children)[b];
+      const int64_t n = fanout[1 + b];
       if (n == 0) continue;
-      std::string child = prefix + static_cast<char>(b);
-      if (n == count) {  // every key shares more than one byte: skip to where they part
-        absl::StatusOr<std::string> shared = SharedPrefix(child, n);
-        if (!shared.ok()) return shared.status();
-        child = std::move(*shared);
+      const std::string child = prefix + static_cast<char>(b);
+      if (n == count) {  // every key shares more than `child`, maybe
+        absl::StatusOr<bool> skipped = SplitShared(child, n);
+        if (!skipped.ok()) return skipped.status();
+        if (*skipped) continue;
       }
       if (absl::Status planned = Plan(child, n); !planned.ok()) return planned;
     }
     return absl::OkStatus();
+  }
+
+  // When the `count` keys under `child` share a longer prefix, splits that
+  // instead (true). The candidates are the first key's prefixes, longest
+  // first: the Fanout of each walks only the keys under it, few until the
+  // one that holds all `count`, whose Fanout is the split's.
+  absl::StatusOr<bool> SplitShared(const std::string& child, int64_t count) {
+    const PrefixSpan span = SpanOf(child);
+    pb::RangeRequest request;
+    request.set_key(span.key);
+    request.set_range_end(span.end);
+    request.set_keys_only(true);
+    request.set_limit(1);
+    absl::StatusOr<pb::RangeResponse> response = At(std::move(request));
+    if (!response.ok()) return response.status();
+    if (response->kvs().empty()) return absl::InternalError("etcd list: a counted range is empty");
+    const std::string first = response->kvs(0).key();
+    for (size_t length = first.size(); length > child.size(); --length) {
+      const std::string shared = first.substr(0, length);
+      absl::StatusOr<std::vector<int64_t>> fanout = Fanout(shared);
+      if (!fanout.ok()) return fanout.status();
+      int64_t n = 0;
+      for (int64_t c : *fanout) n += c;
+      if (n == count) {
+        if (absl::Status split = Split(shared, count, *fanout); !split.ok()) return split;
+        return true;
+      }
+    }
+    return false;
   }
 
   // Reads the planned sub-ranges (adjacent ones together up to max_keys_),
