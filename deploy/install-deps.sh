@@ -2,6 +2,7 @@
 # Installs what PPE needs from Debian 12's packages (the only registry used).
 #   deploy/install-deps.sh          build + run (quick start)
 #   deploy/install-deps.sh --test   also what the test suite needs
+#   deploy/install-deps.sh --cluster  also etcd (deploy/quickstart.sh --cluster)
 set -euo pipefail
 
 packages=(
@@ -12,6 +13,9 @@ packages=(
   pdns-server pdns-backend-remote bind9-dnsutils procps
   gnuplot-nox
 )
+if [[ "${1:-}" == "--cluster" ]]; then
+  packages+=(etcd-server etcd-client)
+fi
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(catch2 libbenchmark-dev knot-dnsutils dnsperf r-cran-forecast python3-statsmodels
              clang libclang-rt-14-dev clang-format libmaxmind-db-writer-perl openssl iproute2

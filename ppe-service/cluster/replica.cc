@@ -244,22 +244,30 @@ void Replica::CampaignLoop() {
       }
       // The mark first: a leader that was stalled past its lease learns here,
       // from etcd refusing the fenced write, before its loops act.
+      const absl::Time sent = absl::Now();
       absl::StatusOr<store::Txn> mark = elector_->Fence(
-          {.success = {store::Op::Put(
-               kLeaderPass, absl::StrCat(options_.id, " ", absl::ToUnixMillis(absl::Now())))}});
-      if (mark.ok()) {
-        absl::StatusOr<store::TxnResult> marked = store_.Txn(*mark);
-        if (marked.ok() && !marked->succeeded) {
-          {
-            absl::MutexLock lock(&mu_);
-            ++fenced_refusals_;
-          }
-          why = "etcd refused a fenced write (the leader key is no longer ours)";
-          break;
+          {.success = {store::Op::Put(kLeaderPass,
+                                      absl::StrCat(options_.id, " ", absl::ToUnixMillis(sent)))}});
+      absl::StatusOr<store::TxnResult> marked =
+          mark.ok() ? store_.Txn(*mark) : absl::StatusOr<store::TxnResult>(mark.status());
+      if (marked.ok() && !marked->succeeded) {
+        {
+          absl::MutexLock lock(&mu_);
+          ++fenced_refusals_;
         }
+        why = "etcd refused a fenced write (the leader key is no longer ours)";
+        break;
       }
+      // The loops act only right after etcd confirmed the role. Unconfirmed
+      // (etcd unreachable: partition, no quorum) for a lease TTL, the lease
+      // may be gone and another replica may lead: step down.
+      if (marked.ok()) checked = std::max(checked, sent);
       const absl::Time now = absl::Now();
-      for (size_t i = 0; i < loops.size(); ++i) {
+      if (!marked.ok() && now - checked > options_.ttl) {
+        why = absl::StrCat("etcd unreachable for a lease TTL: ", marked.status().message());
+        break;
+      }
+      for (size_t i = 0; i < loops.size() && marked.ok(); ++i) {
         if (now < due[i]) continue;
         registry::Registry::FenceScope scope(&fence_);
         loops[i].pass();
@@ -398,6 +406,12 @@ absl::StatusOr<std::function<void()>> Replica::Lock(const std::string& name, abs
       return FromGrpc(s, "lock");
     }
     if (absl::Now() + backoff > deadline) {
+      // Held by another replica, or etcd did not answer (no quorum): say which.
+      if (!s.ok()) {
+        return absl::UnavailableError(absl::StrCat(
+            "lock ", name,
+            ": etcd did not answer (no quorum or no member reachable): ", s.error_message()));
+      }
       return absl::DeadlineExceededError(absl::StrCat("lock ", name, " held by another replica"));
     }
     absl::SleepFor(backoff);

@@ -329,8 +329,13 @@ void ResolverEngine::AnswerProfile(std::shared_ptr<Query> q, const std::string& 
                 [this, q, cpt](absl::StatusOr<std::string> ip) {
                   if (!q->Claim()) return;
                   if (!ip.ok()) {
-                    spdlog::debug("no VM for profile {}: {}", cpt::CptCodec::Fingerprint(cpt),
-                                  ip.status().message());
+                    // The registry's store unreachable (etcd without quorum) is
+                    // an outage worth a warning; limits and the like are not.
+                    const bool outage =
+                        absl::IsUnavailable(ip.status()) || absl::IsDeadlineExceeded(ip.status());
+                    spdlog::log(outage ? spdlog::level::warn : spdlog::level::debug,
+                                "no VM for profile {}: {}", cpt::CptCodec::Fingerprint(cpt),
+                                ip.status().message());
                     AnswerFallback(*q);
                   } else {
                     std::vector<std::string> ready =

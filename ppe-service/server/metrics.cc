@@ -29,6 +29,18 @@ void AddGauge(MetricFamily& f, double value, std::vector<ClientMetric::Label> la
   f.metric.push_back(std::move(m));
 }
 
+// A family of one unlabelled sample, appended to `out`.
+void AddFamily(std::vector<MetricFamily>& out, const char* name, const char* help, MetricType type,
+               double value) {
+  MetricFamily f = Family(name, help, type);
+  if (type == MetricType::Counter) {
+    AddCounter(f, value);
+  } else {
+    AddGauge(f, value);
+  }
+  out.push_back(std::move(f));
+}
+
 }  // namespace
 
 std::vector<MetricFamily> MetricsCollector::Collect() const {
@@ -52,36 +64,25 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   AddCounter(untagged, static_cast<double>(c.probes), {{"outcome", "probe"}});
   AddCounter(untagged, static_cast<double>(c.dropped), {{"outcome", "dropped"}});
   out.push_back(std::move(untagged));
-  auto registered = Family("ppe_cohorts_registered_total",
-                           "Cohorts registered as profiles because their untagged demand was "
-                           "sustained",
-                           MetricType::Counter);
-  AddCounter(registered, s.cohorts_registered.load());
-  out.push_back(std::move(registered));
-  auto tracked =
-      Family("ppe_cohorts_tracked",
-             "Unregistered cohorts and pending untagged queries held in memory", MetricType::Gauge);
-  AddGauge(tracked, static_cast<double>(engine_.cohort_demand().tracked()));
-  out.push_back(std::move(tracked));
+  AddFamily(out, "ppe_cohorts_registered_total",
+            "Cohorts registered as profiles because their untagged demand was "
+            "sustained",
+            MetricType::Counter, s.cohorts_registered.load());
+  AddFamily(out, "ppe_cohorts_tracked",
+            "Unregistered cohorts and pending untagged queries held in memory", MetricType::Gauge,
+            static_cast<double>(engine_.cohort_demand().tracked()));
 
-  auto cold =
-      Family("ppe_cold_starts_total",
-             "Address queries that found no ready VM (allocated while waiting, or fallback)",
-             MetricType::Counter);
-  AddCounter(cold, s.allocated.load() + s.fallbacks.load());
-  out.push_back(std::move(cold));
+  AddFamily(out, "ppe_cold_starts_total",
+            "Address queries that found no ready VM (allocated while waiting, or fallback)",
+            MetricType::Counter, s.allocated.load() + s.fallbacks.load());
 
-  auto forged = Family("ppe_unverified_cpt_labels_total",
-                       "Tagged names whose label is not an active CPT (answered as untagged)",
-                       MetricType::Counter);
-  AddCounter(forged, s.forged.load());
-  out.push_back(std::move(forged));
+  AddFamily(out, "ppe_unverified_cpt_labels_total",
+            "Tagged names whose label is not an active CPT (answered as untagged)",
+            MetricType::Counter, s.forged.load());
 
-  auto limited =
-      Family("ppe_registrations_rate_limited_total",
-             "New-profile registrations refused by the per-prefix rate limit", MetricType::Counter);
-  AddCounter(limited, s.rate_limited.load());
-  out.push_back(std::move(limited));
+  AddFamily(out, "ppe_registrations_rate_limited_total",
+            "New-profile registrations refused by the per-prefix rate limit", MetricType::Counter,
+            s.rate_limited.load());
 
   auto refusals = Family("ppe_vm_limit_refusals_total",
                          "VM creations refused by a limit (address_pool, service, global, "
@@ -98,17 +99,13 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   }
   out.push_back(std::move(refusals));
   out.push_back(std::move(exhausted));
-  auto nowhere = Family("ppe_placements_nowhere_total",
-                        "VM placements that found no host with room in reach of the profile's "
-                        "region (answered by the fallback)",
-                        MetricType::Counter);
-  AddCounter(nowhere, static_cast<double>(vms_.placements_nowhere()));
-  out.push_back(std::move(nowhere));
-  auto nearby = Family("ppe_placements_nearby_total",
-                       "VMs placed outside their profile's region (the nearest region with room)",
-                       MetricType::Counter);
-  AddCounter(nearby, static_cast<double>(vms_.placements_nearby()));
-  out.push_back(std::move(nearby));
+  AddFamily(out, "ppe_placements_nowhere_total",
+            "VM placements that found no host with room in reach of the profile's "
+            "region (answered by the fallback)",
+            MetricType::Counter, static_cast<double>(vms_.placements_nowhere()));
+  AddFamily(out, "ppe_placements_nearby_total",
+            "VMs placed outside their profile's region (the nearest region with room)",
+            MetricType::Counter, static_cast<double>(vms_.placements_nearby()));
   auto host_up = Family("ppe_host_up", "1 while a hypervisor host answers", MetricType::Gauge);
   auto host_vms = Family("ppe_host_vms", "PPE's VMs on each host", MetricType::Gauge);
   auto host_used = Family("ppe_host_used", "vCPUs and MiB of memory PPE's VMs take on each host",
@@ -142,22 +139,16 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   }
 
   scaler::Scaler::Stats scaling = scaler_.stats();
-  auto denied = Family("ppe_scaler_budget_denied_total",
-                       "VMs the forecasts wanted that the scaler's global budget did not grant",
-                       MetricType::Counter);
-  AddCounter(denied, static_cast<double>(scaling.budget_denied_total));
-  out.push_back(std::move(denied));
-  auto denied_last =
-      Family("ppe_scaler_budget_denied", "VMs the global budget denied in the last scaler bucket",
-             MetricType::Gauge);
-  AddGauge(denied_last, static_cast<double>(scaling.budget_denied_last));
-  out.push_back(std::move(denied_last));
-  auto spare_target = Family("ppe_scaler_spare_target",
-                             "Warm spares the arrivals forecast asks for, over all services "
-                             "(scaler.adaptive_spares)",
-                             MetricType::Gauge);
-  AddGauge(spare_target, static_cast<double>(scaling.spare_target));
-  out.push_back(std::move(spare_target));
+  AddFamily(out, "ppe_scaler_budget_denied_total",
+            "VMs the forecasts wanted that the scaler's global budget did not grant",
+            MetricType::Counter, static_cast<double>(scaling.budget_denied_total));
+  AddFamily(out, "ppe_scaler_budget_denied",
+            "VMs the global budget denied in the last scaler bucket", MetricType::Gauge,
+            static_cast<double>(scaling.budget_denied_last));
+  AddFamily(out, "ppe_scaler_spare_target",
+            "Warm spares the arrivals forecast asks for, over all services "
+            "(scaler.adaptive_spares)",
+            MetricType::Gauge, static_cast<double>(scaling.spare_target));
 
   auto latency =
       Family("ppe_lookup_latency_seconds", "Resolve latency inside the PPE", MetricType::Histogram);
@@ -188,10 +179,8 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   auto spare = Family("ppe_spares_ready", "Ready warm spares by service", MetricType::Gauge);
   for (const auto& [service, n] : spares) AddGauge(spare, n, {{"service", service}});
   out.push_back(std::move(spare));
-  auto claimed = Family("ppe_spares_claimed_total", "Spares claimed by first-time profiles",
-                        MetricType::Counter);
-  AddCounter(claimed, static_cast<double>(vms_.spares_claimed()));
-  out.push_back(std::move(claimed));
+  AddFamily(out, "ppe_spares_claimed_total", "Spares claimed by first-time profiles",
+            MetricType::Counter, static_cast<double>(vms_.spares_claimed()));
 
   scaler::Scaler::Stats st = scaler_.stats();
   auto actions = Family("ppe_scaling_actions_total", "VMs added or drained by the scaler",
@@ -200,22 +189,16 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   AddCounter(actions, static_cast<double>(st.scale_downs), {{"direction", "down"}});
   AddCounter(actions, static_cast<double>(st.scale_outs), {{"direction", "out"}});
   out.push_back(std::move(actions));
-  auto error = Family("ppe_forecast_mean_abs_error",
-                      "Mean absolute one-bucket-ahead forecast error over all series (requests)",
-                      MetricType::Gauge);
-  AddGauge(error, st.mean_abs_error);
-  out.push_back(std::move(error));
-  auto busy = Family("ppe_scaler_busy_signals_total",
-                     "Scaler ticks in which busy VMs (hypervisor CPU) raised a pool's target "
-                     "above its forecast",
-                     MetricType::Counter);
-  AddCounter(busy, static_cast<double>(st.busy_signals));
-  out.push_back(std::move(busy));
+  AddFamily(out, "ppe_forecast_mean_abs_error",
+            "Mean absolute one-bucket-ahead forecast error over all series (requests)",
+            MetricType::Gauge, st.mean_abs_error);
+  AddFamily(out, "ppe_scaler_busy_signals_total",
+            "Scaler ticks in which busy VMs (hypervisor CPU) raised a pool's target "
+            "above its forecast",
+            MetricType::Counter, static_cast<double>(st.busy_signals));
   CollectUsage(out);
-  auto boot = Family("ppe_boot_time_seconds", "Typical create-to-ready time of recent VMs",
-                     MetricType::Gauge);
-  AddGauge(boot, absl::ToDoubleSeconds(vms_.typical_boot_time()));
-  out.push_back(std::move(boot));
+  AddFamily(out, "ppe_boot_time_seconds", "Typical create-to-ready time of recent VMs",
+            MetricType::Gauge, absl::ToDoubleSeconds(vms_.typical_boot_time()));
   return out;
 }
 
@@ -258,10 +241,8 @@ void MetricsCollector::CollectUsage(std::vector<MetricFamily>& out) const {
   AddCounter(poll_count, static_cast<double>(polls.polls - polls.errors), {{"outcome", "ok"}});
   AddCounter(poll_count, static_cast<double>(polls.errors), {{"outcome", "error"}});
   out.push_back(std::move(poll_count));
-  auto poll_time = Family("ppe_usage_poll_seconds", "Duration of the last hypervisor usage poll",
-                          MetricType::Gauge);
-  AddGauge(poll_time, absl::ToDoubleSeconds(polls.last_duration));
-  out.push_back(std::move(poll_time));
+  AddFamily(out, "ppe_usage_poll_seconds", "Duration of the last hypervisor usage poll",
+            MetricType::Gauge, absl::ToDoubleSeconds(polls.last_duration));
 }
 
 absl::StatusOr<std::unique_ptr<prometheus::Exposer>> ServeMetrics(

@@ -34,10 +34,29 @@ int64_t EtcdRevision(int64_t store_revision) {
   return store_revision > 0 ? store_revision + 1 : store_revision;
 }
 
+// etcd's own deadline: the member ran out of the propagated deadline first
+// (gRPC code UNKNOWN, "context deadline exceeded").
+bool IsEtcdDeadline(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         (status.error_code() == grpc::StatusCode::UNKNOWN &&
+          absl::StrContains(status.error_message(), "deadline exceeded"));
+}
+
 absl::Status FromGrpc(const grpc::Status& status, std::string_view what) {
   if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      "etcd " + std::string(what) + ": " + status.error_message());
+  // No answer in time, or none from this member: etcd lost its quorum (a
+  // member without a raft leader holds writes and linearizable reads until the
+  // deadline) or is unreachable. Say so rather than a bare "Deadline Exceeded".
+  absl::StatusCode code = static_cast<absl::StatusCode>(status.error_code());
+  const char* hint = "";
+  if (IsEtcdDeadline(status)) {
+    code = absl::StatusCode::kDeadlineExceeded;
+    hint = " (no answer in time: etcd has no quorum or no member is reachable)";
+  } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    hint = " (etcd unreachable, or it has no quorum)";
+  }
+  return absl::Status(code,
+                      absl::StrCat("etcd ", std::string(what), ": ", status.error_message(), hint));
 }
 
 void SetDeadline(grpc::ClientContext& context, absl::Time deadline) {
@@ -93,8 +112,11 @@ absl::StatusOr<std::string> ChannelTarget(const std::vector<std::string>& endpoi
 
 // One Range call. A read is safe to repeat: UNAVAILABLE (member gone) is
 // retried until the deadline, on whichever member the balancer picks next.
+// `note` sees the final gRPC status (the store's NoteAnswer).
+using NoteFn = std::function<void(const grpc::Status&)>;
+
 absl::StatusOr<pb::RangeResponse> RangeCall(pb::KV::Stub& kv, const pb::RangeRequest& request,
-                                            absl::Duration timeout) {
+                                            absl::Duration timeout, const NoteFn& note) {
   const absl::Time deadline = absl::Now() + timeout;
   pb::RangeResponse response;
   grpc::Status status;
@@ -107,13 +129,14 @@ absl::StatusOr<pb::RangeResponse> RangeCall(pb::KV::Stub& kv, const pb::RangeReq
     }
     absl::SleepFor(wait);
   }
+  note(status);
   if (!status.ok()) return FromGrpc(status, "range");
   return response;
 }
 
 // A Txn of Range requests only, retried like RangeCall (it writes nothing).
 absl::StatusOr<pb::TxnResponse> ReadTxnCall(pb::KV::Stub& kv, const pb::TxnRequest& request,
-                                            absl::Duration timeout) {
+                                            absl::Duration timeout, const NoteFn& note) {
   const absl::Time deadline = absl::Now() + timeout;
   pb::TxnResponse response;
   grpc::Status status;
@@ -126,6 +149,7 @@ absl::StatusOr<pb::TxnResponse> ReadTxnCall(pb::KV::Stub& kv, const pb::TxnReque
     }
     absl::SleepFor(wait);
   }
+  note(status);
   if (!status.ok()) return FromGrpc(status, "txn");
   return response;
 }
@@ -154,9 +178,11 @@ class Lister {
  public:
   static constexpr int64_t kFirstPage = 1000;
 
-  Lister(pb::KV::Stub& kv, absl::Duration timeout, int64_t max_keys, int parallelism, size_t strip)
+  Lister(pb::KV::Stub& kv, absl::Duration timeout, NoteFn note, int64_t max_keys, int parallelism,
+         size_t strip)
       : kv_(kv),
         timeout_(timeout),
+        note_(std::move(note)),
         max_keys_(std::max<int64_t>(1, max_keys)),
         parallelism_(std::max(1, parallelism)),
         strip_(strip) {}
@@ -170,7 +196,7 @@ class Lister {
     request.set_key(all.key);
     request.set_range_end(all.end);
     request.set_limit(std::min<int64_t>(max_keys_, kFirstPage));
-    absl::StatusOr<pb::RangeResponse> first = RangeCall(kv_, request, timeout_);
+    absl::StatusOr<pb::RangeResponse> first = RangeCall(kv_, request, timeout_, note_);
     if (!first.ok()) return first.status();
     revision_ = first->header().revision();  // every further read is at this revision
     if (!first->more()) {
@@ -196,7 +222,7 @@ class Lister {
 
   absl::StatusOr<pb::RangeResponse> At(pb::RangeRequest request) {
     request.set_revision(revision_);
-    return RangeCall(kv_, request, timeout_);
+    return RangeCall(kv_, request, timeout_, note_);
   }
 
   // Counts, at the listing's revision, of the key `prefix` itself ([0]) and
@@ -230,7 +256,7 @@ class Lister {
           range->set_revision(revision_);
           slots.push_back(i);
         }
-        absl::StatusOr<pb::TxnResponse> response = ReadTxnCall(kv_, request, timeout_);
+        absl::StatusOr<pb::TxnResponse> response = ReadTxnCall(kv_, request, timeout_, note_);
         if (!response.ok()) {
           failures[t] = response.status();
           return;
@@ -356,6 +382,7 @@ class Lister {
 
   pb::KV::Stub& kv_;
   const absl::Duration timeout_;
+  const NoteFn note_;
   const int64_t max_keys_;
   const int parallelism_;
   const size_t strip_;
@@ -559,10 +586,23 @@ absl::StatusOr<std::unique_ptr<EtcdRegistryStore>> EtcdRegistryStore::Connect(Op
   stubs->kv = pb::KV::NewStub(stubs->channel);
   stubs->watch = pb::Watch::NewStub(stubs->channel);
   std::unique_ptr<EtcdRegistryStore> store(new EtcdRegistryStore(std::move(options), stubs));
-  // One read proves a member answers.
+  // One read proves a member answers. Its failure names the members and the
+  // TLS settings: a refused handshake says little by itself (etcd with
+  // --client-cert-auth closes the connection of a client without a certificate).
   absl::StatusOr<RangeResult> probe = store->ReadKey(
       store->options_.prefix.empty() ? std::string(1, '\0') : store->options_.prefix);
-  if (!probe.ok()) return probe.status();
+  if (!probe.ok()) {
+    const Options& o = store->options_;
+    std::string tls = "plain text";
+    if (!o.ca_file.empty()) {
+      tls = absl::StrCat("TLS trusting CA ", o.ca_file, ", ",
+                         o.cert_file.empty() ? "no client certificate"
+                                             : absl::StrCat("client certificate ", o.cert_file));
+    }
+    return absl::Status(probe.status().code(),
+                        absl::StrCat("etcd: no member of ", absl::StrJoin(o.endpoints, ","),
+                                     " answered (", tls, "): ", probe.status().message()));
+  }
   return store;
 }
 
@@ -587,7 +627,8 @@ void EtcdRegistryStore::SeeRevision(int64_t etcd_revision) {
 absl::StatusOr<RangeResult> EtcdRegistryStore::ReadKey(const std::string& key) {
   pb::RangeRequest request;
   request.set_key(key);
-  absl::StatusOr<pb::RangeResponse> response = RangeCall(*stubs_->kv, request, options_.timeout);
+  absl::StatusOr<pb::RangeResponse> response = RangeCall(
+      *stubs_->kv, request, options_.timeout, [this](const grpc::Status& s) { NoteAnswer(s); });
   if (!response.ok()) return response.status();
   SeeRevision(response->header().revision());
   RangeResult result{.kvs = {}, .revision = StoreRevision(response->header().revision())};
@@ -607,8 +648,9 @@ absl::StatusOr<std::optional<KeyValue>> EtcdRegistryStore::Get(std::string_view 
 
 absl::StatusOr<int64_t> EtcdRegistryStore::ListPages(std::string_view prefix,
                                                      const PageCallback& on_page) {
-  Lister lister(*stubs_->kv, options_.timeout, options_.list_page_size, options_.list_parallelism,
-                options_.prefix.size());
+  Lister lister(
+      *stubs_->kv, options_.timeout, [this](const grpc::Status& s) { NoteAnswer(s); },
+      options_.list_page_size, options_.list_parallelism, options_.prefix.size());
   absl::StatusOr<int64_t> revision = lister.Run(options_.prefix + std::string(prefix), on_page);
   if (!revision.ok()) return revision.status();
   SeeRevision(*revision);
@@ -697,9 +739,10 @@ absl::StatusOr<TxnResult> EtcdRegistryStore::Txn(const ppe::store::Txn& txn) {
 
   pb::TxnResponse response;
   grpc::ClientContext context;
-  SetDeadline(context, absl::Now() + options_.timeout);
+  SetDeadline(context, absl::Now() + CallTimeout());
   // Not retried: a write that failed in flight may have been applied.
   grpc::Status status = stubs_->kv->Txn(&context, request, &response);
+  NoteAnswer(status);
   if (!status.ok()) return FromGrpc(status, "txn");
   SeeRevision(response.header().revision());
   TxnResult result{.succeeded = response.succeeded(),
@@ -739,6 +782,19 @@ absl::Status EtcdRegistryStore::Compact(int64_t revision) {
   if (!status.ok()) return FromGrpc(status, "compact");
   SeeRevision(response.header().revision());
   return absl::OkStatus();
+}
+
+absl::Duration EtcdRegistryStore::CallTimeout() const {
+  return answering_.load() ? options_.timeout
+                           : std::min(options_.timeout, options_.timeout_while_unanswered);
+}
+
+void EtcdRegistryStore::NoteAnswer(const grpc::Status& status) {
+  if (status.ok()) {
+    answering_.store(true);
+  } else if (IsEtcdDeadline(status) || status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    answering_.store(false);
+  }
 }
 
 int64_t EtcdRegistryStore::CurrentRevision() {

@@ -19,7 +19,8 @@
 //    etcd itself report "compacted" exactly when the contract does. A broken stream (member gone)
 //    is resumed from the last delivered revision + 1 on another member, without a gap.
 //
-// Every unary call carries a deadline (Options::timeout); reads that fail with
+// Every unary call carries a deadline (Options::timeout; a Txn's is shorter
+// while etcd does not answer: Options::timeout_while_unanswered); reads that fail with
 // UNAVAILABLE are retried on another member within it; writes are not (etcd
 // may have applied them). Reads of the registry on the DNS path never reach
 // this class: the Registry serves them from its in-memory index.
@@ -41,7 +42,8 @@
 
 namespace grpc {
 class Channel;
-}
+class Status;
+}  // namespace grpc
 
 namespace ppe::store {
 
@@ -59,6 +61,13 @@ class EtcdRegistryStore final : public RegistryStore {
     std::string key_file;
     // Deadline of each unary call (and of a watch's creation).
     absl::Duration timeout = absl::Seconds(5);
+    // The deadline of a Txn while etcd does not answer: after a Range or Txn
+    // went unanswered (DEADLINE_EXCEEDED, UNAVAILABLE: etcd without quorum,
+    // members gone) and until one is answered. During an outage, writes
+    // (serialized by the registry) fail in this time with a status naming
+    // etcd instead of each waiting out `timeout`, so an Admin call's caller
+    // sees why. Reads keep `timeout` (a large List page may need it).
+    absl::Duration timeout_while_unanswered = absl::Seconds(1);
     // Revisions of watch history kept: the store compacts etcd to
     // current - history_revisions as it writes (0 = never; leave it to etcd's
     // --auto-compaction-*).
@@ -84,13 +93,14 @@ class EtcdRegistryStore final : public RegistryStore {
 
   absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key) override;
   absl::StatusOr<RangeResult> List(std::string_view prefix) override;
-  // All reads at the revision of a first count-only Range of the prefix. The
-  // prefix is split by the byte after it into sub-ranges (count-only Ranges
-  // of each of the 256, in parallel), recursively until each has at most
+  // A first Range (limit 1 000) returns a small list whole; for a larger one
+  // it fixes the revision of every further read and counts the keys. The
+  // prefix is then split by the byte after it into 256 sub-ranges (count-only
+  // Ranges in read-only Txns), recursively until each has at most
   // list_page_size keys; a sub-range holding every key of its parent skips to
-  // the longest prefix its keys share (found by bisection on the first key).
-  // Adjacent small sub-ranges are read together; list_parallelism reads run
-  // ahead of `on_page`, which gets them in key order.
+  // the longest prefix its keys share (a prefix of its first key). Adjacent
+  // small sub-ranges are read together; list_parallelism reads run ahead of
+  // `on_page`, which gets them in key order.
   absl::StatusOr<int64_t> ListPages(std::string_view prefix, const PageCallback& on_page) override;
   absl::StatusOr<TxnResult> Txn(const ppe::store::Txn& txn) override;
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix, int64_t from_revision,
@@ -113,12 +123,16 @@ class EtcdRegistryStore final : public RegistryStore {
   // The etcd key `key` (zero or one kvs) and the revision it was read at.
   absl::StatusOr<RangeResult> ReadKey(const std::string& key);
   void SeeRevision(int64_t etcd_revision);
+  // The deadline of the next Txn, and what the last call's answer says.
+  absl::Duration CallTimeout() const;
+  void NoteAnswer(const grpc::Status& status);
   void MaybeAutoCompact(int64_t store_revision);
 
   const Options options_;
   const std::shared_ptr<Stubs> stubs_;
   std::atomic<int64_t> last_etcd_revision_{1};
   std::atomic<int64_t> auto_compacted_{0};
+  std::atomic<bool> answering_{true};  // the last Range/Txn was answered
   absl::Mutex mu_;
   std::vector<std::weak_ptr<WatchState>> watches_ ABSL_GUARDED_BY(mu_);
 };

@@ -158,10 +158,17 @@ class BindStack:
             f.write("\n".join(zone) + "\n")
         with open(os.path.join(self.dir, "named.conf"), "w") as f:
             f.write(f'zone "{ZONE}" {{ type master; file "{self.dir}/zone"; }};\n')
-        lines = ["launch=bind", f"bind-config={self.dir}/named.conf", "local-address=127.0.0.1",
-                 f"local-port={self.dns_port}", f"socket-dir={self.dir}", "disable-syslog=yes",
-                 "loglevel=3", f"receiver-threads={args.receiver_threads}",
-                 f"distributor-threads={args.distributor_threads}"]
+        self._launch_pdns("bind pdns", ["launch=bind", f"bind-config={self.dir}/named.conf"],
+                          caches_off, args)
+
+    def _launch_pdns(self, what, backend_lines, caches_off, args):
+        """Writes pdns.conf (the backend's lines, then the settings every run
+        shares) and starts pdns_server on self.dns_port."""
+        lines = backend_lines + [
+            "local-address=127.0.0.1", f"local-port={self.dns_port}",
+            f"socket-dir={self.dir}", "disable-syslog=yes", "loglevel=3",
+            f"receiver-threads={args.receiver_threads}",
+            f"distributor-threads={args.distributor_threads}"]
         if caches_off:
             lines += list(CACHES_OFF)
         with open(os.path.join(self.dir, "pdns.conf"), "w") as f:
@@ -169,7 +176,7 @@ class BindStack:
         self.proc = subprocess.Popen(["pdns_server", f"--config-dir={self.dir}", "--daemon=no",
                                       "--guardian=no"], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        wait_until("bind pdns", self._up, 20)
+        wait_until(what, self._up, 20)
 
     def _up(self):
         try:
@@ -193,19 +200,9 @@ class NullStack(BindStack):
         sock = os.path.join(self.dir, "null.sock")
         self.backend = subprocess.Popen([NULL_BACKEND, sock, ZONE + ".", "192.0.2.10"])
         wait_until("null_backend", lambda: os.path.exists(sock), 10)
-        lines = ["launch=remote", f"remote-connection-string=unix:path={sock},timeout=2000",
-                 "consistent-backends=no", "local-address=127.0.0.1",
-                 f"local-port={self.dns_port}", f"socket-dir={self.dir}", "disable-syslog=yes",
-                 "loglevel=3", f"receiver-threads={args.receiver_threads}",
-                 f"distributor-threads={args.distributor_threads}"]
-        if caches_off:
-            lines += list(CACHES_OFF)
-        with open(os.path.join(self.dir, "pdns.conf"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.proc = subprocess.Popen(["pdns_server", f"--config-dir={self.dir}", "--daemon=no",
-                                      "--guardian=no"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        wait_until("null pdns", self._up, 20)
+        self._launch_pdns("null pdns", [
+            "launch=remote", f"remote-connection-string=unix:path={sock},timeout=2000",
+            "consistent-backends=no"], caches_off, args)
 
     def close(self):
         super().close()

@@ -56,6 +56,16 @@ def http_status(address, timeout=3):
         return str(e)
 
 
+def stop_process(proc, sig=signal.SIGTERM, timeout=10):
+    """Sends `sig` to a child and reaps it; SIGKILL if it has not gone after `timeout` s."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_until(what, predicate, timeout=10.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -186,14 +196,8 @@ class Stack:
 
     def stop(self, name, sig=signal.SIGTERM):
         p = self.procs.pop(name, None)
-        if p is None:
-            return
-        p.send_signal(sig)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        if p is not None:
+            stop_process(p, sig)
 
     def close(self, keep_dir=False):
         for name in ["pdns", "ppe-backend", "ppe-server"]:

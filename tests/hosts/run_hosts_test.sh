@@ -15,44 +15,17 @@ die() {
 [ "$(id -u)" = 0 ] || die "needs root (libvirtd, bridges, containers)"
 [ -x "$BIN" ] || die "no test binary $BIN"
 
-# A free /24 in 10.213.10-250 whose bridge name is free too; not $1.
-free_x() {
-  i=0
-  while :; do
-    x=$((10 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 241))
-    if [ "$x" != "${1:-}" ] && ! ip -o -4 addr show | grep -q " 10\.213\.$x\." &&
-      ! ip link show dev "ppeh$x" >/dev/null 2>&1; then
-      echo "$x"
-      return 0
-    fi
-    i=$((i + 1))
-    [ $i -lt 50 ] || return 1
-  done
-}
-XA=$(free_x) || die "no free 10.213.X.0/24 subnet"
-XB=$(free_x "$XA") || die "no second free 10.213.X.0/24 subnet"
+. "$ROOT/tests/lxc/lab.sh"
+XA=$(lab_free_x ppeh) || die "no free 10.213.X.0/24 subnet"
+XB=$(lab_free_x ppeh "$XA") || die "no second free 10.213.X.0/24 subnet"
 RUN_A=$(mktemp -d /tmp/ppe-hosts-a.XXXXXX) || die "mktemp"
 RUN_B=$(mktemp -d /tmp/ppe-hosts-b.XXXXXX) || die "mktemp"
 
 status=1
 cleanup() {
   trap - EXIT INT TERM
-  for side in "$RUN_A ppeh$XA" "$RUN_B ppeh$XB"; do
-    set -- $side
-    URI=$(cat "$1/uri" 2>/dev/null || true)
-    if [ -n "$URI" ] && [ -s "$1/libvirtd.pid" ] && kill -0 "$(cat "$1/libvirtd.pid")" 2>/dev/null; then
-      leaked=$(virsh -q -c "$URI" list --all --name 2>/dev/null | tr '\n' ' ')
-      if [ -n "$(echo "$leaked" | tr -d ' ')" ]; then
-        echo "run_hosts_test: FAILED: domains left behind on $2: $leaked" >&2
-        status=1
-      fi
-    fi
-    "$ROOT/deploy/lxc/teardown.sh" "$1" "$2" || {
-      echo "run_hosts_test: FAILED: teardown of $2" >&2
-      status=1
-    }
-    rm -rf "$1"
-  done
+  lab_teardown run_hosts_test "$RUN_A" "ppeh$XA" || status=1
+  lab_teardown run_hosts_test "$RUN_B" "ppeh$XB" || status=1
   exit $status
 }
 trap cleanup EXIT

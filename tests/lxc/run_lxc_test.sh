@@ -15,35 +15,16 @@ die() {
 [ "$(id -u)" = 0 ] || die "needs root (libvirtd, bridges, containers)"
 [ -x "$BIN" ] || die "no test binary $BIN"
 
+. "$ROOT/tests/lxc/lab.sh"
 # A free /24 in 10.213.10-250 (10.213.0.0/24 is the default of deploy/lxc/setup.sh).
-i=0
-while :; do
-  X=$((10 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 241))
-  BRIDGE="ppelxc$X"
-  if ! ip -o -4 addr show | grep -q " 10\.213\.$X\." && ! ip link show dev "$BRIDGE" >/dev/null 2>&1; then
-    break
-  fi
-  i=$((i + 1))
-  [ $i -lt 50 ] || die "no free 10.213.X.0/24 subnet"
-done
+X=$(lab_free_x ppelxc) || die "no free 10.213.X.0/24 subnet"
+BRIDGE="ppelxc$X"
 RUN=$(mktemp -d /tmp/ppe-lxc.XXXXXX) || die "mktemp"
 
 status=1
 cleanup() {
   trap - EXIT INT TERM
-  URI=$(cat "$RUN/uri" 2>/dev/null || true)
-  if [ -n "$URI" ] && [ -s "$RUN/libvirtd.pid" ] && kill -0 "$(cat "$RUN/libvirtd.pid")" 2>/dev/null; then
-    leaked=$(virsh -q -c "$URI" list --all --name 2>/dev/null | tr '\n' ' ')
-    if [ -n "$(echo "$leaked" | tr -d ' ')" ]; then
-      echo "run_lxc_test: FAILED: domains left behind by the test: $leaked" >&2
-      status=1
-    fi
-  fi
-  if ! "$ROOT/deploy/lxc/teardown.sh" "$RUN" "$BRIDGE"; then
-    echo "run_lxc_test: FAILED: teardown" >&2
-    status=1
-  fi
-  rm -rf "$RUN"
+  lab_teardown run_lxc_test "$RUN" "$BRIDGE" || status=1
   exit $status
 }
 trap cleanup EXIT

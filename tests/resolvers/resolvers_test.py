@@ -18,7 +18,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from harness import Stack, free_port, wait_until  # noqa: E402
+from harness import Stack, free_port, stop_process, wait_until  # noqa: E402
 
 ZONE = "cdn.example.test"
 NAME = f"video.{ZONE}"
@@ -105,12 +105,7 @@ remote-control:
         return (status.group(1) if status else "TIMEOUT"), addresses
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 def metric(stack, sample):

@@ -2,10 +2,6 @@
 // tests/lxc/run_lxc_test.sh, which provides a private libvirtd and a free
 // bridge): libvirt 9.0's LXC driver has no virConnectGetAllDomainStats, so
 // this is the per-domain path (virDomainGetInfo + virDomainInterfaceStats).
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -18,42 +14,12 @@
 #include "absl/time/clock.h"
 #include "ppe-service/vm/libvirt_hypervisor.h"
 #include "ppe-service/vm/readiness_probe.h"
+#include "tests/fixtures/lxc_lab.h"
 
 namespace ppe::vm {
 namespace {
 
 constexpr int kPort = 8000;
-
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') {
-    FAIL("environment variable " << name << " is not set: run this through run_lxc_test.sh");
-  }
-  return v;
-}
-
-bool HttpGet(const std::string& ip) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  timeval tv{.tv_sec = 3, .tv_usec = 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(kPort);
-  inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
-  bool ok = false;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    std::string request = absl::StrCat("GET / HTTP/1.0\r\nHost: ", ip, "\r\n\r\n");
-    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
-      char buf[4096];
-      ssize_t n, total = 0;
-      while ((n = read(fd, buf, sizeof(buf))) > 0) total += n;
-      ok = total > 0;
-    }
-  }
-  close(fd);
-  return ok;
-}
 
 std::optional<DomainStats> Find(LibvirtHypervisor& hv, const std::string& name) {
   absl::StatusOr<std::vector<DomainStats>> stats = hv.Stats();
@@ -65,8 +31,9 @@ std::optional<DomainStats> Find(LibvirtHypervisor& hv, const std::string& name) 
 }
 
 TEST_CASE("lxc: domain stats report CPU time, memory and NIC bytes that grow with use", "[lxc]") {
-  const std::string net = Env("PPE_LXC_NET"), bridge = Env("PPE_LXC_BRIDGE");
-  auto hv = LibvirtHypervisor::Open(Env("PPE_LXC_URI"));
+  const std::string net = testing::LxcLabEnv("PPE_LXC_NET"),
+                    bridge = testing::LxcLabEnv("PPE_LXC_BRIDGE");
+  auto hv = LibvirtHypervisor::Open(testing::LxcLabEnv("PPE_LXC_URI"));
   REQUIRE(hv.ok());
   const std::string ip = absl::StrCat(net, ".7");
   const int x = std::atoi(net.substr(net.rfind('.') + 1).c_str());
@@ -89,7 +56,7 @@ TEST_CASE("lxc: domain stats report CPU time, memory and NIC bytes that grow wit
   CHECK(before->vcpus == 1);
   CHECK(*before->memory_kib > 0);
   int served = 0;
-  for (int i = 0; i < 50; ++i) served += HttpGet(ip);
+  for (int i = 0; i < 50; ++i) served += !testing::HttpStatusLine(ip, kPort).empty();
   CHECK(served == 50);
   std::optional<DomainStats> after = Find(**hv, spec.name);
   REQUIRE(after.has_value());

@@ -20,21 +20,13 @@
 #include "absl/time/clock.h"
 #include "ppe-service/vm/libvirt_hypervisor.h"
 #include "ppe-service/vm/readiness_probe.h"
+#include "tests/fixtures/lxc_lab.h"
 #include "tests/fixtures/wait_for.h"
 
 namespace ppe::vm {
 namespace {
 
 constexpr int kPort = 8000;
-
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') {
-    FAIL("environment variable " << name
-                                 << " is not set: run this through tests/lxc/run_lxc_test.sh");
-  }
-  return v;
-}
 
 const DomainInfo* Find(const std::vector<DomainInfo>& domains, const std::string& name) {
   for (const auto& d : domains) {
@@ -43,36 +35,12 @@ const DomainInfo* Find(const std::vector<DomainInfo>& domains, const std::string
   return nullptr;
 }
 
-// GET / over a plain socket; returns the status line ("" on failure).
-std::string HttpGet(const std::string& ip, int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return "";
-  timeval tv{.tv_sec = 3, .tv_usec = 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
-  std::string response;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    std::string request = absl::StrCat("GET / HTTP/1.0\r\nHost: ", ip, "\r\n\r\n");
-    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
-      char buf[4096];
-      ssize_t n;
-      while ((n = read(fd, buf, sizeof(buf))) > 0) response.append(buf, n);
-    }
-  }
-  close(fd);
-  return response.substr(0, response.find("\r\n"));
-}
-
 struct Lab {
-  std::string uri = Env("PPE_LXC_URI");
-  std::string run = Env("PPE_LXC_RUN");
-  std::string bridge = Env("PPE_LXC_BRIDGE");
-  std::string net = Env("PPE_LXC_NET");  // "10.213.X"
-  std::string setup = Env("PPE_LXC_SETUP");
+  std::string uri = testing::LxcLabEnv("PPE_LXC_URI");
+  std::string run = testing::LxcLabEnv("PPE_LXC_RUN");
+  std::string bridge = testing::LxcLabEnv("PPE_LXC_BRIDGE");
+  std::string net = testing::LxcLabEnv("PPE_LXC_NET");  // "10.213.X"
+  std::string setup = testing::LxcLabEnv("PPE_LXC_SETUP");
 
   DomainSpec Spec(const std::string& name, int host) const {
     std::string ip = absl::StrCat(net, ".", host);
@@ -179,7 +147,7 @@ TEST_CASE("lxc: containers boot, serve HTTP on their own address, resize live, g
     absl::Status ready = WaitReady(spec.tag.ip, kPort, t0 + absl::Seconds(15));
     INFO(ready.ToString());
     REQUIRE(ready.ok());
-    std::string status_line = HttpGet(spec.tag.ip, kPort);
+    std::string status_line = testing::HttpStatusLine(spec.tag.ip, kPort);
     absl::Time t2 = absl::Now();
     CHECK(status_line.rfind("HTTP/1.0 200", 0) == 0);
     create_ms.push_back(Ms(t1 - t0));
@@ -210,7 +178,7 @@ TEST_CASE("lxc: containers boot, serve HTTP on their own address, resize live, g
   CHECK(inspect.Xml(lab.Name(0)).find("<currentMemory unit='KiB'>98304</currentMemory>") !=
         std::string::npos);
   CHECK(inspect.CpuShares(lab.Name(0)) == 1024);
-  CHECK(HttpGet(absl::StrCat(lab.net, ".10"), kPort).rfind("HTTP/1.0 200", 0) == 0);
+  CHECK(testing::HttpStatusLine(absl::StrCat(lab.net, ".10"), kPort).rfind("HTTP/1.0 200", 0) == 0);
   CHECK(hv.Resize(lab.Name(0), 1, 512).code() == absl::StatusCode::kInvalidArgument);
   CHECK(hv.Resize(lab.Name(0), 3, 64).code() == absl::StatusCode::kInvalidArgument);
   CHECK(hv.Resize("ppe-no-such-domain", 1, 64).code() == absl::StatusCode::kNotFound);
@@ -259,7 +227,7 @@ TEST_CASE("lxc: the same hypervisor object survives a libvirtd kill and restart"
   CHECK_FALSE(while_down.ok());
   CHECK(while_down.status().code() == absl::StatusCode::kUnavailable);
   CHECK(down_call_ms < 3000);
-  CHECK(HttpGet(survivor.tag.ip, kPort).rfind("HTTP/1.0 200", 0) == 0);
+  CHECK(testing::HttpStatusLine(survivor.tag.ip, kPort).rfind("HTTP/1.0 200", 0) == 0);
 
   // Restart it the way an operator would.
   absl::Time s0 = absl::Now();
@@ -289,7 +257,7 @@ TEST_CASE("lxc: the same hypervisor object survives a libvirtd kill and restart"
   double fresh_create_ms = Ms(absl::Now() - c0);
   REQUIRE(WaitReady(fresh.tag.ip, kPort, absl::Now() + absl::Seconds(15)).ok());
   double fresh_ready_ms = Ms(absl::Now() - c0);
-  CHECK(HttpGet(fresh.tag.ip, kPort).rfind("HTTP/1.0 200", 0) == 0);
+  CHECK(testing::HttpStatusLine(fresh.tag.ip, kPort).rfind("HTTP/1.0 200", 0) == 0);
   REQUIRE(hv.Resize(survivor.name, 1, 100).ok());
   REQUIRE(hv.Destroy(fresh.name).ok());
   REQUIRE(hv.Destroy(survivor.name).ok());
