@@ -182,30 +182,34 @@ absl::Status Registry::Load() {
 }
 
 absl::Status Registry::LoadLocked() {
-  absl::StatusOr<store::RangeResult> all = store_.List("/ppe/");
-  if (!all.ok()) return all.status();
-  absl::flat_hash_map<std::string, ProfileRecord> profiles;
+  absl::node_hash_map<std::string, ProfileRecord> profiles;
   absl::flat_hash_map<std::string, VmRecord> vms;
   absl::flat_hash_map<std::string, int64_t> revisions;
   absl::flat_hash_map<std::string, absl::Time> flushed;
-  for (const store::KeyValue& kv : all->kvs) {
-    if (absl::StartsWith(kv.key, kProfilePrefix)) {
-      ppe::registry::v1::Profile p;
-      if (!p.ParseFromString(kv.value))
-        return absl::DataLossError(absl::StrCat("bad record ", kv.key));
-      ProfileRecord rec = FromProto(p);
-      flushed[rec.cpt] = rec.last_seen;
-      revisions[kv.key] = kv.mod_revision;
-      profiles.emplace(rec.cpt, std::move(rec));
-    } else if (absl::StartsWith(kv.key, kVmPrefix)) {
-      ppe::registry::v1::Vm v;
-      if (!v.ParseFromString(kv.value))
-        return absl::DataLossError(absl::StrCat("bad record ", kv.key));
-      VmRecord rec = FromProto(v);
-      revisions[kv.key] = kv.mod_revision;
-      vms.emplace(rec.name, std::move(rec));
-    }
-  }
+  // Page by page: the listed records never sit in memory all at once.
+  absl::StatusOr<int64_t> revision =
+      store_.ListPages("/ppe/", [&](std::vector<store::KeyValue>& page) -> absl::Status {
+        ppe::registry::v1::Profile p;  // reused: parsing into it allocates less
+        ppe::registry::v1::Vm v;
+        for (const store::KeyValue& kv : page) {
+          if (absl::StartsWith(kv.key, kProfilePrefix)) {
+            if (!p.ParseFromString(kv.value))
+              return absl::DataLossError(absl::StrCat("bad record ", kv.key));
+            ProfileRecord rec = FromProto(p);
+            flushed[rec.cpt] = rec.last_seen;
+            revisions[kv.key] = kv.mod_revision;
+            profiles.emplace(rec.cpt, std::move(rec));
+          } else if (absl::StartsWith(kv.key, kVmPrefix)) {
+            if (!v.ParseFromString(kv.value))
+              return absl::DataLossError(absl::StrCat("bad record ", kv.key));
+            VmRecord rec = FromProto(v);
+            revisions[kv.key] = kv.mod_revision;
+            vms.emplace(rec.name, std::move(rec));
+          }
+        }
+        return absl::OkStatus();
+      });
+  if (!revision.ok()) return revision.status();
   std::vector<const VmRecord*> ordered;
   for (const auto& [_, vm] : vms) ordered.push_back(&vm);
   std::sort(ordered.begin(), ordered.end(),
@@ -225,8 +229,8 @@ absl::Status Registry::LoadLocked() {
   key_revision_ = std::move(revisions);
   flushed_seen_ = std::move(flushed);
   deleted_at_.clear();
-  loaded_revision_ = all->revision;
-  watched_revision_ = std::max(watched_revision_, all->revision);
+  loaded_revision_ = *revision;
+  watched_revision_ = std::max(watched_revision_, *revision);
   return absl::OkStatus();
 }
 

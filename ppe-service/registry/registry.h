@@ -10,6 +10,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -190,7 +191,9 @@ class Registry {
   std::string instance_id_;
   absl::Mutex write_mu_;  // serialises mutations: store txn + index update
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, ProfileRecord> profiles_ ABSL_GUARDED_BY(mu_);
+  // Node map: a ProfileRecord is ~350 bytes, and a flat map's empty slots
+  // (up to half of them after a resize) would each cost as much.
+  absl::node_hash_map<std::string, ProfileRecord> profiles_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, VmRecord> vms_ ABSL_GUARDED_BY(mu_);
   // last_seen as last written to the store, per profile
   absl::flat_hash_map<std::string, absl::Time> flushed_seen_ ABSL_GUARDED_BY(mu_);

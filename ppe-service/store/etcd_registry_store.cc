@@ -4,7 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <fstream>
+#include <functional>
+#include <future>
+#include <iterator>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -105,6 +109,286 @@ absl::StatusOr<std::string> ChannelTarget(const std::vector<std::string>& endpoi
       "etcd: several endpoints must be IPv4 host:port literals; use one DNS name that "
       "resolves to every member instead");
 }
+
+// One Range call. A read is safe to repeat: UNAVAILABLE (member gone) is
+// retried until the deadline, on whichever member the balancer picks next.
+// `note` sees the final gRPC status (the store's NoteAnswer).
+using NoteFn = std::function<void(const grpc::Status&)>;
+
+absl::StatusOr<pb::RangeResponse> RangeCall(pb::KV::Stub& kv, const pb::RangeRequest& request,
+                                            absl::Duration timeout, const NoteFn& note) {
+  const absl::Time deadline = absl::Now() + timeout;
+  pb::RangeResponse response;
+  grpc::Status status;
+  for (absl::Duration wait = absl::Milliseconds(10);; wait = std::min(wait * 2, absl::Seconds(1))) {
+    grpc::ClientContext context;
+    SetDeadline(context, deadline);
+    status = kv.Range(&context, request, &response);
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE || absl::Now() + wait >= deadline) {
+      break;
+    }
+    absl::SleepFor(wait);
+  }
+  note(status);
+  if (!status.ok()) return FromGrpc(status, "range");
+  return response;
+}
+
+// A Txn of Range requests only, retried like RangeCall (it writes nothing).
+absl::StatusOr<pb::TxnResponse> ReadTxnCall(pb::KV::Stub& kv, const pb::TxnRequest& request,
+                                            absl::Duration timeout, const NoteFn& note) {
+  const absl::Time deadline = absl::Now() + timeout;
+  pb::TxnResponse response;
+  grpc::Status status;
+  for (absl::Duration wait = absl::Milliseconds(10);; wait = std::min(wait * 2, absl::Seconds(1))) {
+    grpc::ClientContext context;
+    SetDeadline(context, deadline);
+    status = kv.Txn(&context, request, &response);
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE || absl::Now() + wait >= deadline) {
+      break;
+    }
+    absl::SleepFor(wait);
+  }
+  note(status);
+  if (!status.ok()) return FromGrpc(status, "txn");
+  return response;
+}
+
+KeyValue ToKeyValue(const ::mvccpb::KeyValue& kv, size_t strip) {
+  return {.key = kv.key().substr(std::min(strip, kv.key().size())),
+          .value = kv.value(),
+          .create_revision = StoreRevision(kv.create_revision()),
+          .mod_revision = StoreRevision(kv.mod_revision()),
+          .version = kv.version()};
+}
+
+// The etcd range of the keys starting with `prefix`: [key, end), where an end
+// of "\0" means no upper bound (and the empty prefix starts at "\0").
+struct PrefixSpan {
+  std::string key;
+  std::string end;
+};
+PrefixSpan SpanOf(const std::string& prefix) {
+  return {.key = prefix.empty() ? std::string(1, '\0') : prefix, .end = RangeEnd(prefix)};
+}
+
+// One listing (EtcdRegistryStore::ListPages): plans sub-ranges of at most
+// `max_keys` keys with count-only Ranges at one revision, then reads them.
+class Lister {
+ public:
+  static constexpr int64_t kFirstPage = 1000;
+
+  Lister(pb::KV::Stub& kv, absl::Duration timeout, NoteFn note, int64_t max_keys, int parallelism,
+         size_t strip)
+      : kv_(kv),
+        timeout_(timeout),
+        note_(std::move(note)),
+        max_keys_(std::max<int64_t>(1, max_keys)),
+        parallelism_(std::max(1, parallelism)),
+        strip_(strip) {}
+
+  // Returns the etcd revision read at.
+  absl::StatusOr<int64_t> Run(const std::string& prefix,
+                              const RegistryStore::PageCallback& on_page) {
+    // A small list is read by this first call; a large one is counted by it.
+    const PrefixSpan all = SpanOf(prefix);
+    pb::RangeRequest request;
+    request.set_key(all.key);
+    request.set_range_end(all.end);
+    request.set_limit(std::min<int64_t>(max_keys_, kFirstPage));
+    absl::StatusOr<pb::RangeResponse> first = RangeCall(kv_, request, timeout_, note_);
+    if (!first.ok()) return first.status();
+    revision_ = first->header().revision();  // every further read is at this revision
+    if (!first->more()) {
+      if (first->kvs().empty()) return revision_;
+      std::vector<KeyValue> page;
+      page.reserve(first->kvs_size());
+      for (const ::mvccpb::KeyValue& kv : first->kvs()) page.push_back(ToKeyValue(kv, strip_));
+      if (absl::Status s = on_page(page); !s.ok()) return s;
+      return revision_;
+    }
+    const int64_t count = first->count();
+    first = pb::RangeResponse();
+    if (absl::Status planned = Plan(prefix, count); !planned.ok()) return planned;
+    return Read(on_page);
+  }
+
+ private:
+  struct Span {
+    std::string key;
+    std::string end;
+    int64_t count = 0;
+  };
+
+  absl::StatusOr<pb::RangeResponse> At(pb::RangeRequest request) {
+    request.set_revision(revision_);
+    return RangeCall(kv_, request, timeout_, note_);
+  }
+
+  // Counts, at the listing's revision, of the key `prefix` itself ([0]) and
+  // of the keys starting with prefix + b ([1 + b]) for every byte b:
+  // count-only Ranges batched into read-only Txns (served like Ranges,
+  // without a raft proposal; at most etcd's default --max-txn-ops of 128
+  // each), the Txns in parallel. Walks the keys under `prefix` once.
+  absl::StatusOr<std::vector<int64_t>> Fanout(const std::string& prefix) {
+    constexpr int kCounts = 257;
+    constexpr int kTxns = 3;
+    constexpr int kPerTxn = (kCounts + kTxns - 1) / kTxns;
+    std::vector<int64_t> counts(kCounts, 0);
+    std::vector<absl::Status> failures(kTxns);
+    std::vector<std::thread> workers;
+    for (int t = 0; t < kTxns; ++t) {
+      workers.emplace_back([&, t] {
+        pb::TxnRequest request;
+        std::vector<int> slots;
+        for (int i = t * kPerTxn; i < std::min(kCounts, (t + 1) * kPerTxn); ++i) {
+          PrefixSpan span;
+          if (i == 0) {
+            if (prefix.empty()) continue;  // no empty key
+            span = {.key = prefix, .end = prefix + '\0'};
+          } else {
+            span = SpanOf(prefix + static_cast<char>(i - 1));
+          }
+          pb::RangeRequest* range = request.add_success()->mutable_request_range();
+          range->set_key(span.key);
+          range->set_range_end(span.end);
+          range->set_count_only(true);
+          range->set_revision(revision_);
+          slots.push_back(i);
+        }
+        absl::StatusOr<pb::TxnResponse> response = ReadTxnCall(kv_, request, timeout_, note_);
+        if (!response.ok()) {
+          failures[t] = response.status();
+          return;
+        }
+        if (response->responses_size() != static_cast<int>(slots.size())) {
+          failures[t] = absl::InternalError("etcd list: a count Txn answered too few ranges");
+          return;
+        }
+        for (size_t i = 0; i < slots.size(); ++i) {
+          counts[slots[i]] = response->responses(i).response_range().count();
+        }
+      });
+    }
+    for (std::thread& w : workers) w.join();
+    for (const absl::Status& failure : failures) {
+      if (!failure.ok()) return failure;
+    }
+    return counts;
+  }
+
+  // Appends to spans_, in key order, sub-ranges of at most max_keys_ keys
+  // covering the `count` keys that start with `prefix`.
+  absl::Status Plan(const std::string& prefix, int64_t count) {
+    if (count <= max_keys_) {
+      const PrefixSpan span = SpanOf(prefix);
+      spans_.push_back({.key = span.key, .end = span.end, .count = count});
+      return absl::OkStatus();
+    }
+    absl::StatusOr<std::vector<int64_t>> fanout = Fanout(prefix);
+    if (!fanout.ok()) return fanout.status();
+    return Split(prefix, count, *fanout);
+  }
+
+  // Plan's second half, given the prefix's Fanout.
+  absl::Status Split(const std::string& prefix, int64_t count, const std::vector<int64_t>& fanout) {
+    if (fanout[0] > 0) {
+      spans_.push_back({.key = prefix, .end = prefix + '\0', .count = fanout[0]});
+    }
+    for (int b = 0; b < 256; ++b) {
+      const int64_t n = fanout[1 + b];
+      if (n == 0) continue;
+      const std::string child = prefix + static_cast<char>(b);
+      if (n == count) {  // every key shares more than `child`, maybe
+        absl::StatusOr<bool> skipped = SplitShared(child, n);
+        if (!skipped.ok()) return skipped.status();
+        if (*skipped) continue;
+      }
+      if (absl::Status planned = Plan(child, n); !planned.ok()) return planned;
+    }
+    return absl::OkStatus();
+  }
+
+  // When the `count` keys under `child` share a longer prefix, splits that
+  // instead (true). The candidates are the first key's prefixes, longest
+  // first: the Fanout of each walks only the keys under it, few until the
+  // one that holds all `count`, whose Fanout is the split's.
+  absl::StatusOr<bool> SplitShared(const std::string& child, int64_t count) {
+    const PrefixSpan span = SpanOf(child);
+    pb::RangeRequest request;
+    request.set_key(span.key);
+    request.set_range_end(span.end);
+    request.set_keys_only(true);
+    request.set_limit(1);
+    absl::StatusOr<pb::RangeResponse> response = At(std::move(request));
+    if (!response.ok()) return response.status();
+    if (response->kvs().empty()) return absl::InternalError("etcd list: a counted range is empty");
+    const std::string first = response->kvs(0).key();
+    for (size_t length = first.size(); length > child.size(); --length) {
+      const std::string shared = first.substr(0, length);
+      absl::StatusOr<std::vector<int64_t>> fanout = Fanout(shared);
+      if (!fanout.ok()) return fanout.status();
+      int64_t n = 0;
+      for (int64_t c : *fanout) n += c;
+      if (n == count) {
+        if (absl::Status split = Split(shared, count, *fanout); !split.ok()) return split;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Reads the planned sub-ranges (adjacent ones together up to max_keys_),
+  // parallelism_ ahead, and hands them to `on_page` in key order.
+  absl::StatusOr<int64_t> Read(const RegistryStore::PageCallback& on_page) {
+    std::vector<Span> reads;
+    for (Span& span : spans_) {
+      if (!reads.empty() && reads.back().count + span.count <= max_keys_) {
+        reads.back().end = std::move(span.end);  // no keys between them at this revision
+        reads.back().count += span.count;
+      } else {
+        reads.push_back(std::move(span));
+      }
+    }
+    spans_.clear();
+    auto read = [this](const Span& span) -> absl::StatusOr<std::vector<KeyValue>> {
+      pb::RangeRequest request;
+      request.set_key(span.key);
+      request.set_range_end(span.end);
+      absl::StatusOr<pb::RangeResponse> response = At(std::move(request));
+      if (!response.ok()) return response.status();
+      if (response->kvs_size() != span.count) {
+        return absl::InternalError(absl::StrCat("etcd list: a sub-range counted ", span.count,
+                                                " keys read ", response->kvs_size()));
+      }
+      std::vector<KeyValue> page;
+      page.reserve(response->kvs_size());
+      for (const ::mvccpb::KeyValue& kv : response->kvs()) page.push_back(ToKeyValue(kv, strip_));
+      return page;
+    };
+    std::deque<std::future<absl::StatusOr<std::vector<KeyValue>>>> ahead;
+    size_t next = 0;
+    while (next < reads.size() || !ahead.empty()) {
+      while (next < reads.size() && ahead.size() < static_cast<size_t>(parallelism_)) {
+        ahead.push_back(std::async(std::launch::async, read, std::cref(reads[next++])));
+      }
+      absl::StatusOr<std::vector<KeyValue>> page = ahead.front().get();
+      ahead.pop_front();
+      if (!page.ok()) return page.status();  // ~future waits for the reads in flight
+      if (absl::Status s = on_page(*page); !s.ok()) return s;
+    }
+    return revision_;
+  }
+
+  pb::KV::Stub& kv_;
+  const absl::Duration timeout_;
+  const NoteFn note_;
+  const int64_t max_keys_;
+  const int parallelism_;
+  const size_t strip_;
+  int64_t revision_ = 0;
+  std::vector<Span> spans_;
+};
 
 }  // namespace
 
@@ -315,8 +599,8 @@ absl::StatusOr<std::unique_ptr<EtcdRegistryStore>> EtcdRegistryStore::Connect(Op
   // One read proves a member answers. Its failure names the members and the
   // TLS settings: a refused handshake says little by itself (etcd with
   // --client-cert-auth closes the connection of a client without a certificate).
-  absl::StatusOr<RangeResult> probe = store->Range(
-      store->options_.prefix.empty() ? std::string(1, '\0') : store->options_.prefix, "");
+  absl::StatusOr<RangeResult> probe = store->ReadKey(
+      store->options_.prefix.empty() ? std::string(1, '\0') : store->options_.prefix);
   if (!probe.ok()) {
     const Options& o = store->options_;
     std::string tls = "plain text";
@@ -350,63 +634,52 @@ void EtcdRegistryStore::SeeRevision(int64_t etcd_revision) {
   }
 }
 
-absl::StatusOr<RangeResult> EtcdRegistryStore::Range(const std::string& key,
-                                                     const std::string& range_end) {
+absl::StatusOr<RangeResult> EtcdRegistryStore::ReadKey(const std::string& key) {
   pb::RangeRequest request;
   request.set_key(key);
-  request.set_range_end(range_end);
-  if (!range_end.empty()) request.set_limit(options_.list_page_size);
-  RangeResult result;
-  while (true) {
-    const absl::Time deadline = absl::Now() + options_.timeout;  // per page
-    pb::RangeResponse response;
-    grpc::Status status;
-    // A read is safe to repeat: retry UNAVAILABLE (member gone) until the
-    // deadline, on whichever member the balancer picks next.
-    for (absl::Duration wait = absl::Milliseconds(10);;
-         wait = std::min(wait * 2, absl::Seconds(1))) {
-      grpc::ClientContext context;
-      SetDeadline(context, deadline);
-      status = stubs_->kv->Range(&context, request, &response);
-      if (status.error_code() != grpc::StatusCode::UNAVAILABLE || absl::Now() + wait >= deadline) {
-        break;
-      }
-      absl::SleepFor(wait);
-    }
-    NoteAnswer(status);
-    if (!status.ok()) return FromGrpc(status, "range");
-    if (request.revision() == 0) {
-      // Every further page reads at the first page's revision.
-      request.set_revision(response.header().revision());
-      result.revision = StoreRevision(response.header().revision());
-      SeeRevision(response.header().revision());
-    }
-    for (const ::mvccpb::KeyValue& kv : response.kvs()) {
-      result.kvs.push_back(
-          {.key = kv.key().substr(std::min(options_.prefix.size(), kv.key().size())),
-           .value = kv.value(),
-           .create_revision = StoreRevision(kv.create_revision()),
-           .mod_revision = StoreRevision(kv.mod_revision()),
-           .version = kv.version()});
-    }
-    if (!response.more() || response.kvs().empty()) return result;
-    request.set_key(response.kvs().rbegin()->key() + std::string(1, '\0'));
+  absl::StatusOr<pb::RangeResponse> response = RangeCall(
+      *stubs_->kv, request, options_.timeout, [this](const grpc::Status& s) { NoteAnswer(s); });
+  if (!response.ok()) return response.status();
+  SeeRevision(response->header().revision());
+  RangeResult result{.kvs = {}, .revision = StoreRevision(response->header().revision())};
+  for (const ::mvccpb::KeyValue& kv : response->kvs()) {
+    result.kvs.push_back(ToKeyValue(kv, options_.prefix.size()));
   }
+  return result;
 }
 
 absl::StatusOr<std::optional<KeyValue>> EtcdRegistryStore::Get(std::string_view key) {
   if (key.empty()) return absl::InvalidArgumentError("empty key");
-  absl::StatusOr<RangeResult> range = Range(options_.prefix + std::string(key), "");
+  absl::StatusOr<RangeResult> range = ReadKey(options_.prefix + std::string(key));
   if (!range.ok()) return range.status();
   if (range->kvs.empty()) return std::nullopt;
   return std::move(range->kvs[0]);
 }
 
+absl::StatusOr<int64_t> EtcdRegistryStore::ListPages(std::string_view prefix,
+                                                     const PageCallback& on_page) {
+  Lister lister(
+      *stubs_->kv, options_.timeout, [this](const grpc::Status& s) { NoteAnswer(s); },
+      options_.list_page_size, options_.list_parallelism, options_.prefix.size());
+  absl::StatusOr<int64_t> revision = lister.Run(options_.prefix + std::string(prefix), on_page);
+  if (!revision.ok()) return revision.status();
+  SeeRevision(*revision);
+  return StoreRevision(*revision);
+}
+
 absl::StatusOr<RangeResult> EtcdRegistryStore::List(std::string_view prefix) {
-  std::string key = options_.prefix + std::string(prefix);
-  std::string end = RangeEnd(key);
-  if (key.empty()) key.assign(1, '\0');
-  return Range(key, end);
+  RangeResult result;
+  absl::StatusOr<int64_t> revision = ListPages(prefix, [&](std::vector<KeyValue>& page) {
+    if (result.kvs.empty()) {
+      result.kvs = std::move(page);
+    } else {
+      std::move(page.begin(), page.end(), std::back_inserter(result.kvs));
+    }
+    return absl::OkStatus();
+  });
+  if (!revision.ok()) return revision.status();
+  result.revision = *revision;
+  return result;
 }
 
 absl::StatusOr<TxnResult> EtcdRegistryStore::Txn(const ppe::store::Txn& txn) {
@@ -564,7 +837,7 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> EtcdRegistryStore::Watch(std::strin
   // "From now" is from the revision a quorum read sees now, not from the
   // revision of whichever member the stream lands on (it may lag).
   if (from_revision == 0) {
-    absl::StatusOr<RangeResult> now = Range(state->key, "");
+    absl::StatusOr<RangeResult> now = ReadKey(state->key);
     if (!now.ok()) return now.status();
     from_revision = now->revision + 1;
   }

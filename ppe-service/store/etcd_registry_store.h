@@ -76,8 +76,14 @@ class EtcdRegistryStore final : public RegistryStore {
     // current - history_revisions as it writes (0 = never; leave it to etcd's
     // --auto-compaction-*).
     int64_t history_revisions = 10000;
-    // Keys per Range page when listing (a page is one gRPC message).
-    int64_t list_page_size = 10000;
+    // Listing (List, ListPages): at most this many keys per Range call (one
+    // gRPC message, one page of ListPages). etcd 3.4 walks the whole rest of
+    // a range for every paged Range, so the lister does not page: it splits
+    // the prefix into sub-ranges of at most this many keys, found with
+    // count-only Ranges, and reads each sub-range whole (see ListPages).
+    int64_t list_page_size = 50000;
+    // Range calls a listing has in flight at once.
+    int list_parallelism = 4;
   };
 
   // Connects and reads the current revision (fails if no member answers).
@@ -91,6 +97,15 @@ class EtcdRegistryStore final : public RegistryStore {
 
   absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key) override;
   absl::StatusOr<RangeResult> List(std::string_view prefix) override;
+  // A first Range (limit 1 000) returns a small list whole; for a larger one
+  // it fixes the revision of every further read and counts the keys. The
+  // prefix is then split by the byte after it into 256 sub-ranges (count-only
+  // Ranges in read-only Txns), recursively until each has at most
+  // list_page_size keys; a sub-range holding every key of its parent skips to
+  // the longest prefix its keys share (a prefix of its first key). Adjacent
+  // small sub-ranges are read together; list_parallelism reads run ahead of
+  // `on_page`, which gets them in key order.
+  absl::StatusOr<int64_t> ListPages(std::string_view prefix, const PageCallback& on_page) override;
   absl::StatusOr<TxnResult> Txn(const ppe::store::Txn& txn) override;
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix, int64_t from_revision,
                                                      WatchCallback callback) override;
@@ -109,8 +124,8 @@ class EtcdRegistryStore final : public RegistryStore {
   struct Stubs;
   EtcdRegistryStore(Options options, std::shared_ptr<Stubs> stubs);
 
-  // Range [key, range_end) at `revision` (0 = latest), all pages.
-  absl::StatusOr<RangeResult> Range(const std::string& key, const std::string& range_end);
+  // The etcd key `key` (zero or one kvs) and the revision it was read at.
+  absl::StatusOr<RangeResult> ReadKey(const std::string& key);
   void SeeRevision(int64_t etcd_revision);
   // The deadline of the next Txn, and what the last call's answer says.
   absl::Duration CallTimeout() const;

@@ -32,6 +32,24 @@ absl::StatusOr<RangeResult> MemoryRegistryStore::List(std::string_view prefix) {
   return result;
 }
 
+absl::StatusOr<int64_t> MemoryRegistryStore::ListPages(std::string_view prefix,
+                                                       const PageCallback& on_page) {
+  absl::MutexLock lock(&mu_);  // no write comes between the pages
+  std::vector<KeyValue> page;
+  for (auto it = kvs_.lower_bound(prefix); it != kvs_.end() && it->first.starts_with(prefix);
+       ++it) {
+    page.push_back(it->second);
+    if (page.size() >= internal::kListPageKeys) {
+      if (absl::Status s = on_page(page); !s.ok()) return s;
+      page.clear();
+    }
+  }
+  if (!page.empty()) {
+    if (absl::Status s = on_page(page); !s.ok()) return s;
+  }
+  return revision_;
+}
+
 void MemoryRegistryStore::ApplyOps(const std::vector<Op>& ops, int64_t revision, bool& changed) {
   auto record_delete = [&](const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     WatchEvent event;

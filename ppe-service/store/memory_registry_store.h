@@ -37,6 +37,7 @@ class MemoryRegistryStore final : public RegistryStore, private internal::EventS
 
   absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key) override;
   absl::StatusOr<RangeResult> List(std::string_view prefix) override;
+  absl::StatusOr<int64_t> ListPages(std::string_view prefix, const PageCallback& on_page) override;
   absl::StatusOr<TxnResult> Txn(const ppe::store::Txn& txn) override;
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix, int64_t from_revision,
                                                      WatchCallback callback) override;

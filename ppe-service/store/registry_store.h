@@ -138,6 +138,18 @@ class RegistryStore {
   // All keys starting with `prefix` ("" = every key), sorted bytewise.
   virtual absl::StatusOr<RangeResult> List(std::string_view prefix) = 0;
 
+  // One page of ListPages: consecutive keys, sorted; the callee may move from it.
+  using PageCallback = std::function<absl::Status(std::vector<KeyValue>& page)>;
+
+  // The keys List(prefix) returns, read at one revision, handed to `on_page`
+  // in key order a page at a time (never an empty page), so that a caller
+  // building its own index from them never holds the whole list. Returns the
+  // revision the pages were read at. `on_page` runs on the calling thread; a
+  // non-OK status from it stops the listing and is returned. It must not call
+  // this store (the memory and SQLite stores hold their lock meanwhile).
+  virtual absl::StatusOr<int64_t> ListPages(std::string_view prefix,
+                                            const PageCallback& on_page) = 0;
+
   // Atomic compare-then-write. When it returns OK and changed something, the
   // change is durable as far as the implementation promises (SQLite: fsynced).
   virtual absl::StatusOr<TxnResult> Txn(const Txn& txn) = 0;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -296,19 +297,25 @@ absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::GetLocked(std::stri
   return std::optional<KeyValue>(ReadKv(stmt, 0, std::string(key)));
 }
 
-absl::StatusOr<std::vector<KeyValue>> SqliteRegistryStore::ListLocked(std::string_view prefix) {
+absl::Status SqliteRegistryStore::ListLocked(std::string_view prefix, size_t page_size,
+                                             const PageCallback& on_page) {
   const std::string end = internal::PrefixRangeEnd(prefix);
   sqlite3_stmt* stmt = stmts_[end.empty() ? kListFrom : kListRange];
   StmtScope scope(stmt);
   BindBlob(stmt, 1, prefix);
   if (!end.empty()) BindBlob(stmt, 2, end);
-  std::vector<KeyValue> kvs;
+  std::vector<KeyValue> page;
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    kvs.push_back(ReadKv(stmt, 1, ColumnBlob(stmt, 0)));
+    page.push_back(ReadKv(stmt, 1, ColumnBlob(stmt, 0)));
+    if (page.size() >= page_size) {
+      if (absl::Status s = on_page(page); !s.ok()) return s;
+      page.clear();
+    }
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, rc, "list");
-  return kvs;
+  if (!page.empty()) return on_page(page);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::Get(std::string_view key) {
@@ -318,12 +325,23 @@ absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::Get(std::string_vie
 
 absl::StatusOr<RangeResult> SqliteRegistryStore::List(std::string_view prefix) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::vector<KeyValue>> kvs = ListLocked(prefix);
-  if (!kvs.ok()) return kvs.status();
   RangeResult result;
-  result.kvs = std::move(*kvs);
+  absl::Status listed = ListLocked(prefix, SIZE_MAX, [&](std::vector<KeyValue>& page) {
+    result.kvs = std::move(page);
+    return absl::OkStatus();
+  });
+  if (!listed.ok()) return listed;
   result.revision = revision_;
   return result;
+}
+
+absl::StatusOr<int64_t> SqliteRegistryStore::ListPages(std::string_view prefix,
+                                                       const PageCallback& on_page) {
+  absl::MutexLock lock(&mu_);
+  // One statement under the lock: no write comes between the pages.
+  absl::Status listed = ListLocked(prefix, internal::kListPageKeys, on_page);
+  if (!listed.ok()) return listed;
+  return revision_;
 }
 
 absl::Status SqliteRegistryStore::RecordEvent(int64_t revision, int64_t seq, EventType type,
@@ -411,9 +429,13 @@ absl::Status SqliteRegistryStore::ApplyLocked(const ppe::store::Txn& txn, TxnRes
         break;
       }
       case Op::Type::kDeletePrefix: {
-        absl::StatusOr<std::vector<KeyValue>> doomed = ListLocked(op.key);
-        if (!doomed.ok()) return doomed.status();
-        for (const KeyValue& kv : *doomed) {
+        std::vector<KeyValue> doomed;
+        absl::Status listed = ListLocked(op.key, SIZE_MAX, [&](std::vector<KeyValue>& page) {
+          doomed = std::move(page);
+          return absl::OkStatus();
+        });
+        if (!listed.ok()) return listed;
+        for (const KeyValue& kv : doomed) {
           absl::Status status = delete_key(kv.key);
           if (!status.ok()) return status;
         }

@@ -54,6 +54,7 @@ class SqliteRegistryStore final : public RegistryStore, private internal::EventS
 
   absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key) override;
   absl::StatusOr<RangeResult> List(std::string_view prefix) override;
+  absl::StatusOr<int64_t> ListPages(std::string_view prefix, const PageCallback& on_page) override;
   absl::StatusOr<TxnResult> Txn(const ppe::store::Txn& txn) override;
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix, int64_t from_revision,
                                                      WatchCallback callback) override;
@@ -86,7 +87,8 @@ class SqliteRegistryStore final : public RegistryStore, private internal::EventS
   absl::Status Prepare() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::optional<KeyValue>> GetLocked(std::string_view key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<std::vector<KeyValue>> ListLocked(std::string_view prefix)
+  // Steps one SELECT over the prefix, calling `on_page` every `page_size` rows.
+  absl::Status ListLocked(std::string_view prefix, size_t page_size, const PageCallback& on_page)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs the txn inside BEGIN IMMEDIATE ... (caller commits or rolls back).
   absl::Status ApplyLocked(const ppe::store::Txn& txn, TxnResult& result, bool& changed)

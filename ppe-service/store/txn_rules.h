@@ -4,6 +4,7 @@
 // evaluation, prefix ranges and the "compacted" status. Internal to
 // ppe-service/store.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -25,5 +26,8 @@ bool EvaluateCompare(const Compare& compare, const std::optional<KeyValue>& curr
 std::string PrefixRangeEnd(std::string_view prefix);
 
 absl::Status CompactedError(int64_t compact_revision);
+
+// Keys per page of ListPages in the memory and SQLite stores.
+inline constexpr size_t kListPageKeys = 1000;
 
 }  // namespace ppe::store::internal

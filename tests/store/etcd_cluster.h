@@ -35,6 +35,8 @@ class EtcdCluster {
   // "127.0.0.1:port" of every member (also of stopped ones).
   std::vector<std::string> Endpoints() const;
   std::string Endpoint(int member) const;
+  // Process id of a running member (-1 once stopped).
+  pid_t pid(int member) const { return members_[member].pid; }
   int size() const { return static_cast<int>(members_.size()); }
 
   // SIGKILL, then reap.

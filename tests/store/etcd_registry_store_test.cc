@@ -1,6 +1,7 @@
 // EtcdRegistryStore beyond the contract: key prefixes on a shared etcd, and a
 // real 3-member etcd losing a member while a replica writes and watches.
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -59,6 +60,63 @@ TEST_CASE("etcd store: prefixes keep two registries apart on one etcd", "[store]
   CHECK(b->Get("cpt/1")->has_value());
   // One etcd, one revision counter: both stores see each other's writes in it.
   CHECK(a->CurrentRevision() == b->CurrentRevision());
+}
+
+TEST_CASE("etcd store: listing splits the key space into small sub-ranges", "[store][etcd]") {
+  TempDir dir;
+  auto cluster = EtcdCluster::Start(1, dir.path());
+  REQUIRE(cluster.ok());
+  EtcdRegistryStore::Options options;
+  options.endpoints = (*cluster)->Endpoints();
+  options.prefix = "";  // the whole key space: the lister's empty-prefix case
+  options.list_page_size = 2;
+  options.list_parallelism = 2;
+  auto connected = EtcdRegistryStore::Connect(options);
+  REQUIRE(connected.ok());
+  EtcdRegistryStore& store = **connected;
+  // Keys that are prefixes of others, long shared prefixes, 0x00 and 0xff
+  // bytes at every position the splitter looks at.
+  std::vector<std::string> keys = {std::string(1, '\0'),
+                                   std::string("\0\0", 2),
+                                   "\xff",
+                                   "\xff\xff\xff",
+                                   "\xff\xff\xfe",
+                                   "a",
+                                   "ab",
+                                   "abc",
+                                   "abd",
+                                   std::string("abc\0", 4),
+                                   "long/shared/prefix/1",
+                                   "long/shared/prefix/2",
+                                   "long/shared/prefix/3",
+                                   "long/shared/prefix/30",
+                                   "long/shared/prefix/31",
+                                   "long/shared/prefiy"};
+  for (const std::string& key : keys) REQUIRE(store.Put(key, "v:" + key).ok());
+  std::sort(keys.begin(), keys.end());
+
+  std::vector<std::string> listed;
+  absl::StatusOr<int64_t> revision = store.ListPages("", [&](std::vector<KeyValue>& page) {
+    CHECK(page.size() <= 2);
+    for (const KeyValue& kv : page) {
+      CHECK(kv.value == "v:" + kv.key);
+      listed.push_back(kv.key);
+    }
+    return absl::OkStatus();
+  });
+  REQUIRE(revision.ok());
+  CHECK(*revision == store.CurrentRevision());
+  CHECK(listed == keys);
+
+  std::vector<std::string> under_long;
+  for (const std::string& key : keys) {
+    if (key.starts_with("long/shared/prefix/3")) under_long.push_back(key);
+  }
+  listed.clear();
+  absl::StatusOr<RangeResult> three = store.List("long/shared/prefix/3");
+  REQUIRE(three.ok());
+  for (const KeyValue& kv : three->kvs) listed.push_back(kv.key);
+  CHECK(listed == under_long);
 }
 
 // Writes `n` keys; each must succeed within `patience` (retrying while etcd

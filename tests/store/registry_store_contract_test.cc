@@ -3,7 +3,9 @@
 // EtcdRegistryStore on a fresh real etcd of one (EtcdOneMember) and of three
 // members (EtcdThreeMembers), with its keys under a prefix.
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
@@ -59,6 +61,9 @@ struct EtcdImpl {
     options.endpoints = cluster->Endpoints();
     options.prefix = "ppe/";
     options.history_revisions = history_revisions;
+    // Small enough that the listing tests below split the key space.
+    options.list_page_size = 300;
+    options.list_parallelism = 3;
     auto store = EtcdRegistryStore::Connect(options);
     REQUIRE(store.ok());
     return std::move(*store);
@@ -155,6 +160,78 @@ STORE_CONTRACT_TEST("store contract: list by prefix is sorted and revisioned") {
   CHECK(Keys(*store->List("a")) == std::vector<std::string>{"a/1", "a/10", "a/2", "ab"});
   CHECK(Keys(*store->List("\xff")) == std::vector<std::string>{"\xff\xff"});
   CHECK(store->List("zz")->kvs.empty());
+}
+
+STORE_CONTRACT_TEST("store contract: paged list is the list, at one revision") {
+  TestType impl;
+  std::unique_ptr<RegistryStore> store = impl.Make();
+  // 2 500 keys under "p/" sharing a long prefix, the key "p" itself, byte
+  // extremes and neighbours outside the prefix; 100 puts per transaction.
+  std::vector<std::string> keys = {"p", std::string("p/\0", 3), "p/\xff\xff", "p/a", "p/b/c"};
+  for (int i = 0; i < 2500; ++i) {
+    char key[32];
+    std::snprintf(key, sizeof key, "p/shared-prefix-%05d", i);
+    keys.emplace_back(key);
+  }
+  for (size_t first = 0; first < keys.size(); first += 100) {
+    Txn txn;
+    for (size_t i = first; i < std::min(first + 100, keys.size()); ++i) {
+      txn.success.push_back(Op::Put(keys[i], "value of " + keys[i]));
+    }
+    REQUIRE(store->Txn(txn)->succeeded);
+  }
+  for (const char* outside : {"o", "o/p", "q", "q/"}) REQUIRE(store->Put(outside, "x").ok());
+
+  absl::StatusOr<RangeResult> list = store->List("p");
+  REQUIRE(list.ok());
+  REQUIRE(list->kvs.size() == keys.size());
+  std::vector<KeyValue> paged;
+  int pages = 0;
+  absl::StatusOr<int64_t> revision = store->ListPages("p", [&](std::vector<KeyValue>& page) {
+    CHECK_FALSE(page.empty());
+    ++pages;
+    for (KeyValue& kv : page) paged.push_back(std::move(kv));
+    return absl::OkStatus();
+  });
+  REQUIRE(revision.ok());
+  CHECK(*revision == list->revision);
+  CHECK(pages > 1);
+  CHECK(paged == list->kvs);
+
+  // A failing callback stops the listing with its status.
+  pages = 0;
+  absl::StatusOr<int64_t> stopped = store->ListPages("p/", [&](std::vector<KeyValue>&) {
+    ++pages;
+    return absl::AbortedError("enough");
+  });
+  CHECK(stopped.status().code() == absl::StatusCode::kAborted);
+  CHECK(pages == 1);
+
+  // Nothing under the prefix: no page, and the current revision.
+  absl::StatusOr<int64_t> empty =
+      store->ListPages("zz", [](std::vector<KeyValue>&) { return absl::InternalError("a page"); });
+  REQUIRE(empty.ok());
+  CHECK(*empty == store->CurrentRevision());
+
+  // A write made while the pages are delivered is not in them: they are all
+  // read at the revision returned (the memory and SQLite stores hold their
+  // lock, so there the write waits for the listing).
+  std::thread writer;
+  absl::StatusOr<int64_t> written;
+  paged.clear();
+  revision = store->ListPages("p", [&](std::vector<KeyValue>& page) {
+    if (!writer.joinable()) {
+      writer = std::thread([&] { written = store->Put("p/shared-prefix-00001-new", "late"); });
+      absl::SleepFor(absl::Milliseconds(300));
+    }
+    for (KeyValue& kv : page) paged.push_back(std::move(kv));
+    return absl::OkStatus();
+  });
+  writer.join();
+  REQUIRE(revision.ok());
+  REQUIRE(written.ok());
+  CHECK(*revision < *written);
+  CHECK(paged == list->kvs);
 }
 
 STORE_CONTRACT_TEST("store contract: transactions compare and set") {
