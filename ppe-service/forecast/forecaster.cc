@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -99,8 +100,16 @@ int SmallestPeriod(const std::vector<int>& periods, int max_period) {
   return best;
 }
 
+// One candidate of the automatic selection: a family, and for a seasonal
+// naive forecast its period (0: the smallest).
+struct Candidate {
+  ModelFamily family;
+  int period = 0;
+};
+
 absl::StatusOr<std::unique_ptr<Model>> FitFamily(std::span<const double> y,
-                                                 const FitOptions& options, ModelFamily family) {
+                                                 const FitOptions& options, ModelFamily family,
+                                                 int snaive_period = 0) {
   const int n = static_cast<int>(y.size());
   switch (family) {
     case ModelFamily::kEts: {
@@ -158,12 +167,9 @@ absl::StatusOr<std::unique_ptr<Model>> FitFamily(std::span<const double> y,
       return std::unique_ptr<Model>(std::move(*m));
     }
     case ModelFamily::kSeasonalNaive: {
-      int p = SmallestPeriod(options.periods, std::numeric_limits<int>::max());
-      if (options.family == ModelFamily::kAuto && options.snaive_longest) {
-        for (int q : options.periods) {
-          if (q > p && n >= 2 * q) p = q;
-        }
-      }
+      const int p = snaive_period > 0
+                        ? snaive_period
+                        : SmallestPeriod(options.periods, std::numeric_limits<int>::max());
       return std::unique_ptr<Model>(std::make_unique<SeasonalNaiveModel>(y, n > p ? p : 1));
     }
     case ModelFamily::kNaive:
@@ -174,8 +180,8 @@ absl::StatusOr<std::unique_ptr<Model>> FitFamily(std::span<const double> y,
   return absl::InvalidArgumentError("FitFamily: kAuto");
 }
 
-std::vector<ModelFamily> AutoCandidates(int n, const FitOptions& options) {
-  std::vector<ModelFamily> c = {ModelFamily::kEts};
+std::vector<Candidate> AutoCandidates(int n, const FitOptions& options) {
+  std::vector<Candidate> c = {{ModelFamily::kEts}};
   int usable = 0;
   bool long_period = false;
   for (int p : options.periods) {
@@ -185,15 +191,27 @@ std::vector<ModelFamily> AutoCandidates(int n, const FitOptions& options) {
   // Long or several seasonalities: STL/MSTL (stl.h); one short period: the
   // classical decomposition (ETS fits that seasonality itself too).
   if (usable > 1 || long_period) {
-    if (options.decomposition != Decomposition::kClassical) c.push_back(ModelFamily::kStl);
-    if (options.decomposition != Decomposition::kStl) c.push_back(ModelFamily::kDecompEts);
+    if (options.decomposition != Decomposition::kClassical) c.push_back({ModelFamily::kStl});
+    if (options.decomposition != Decomposition::kStl) c.push_back({ModelFamily::kDecompEts});
   } else if (usable > 0) {
-    c.push_back(ModelFamily::kDecompEts);
+    c.push_back({ModelFamily::kDecompEts});
   }
   // ARIMA uses the smallest period up to 350 (seasonal differencing and lags).
-  if (options.include_arima && n <= 5000) c.push_back(ModelFamily::kArima);
-  if (usable > 0) c.push_back(ModelFamily::kSeasonalNaive);
-  c.push_back(ModelFamily::kNaive);
+  if (options.include_arima && n <= 5000) c.push_back({ModelFamily::kArima});
+  // Seasonal naive of the periods with two cycles, in increasing order.
+  std::vector<int> snaive;
+  for (int p : options.periods) {
+    if (p >= 2 && n >= 2 * p) snaive.push_back(p);
+  }
+  std::sort(snaive.begin(), snaive.end());
+  snaive.erase(std::unique(snaive.begin(), snaive.end()), snaive.end());
+  if (!snaive.empty() && options.snaive == SeasonalNaiveCandidates::kLongest) {
+    snaive.erase(snaive.begin(), snaive.end() - 1);
+  } else if (!snaive.empty() && options.snaive == SeasonalNaiveCandidates::kSmallest) {
+    snaive.resize(1);
+  }
+  for (int p : snaive) c.push_back({ModelFamily::kSeasonalNaive, p});
+  c.push_back({ModelFamily::kNaive});
   return c;
 }
 
@@ -221,18 +239,18 @@ absl::StatusOr<std::unique_ptr<Model>> Fit(std::span<const double> y_in,
   // Mostly zeros: Croston, SBA or TSB (intermittent.h).
   if (IsIntermittent(y)) return FitIntermittent(y);
 
-  std::vector<ModelFamily> candidates = AutoCandidates(n, options);
+  std::vector<Candidate> candidates = AutoCandidates(n, options);
   int max_period = 1;
   for (int p : options.periods) max_period = std::max(max_period, p);
   int holdout = options.holdout > 0 ? options.holdout : std::max(std::min(max_period, 48), 8);
   holdout = std::min(holdout, n / 5);
-  std::vector<std::pair<double, ModelFamily>> ranked;
+  std::vector<std::pair<double, Candidate>> ranked;
   if (holdout >= 2 && candidates.size() > 1) {
     std::span<const double> train(y.data(), n - holdout);
     std::span<const double> test(y.data() + n - holdout, holdout);
     const int scale_period = SmallestPeriod(options.periods, std::numeric_limits<int>::max());
-    for (ModelFamily f : candidates) {
-      auto m = FitFamily(train, options, f);
+    for (const Candidate& f : candidates) {
+      auto m = FitFamily(train, options, f.family, f.period);
       if (!m.ok()) continue;
       auto fc = (*m)->Predict(holdout, 95);
       if (!fc.ok()) continue;
@@ -244,29 +262,32 @@ absl::StatusOr<std::unique_ptr<Model>> Fit(std::span<const double> y_in,
                      [](const auto& a, const auto& b) { return a.first < b.first; });
   }
   if (ranked.empty()) ranked.emplace_back(0.0, candidates.front());
-  const int k = std::clamp(options.combine, 1, static_cast<int>(ranked.size()));
+  const int k = options.combine > 0
+                    ? std::clamp(options.combine, 1, static_cast<int>(ranked.size()))
+                    : static_cast<int>(ranked.size());
   std::vector<std::unique_ptr<Model>> members;
-  for (const auto& [err, family] : ranked) {
+  for (const auto& [err, candidate] : ranked) {
     if (static_cast<int>(members.size()) == k) break;
     if (options.combine_within > 0 && !members.empty() &&
         err > options.combine_within * ranked.front().first) {
       break;
     }
-    auto model = FitFamily(y, options, family);
+    auto model = FitFamily(y, options, candidate.family, candidate.period);
     if (model.ok()) members.push_back(std::move(*model));
   }
   if (members.empty()) return FitFamily(y, options, ModelFamily::kNaive);
   if (members.size() == 1) return std::move(members.front());
-  return std::unique_ptr<Model>(std::make_unique<CombinationModel>(std::move(members)));
+  return std::unique_ptr<Model>(
+      std::make_unique<CombinationModel>(std::move(members), options.combine_median));
 }
 
 // ---------------------------------------------------------------------------
 // CombinationModel
 
-CombinationModel::CombinationModel(std::vector<std::unique_ptr<Model>> members)
-    : members_(std::move(members)) {}
+CombinationModel::CombinationModel(std::vector<std::unique_ptr<Model>> members, bool median)
+    : members_(std::move(members)), median_(median) {}
 
-CombinationModel::CombinationModel(const CombinationModel& other) {
+CombinationModel::CombinationModel(const CombinationModel& other) : median_(other.median_) {
   for (const auto& m : other.members_) members_.push_back(m->Clone());
 }
 
@@ -286,15 +307,25 @@ absl::StatusOr<Forecast> CombinationModel::Predict(int horizon, double level) co
   out.mean.assign(horizon, 0.0);
   out.lower.assign(horizon, 0.0);
   out.upper.assign(horizon, 0.0);
-  const double w = 1.0 / members_.size();
+  std::vector<Forecast> fs;
   for (const auto& m : members_) {
     auto f = m->Predict(horizon, level);
     if (!f.ok()) return f.status();
-    for (int h = 0; h < horizon; ++h) {
-      out.mean[h] += w * f->mean[h];
-      out.lower[h] += w * f->lower[h];
-      out.upper[h] += w * f->upper[h];
-    }
+    fs.push_back(*std::move(f));
+  }
+  std::vector<double> v(fs.size());
+  // The median (mean of the middle two for an even count) or the mean of v.
+  auto combine = [&](auto member) {
+    for (size_t i = 0; i < fs.size(); ++i) v[i] = member(fs[i]);
+    if (!median_) return std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+    std::sort(v.begin(), v.end());
+    const size_t m = v.size() / 2;
+    return v.size() % 2 == 1 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+  };
+  for (int h = 0; h < horizon; ++h) {
+    out.mean[h] = combine([h](const Forecast& f) { return f.mean[h]; });
+    out.lower[h] = combine([h](const Forecast& f) { return f.lower[h]; });
+    out.upper[h] = combine([h](const Forecast& f) { return f.upper[h]; });
   }
   return out;
 }

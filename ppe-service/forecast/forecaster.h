@@ -49,6 +49,9 @@ absl::StatusOr<ModelFamily> ParseModelFamily(std::string_view name);
 // or several periods (one short period always uses the classical one).
 enum class Decomposition { kStl, kClassical, kBoth };
 
+// Which seasonal-naive forecasts the automatic selection tries.
+enum class SeasonalNaiveCandidates { kEveryPeriod, kLongest, kSmallest };
+
 struct FitOptions {
   std::vector<int> periods;  // Seasonal periods in buckets; empty: none.
   ModelFamily family = ModelFamily::kAuto;
@@ -59,16 +62,20 @@ struct FitOptions {
   int holdout = 0;            // Auto: hold-out length (0: max(period, 8), at most n / 5).
   bool include_arima = true;  // Auto: ARIMA is the slowest family.
   Decomposition decomposition = Decomposition::kStl;  // Auto: see above.
-  // Auto: true makes the seasonal-naive candidate repeat the longest period
-  // with two cycles (as R's snaive on an msts), false the smallest. With STL,
-  // true scored better on M4 hourly (automatic OWA 0.448 vs 0.479, first
-  // half) and on taylor (MASE 0.510 vs 0.553), worse for the scaler's
-  // configuration (0.536 vs 0.526); docs/forecasting.md. kSeasonalNaive alone
+  // Auto: the seasonal-naive candidates: the longest period with two cycles
+  // (default, as R's snaive on an msts), only the smallest, or one per period
+  // (the scaler's choice: without ARIMA the candidates are few, and on M4
+  // hourly the daily one helps; docs/forecasting.md). kSeasonalNaive alone
   // always uses the smallest.
-  bool snaive_longest = true;
-  int combine = 3;              // Auto: average the forecasts of the best `combine` families,
-  double combine_within = 1.5;  // ... of those with a hold-out error at most this many
-                                // times the best one's (0: no limit).
+  SeasonalNaiveCandidates snaive = SeasonalNaiveCandidates::kLongest;
+  // Auto: the forecast is the median (or, with combine_median false, the
+  // mean) of the candidates whose hold-out error is at most `combine_within`
+  // times the best one's (0: no limit), at most `combine` of them (0: no
+  // limit). Chosen on the first half of M4 hourly and checked on the second
+  // (docs/forecasting.md, "Automatic selection").
+  int combine = 0;
+  double combine_within = 2.0;
+  bool combine_median = true;
 };
 
 // Fits a model to `y` (NaNs are interpolated). Errors: empty series,
@@ -103,12 +110,14 @@ class SeasonalNaiveModel final : public Model {
   int n_ = 0;
 };
 
-// Equal-weight average of several fitted models (automatic selection with
-// FitOptions::combine > 1). Interval bounds are averaged too (an approximation);
-// log-likelihood and AICc are those of the first (best hold-out) member.
+// Equal-weight combination of several fitted models (automatic selection):
+// at each step the median of the members' forecasts (the mean of the middle
+// two for an even count), or with `median` false their mean. The interval
+// bounds are combined the same way (an approximation); log-likelihood and
+// AICc are those of the first (best hold-out) member.
 class CombinationModel final : public Model {
  public:
-  explicit CombinationModel(std::vector<std::unique_ptr<Model>> members);
+  explicit CombinationModel(std::vector<std::unique_ptr<Model>> members, bool median = false);
   CombinationModel(const CombinationModel& other);
   std::string Name() const override;
   std::string Family() const override { return "combination"; }
@@ -124,6 +133,7 @@ class CombinationModel final : public Model {
 
  private:
   std::vector<std::unique_ptr<Model>> members_;
+  bool median_ = false;
 };
 
 }  // namespace ppe::forecast

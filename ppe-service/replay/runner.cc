@@ -68,7 +68,7 @@ std::vector<Knob> SweepKnobs(const std::string& policy) {
   } else if (policy == "hybrid-histogram") {
     for (double q : {0.5, 0.75, 0.9, 0.95, 0.99}) knobs.push_back({q});
   } else if (policy == "ppe-predictive") {
-    for (double level : {80, 95, 99}) {
+    for (double level : {80.0, 95.0, 99.0, 99.9}) {
       for (double cooldown : {5, 15, 30}) knobs.push_back({level, cooldown});
     }
   } else if (policy == "ppe-no-forecast") {

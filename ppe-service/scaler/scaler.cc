@@ -132,6 +132,9 @@ void Scaler::Forecast(Series& s, int64_t bucket) {
       if (static_cast<int>(y.size()) >= 2 * p) fit.periods.push_back(p);
     }
     fit.include_arima = false;  // ETS and decomposition: tens of ms, not seconds
+    // Without ARIMA the candidates are few: a seasonal naive forecast per
+    // period (M4 hourly OWA 0.447 against 0.518 with the longest only).
+    fit.snaive = forecast::SeasonalNaiveCandidates::kEveryPeriod;
     absl::StatusOr<std::unique_ptr<forecast::Model>> model = forecast::Fit(y, fit);
     if (model.ok()) {
       s.model = std::move(*model);

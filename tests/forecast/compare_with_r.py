@@ -294,9 +294,9 @@ def main():
         ours_auto = run_cli(args.cli, y, ["--model", "auto", "--period", str(FREQ),
                                           "--period", str(7 * FREQ), "--horizon", str(H)])
         # What the scaler fits (scaler.cc: ETS, decomposition and naive families).
-        ours_scaler = run_cli(args.cli, y, ["--model", "auto", "--no-arima", "--period",
-                                            str(FREQ), "--period", str(7 * FREQ), "--horizon",
-                                            str(H)])
+        ours_scaler = run_cli(args.cli, y, ["--model", "auto", "--no-arima",
+                                            "--snaive-every-period", "--period", str(FREQ),
+                                            "--period", str(7 * FREQ), "--horizon", str(H)])
         snaive = np.asarray(y[-FREQ:] * (H // FREQ))
         n2 = naive2(y)
         fc = {"ours_ets": ours_ets["mean"], "ours_auto": ours_auto["mean"],

@@ -113,6 +113,48 @@ TEST_CASE("The combination leaves out families far behind the best on the hold-o
   CHECK((*near)->Family() != "naive");
 }
 
+TEST_CASE("The combination is the median of its members, or their mean", "[forecaster]") {
+  // Three flat members at 1, 2 and 100: one far-off member moves the mean,
+  // not the median; with two members the median is their mean.
+  auto members = [](std::vector<double> levels) {
+    std::vector<std::unique_ptr<Model>> m;
+    for (double v : levels) {
+      std::vector<double> y(10, v);
+      m.push_back(std::make_unique<SeasonalNaiveModel>(y, 1));
+    }
+    return m;
+  };
+  auto median = CombinationModel(members({1, 2, 100}), /*median=*/true).Predict(3, 95);
+  REQUIRE(median.ok());
+  CHECK(median->mean == std::vector<double>{2, 2, 2});
+  auto mean = CombinationModel(members({1, 2, 100}), /*median=*/false).Predict(1, 95);
+  REQUIRE(mean.ok());
+  CHECK(mean->mean[0] == Approx(103.0 / 3));
+  auto two = CombinationModel(members({1, 2, 100, 7}), /*median=*/true).Predict(1, 95);
+  REQUIRE(two.ok());
+  CHECK(two->mean[0] == Approx(4.5));
+}
+
+TEST_CASE("The automatic selection tries the seasonal naive forecast of every period",
+          "[forecaster]") {
+  std::vector<double> y;
+  for (int t = 0; t < 24 * 7 * 3; ++t) y.push_back(10 + 5 * std::sin(2 * M_PI * t / 24.0) + t % 7);
+  FitOptions o;
+  o.periods = {24, 168};
+  o.include_arima = false;
+  o.combine_within = 0;
+  o.snaive = SeasonalNaiveCandidates::kEveryPeriod;
+  auto all = Fit(y, o);
+  REQUIRE(all.ok());
+  CHECK((*all)->Name().find("SNAIVE[24]") != std::string::npos);
+  CHECK((*all)->Name().find("SNAIVE[168]") != std::string::npos);
+  o.snaive = SeasonalNaiveCandidates::kLongest;
+  auto longest = Fit(y, o);
+  REQUIRE(longest.ok());
+  CHECK((*longest)->Name().find("SNAIVE[24]") == std::string::npos);
+  CHECK((*longest)->Name().find("SNAIVE[168]") != std::string::npos);
+}
+
 TEST_CASE("Update keeps every model family current", "[forecaster]") {
   std::vector<double> y = PerMinute(3, 9);
   for (ModelFamily fam : {ModelFamily::kEts, ModelFamily::kDecompEts, ModelFamily::kSeasonalNaive,

@@ -10,9 +10,9 @@ from the start of the last week; each origin fits on everything before it.
   R:    stlf(msts(x, c(48, 336)), h, method = "ets")    (= forecast(mstl(x)))
         stlf(msts(x, c(48, 336)), h, method = "arima")
   ours: ppe-forecast --period 48 --period 336 --model stl | auto | auto --no-arima
-        (the scaler's configuration) | auto --decomposition both | auto
-        --snaive-smallest | auto --decomposition classical --snaive-smallest
-        (the automatic forecaster before STL) |
+        --snaive-every-period (the scaler's configuration) | auto --decomposition both | auto with
+        the mean of the best 3 within 1.5 (before the median) | | --decomposition
+        classical --snaive-smallest, mean of 3 (before STL) |
         decomp (the classical decomposition alone) | snaive
 
 MASE is scaled by the in-sample weekly seasonal naive error (m = 336, the
@@ -115,11 +115,14 @@ def main():
     ours = {
         "ppe stl": ["--model", "stl"],
         "ppe auto": ["--model", "auto"],
-        "ppe auto --no-arima (scaler)": ["--model", "auto", "--no-arima"],
+        "ppe auto --no-arima (scaler)": ["--model", "auto", "--no-arima",
+                                         "--snaive-every-period"],
         "ppe auto, both decomp.": ["--model", "auto", "--decomposition", "both"],
-        "ppe auto --snaive-smallest": ["--model", "auto", "--snaive-smallest"],
+        "ppe auto before the median": ["--model", "auto", "--combine", "3",
+                                       "--combine-within", "1.5", "--combine-mean"],
         "ppe auto before STL": ["--model", "auto", "--decomposition", "classical",
-                                "--snaive-smallest"],
+                                "--snaive-smallest", "--combine", "3", "--combine-within", "1.5",
+                                "--combine-mean"],
         "ppe decomp (classical)": ["--model", "decomp"],
         "ppe snaive": ["--model", "snaive"],
     }

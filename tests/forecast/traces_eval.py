@@ -52,7 +52,8 @@ def main():
             y, yt = series[origin - train_len:origin], series[origin:origin + h]
             t0 = time.perf_counter()
             r = common.run_cli(args.cli, y, ["--period", "1440", "--period", "10080",
-                                             "--horizon", str(h), "--no-arima"])
+                                             "--horizon", str(h), "--no-arima",
+                                             "--snaive-every-period"])
             secs.append(time.perf_counter() - t0)
             models.append(r["model"])
             scale = np.mean(np.abs(y[1440:] - y[:-1440]))

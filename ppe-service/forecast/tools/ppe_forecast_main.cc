@@ -40,8 +40,9 @@ constexpr char kUsage[] =
     "usage: ppe-forecast [FILE|-] [--period M]... [--horizon H] [--level 95]\n"
     "                    [--model auto|ets|arima|decomp|stl|snaive|naive] [--ets-spec CODE]\n"
     "                    [--arima-order p,d,q,P,D,Q[,1]] [--no-arima]\n"
-    "                    [--combine K] [--combine-within R]\n"
-    "                    [--decomposition stl|classical|both] [--snaive-smallest]\n"
+    "                    [--combine K] [--combine-within R] [--combine-mean]\n"
+    "                    [--decomposition stl|classical|both]\n"
+    "                    [--snaive-smallest|--snaive-longest|--snaive-every-period]\n"
     "                    [--alpha A --beta B --gamma G --phi P --init x,y,...]\n"
     "                    [--states]\n";
 
@@ -140,6 +141,12 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   flags.Switch("no-arima", &no_arima);
   bool snaive_smallest = false;
   flags.Switch("snaive-smallest", &snaive_smallest);
+  bool snaive_longest = false;
+  flags.Switch("snaive-longest", &snaive_longest);
+  bool snaive_every = false;
+  flags.Switch("snaive-every-period", &snaive_every);
+  bool combine_mean = false;
+  flags.Switch("combine-mean", &combine_mean);
   flags.Switch("states", &a.states);
   flags.Custom("alpha", [&a](absl::string_view v) {
     a.fixed = true;
@@ -160,7 +167,10 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   });
   if (absl::Status s = flags.Parse(argc, argv); !s.ok()) return s;
   if (no_arima) a.fit.include_arima = false;
-  if (snaive_smallest) a.fit.snaive_longest = false;
+  if (snaive_smallest) a.fit.snaive = ppe::forecast::SeasonalNaiveCandidates::kSmallest;
+  if (snaive_longest) a.fit.snaive = ppe::forecast::SeasonalNaiveCandidates::kLongest;
+  if (snaive_every) a.fit.snaive = ppe::forecast::SeasonalNaiveCandidates::kEveryPeriod;
+  if (combine_mean) a.fit.combine_median = false;
   if (a.horizon == 0) {
     int m = 1;
     for (int p : a.fit.periods) m = std::max(m, p);
