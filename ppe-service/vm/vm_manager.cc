@@ -244,8 +244,15 @@ void VmManager::CreateSpare(const ServicePlacement& placement) {
     absl::MutexLock lock(&mu_);
     --spares_pending_[placement.service];
   }
-  if (!ip.ok())
+  if (!ip.ok()) {
     spdlog::warn("spare for {} not created: {}", placement.service, ip.status().message());
+    return;
+  }
+  // The new spare was in the registry (counted as had) while still pending
+  // (counted again): a claim in that window computed nothing missing. Look
+  // again now that it counts once. Only after a success, so a failing create
+  // is not retried in a loop.
+  RefillSparesAsLeader();
 }
 
 absl::StatusOr<std::string> VmManager::AddVm(const std::string& cpt, const std::string& service) {
