@@ -25,7 +25,8 @@ absl::StatusOr<Message> ParseTextProto(const std::string& text, const std::strin
   return msg;
 }
 
-// INVALID_ARGUMENT "ORIGIN: FIELD: WHAT", the form every validation error takes.
+// INVALID_ARGUMENT "ORIGIN: FIELD: WHAT", the form every validation error takes
+// ("FIELD: WHAT" when `origin` is empty).
 absl::Status FieldError(const std::string& origin, const std::string& field,
                         const std::string& what);
 

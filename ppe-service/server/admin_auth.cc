@@ -24,6 +24,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/config/validators.h"
 
 namespace ppe::server {
 namespace {
@@ -127,62 +128,8 @@ absl::StatusOr<std::vector<std::string>> ReadTokens(const std::string& path) {
 
 }  // namespace
 
-absl::Status ValidateAdminAuthConfig(const PpeConfig& config) {
-  const AdminAuth& a = config.admin_auth();
-  absl::StatusOr<AdminAuthorizer::Mode> mode = ParseMode(a.mode());
-  if (!mode.ok()) return mode.status();
-  const std::string mode_name = a.mode().empty() ? "none" : a.mode();
-  const bool token = *mode == AdminAuthorizer::Mode::kToken;
-  const bool mtls = *mode == AdminAuthorizer::Mode::kMtls;
-
-  if ((token || mtls) && config.admin_listen().empty()) {
-    return FieldError("admin_listen",
-                      absl::StrCat("is required with admin_auth.mode '", mode_name,
-                                   "' (the Resolver port `listen` stays unauthenticated)"));
-  }
-  if (!config.admin_listen().empty() && config.admin_listen() == config.listen()) {
-    return FieldError("admin_listen", "must differ from listen");
-  }
-  if (token && a.token_file().empty()) {
-    return FieldError("admin_auth.token_file", "is required with mode 'token'");
-  }
-  if (!token && !a.token_file().empty()) {
-    return FieldError("admin_auth.token_file",
-                      absl::StrCat("is only used with mode 'token', not '", mode_name, "'"));
-  }
-  if (a.tls_cert_file().empty() != a.tls_key_file().empty()) {
-    return FieldError(
-        a.tls_cert_file().empty() ? "admin_auth.tls_cert_file" : "admin_auth.tls_key_file",
-        "tls_cert_file and tls_key_file go together");
-  }
-  if (mtls && a.tls_cert_file().empty()) {
-    return FieldError("admin_auth.tls_cert_file",
-                      "mode 'mtls' needs tls_cert_file, tls_key_file and client_ca_file");
-  }
-  if (mtls && a.client_ca_file().empty()) {
-    return FieldError("admin_auth.client_ca_file",
-                      "mode 'mtls' needs the CA that signs client certificates");
-  }
-  if (!token && !mtls && !a.tls_cert_file().empty()) {
-    return FieldError("admin_auth.tls_cert_file",
-                      "TLS on the admin port is used with mode 'token' or 'mtls', not 'none'");
-  }
-  if (!mtls && !a.client_ca_file().empty()) {
-    return FieldError("admin_auth.client_ca_file", "is only used with mode 'mtls'");
-  }
-  if (!mtls && a.allowed_client_names_size() > 0) {
-    return FieldError("admin_auth.allowed_client_names", "is only used with mode 'mtls'");
-  }
-  for (int i = 0; i < a.allowed_client_names_size(); ++i) {
-    if (a.allowed_client_names(i).empty()) {
-      return FieldError(absl::StrCat("admin_auth.allowed_client_names[", i, "]"), "is empty");
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::unique_ptr<AdminAuthorizer>> AdminAuthorizer::Create(const PpeConfig& config) {
-  if (absl::Status s = ValidateAdminAuthConfig(config); !s.ok()) return s;
+  if (absl::Status s = config::CheckAdminAuth(config, ""); !s.ok()) return s;
   const AdminAuth& a = config.admin_auth();
   std::unique_ptr<AdminAuthorizer> auth(new AdminAuthorizer());
   auth->mode_ = *ParseMode(a.mode());

@@ -122,9 +122,9 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
 
   // The durable registry: loaded into memory, then libvirt is made to match it
   // before the first query is served.
-  if (c.registry().store() == "memory") {
+  if (c.registry().store() == ppe::config::v1::Registry::MEMORY) {
     app->store_ = std::make_unique<store::MemoryRegistryStore>();
-  } else if (c.registry().store() == "etcd") {
+  } else if (c.registry().store() == ppe::config::v1::Registry::ETCD) {
     const auto& r = c.registry();
     absl::StatusOr<std::unique_ptr<store::EtcdRegistryStore>> etcd =
         store::EtcdRegistryStore::Connect(
@@ -144,7 +144,7 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   }
   app->registry_ = std::make_unique<registry::Registry>(*app->store_);
   if (absl::Status s = app->registry_->Load(); !s.ok()) return s;
-  const bool replicated = c.registry().store() == "etcd";
+  const bool replicated = c.registry().store() == ppe::config::v1::Registry::ETCD;
   if (replicated) {  // other replicas' writes reach the index through a watch
     if (absl::Status s = app->registry_->Follow(); !s.ok()) return s;
   }
@@ -160,9 +160,7 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   if (replicated) {
     absl::StatusOr<std::unique_ptr<cluster::Replica>> replica = cluster::Replica::Start(
         static_cast<store::EtcdRegistryStore&>(*app->store_), *app->registry_,
-        {.address = c.listen(),
-         .ttl = absl::Seconds(c.registry().etcd_lease_ttl_s() > 0 ? c.registry().etcd_lease_ttl_s()
-                                                                  : 2)});
+        {.address = c.listen(), .ttl = absl::Seconds(c.registry().etcd_lease_ttl_s())});
     if (!replica.ok()) return replica.status();
     app->replica_ = std::move(*replica);
     cluster::Replica* r = app->replica_.get();
@@ -203,9 +201,9 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   if (!replicated) app->janitor_->Start();
   const auto& sc = c.scaler();
   scaler::Scaler::Options scaling{
-      .mode = sc.mode() == "off"        ? scaler::Scaler::Mode::kOff
-              : sc.mode() == "reactive" ? scaler::Scaler::Mode::kReactive
-                                        : scaler::Scaler::Mode::kPredictive,
+      .mode = sc.mode() == ppe::config::v1::Scaler::OFF        ? scaler::Scaler::Mode::kOff
+              : sc.mode() == ppe::config::v1::Scaler::REACTIVE ? scaler::Scaler::Mode::kReactive
+                                                               : scaler::Scaler::Mode::kPredictive,
       .bucket = absl::Milliseconds(sc.bucket_ms()),
       .lead_buffer = absl::Milliseconds(sc.lead_buffer_ms()),
       .level = sc.level(),
@@ -231,13 +229,14 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       std::make_unique<scaler::Scaler>(*app->registry_, *app->vms_, *app->demand_, *app->workers_,
                                        WallClock::Instance(), scaling, app->store_.get());
   if (absl::Status s = app->scaler_->Load(); !s.ok()) return s;
-  if (const auto& u = c.usage(); u.mode() != "off") {
+  if (const auto& u = c.usage(); u.mode() != ppe::config::v1::Usage::OFF) {
     std::vector<vm::Hypervisor*> hypervisors;
     for (const auto& h : app->hosts_.hypervisors) hypervisors.push_back(h.get());
     app->usage_ = std::make_unique<vm::UsageMonitor>(
         std::move(hypervisors), *app->registry_, *app->vms_, WallClock::Instance(),
-        vm::UsageMonitor::Options{.mode = u.mode() == "observe" ? vm::UsageMonitor::Mode::kObserve
-                                                                : vm::UsageMonitor::Mode::kAct,
+        vm::UsageMonitor::Options{.mode = u.mode() == ppe::config::v1::Usage::OBSERVE
+                                              ? vm::UsageMonitor::Mode::kObserve
+                                              : vm::UsageMonitor::Mode::kAct,
                                   .poll_interval = absl::Seconds(u.poll_interval_s()),
                                   .idle_cpu_percent = u.idle_cpu_percent(),
                                   .idle_network_bytes_per_s = u.idle_network_bytes_per_s(),
@@ -249,7 +248,7 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
     app->usage_->set_min_vms([scaler](const std::string& cpt, const std::string& service) {
       return scaler->MinVms(cpt, service);
     });
-    if (u.mode() == "act") app->scaler_->set_usage_signal(app->usage_.get());
+    if (u.mode() == ppe::config::v1::Usage::ACT) app->scaler_->set_usage_signal(app->usage_.get());
     app->usage_->Start();
   }
   if (replicated) {

@@ -69,7 +69,7 @@ class EtcdCluster:
 
 def replica_conf(etcd, prefix="/ppe-cluster/", ttl_s=2, extra=""):
     endpoints = " ".join(f'etcd_endpoints: "{e}"' for e in etcd.endpoints())
-    return (f'registry {{ store: "etcd" {endpoints} etcd_prefix: "{prefix}" '
+    return (f'registry {{ store: ETCD {endpoints} etcd_prefix: "{prefix}" '
             f'etcd_lease_ttl_s: {ttl_s} janitor_interval_s: 1 }}\n' + extra)
 
 

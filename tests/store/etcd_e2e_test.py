@@ -59,7 +59,7 @@ class EtcdStore(unittest.TestCase):
     def test_tagged_name_resolves_and_survives_a_restart(self):
         etcd = Etcd()
         try:
-            conf = (f'registry {{ store: "etcd" etcd_endpoints: "127.0.0.1:{etcd.client_port}" '
+            conf = (f'registry {{ store: ETCD etcd_endpoints: "127.0.0.1:{etcd.client_port}" '
                     f'etcd_prefix: "/ppe-e2e/" }}\n')
             with Stack(extra_ppe_conf=conf) as stack:
                 status = stack.ppectl_json("status")
