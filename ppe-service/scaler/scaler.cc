@@ -64,6 +64,33 @@ bool SplitKey(absl::string_view key, absl::string_view prefix, bool chunk, std::
 
 }  // namespace
 
+Scaler::Options Scaler::OptionsFromConfig(const ppe::config::v1::PpeConfig& config) {
+  using ppe::config::v1::Scaler;
+  const Scaler& sc = config.scaler();
+  Options o{.mode = sc.mode() == Scaler::OFF        ? Mode::kOff
+                    : sc.mode() == Scaler::REACTIVE ? Mode::kReactive
+                                                    : Mode::kPredictive,
+            .bucket = absl::Milliseconds(sc.bucket_ms()),
+            .lead_buffer = absl::Milliseconds(sc.lead_buffer_ms()),
+            .level = sc.level(),
+            .refit_every = static_cast<int>(sc.refit_every_buckets()),
+            .cooldown = static_cast<int>(sc.cooldown_buckets()),
+            .periods = {sc.seasonal_periods().begin(), sc.seasonal_periods().end()},
+            .history_buckets = static_cast<int>(sc.history_buckets()),
+            .checkpoint_every = static_cast<int>(sc.checkpoint_every_buckets()),
+            .keep_warm = static_cast<int>(sc.keep_warm_buckets()),
+            .min_vms = static_cast<int>(sc.min_vms_per_profile()),
+            .max_vms = static_cast<int>(config.limits().max_vms_per_profile()),
+            .budget = static_cast<int>(config.limits().max_vms_total()),
+            .drain = absl::Seconds(config.registry().drain_s()),
+            .adaptive_spares = sc.adaptive_spares(),
+            .pool_sparse = sc.pool_sparse()};
+  for (const auto& zone : config.zones()) {
+    for (const auto& svc : zone.services()) o.requests_per_vm[svc.name()] = svc.requests_per_vm();
+  }
+  return o;
+}
+
 Scaler::Scaler(registry::Registry& registry, vm::VmManager& vms, DemandTracker& demand,
                ThreadPool& workers, const Clock& clock, Options options,
                store::RegistryStore* store)

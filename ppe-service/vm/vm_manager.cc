@@ -11,6 +11,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/cpt/cpt_codec.h"
 
 namespace ppe::vm {
@@ -66,6 +67,44 @@ std::vector<HostCapacity> Capacities(const std::vector<HostSpec>& hosts) {
 }
 
 }  // namespace
+
+absl::StatusOr<VmManager::Options> VmManager::OptionsFromConfig(
+    const ppe::config::v1::PpeConfig& c) {
+  Options o{.limits = {.max_vms_per_profile = c.limits().max_vms_per_profile(),
+                       .max_vms_total = c.limits().max_vms_total()},
+            .boot_timeout = absl::Milliseconds(c.hypervisor().boot_timeout_ms())};
+  for (const auto& zone : c.zones()) {
+    for (const auto& svc : zone.services()) {
+      WorkloadShape shape;
+      for (const auto& w : c.workload_classes()) {
+        if (w.name() == svc.workload_class()) {
+          shape = {.name = w.name(),
+                   .vcpus = w.vcpus(),
+                   .max_vcpus = w.max_vcpus(),
+                   .memory_mib = w.memory_mib(),
+                   .max_memory_mib = w.max_memory_mib(),
+                   .command = {w.command().begin(), w.command().end()},
+                   .cpu_shares = w.cpu_shares()};
+        }
+      }
+      ServicePlacement p{.service = svc.name(),
+                         .shape = shape,
+                         .max_vms = c.limits().max_vms_per_service(),
+                         .warm_spares = svc.warm_spares(),
+                         .probe_port = svc.probe_port()};
+      if (c.hosts_size() == 0) {  // with `hosts`, pools and networks are per host
+        PPE_ASSIGN_OR_RETURN(AddressPool pool, AddressPool::Create(svc.address_pool()));
+        p.network = svc.network();
+        p.addresses = std::make_shared<AddressPool>(std::move(pool));
+        p.bridge = svc.bridge();
+        p.prefix_length = svc.prefix_length();
+        p.gateway = svc.gateway();
+      }
+      o.services.push_back(std::move(p));
+    }
+  }
+  return o;
+}
 
 VmManager::VmManager(Hypervisor& hypervisor, registry::Registry& registry,
                      std::vector<ServicePlacement> placements, ThreadPool& workers,
