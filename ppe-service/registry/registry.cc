@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/cpt/attributes_proto.h"
 #include "ppe/registry/v1/records.pb.h"
 
 namespace ppe::registry {
@@ -32,12 +33,7 @@ int64_t Ms(absl::Time t) {
 ppe::registry::v1::Profile ToProto(const ProfileRecord& p) {
   ppe::registry::v1::Profile out;
   out.set_cpt(p.cpt);
-  auto* a = out.mutable_attributes();
-  a->set_region(p.attributes.region);
-  a->set_device_class(p.attributes.device_class);
-  a->set_service_tier(p.attributes.service_tier);
-  a->set_time_bucket(p.attributes.time_bucket);
-  a->set_request_pattern(p.attributes.request_pattern);
+  cpt::AttributesToProto(p.attributes, out.mutable_attributes());
   out.set_origin(p.origin);
   out.set_created_unix_ms(Ms(p.created));
   out.set_last_seen_unix_ms(Ms(p.last_seen));
@@ -50,11 +46,7 @@ ppe::registry::v1::Profile ToProto(const ProfileRecord& p) {
 ProfileRecord FromProto(const ppe::registry::v1::Profile& p) {
   ProfileRecord out;
   out.cpt = p.cpt();
-  out.attributes = {.region = p.attributes().region(),
-                    .device_class = p.attributes().device_class(),
-                    .service_tier = p.attributes().service_tier(),
-                    .time_bucket = p.attributes().time_bucket(),
-                    .request_pattern = p.attributes().request_pattern()};
+  out.attributes = cpt::AttributesFromProto(p.attributes());
   out.origin = p.origin();
   out.created = absl::FromUnixMillis(p.created_unix_ms());
   out.last_seen = absl::FromUnixMillis(p.last_seen_unix_ms());
