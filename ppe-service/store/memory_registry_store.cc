@@ -124,11 +124,9 @@ void MemoryRegistryStore::CompactLocked(int64_t revision) {
 
 absl::Status MemoryRegistryStore::Compact(int64_t revision) {
   absl::MutexLock lock(&mu_);
-  if (revision > revision_) {
-    return absl::OutOfRangeError(
-        absl::StrCat("mvcc: required revision is a future revision: ", revision, " > ", revision_));
-  }
-  CompactLocked(revision);
+  absl::StatusOr<bool> needed = internal::CompactionNeeded(revision, revision_, compact_revision_);
+  if (!needed.ok()) return needed.status();
+  if (*needed) CompactLocked(revision);
   return absl::OkStatus();
 }
 

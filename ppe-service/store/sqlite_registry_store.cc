@@ -469,11 +469,8 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> SqliteRegistryStore::Watch(std::str
 
 absl::Status SqliteRegistryStore::Compact(int64_t revision) {
   absl::MutexLock lock(&mu_);
-  if (revision > revision_) {
-    return absl::OutOfRangeError(
-        absl::StrCat("mvcc: required revision is a future revision: ", revision, " > ", revision_));
-  }
-  if (revision <= compact_revision_) return absl::OkStatus();
+  absl::StatusOr<bool> needed = internal::CompactionNeeded(revision, revision_, compact_revision_);
+  if (!needed.ok() || !*needed) return needed.status();
   absl::Status status = StepDone(kBegin);
   if (!status.ok()) return status;
   status = CompactInTxn(revision);

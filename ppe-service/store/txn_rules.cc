@@ -96,4 +96,12 @@ absl::Status CompactedError(int64_t compact_revision) {
       "mvcc: required revision has been compacted (compact revision ", compact_revision, ")"));
 }
 
+absl::StatusOr<bool> CompactionNeeded(int64_t revision, int64_t current, int64_t compacted) {
+  if (revision > current) {
+    return absl::OutOfRangeError(
+        absl::StrCat("mvcc: required revision is a future revision: ", revision, " > ", current));
+  }
+  return revision > compacted;
+}
+
 }  // namespace ppe::store::internal

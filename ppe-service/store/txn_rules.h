@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "ppe-service/store/registry_store.h"
 
 namespace ppe::store::internal {
@@ -25,5 +26,11 @@ bool EvaluateCompare(const Compare& compare, const std::optional<KeyValue>& curr
 std::string PrefixRangeEnd(std::string_view prefix);
 
 absl::Status CompactedError(int64_t compact_revision);
+
+// The start of Compact(revision) in a store that counts its own revisions
+// (memory, SQLite): OUT_OF_RANGE, in etcd's words, for a revision beyond
+// `current`; false when `revision` is at or below `compacted` (nothing to do);
+// true when history up to `revision` is to be dropped.
+absl::StatusOr<bool> CompactionNeeded(int64_t revision, int64_t current, int64_t compacted);
 
 }  // namespace ppe::store::internal
