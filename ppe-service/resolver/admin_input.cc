@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 
 namespace ppe::resolver {
 namespace {
@@ -34,7 +35,7 @@ absl::Status CheckAttributes(const ppe::v1::Attributes& a) {
                               {"service_tier", a.service_tier()},
                               {"time_bucket", a.time_bucket()},
                               {"request_pattern", a.request_pattern()}}) {
-    if (absl::Status s = CheckAttribute(field, value); !s.ok()) return s;
+    PPE_RETURN_IF_ERROR(CheckAttribute(field, value));
   }
   return absl::OkStatus();
 }
@@ -46,7 +47,7 @@ absl::Status CheckService(const ServiceZones& services, absl::string_view servic
 
 absl::Status CheckLimitsRequest(const ServiceZones& services,
                                 const ppe::v1::SetProfileLimitsRequest& request) {
-  if (absl::Status s = CheckService(services, request.service()); !s.ok()) return s;
+  PPE_RETURN_IF_ERROR(CheckService(services, request.service()));
   if (request.cpt().size() > kMaxNameBytes) return absl::InvalidArgumentError("cpt is too long");
   if (request.min_vms() < 0 || request.max_vms() < 0 || request.min_vms() > kMaxVmsLimit ||
       request.max_vms() > kMaxVmsLimit) {
@@ -63,7 +64,7 @@ absl::Status CheckReport(const ServiceZones& services,
                                                    " entries, not ", request.entries_size()));
   }
   for (const auto& e : request.entries()) {
-    if (absl::Status s = CheckService(services, e.service()); !s.ok()) return s;
+    PPE_RETURN_IF_ERROR(CheckService(services, e.service()));
     if (e.cpt().size() > kMaxNameBytes) return absl::InvalidArgumentError("cpt is too long");
     if (e.requests() <= 0 || e.requests() > kMaxReportedRequests) {
       return absl::InvalidArgumentError(absl::StrCat("requests must be within 1..",

@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/cpt/attributes_proto.h"
 #include "ppe-service/resolver/admin_input.h"
 
@@ -25,19 +26,19 @@ absl::StatusOr<ppe::v1::IssueCptResponse> ProfileAdmin::Issue(const std::string&
         absl::StrCat("unknown service '", LogSafe(service_name), "'"));
   }
   if (a.region().empty()) return absl::InvalidArgumentError("attributes.region is required");
-  if (absl::Status s = CheckAttributes(a); !s.ok()) return s;
+  PPE_RETURN_IF_ERROR(CheckAttributes(a));
   cpt::Attributes attributes = cpt::Canonicalize(cpt::AttributesFromProto(a));
   std::string tag = codec_.Encode(attributes);
-  absl::StatusOr<bool> created = registry_.RegisterProfile(tag, attributes, "admin", clock_.Now());
-  if (!created.ok()) return created.status();
+  PPE_ASSIGN_OR_RETURN(bool created,
+                       registry_.RegisterProfile(tag, attributes, "admin", clock_.Now()));
   ppe::v1::IssueCptResponse out;
-  out.set_created(*created);
+  out.set_created(created);
   out.set_cpt(tag);
   std::string zone_name = zone->second;
   zone_name.pop_back();
   out.set_hostname(absl::StrCat(tag, ".", service, ".", zone_name));
   out.set_fingerprint(cpt::CptCodec::Fingerprint(tag));
-  if (*created) {
+  if (created) {
     spdlog::info("profile {} issued (region {})", out.fingerprint(), LogSafe(attributes.region));
   }
   return out;
@@ -73,8 +74,7 @@ absl::StatusOr<ppe::v1::InvalidateProfileResponse> ProfileAdmin::Invalidate(
   absl::StatusOr<std::string> tag = codec_.Parse(request.cpt());
   if (!tag.ok() || !registry_.GetProfile(*tag)) return absl::NotFoundError("no such profile");
   absl::Time now = clock_.Now();
-  if (absl::Status s = registry_.InvalidateProfile(*tag, now, now + options_.drain); !s.ok())
-    return s;
+  PPE_RETURN_IF_ERROR(registry_.InvalidateProfile(*tag, now, now + options_.drain));
   ppe::v1::InvalidateProfileResponse out;
   out.set_vms_to_release(static_cast<int32_t>(registry_.ListVms(*tag).size()));
   spdlog::info("profile {} invalidated; {} VMs drain", cpt::CptCodec::Fingerprint(*tag),
