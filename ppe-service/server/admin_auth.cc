@@ -24,6 +24,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/config/validators.h"
 
 namespace ppe::server {
@@ -102,11 +103,10 @@ absl::StatusOr<std::vector<std::string>> ReadTokens(const std::string& path) {
                                               "chmod 600 it",
                                               path, st.st_mode & 07777));
   }
-  absl::StatusOr<std::string> text = ReadWholeFile(std::string(kField), path);
-  if (!text.ok()) return text.status();
+  PPE_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(std::string(kField), path));
   std::vector<std::string> tokens;
   int line_no = 0;
-  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++line_no;
     line = absl::StripAsciiWhitespace(line);
     if (line.empty() || absl::StartsWith(line, "#")) continue;
@@ -129,45 +129,44 @@ absl::StatusOr<std::vector<std::string>> ReadTokens(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AdminAuthorizer>> AdminAuthorizer::Create(const PpeConfig& config) {
-  if (absl::Status s = config::CheckAdminAuth(config, ""); !s.ok()) return s;
+  PPE_RETURN_IF_ERROR(config::CheckAdminAuth(config, ""));
   const AdminAuth& a = config.admin_auth();
   std::unique_ptr<AdminAuthorizer> auth(new AdminAuthorizer());
   auth->mode_ = *ParseMode(a.mode());
   if (auth->mode_ == Mode::kToken) {
-    absl::StatusOr<std::vector<std::string>> tokens = ReadTokens(a.token_file());
-    if (!tokens.ok()) return tokens.status();
-    for (const auto& t : *tokens) auth->token_digests_.push_back(Sha256(t));
+    PPE_ASSIGN_OR_RETURN(std::vector<std::string> tokens, ReadTokens(a.token_file()));
+    for (const auto& t : tokens) auth->token_digests_.push_back(Sha256(t));
   }
   if (!a.tls_cert_file().empty()) {
-    absl::StatusOr<std::string> cert = ReadWholeFile("admin_auth.tls_cert_file", a.tls_cert_file());
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = ReadWholeFile("admin_auth.tls_key_file", a.tls_key_file());
-    if (!key.ok()) return key.status();
-    if (absl::Status s = CheckPem("admin_auth.tls_cert_file", a.tls_cert_file(), *cert, false);
+    PPE_ASSIGN_OR_RETURN(std::string cert,
+                         ReadWholeFile("admin_auth.tls_cert_file", a.tls_cert_file()));
+    PPE_ASSIGN_OR_RETURN(std::string key,
+                         ReadWholeFile("admin_auth.tls_key_file", a.tls_key_file()));
+    if (absl::Status s = CheckPem("admin_auth.tls_cert_file", a.tls_cert_file(), cert, false);
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = CheckPem("admin_auth.tls_key_file", a.tls_key_file(), *key, true);
+    if (absl::Status s = CheckPem("admin_auth.tls_key_file", a.tls_key_file(), key, true);
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = CheckKeyMatchesCert(*cert, *key); !s.ok()) return s;
+    PPE_RETURN_IF_ERROR(CheckKeyMatchesCert(cert, key));
     struct stat st;
     if (stat(a.tls_key_file().c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
       spdlog::warn("admin_auth.tls_key_file {} is accessible by group or others; chmod 600 it",
                    a.tls_key_file());
     }
-    auth->cert_pem_ = std::move(*cert);
-    auth->key_pem_ = std::move(*key);
+    auth->cert_pem_ = std::move(cert);
+    auth->key_pem_ = std::move(key);
   }
   if (auth->mode_ == Mode::kMtls) {
-    absl::StatusOr<std::string> ca = ReadWholeFile("admin_auth.client_ca_file", a.client_ca_file());
-    if (!ca.ok()) return ca.status();
-    if (absl::Status s = CheckPem("admin_auth.client_ca_file", a.client_ca_file(), *ca, false);
+    PPE_ASSIGN_OR_RETURN(std::string ca,
+                         ReadWholeFile("admin_auth.client_ca_file", a.client_ca_file()));
+    if (absl::Status s = CheckPem("admin_auth.client_ca_file", a.client_ca_file(), ca, false);
         !s.ok()) {
       return s;
     }
-    auth->client_ca_pem_ = std::move(*ca);
+    auth->client_ca_pem_ = std::move(ca);
     for (const auto& n : a.allowed_client_names()) auth->allowed_names_.insert(n);
   }
   return auth;

@@ -341,9 +341,8 @@ absl::StatusOr<ppe::v1::StatusResponse> PpeApp::Status() const {
     if (absl::StatusOr<std::string> leader = replica_->Leader(); leader.ok()) {
       out.set_leader(*leader);
     }
-    absl::StatusOr<std::vector<cluster::Replica::Member>> members = replica_->Members();
-    if (!members.ok()) return members.status();
-    for (const cluster::Replica::Member& m : *members) {
+    PPE_ASSIGN_OR_RETURN(std::vector<cluster::Replica::Member> members, replica_->Members());
+    for (const cluster::Replica::Member& m : members) {
       ppe::v1::ReplicaStatus* r = out.add_replicas();
       r->set_id(m.id);
       r->set_address(m.address);

@@ -4,6 +4,7 @@
 
 #include "ppe-service/resolver/admin_input.h"
 
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/cpt/attributes_proto.h"
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/server/grpc_status.h"
@@ -252,9 +253,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ScalingCall(grpc::CallbackServerCont
   }
   return OffThread(context, response,
                    [this, view = std::move(view)]() -> absl::StatusOr<ppe::v1::ScalingView> {
-                     absl::StatusOr<scaler::Scaler::View> v = view();
-                     if (!v.ok()) return v.status();
-                     return ToProto(*v);
+                     PPE_ASSIGN_OR_RETURN(scaler::Scaler::View v, view());
+                     return ToProto(v);
                    });
 }
 
@@ -266,8 +266,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DrainVm(grpc::CallbackServerContext*
   return OffThread(context, response,
                    [this, request]() -> absl::StatusOr<ppe::v1::DrainVmResponse> {
                      absl::Time release_after = absl::Now() + drain_;
-                     if (absl::Status s = vms_->DrainVm(request->name(), release_after); !s.ok())
-                       return s;
+                     PPE_RETURN_IF_ERROR(vms_->DrainVm(request->name(), release_after));
                      ppe::v1::DrainVmResponse out;
                      out.set_release_after_unix_ms(absl::ToUnixMillis(release_after));
                      return out;
@@ -278,8 +277,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetProfileLimits(
     grpc::CallbackServerContext* context, const ppe::v1::SetProfileLimitsRequest* request,
     ppe::v1::ScalingView* response) {
   return ScalingCall(context, response, [this, request]() -> absl::StatusOr<scaler::Scaler::View> {
-    if (absl::Status s = resolver::CheckLimitsRequest(admin_.services(), *request); !s.ok())
-      return s;
+    PPE_RETURN_IF_ERROR(resolver::CheckLimitsRequest(admin_.services(), *request));
     if (absl::Status s = scaler_->SetLimits(request->cpt(), request->service(), request->min_vms(),
                                             request->max_vms());
         !s.ok()) {
