@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/store/txn_rules.h"
 
 namespace ppe::store {
@@ -30,7 +31,7 @@ int64_t EtcdRevision(int64_t store_revision) {
   return store_revision > 0 ? store_revision + 1 : store_revision;
 }
 
-absl::Status FromGrpc(const grpc::Status& status, std::string_view what) {
+absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
   if (status.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       "etcd " + std::string(what) + ": " + status.error_message());
@@ -42,7 +43,7 @@ void SetDeadline(grpc::ClientContext& context, absl::Time deadline) {
 
 // etcd's range end for "every key starting with `prefix`": "\0" (= no upper
 // bound) when the prefix is empty or all 0xff.
-std::string RangeEnd(std::string_view prefix) {
+std::string RangeEnd(absl::string_view prefix) {
   std::string end = internal::PrefixRangeEnd(prefix);
   return end.empty() ? std::string(1, '\0') : end;
 }
@@ -250,21 +251,17 @@ class EtcdWatchHandle final : public WatchHandle {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<EtcdRegistryStore>> EtcdRegistryStore::Connect(Options options) {
-  absl::StatusOr<std::string> target = ChannelTarget(options.endpoints);
-  if (!target.ok()) return target.status();
+  PPE_ASSIGN_OR_RETURN(std::string target, ChannelTarget(options.endpoints));
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (!options.ca_file.empty()) {
     grpc::SslCredentialsOptions ssl;
-    absl::StatusOr<std::string> ca = ReadFile(options.ca_file);
-    if (!ca.ok()) return ca.status();
-    ssl.pem_root_certs = *ca;
+    PPE_ASSIGN_OR_RETURN(std::string ca, ReadFile(options.ca_file));
+    ssl.pem_root_certs = ca;
     if (!options.cert_file.empty() || !options.key_file.empty()) {
-      absl::StatusOr<std::string> cert = ReadFile(options.cert_file);
-      if (!cert.ok()) return cert.status();
-      absl::StatusOr<std::string> key = ReadFile(options.key_file);
-      if (!key.ok()) return key.status();
-      ssl.pem_cert_chain = *cert;
-      ssl.pem_private_key = *key;
+      PPE_ASSIGN_OR_RETURN(std::string cert, ReadFile(options.cert_file));
+      PPE_ASSIGN_OR_RETURN(std::string key, ReadFile(options.key_file));
+      ssl.pem_cert_chain = cert;
+      ssl.pem_private_key = key;
     }
     credentials = grpc::SslCredentials(ssl);
   } else {
@@ -279,14 +276,15 @@ absl::StatusOr<std::unique_ptr<EtcdRegistryStore>> EtcdRegistryStore::Connect(Op
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 3000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   auto stubs = std::make_shared<Stubs>();
-  stubs->channel = grpc::CreateCustomChannel(*target, credentials, args);
+  stubs->channel = grpc::CreateCustomChannel(target, credentials, args);
   stubs->kv = pb::KV::NewStub(stubs->channel);
   stubs->watch = pb::Watch::NewStub(stubs->channel);
   std::unique_ptr<EtcdRegistryStore> store(new EtcdRegistryStore(std::move(options), stubs));
   // One read proves a member answers.
-  absl::StatusOr<RangeResult> probe = store->Range(
-      store->options_.prefix.empty() ? std::string(1, '\0') : store->options_.prefix, "");
-  if (!probe.ok()) return probe.status();
+  PPE_ASSIGN_OR_RETURN(
+      RangeResult probe,
+      store->Range(store->options_.prefix.empty() ? std::string(1, '\0') : store->options_.prefix,
+                   ""));
   return store;
 }
 
@@ -351,15 +349,14 @@ absl::StatusOr<RangeResult> EtcdRegistryStore::Range(const std::string& key,
   }
 }
 
-absl::StatusOr<std::optional<KeyValue>> EtcdRegistryStore::Get(std::string_view key) {
+absl::StatusOr<std::optional<KeyValue>> EtcdRegistryStore::Get(absl::string_view key) {
   if (key.empty()) return absl::InvalidArgumentError("empty key");
-  absl::StatusOr<RangeResult> range = Range(options_.prefix + std::string(key), "");
-  if (!range.ok()) return range.status();
-  if (range->kvs.empty()) return std::nullopt;
-  return std::move(range->kvs[0]);
+  PPE_ASSIGN_OR_RETURN(RangeResult range, Range(options_.prefix + std::string(key), ""));
+  if (range.kvs.empty()) return std::nullopt;
+  return std::move(range.kvs[0]);
 }
 
-absl::StatusOr<RangeResult> EtcdRegistryStore::List(std::string_view prefix) {
+absl::StatusOr<RangeResult> EtcdRegistryStore::List(absl::string_view prefix) {
   std::string key = options_.prefix + std::string(prefix);
   std::string end = RangeEnd(key);
   if (key.empty()) key.assign(1, '\0');
@@ -367,7 +364,7 @@ absl::StatusOr<RangeResult> EtcdRegistryStore::List(std::string_view prefix) {
 }
 
 absl::StatusOr<TxnResult> EtcdRegistryStore::Txn(const ppe::store::Txn& txn) {
-  if (absl::Status valid = internal::ValidateTxn(txn); !valid.ok()) return valid;
+  PPE_RETURN_IF_ERROR(internal::ValidateTxn(txn));
   pb::TxnRequest request;
   for (const Compare& c : txn.compares) {
     pb::Compare* out = request.add_compare();
@@ -490,7 +487,7 @@ int64_t EtcdRegistryStore::CurrentRevision() {
   return StoreRevision(last_etcd_revision_.load());
 }
 
-absl::StatusOr<std::unique_ptr<WatchHandle>> EtcdRegistryStore::Watch(std::string_view prefix,
+absl::StatusOr<std::unique_ptr<WatchHandle>> EtcdRegistryStore::Watch(absl::string_view prefix,
                                                                       int64_t from_revision,
                                                                       WatchCallback callback) {
   if (from_revision < 0) return absl::InvalidArgumentError("negative watch revision");
@@ -507,9 +504,8 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> EtcdRegistryStore::Watch(std::strin
   // "From now" is from the revision a quorum read sees now, not from the
   // revision of whichever member the stream lands on (it may lag).
   if (from_revision == 0) {
-    absl::StatusOr<RangeResult> now = Range(state->key, "");
-    if (!now.ok()) return now.status();
-    from_revision = now->revision + 1;
+    PPE_ASSIGN_OR_RETURN(RangeResult now, Range(state->key, ""));
+    from_revision = now.revision + 1;
   }
   state->start = from_revision;
   state->first_wanted = from_revision + 1;

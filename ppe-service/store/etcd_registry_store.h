@@ -29,12 +29,12 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ppe-service/store/registry_store.h"
@@ -76,10 +76,11 @@ class EtcdRegistryStore final : public RegistryStore {
   EtcdRegistryStore(const EtcdRegistryStore&) = delete;
   EtcdRegistryStore& operator=(const EtcdRegistryStore&) = delete;
 
-  absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key) override;
-  absl::StatusOr<RangeResult> List(std::string_view prefix) override;
+  absl::StatusOr<std::optional<KeyValue>> Get(absl::string_view key) override;
+  absl::StatusOr<RangeResult> List(absl::string_view prefix) override;
   absl::StatusOr<TxnResult> Txn(const ppe::store::Txn& txn) override;
-  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix, int64_t from_revision,
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(absl::string_view prefix,
+                                                     int64_t from_revision,
                                                      WatchCallback callback) override;
   absl::Status Compact(int64_t revision) override;
   // The last revision etcd reported (asks etcd; on failure, the last seen).

@@ -1,5 +1,6 @@
 #include "ppe-service/store/open_store.h"
 
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/store/memory_registry_store.h"
 #include "ppe-service/store/sqlite_registry_store.h"
 
@@ -24,18 +25,16 @@ absl::StatusOr<std::unique_ptr<RegistryStore>> OpenRegistryStore(const StoreOpti
     case StoreOptions::Kind::kMemory:
       return std::make_unique<MemoryRegistryStore>();
     case StoreOptions::Kind::kEtcd: {
-      absl::StatusOr<std::unique_ptr<EtcdRegistryStore>> etcd =
-          EtcdRegistryStore::Connect(options.etcd);
-      if (!etcd.ok()) return etcd.status();
-      return std::unique_ptr<RegistryStore>(std::move(*etcd));
+      PPE_ASSIGN_OR_RETURN(std::unique_ptr<EtcdRegistryStore> etcd,
+                           EtcdRegistryStore::Connect(options.etcd));
+      return std::unique_ptr<RegistryStore>(std::move(etcd));
     }
     case StoreOptions::Kind::kSqlite:
       break;
   }
-  absl::StatusOr<std::unique_ptr<SqliteRegistryStore>> db =
-      SqliteRegistryStore::Open(options.sqlite_path);
-  if (!db.ok()) return db.status();
-  return std::unique_ptr<RegistryStore>(std::move(*db));
+  PPE_ASSIGN_OR_RETURN(std::unique_ptr<SqliteRegistryStore> db,
+                       SqliteRegistryStore::Open(options.sqlite_path));
+  return std::unique_ptr<RegistryStore>(std::move(db));
 }
 
 }  // namespace ppe::store

@@ -9,7 +9,9 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/store/txn_rules.h"
 
 namespace ppe::store {
@@ -48,7 +50,7 @@ int64_t CompactionSlack(int64_t history_revisions) {
   return std::clamp<int64_t>(history_revisions / 16, 1, 256);
 }
 
-absl::Status SqliteError(sqlite3* db, int rc, std::string_view what) {
+absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
   std::string message =
       absl::StrCat("sqlite ", std::string(what), ": ", sqlite3_errstr(rc),
                    db != nullptr ? absl::StrCat(" (", sqlite3_errmsg(db), ")") : std::string());
@@ -67,7 +69,7 @@ absl::Status SqliteError(sqlite3* db, int rc, std::string_view what) {
 }
 
 // A zero-length blob needs a non-null pointer, or SQLite binds NULL.
-int BindBlob(sqlite3_stmt* stmt, int index, std::string_view bytes) {
+int BindBlob(sqlite3_stmt* stmt, int index, absl::string_view bytes) {
   static const char kEmpty = 0;
   return sqlite3_bind_blob(stmt, index, bytes.empty() ? &kEmpty : bytes.data(),
                            static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
@@ -286,7 +288,7 @@ absl::Status SqliteRegistryStore::StepDone(Stmt stmt) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::GetLocked(std::string_view key) {
+absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::GetLocked(absl::string_view key) {
   sqlite3_stmt* stmt = stmts_[kGet];
   StmtScope scope(stmt);
   BindBlob(stmt, 1, key);
@@ -296,7 +298,7 @@ absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::GetLocked(std::stri
   return std::optional<KeyValue>(ReadKv(stmt, 0, std::string(key)));
 }
 
-absl::StatusOr<std::vector<KeyValue>> SqliteRegistryStore::ListLocked(std::string_view prefix) {
+absl::StatusOr<std::vector<KeyValue>> SqliteRegistryStore::ListLocked(absl::string_view prefix) {
   const std::string end = internal::PrefixRangeEnd(prefix);
   sqlite3_stmt* stmt = stmts_[end.empty() ? kListFrom : kListRange];
   StmtScope scope(stmt);
@@ -311,12 +313,12 @@ absl::StatusOr<std::vector<KeyValue>> SqliteRegistryStore::ListLocked(std::strin
   return kvs;
 }
 
-absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::Get(std::string_view key) {
+absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::Get(absl::string_view key) {
   absl::MutexLock lock(&mu_);
   return GetLocked(key);
 }
 
-absl::StatusOr<RangeResult> SqliteRegistryStore::List(std::string_view prefix) {
+absl::StatusOr<RangeResult> SqliteRegistryStore::List(absl::string_view prefix) {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<std::vector<KeyValue>> kvs = ListLocked(prefix);
   if (!kvs.ok()) return kvs.status();
@@ -341,7 +343,7 @@ absl::Status SqliteRegistryStore::RecordEvent(int64_t revision, int64_t seq, Eve
   return StepDone(kHistoryInsert);
 }
 
-absl::Status SqliteRegistryStore::PutMeta(std::string_view name, int64_t value) {
+absl::Status SqliteRegistryStore::PutMeta(absl::string_view name, int64_t value) {
   sqlite3_stmt* stmt = stmts_[kMetaPut];
   sqlite3_bind_text(stmt, 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
   sqlite3_bind_int64(stmt, 2, value);
@@ -403,17 +405,15 @@ absl::Status SqliteRegistryStore::ApplyLocked(const ppe::store::Txn& txn, TxnRes
         break;
       }
       case Op::Type::kDelete: {
-        absl::StatusOr<std::optional<KeyValue>> current = GetLocked(op.key);
-        if (!current.ok()) return current.status();
-        if (!current->has_value()) break;
+        PPE_ASSIGN_OR_RETURN(std::optional<KeyValue> current, GetLocked(op.key));
+        if (!current.has_value()) break;
         absl::Status status = delete_key(op.key);
         if (!status.ok()) return status;
         break;
       }
       case Op::Type::kDeletePrefix: {
-        absl::StatusOr<std::vector<KeyValue>> doomed = ListLocked(op.key);
-        if (!doomed.ok()) return doomed.status();
-        for (const KeyValue& kv : *doomed) {
+        PPE_ASSIGN_OR_RETURN(std::vector<KeyValue> doomed, ListLocked(op.key));
+        for (const KeyValue& kv : doomed) {
           absl::Status status = delete_key(kv.key);
           if (!status.ok()) return status;
         }
@@ -461,7 +461,7 @@ absl::StatusOr<TxnResult> SqliteRegistryStore::Txn(const ppe::store::Txn& txn) {
   return result;
 }
 
-absl::StatusOr<std::unique_ptr<WatchHandle>> SqliteRegistryStore::Watch(std::string_view prefix,
+absl::StatusOr<std::unique_ptr<WatchHandle>> SqliteRegistryStore::Watch(absl::string_view prefix,
                                                                         int64_t from_revision,
                                                                         WatchCallback callback) {
   return hub_.Add(prefix, from_revision, std::move(callback));
@@ -488,7 +488,7 @@ int64_t SqliteRegistryStore::CurrentRevision() {
   return revision_;
 }
 
-absl::StatusOr<internal::EventRead> SqliteRegistryStore::ReadEvents(std::string_view prefix,
+absl::StatusOr<internal::EventRead> SqliteRegistryStore::ReadEvents(absl::string_view prefix,
                                                                     int64_t from, int64_t to) {
   absl::MutexLock lock(&mu_);
   internal::EventRead read;
@@ -503,7 +503,7 @@ absl::StatusOr<internal::EventRead> SqliteRegistryStore::ReadEvents(std::string_
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     std::string key = ColumnBlob(stmt, 2);
-    if (!key.starts_with(prefix)) continue;
+    if (!absl::StartsWith(key, prefix)) continue;
     const int64_t revision = sqlite3_column_int64(stmt, 0);
     WatchEvent event;
     event.type = sqlite3_column_int(stmt, 1) == 0 ? EventType::kPut : EventType::kDelete;

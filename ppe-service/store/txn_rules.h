@@ -7,10 +7,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "ppe-service/store/registry_store.h"
 
 namespace ppe::store::internal {
@@ -23,7 +23,7 @@ bool EvaluateCompare(const Compare& compare, const std::optional<KeyValue>& curr
 
 // The smallest key greater than every key starting with `prefix`, or "" when
 // there is none (prefix empty or all 0xff): etcd's GetPrefixRangeEnd.
-std::string PrefixRangeEnd(std::string_view prefix);
+std::string PrefixRangeEnd(absl::string_view prefix);
 
 absl::Status CompactedError(int64_t compact_revision);
 
