@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe/v1/admin.pb.h"
 
 namespace ppe::cluster {
@@ -58,18 +59,17 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Start(store::EtcdRegistryStore
   r->stubs_ = std::make_shared<Stubs>();
   r->stubs_->kv = pb::KV::NewStub(store.channel());
   r->stubs_->lease = pb::Lease::NewStub(store.channel());
-  absl::StatusOr<std::unique_ptr<LeaderElector>> elector =
-      LeaderElector::Connect({.endpoints = {},
-                              .name = r->Key(kElection),
-                              .value = r->options_.id,
-                              .ttl = r->options_.ttl,
-                              .timeout = r->options_.timeout,
-                              .store_prefix = store.options().prefix,
-                              .channel = store.channel()});
-  if (!elector.ok()) return elector.status();
-  r->elector_ = std::move(*elector);
+  PPE_ASSIGN_OR_RETURN(std::unique_ptr<LeaderElector> elector,
+                       LeaderElector::Connect({.endpoints = {},
+                                               .name = r->Key(kElection),
+                                               .value = r->options_.id,
+                                               .ttl = r->options_.ttl,
+                                               .timeout = r->options_.timeout,
+                                               .store_prefix = store.options().prefix,
+                                               .channel = store.channel()}));
+  r->elector_ = std::move(elector);
   r->fence_ = [e = r->elector_.get()](store::Txn txn) { return e->Fence(std::move(txn)); };
-  if (absl::Status s = r->GrantSession(); !s.ok()) return s;
+  PPE_RETURN_IF_ERROR(r->GrantSession());
   Replica* self = r.get();
   r->threads_.emplace_back([self] { self->KeepAliveLoop(); });
   r->threads_.emplace_back([self] { self->HeartbeatLoop(); });
@@ -332,11 +332,10 @@ int64_t Replica::fenced_refusals() const {
 absl::StatusOr<std::string> Replica::Leader() { return elector_->Leader(); }
 
 absl::StatusOr<std::vector<Replica::Member>> Replica::Members() {
-  absl::StatusOr<store::RangeResult> listed = store_.List(kMembers);
-  if (!listed.ok()) return listed.status();
+  PPE_ASSIGN_OR_RETURN(store::RangeResult listed, store_.List(kMembers));
   absl::StatusOr<std::string> leader = Leader();
   std::vector<Member> out;
-  for (const store::KeyValue& kv : listed->kvs) {
+  for (const store::KeyValue& kv : listed.kvs) {
     ppe::v1::ReplicaStatus s;
     if (!s.ParseFromString(kv.value)) continue;
     out.push_back({.id = s.id(),

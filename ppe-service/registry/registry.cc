@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/cpt/attributes_proto.h"
 #include "ppe/registry/v1/records.pb.h"
 
@@ -137,12 +138,10 @@ Registry::~Registry() { StopFollowing(); }
 
 absl::Status Registry::Load() {
   absl::MutexLock write(&write_mu_);
-  absl::StatusOr<std::optional<store::KeyValue>> meta = store_.Get(kInstanceKey);
-  if (!meta.ok()) return meta.status();
+  PPE_ASSIGN_OR_RETURN(std::optional<store::KeyValue> meta, store_.Get(kInstanceKey));
   ppe::registry::v1::Instance instance;
-  if (meta->has_value()) {
-    if (!instance.ParseFromString((*meta)->value))
-      return absl::DataLossError("bad instance record");
+  if (meta.has_value()) {
+    if (!instance.ParseFromString(meta->value)) return absl::DataLossError("bad instance record");
   } else {
     unsigned char id[8];
     RAND_bytes(id, sizeof id);
@@ -150,14 +149,13 @@ absl::Status Registry::Load() {
         absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(id), sizeof id)));
     instance.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
     // Two replicas starting at once on an empty store agree on the first id.
-    absl::StatusOr<store::TxnResult> r =
+    PPE_ASSIGN_OR_RETURN(
+        store::TxnResult r,
         store_.Txn({.compares = {store::Compare::Absent(kInstanceKey)},
-                    .success = {store::Op::Put(kInstanceKey, Serialize(instance))}});
-    if (!r.ok()) return r.status();
-    if (!r->succeeded) {
-      absl::StatusOr<std::optional<store::KeyValue>> again = store_.Get(kInstanceKey);
-      if (!again.ok()) return again.status();
-      if (!again->has_value() || !instance.ParseFromString((*again)->value))
+                    .success = {store::Op::Put(kInstanceKey, Serialize(instance))}}));
+    if (!r.succeeded) {
+      PPE_ASSIGN_OR_RETURN(std::optional<store::KeyValue> again, store_.Get(kInstanceKey));
+      if (!again.has_value() || !instance.ParseFromString(again->value))
         return absl::DataLossError("bad instance record");
     }
   }
@@ -166,13 +164,12 @@ absl::Status Registry::Load() {
 }
 
 absl::Status Registry::LoadLocked() {
-  absl::StatusOr<store::RangeResult> all = store_.List("/ppe/");
-  if (!all.ok()) return all.status();
+  PPE_ASSIGN_OR_RETURN(store::RangeResult all, store_.List("/ppe/"));
   absl::flat_hash_map<std::string, ProfileRecord> profiles;
   absl::flat_hash_map<std::string, VmRecord> vms;
   absl::flat_hash_map<std::string, int64_t> revisions;
   absl::flat_hash_map<std::string, absl::Time> flushed;
-  for (const store::KeyValue& kv : all->kvs) {
+  for (const store::KeyValue& kv : all.kvs) {
     if (absl::StartsWith(kv.key, kProfilePrefix)) {
       ppe::registry::v1::Profile p;
       if (!p.ParseFromString(kv.value))
@@ -209,8 +206,8 @@ absl::Status Registry::LoadLocked() {
   key_revision_ = std::move(revisions);
   flushed_seen_ = std::move(flushed);
   deleted_at_.clear();
-  loaded_revision_ = all->revision;
-  watched_revision_ = std::max(watched_revision_, all->revision);
+  loaded_revision_ = all.revision;
+  watched_revision_ = std::max(watched_revision_, all.revision);
   return absl::OkStatus();
 }
 
@@ -430,13 +427,11 @@ absl::StatusOr<store::TxnResult> Registry::Commit(store::Txn txn) {
   const bool own_compares = !txn.compares.empty();
   const Fence* fence = current_fence;
   if (fence != nullptr) {
-    absl::StatusOr<store::Txn> fenced = (*fence)(std::move(txn));
-    if (!fenced.ok()) return fenced.status();
-    txn = std::move(*fenced);
+    PPE_ASSIGN_OR_RETURN(store::Txn fenced, (*fence)(std::move(txn)));
+    txn = std::move(fenced);
   }
-  absl::StatusOr<store::TxnResult> r = store_.Txn(txn);
-  if (!r.ok()) return r.status();
-  if (!r->succeeded) {
+  PPE_ASSIGN_OR_RETURN(store::TxnResult r, store_.Txn(txn));
+  if (!r.succeeded) {
     if (fence != nullptr && !own_compares) {
       fenced_refusals_.fetch_add(1);
       return absl::PermissionDeniedError("fenced: this process no longer leads");
@@ -450,7 +445,7 @@ absl::StatusOr<store::TxnResult> Registry::Commit(store::Txn txn) {
         op.type == store::Op::Type::kPut ? store::EventType::kPut : store::EventType::kDelete;
     event.kv.key = op.key;
     event.kv.value = op.value;
-    event.kv.mod_revision = r->revision;
+    event.kv.mod_revision = r.revision;
     if (op.type != store::Op::Type::kDeletePrefix) events.push_back(std::move(event));
   }
   std::vector<std::string> changed;
@@ -591,19 +586,18 @@ absl::StatusOr<bool> Registry::RegisterProfile(const std::string& cpt,
   }
   ProfileRecord p{
       .cpt = cpt, .attributes = attributes, .origin = origin, .created = now, .last_seen = now};
-  absl::StatusOr<store::TxnResult> r =
+  PPE_ASSIGN_OR_RETURN(
+      store::TxnResult r,
       Commit({.compares = {store::Compare::Absent(ProfileKey(cpt))},
-              .success = {store::Op::Put(ProfileKey(cpt), Serialize(ToProto(p)))}});
-  if (!r.ok()) return r.status();
-  if (r->succeeded) return true;
+              .success = {store::Op::Put(ProfileKey(cpt), Serialize(ToProto(p)))}}));
+  if (r.succeeded) return true;
   // Another replica registered it first: take its record.
-  absl::StatusOr<std::optional<store::KeyValue>> kv = store_.Get(ProfileKey(cpt));
-  if (!kv.ok()) return kv.status();
-  if (kv->has_value()) {
+  PPE_ASSIGN_OR_RETURN(std::optional<store::KeyValue> kv, store_.Get(ProfileKey(cpt)));
+  if (kv.has_value()) {
     std::vector<std::string> changed;
     {
       absl::MutexLock lock(&mu_);
-      ApplyLocked({store::WatchEvent{.type = store::EventType::kPut, .kv = **kv}}, changed);
+      ApplyLocked({store::WatchEvent{.type = store::EventType::kPut, .kv = *kv}}, changed);
     }
     for (const std::string& c : changed) Changed(c);
   }
@@ -701,12 +695,12 @@ absl::StatusOr<std::optional<VmRecord>> Registry::ClaimSpare(const std::string& 
   ppe::registry::v1::Vm spare = ToProto(vm);
   vm.cpt = cpt;
   // Claimed exactly once, also against another replica: the record must still be the spare.
-  absl::StatusOr<store::TxnResult> r =
+  PPE_ASSIGN_OR_RETURN(
+      store::TxnResult r,
       Commit({.compares = {store::Compare::ValueEquals(VmKey(vm.name), Serialize(spare)),
                            store::Compare::Present(ProfileKey(cpt))},
-              .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm)))}});
-  if (!r.ok()) return r.status();
-  if (!r->succeeded) return std::nullopt;
+              .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm)))}}));
+  if (!r.succeeded) return std::nullopt;
   return vm;
 }
 
@@ -771,17 +765,15 @@ absl::StatusOr<int> Registry::FlushLastSeen() {
   };
   store::Txn all;
   for (const auto& [p, revision] : dirty) txn_of(p, revision, all);
-  absl::StatusOr<store::TxnResult> r = Commit(std::move(all));
-  if (!r.ok()) return r.status();
+  PPE_ASSIGN_OR_RETURN(store::TxnResult r, Commit(std::move(all)));
   int written = static_cast<int>(dirty.size());
-  if (!r->succeeded) {  // one of them changed meanwhile: each on its own
+  if (!r.succeeded) {  // one of them changed meanwhile: each on its own
     written = 0;
     for (const auto& [p, revision] : dirty) {
       store::Txn one;
       txn_of(p, revision, one);
-      absl::StatusOr<store::TxnResult> each = Commit(std::move(one));
-      if (!each.ok()) return each.status();
-      written += each->succeeded;
+      PPE_ASSIGN_OR_RETURN(store::TxnResult each, Commit(std::move(one)));
+      written += each.succeeded;
     }
   }
   absl::MutexLock lock(&mu_);

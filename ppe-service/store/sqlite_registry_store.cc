@@ -320,10 +320,9 @@ absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::Get(absl::string_vi
 
 absl::StatusOr<RangeResult> SqliteRegistryStore::List(absl::string_view prefix) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::vector<KeyValue>> kvs = ListLocked(prefix);
-  if (!kvs.ok()) return kvs.status();
+  PPE_ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, ListLocked(prefix));
   RangeResult result;
-  result.kvs = std::move(*kvs);
+  result.kvs = std::move(kvs);
   result.revision = revision_;
   return result;
 }
@@ -361,9 +360,8 @@ absl::Status SqliteRegistryStore::ApplyLocked(const ppe::store::Txn& txn, TxnRes
                                               bool& changed) {
   result.succeeded = true;
   for (const Compare& c : txn.compares) {
-    absl::StatusOr<std::optional<KeyValue>> current = GetLocked(c.key);
-    if (!current.ok()) return current.status();
-    if (!internal::EvaluateCompare(c, *current)) {
+    PPE_ASSIGN_OR_RETURN(std::optional<KeyValue> current, GetLocked(c.key));
+    if (!internal::EvaluateCompare(c, current)) {
       result.succeeded = false;
       break;
     }
@@ -383,14 +381,13 @@ absl::Status SqliteRegistryStore::ApplyLocked(const ppe::store::Txn& txn, TxnRes
   for (const Op& op : result.succeeded ? txn.success : txn.failure) {
     switch (op.type) {
       case Op::Type::kPut: {
-        absl::StatusOr<std::optional<KeyValue>> current = GetLocked(op.key);
-        if (!current.ok()) return current.status();
+        PPE_ASSIGN_OR_RETURN(std::optional<KeyValue> current, GetLocked(op.key));
         KeyValue kv;
         kv.key = op.key;
         kv.value = op.value;
-        kv.create_revision = current->has_value() ? (*current)->create_revision : revision;
+        kv.create_revision = current.has_value() ? current->create_revision : revision;
         kv.mod_revision = revision;
-        kv.version = current->has_value() ? (*current)->version + 1 : 1;
+        kv.version = current.has_value() ? current->version + 1 : 1;
         sqlite3_stmt* stmt = stmts_[kPut];
         BindBlob(stmt, 1, kv.key);
         BindBlob(stmt, 2, kv.value);

@@ -28,12 +28,11 @@ absl::StatusOr<Hosts> HostsFromConfig(const ppe::config::v1::PpeConfig& c,
     out.check_interval = absl::Milliseconds(c.hypervisor().host_check_ms());
   }
   if (c.hosts_size() == 0) {
-    absl::StatusOr<std::unique_ptr<Hypervisor>> hv = opener(c.hypervisor().uri());
-    if (!hv.ok()) return hv.status();
+    PPE_ASSIGN_OR_RETURN(std::unique_ptr<Hypervisor> hv, opener(c.hypervisor().uri()));
     HostSpec host{.name = "default",
                   .capacity_vcpus = c.hypervisor().capacity_vcpus(),
                   .capacity_memory_mib = c.hypervisor().capacity_memory_mib(),
-                  .hypervisor = hv->get()};
+                  .hypervisor = hv.get()};
     PPE_ASSIGN_OR_RETURN(VmManager::Options vm_options, VmManager::OptionsFromConfig(c));
     for (const ServicePlacement& p : vm_options.services) {
       host.pools.push_back({.service = p.service,
@@ -43,7 +42,7 @@ absl::StatusOr<Hosts> HostsFromConfig(const ppe::config::v1::PpeConfig& c,
                             .prefix_length = p.prefix_length,
                             .gateway = p.gateway});
     }
-    out.hypervisors.push_back(std::move(*hv));
+    out.hypervisors.push_back(std::move(hv));
     out.specs.push_back(std::move(host));
     return out;
   }
