@@ -219,10 +219,8 @@ absl::Status Registry::Follow() {
     following_ = true;
     from = loaded_revision_ + 1;
   }
-  absl::StatusOr<std::unique_ptr<store::WatchHandle>> watch =
-      store_.Watch("/ppe/", from, [this](const store::WatchResponse& r) { OnWatch(r); });
-  if (!watch.ok()) return watch.status();
-  watch_ = std::move(*watch);
+  PPE_ASSIGN_OR_RETURN(
+      watch_, store_.Watch("/ppe/", from, [this](const store::WatchResponse& r) { OnWatch(r); }));
   // Re-reads everything when the watch ends (compaction, a store error).
   follower_ = std::thread([this] {
     while (true) {
