@@ -357,7 +357,7 @@ void Registry::ApplyLocked(const std::vector<store::WatchEvent>& events,
       deleted_at_.erase(key);
     }
     if (profile) {
-      std::string cpt = key.substr(std::string_view(kProfilePrefix).size());
+      std::string cpt = key.substr(absl::string_view(kProfilePrefix).size());
       if (event.type == store::EventType::kDelete) {
         profiles_.erase(cpt);
         flushed_seen_.erase(cpt);
@@ -383,7 +383,7 @@ void Registry::ApplyLocked(const std::vector<store::WatchEvent>& events,
       changed.push_back(cpt);
       continue;
     }
-    std::string name = key.substr(std::string_view(kVmPrefix).size());
+    std::string name = key.substr(absl::string_view(kVmPrefix).size());
     auto old = vms_.find(name);
     auto leave_pool = [&](const VmRecord& vm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       if (auto p = profiles_.find(vm.cpt); p != profiles_.end()) {
