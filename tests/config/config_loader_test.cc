@@ -78,6 +78,35 @@ TEST_CASE("scaler.mode and registry.store are enums; an old string value says ho
         std::string::npos);
 }
 
+TEST_CASE("usage.mode is an enum too; the hint names the section the quoted value is in") {
+  std::string text = kMinimal;
+  auto c = ParsePpeConfig(text + "usage { mode: OBSERVE }", "t.conf");
+  REQUIRE(c.ok());
+  CHECK(c->usage().mode() == ppe::config::v1::Usage::OBSERVE);
+  CHECK(ParsePpeConfig(text, "t.conf")->usage().mode() == ppe::config::v1::Usage::ACT);
+  // "off" is a value of both modes: the enclosing section decides, over several lines.
+  CHECK(ErrorOf(text + "usage {\n  mode: \"off\"\n}")
+            .find("usage.mode is an enum, written without quotes: mode: OFF") != std::string::npos);
+  CHECK(ErrorOf(text + "scaler {\n  # a comment { with a brace\n  mode: \"off\"\n}")
+            .find("scaler.mode is an enum, written without quotes: mode: OFF") !=
+        std::string::npos);
+  CHECK(ErrorOf(text + "usage { mode: \"sometimes\" }").find("mode: ACT | OBSERVE | OFF") !=
+        std::string::npos);
+}
+
+TEST_CASE("etcd_lease_ttl_s, hosts and region distances: defaults filled, then checked") {
+  std::string text = kMinimal;
+  auto c = ParsePpeConfig(text, "t.conf");
+  REQUIRE(c.ok());
+  CHECK(c->registry().etcd_lease_ttl_s() == 2);
+  CHECK(c->hypervisor().host_grace_s() == 30);
+  CHECK(c->hypervisor().host_check_ms() == 2000);
+  CHECK(ErrorOf(text + "hypervisor { host_check_ms: 50 }").find("hypervisor.host_check_ms") !=
+        std::string::npos);
+  CHECK(ErrorOf(text + "region_distances { from: \"eu\" to: \"us\" distance: 10 }")
+            .find("region_distances: needs `hosts`") != std::string::npos);
+}
+
 TEST_CASE("defaults are filled before the checks, and the admin_auth section is checked too") {
   std::string text = kMinimal;
   // drain_s defaults from answers.ttl; cpt.key_file from state_dir.
