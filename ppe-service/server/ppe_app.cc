@@ -159,7 +159,9 @@ absl::Status PpeApp::RestoreVms() {
   if (starting_ == nullptr) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.listen()));
   }
-  if (replica_ == nullptr) PPE_ASSIGN_OR_RETURN(last_reconcile_, vms_->Reconcile());
+  if (replica_ == nullptr) {
+    PPE_ASSIGN_OR_RETURN(last_reconcile_, vms_->Reconcile());
+  }
   // Real machines are ready when their service port answers.
   vms_->set_readiness_check([boot_timeout = boot_timeout_](const registry::VmRecord& vm,
                                                            const vm::ServicePlacement& placement) {

@@ -13,6 +13,7 @@
 #include "ppe-service/common/log.h"
 #include "ppe-service/common/status_macros.h"
 #include "ppe-service/cpt/cpt_codec.h"
+#include "ppe/config/v1/config.pb.h"
 
 namespace ppe::vm {
 namespace {

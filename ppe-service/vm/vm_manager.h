@@ -23,7 +23,10 @@
 #include "ppe-service/vm/exhaustion_log.h"
 #include "ppe-service/vm/hypervisor.h"
 #include "ppe-service/vm/placement.h"
-#include "ppe/config/v1/config.pb.h"
+
+namespace ppe::config::v1 {
+class PpeConfig;  // ppe/config/v1/config.pb.h, needed only by OptionsFromConfig's callers
+}  // namespace ppe::config::v1
 
 namespace ppe::vm {
 
