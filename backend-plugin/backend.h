@@ -2,7 +2,7 @@
 
 #include <atomic>
 #include <string>
-#include <string_view>
+
 #include "absl/strings/string_view.h"
 
 #include "backend-plugin/answer_table.h"

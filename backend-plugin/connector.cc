@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 
 namespace ppe::plugin {
 namespace {
@@ -102,9 +103,8 @@ absl::StatusOr<int> ListenUnix(const std::string& path) {
 }
 
 absl::Status UnixSocketServer::Listen() {
-  absl::StatusOr<int> fd = ListenUnix(path_);
-  if (!fd.ok()) return fd.status();
-  listen_fd_ = *fd;
+  PPE_ASSIGN_OR_RETURN(int fd, ListenUnix(path_));
+  listen_fd_ = fd;
   return absl::OkStatus();
 }
 

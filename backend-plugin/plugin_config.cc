@@ -1,5 +1,6 @@
 #include "backend-plugin/plugin_config.h"
 
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/config/text_proto.h"
 
 namespace ppe::plugin {
@@ -24,9 +25,8 @@ absl::StatusOr<PluginConfig> ParsePluginConfig(const std::string& text, const st
 }
 
 absl::StatusOr<PluginConfig> LoadPluginConfig(const std::string& path) {
-  absl::StatusOr<std::string> text = config::ReadConfigFile(path);
-  if (!text.ok()) return text.status();
-  return ParsePluginConfig(*text, path);
+  PPE_ASSIGN_OR_RETURN(std::string text, config::ReadConfigFile(path));
+  return ParsePluginConfig(text, path);
 }
 
 }  // namespace ppe::plugin

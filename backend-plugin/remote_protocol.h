@@ -1,13 +1,12 @@
 #pragma once
 
 #include <string>
-#include <string_view>
 #include <vector>
-#include "absl/strings/string_view.h"
 
 #include <google/protobuf/repeated_ptr_field.h>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "ppe/v1/resolver.pb.h"
 
 namespace ppe::plugin {

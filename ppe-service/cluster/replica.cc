@@ -40,6 +40,10 @@ struct Replica::Stubs {
   std::unique_ptr<pb::KV::Stub> kv;
 };
 
+Replica::Options Replica::OptionsFromConfig(const ppe::config::v1::PpeConfig& config) {
+  return {.address = config.listen(), .ttl = absl::Seconds(config.registry().etcd_lease_ttl_s())};
+}
+
 Replica::Replica(store::EtcdRegistryStore& store, registry::Registry& registry, Options options)
     : store_(store), registry_(registry), options_(std::move(options)) {}
 

@@ -34,6 +34,7 @@
 #include "ppe-service/cluster/lease_keeper.h"
 #include "ppe-service/registry/registry.h"
 #include "ppe-service/store/etcd_registry_store.h"
+#include "ppe/config/v1/config.pb.h"
 
 namespace ppe::cluster {
 
@@ -48,6 +49,8 @@ class Replica {
     absl::Duration heartbeat = absl::Seconds(1);
     absl::Duration timeout = absl::Seconds(5);  // deadline of each etcd call
   };
+  // listen (as the address) and registry.etcd_lease_ttl_s.
+  static Options OptionsFromConfig(const ppe::config::v1::PpeConfig& config);
 
   // One member as its heartbeat key says.
   struct Member {

@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "ppe-service/common/status_macros.h"
 
 namespace ppe {
 
@@ -59,7 +60,7 @@ absl::Status FlagParser::Parse(int argc, const char* const* argv) const {
       if (!positional_) {
         return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", arg, "'"));
       }
-      if (absl::Status s = positional_(arg); !s.ok()) return s;
+      PPE_RETURN_IF_ERROR(positional_(arg));
       continue;
     }
     absl::string_view name = arg.substr(2);
@@ -73,7 +74,7 @@ absl::Status FlagParser::Parse(int argc, const char* const* argv) const {
     auto it = flags_.find(name);
     if (it != flags_.end() && !it->second.takes_value) {
       if (has_value) return absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value"));
-      if (absl::Status s = it->second.set(""); !s.ok()) return s;
+      PPE_RETURN_IF_ERROR(it->second.set(""));
       continue;
     }
     if (it == flags_.end() && others_ == nullptr) {

@@ -2,8 +2,6 @@
 
 // The one logging header: spdlog, configured once by the binary.
 #include <string>
-#include <string_view>
-#include "absl/strings/string_view.h"
 
 #include <spdlog/spdlog.h>
 

@@ -49,6 +49,7 @@ absl::Status ParseTextProto(const std::string& text, const std::string& origin,
 
 absl::Status FieldError(const std::string& origin, const std::string& field,
                         const std::string& what) {
+  if (origin.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
   return absl::InvalidArgumentError(absl::StrCat(origin, ": ", field, ": ", what));
 }
 

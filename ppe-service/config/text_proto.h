@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "ppe-service/common/status_macros.h"
 
 namespace ppe::config {
 
@@ -21,11 +22,12 @@ absl::Status ParseTextProto(const std::string& text, const std::string& origin,
 template <typename Message>
 absl::StatusOr<Message> ParseTextProto(const std::string& text, const std::string& origin) {
   Message msg;
-  if (absl::Status s = ParseTextProto(text, origin, msg); !s.ok()) return s;
+  PPE_RETURN_IF_ERROR(ParseTextProto(text, origin, msg));
   return msg;
 }
 
-// INVALID_ARGUMENT "ORIGIN: FIELD: WHAT", the form every validation error takes.
+// INVALID_ARGUMENT "ORIGIN: FIELD: WHAT", the form every validation error takes
+// ("FIELD: WHAT" when `origin` is empty).
 absl::Status FieldError(const std::string& origin, const std::string& field,
                         const std::string& what);
 

@@ -2,7 +2,7 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
+
 #include "absl/strings/string_view.h"
 
 namespace ppe::cpt {

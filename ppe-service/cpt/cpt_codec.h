@@ -2,11 +2,10 @@
 
 #include <memory>
 #include <string>
-#include <string_view>
-#include "absl/strings/string_view.h"
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "ppe-service/cpt/attributes.h"
 #include "ppe-service/cpt/cpt_check.h"

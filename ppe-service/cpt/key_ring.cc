@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "absl/strings/string_view.h"
+#include "ppe-service/common/status_macros.h"
 
 #include <cerrno>
 #include <cstring>
@@ -43,7 +44,7 @@ absl::StatusOr<KeyRing> KeyRing::LoadOrCreate(const std::string& path) {
   if (stat(path.c_str(), &st) != 0) {
     if (errno != ENOENT)
       return absl::InternalError(absl::StrCat("stat ", path, ": ", strerror(errno)));
-    if (absl::Status s = CreateKeyFile(path); !s.ok()) return s;
+    PPE_RETURN_IF_ERROR(CreateKeyFile(path));
   } else if ((st.st_mode & 077) != 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("key file ", path, " is readable by others; chmod 600 it"));

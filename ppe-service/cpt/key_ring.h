@@ -2,10 +2,9 @@
 
 #include <map>
 #include <string>
-#include <string_view>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace ppe::cpt {
 

@@ -1,5 +1,6 @@
 #include "ppe-service/cpt/region_table.h"
 
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/cpt/geoip_db.h"
 
 #include <arpa/inet.h>
@@ -46,9 +47,8 @@ bool Prefix::Contains(const Prefix& other) const {
 }
 
 absl::Status RegionTable::Add(absl::string_view cidr, std::string region) {
-  absl::StatusOr<Prefix> p = Prefix::Parse(cidr);
-  if (!p.ok()) return p.status();
-  rules_.push_back({*p, std::move(region)});
+  PPE_ASSIGN_OR_RETURN(Prefix p, Prefix::Parse(cidr));
+  rules_.push_back({p, std::move(region)});
   std::stable_sort(rules_.begin(), rules_.end(), [](const Rule& a, const Rule& b) {
     return a.prefix.length + (a.prefix.v4 ? 96 : 0) > b.prefix.length + (b.prefix.v4 ? 96 : 0);
   });

@@ -1,8 +1,8 @@
 #pragma once
 
 #include <string>
-#include <string_view>
 #include <vector>
+
 #include "absl/strings/string_view.h"
 
 namespace ppe::dns {

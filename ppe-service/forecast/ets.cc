@@ -300,7 +300,7 @@ std::string EtsSpec::Name() const {
                       HasSeason(*this) ? absl::StrCat("[", period, "]") : "");
 }
 
-absl::StatusOr<EtsSpec> EtsSpec::Parse(std::string_view code, int period) {
+absl::StatusOr<EtsSpec> EtsSpec::Parse(absl::string_view code, int period) {
   std::string c;
   for (char ch : code) {
     if (ch != ',' && ch != ' ') c.push_back(static_cast<char>(std::toupper(ch)));

@@ -16,10 +16,10 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "ppe-service/forecast/model.h"
 
 namespace ppe::forecast {
@@ -40,7 +40,7 @@ struct EtsSpec {
   // "ETS(M,Ad,A)".
   std::string Name() const;
   // Parses "ANN", "MAdM", "A,Ad,N" style codes.
-  static absl::StatusOr<EtsSpec> Parse(std::string_view code, int period);
+  static absl::StatusOr<EtsSpec> Parse(absl::string_view code, int period);
   // Number of states in the R layout: level, [trend], [period seasonals].
   int NumStates() const;
 };

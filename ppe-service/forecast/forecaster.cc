@@ -19,7 +19,7 @@
 
 namespace ppe::forecast {
 
-absl::StatusOr<ModelFamily> ParseModelFamily(std::string_view name) {
+absl::StatusOr<ModelFamily> ParseModelFamily(absl::string_view name) {
   const std::string n = absl::AsciiStrToLower(std::string(name));
   if (n == "auto") return ModelFamily::kAuto;
   if (n == "ets") return ModelFamily::kEts;

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "ppe-service/forecast/model.h"
 
 namespace ppe::forecast {
@@ -43,7 +44,7 @@ enum class ModelFamily {
   kNaive,
 };
 
-absl::StatusOr<ModelFamily> ParseModelFamily(std::string_view name);
+absl::StatusOr<ModelFamily> ParseModelFamily(absl::string_view name);
 
 // Which seasonal decomposition the automatic selection tries for long (> 24)
 // or several periods (one short period always uses the classical one).

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "ppe-service/common/status_macros.h"
 
 namespace ppe::forecast {
 
@@ -111,9 +112,8 @@ absl::StatusOr<std::unique_ptr<Model>> FitIntermittent(std::span<const double> y
   std::unique_ptr<IntermittentModel> best;
   for (IntermittentMethod m :
        {IntermittentMethod::kSba, IntermittentMethod::kCroston, IntermittentMethod::kTsb}) {
-    absl::StatusOr<std::unique_ptr<IntermittentModel>> fit = IntermittentModel::Fit(y, m);
-    if (!fit.ok()) return fit.status();
-    if (!best || (*fit)->Sigma2() < best->Sigma2()) best = std::move(*fit);
+    PPE_ASSIGN_OR_RETURN(std::unique_ptr<IntermittentModel> fit, IntermittentModel::Fit(y, m));
+    if (!best || fit->Sigma2() < best->Sigma2()) best = std::move(fit);
   }
   return std::unique_ptr<Model>(std::move(best));
 }

@@ -11,7 +11,7 @@
 
 namespace ppe::forecast {
 
-absl::StatusOr<std::vector<double>> ParseSeries(std::string_view text_in) {
+absl::StatusOr<std::vector<double>> ParseSeries(absl::string_view text_in) {
   const absl::string_view text(text_in.data(), text_in.size());
   std::vector<double> y;
   int line_no = 0;

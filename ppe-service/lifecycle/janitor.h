@@ -5,6 +5,7 @@
 #include "ppe-service/common/periodic_thread.h"
 #include "ppe-service/registry/registry.h"
 #include "ppe-service/vm/vm_manager.h"
+#include "ppe/config/v1/config.pb.h"
 
 namespace ppe::lifecycle {
 
@@ -22,6 +23,13 @@ class Janitor {
     absl::Duration drain = absl::Seconds(60);
     absl::Duration interval = absl::Seconds(10);
   };
+  // registry.idle_profile_expiry_s, drain_s and janitor_interval_s.
+  static Options OptionsFromConfig(const ppe::config::v1::PpeConfig& config) {
+    const auto& r = config.registry();
+    return {.idle_expiry = absl::Seconds(r.idle_profile_expiry_s()),
+            .drain = absl::Seconds(r.drain_s()),
+            .interval = absl::Seconds(r.janitor_interval_s())};
+  }
   struct Report {
     int flushed = 0, expired = 0, released = 0, removed = 0, errors = 0;
   };

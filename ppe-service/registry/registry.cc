@@ -9,6 +9,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
+#include "ppe-service/cpt/attributes_proto.h"
 #include "ppe/registry/v1/records.pb.h"
 
 namespace ppe::registry {
@@ -33,12 +35,7 @@ int64_t Ms(absl::Time t) {
 ppe::registry::v1::Profile ToProto(const ProfileRecord& p) {
   ppe::registry::v1::Profile out;
   out.set_cpt(p.cpt);
-  auto* a = out.mutable_attributes();
-  a->set_region(p.attributes.region);
-  a->set_device_class(p.attributes.device_class);
-  a->set_service_tier(p.attributes.service_tier);
-  a->set_time_bucket(p.attributes.time_bucket);
-  a->set_request_pattern(p.attributes.request_pattern);
+  cpt::AttributesToProto(p.attributes, out.mutable_attributes());
   out.set_origin(p.origin);
   out.set_created_unix_ms(Ms(p.created));
   out.set_last_seen_unix_ms(Ms(p.last_seen));
@@ -51,11 +48,7 @@ ppe::registry::v1::Profile ToProto(const ProfileRecord& p) {
 ProfileRecord FromProto(const ppe::registry::v1::Profile& p) {
   ProfileRecord out;
   out.cpt = p.cpt();
-  out.attributes = {.region = p.attributes().region(),
-                    .device_class = p.attributes().device_class(),
-                    .service_tier = p.attributes().service_tier(),
-                    .time_bucket = p.attributes().time_bucket(),
-                    .request_pattern = p.attributes().request_pattern()};
+  out.attributes = cpt::AttributesFromProto(p.attributes());
   out.origin = p.origin();
   out.created = absl::FromUnixMillis(p.created_unix_ms());
   out.last_seen = absl::FromUnixMillis(p.last_seen_unix_ms());
@@ -153,12 +146,10 @@ Registry::~Registry() { StopFollowing(); }
 
 absl::Status Registry::Load() {
   absl::MutexLock write(&write_mu_);
-  absl::StatusOr<std::optional<store::KeyValue>> meta = store_.Get(kInstanceKey);
-  if (!meta.ok()) return meta.status();
+  PPE_ASSIGN_OR_RETURN(std::optional<store::KeyValue> meta, store_.Get(kInstanceKey));
   ppe::registry::v1::Instance instance;
-  if (meta->has_value()) {
-    if (!instance.ParseFromString((*meta)->value))
-      return absl::DataLossError("bad instance record");
+  if (meta.has_value()) {
+    if (!instance.ParseFromString(meta->value)) return absl::DataLossError("bad instance record");
   } else {
     unsigned char id[8];
     RAND_bytes(id, sizeof id);
@@ -166,14 +157,13 @@ absl::Status Registry::Load() {
         absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(id), sizeof id)));
     instance.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
     // Two replicas starting at once on an empty store agree on the first id.
-    absl::StatusOr<store::TxnResult> r =
+    PPE_ASSIGN_OR_RETURN(
+        store::TxnResult r,
         store_.Txn({.compares = {store::Compare::Absent(kInstanceKey)},
-                    .success = {store::Op::Put(kInstanceKey, Serialize(instance))}});
-    if (!r.ok()) return r.status();
-    if (!r->succeeded) {
-      absl::StatusOr<std::optional<store::KeyValue>> again = store_.Get(kInstanceKey);
-      if (!again.ok()) return again.status();
-      if (!again->has_value() || !instance.ParseFromString((*again)->value))
+                    .success = {store::Op::Put(kInstanceKey, Serialize(instance))}}));
+    if (!r.succeeded) {
+      PPE_ASSIGN_OR_RETURN(std::optional<store::KeyValue> again, store_.Get(kInstanceKey));
+      if (!again.has_value() || !instance.ParseFromString(again->value))
         return absl::DataLossError("bad instance record");
     }
   }
@@ -242,10 +232,8 @@ absl::Status Registry::Follow() {
     following_ = true;
     from = loaded_revision_ + 1;
   }
-  absl::StatusOr<std::unique_ptr<store::WatchHandle>> watch =
-      store_.Watch("/ppe/", from, [this](const store::WatchResponse& r) { OnWatch(r); });
-  if (!watch.ok()) return watch.status();
-  watch_ = std::move(*watch);
+  PPE_ASSIGN_OR_RETURN(
+      watch_, store_.Watch("/ppe/", from, [this](const store::WatchResponse& r) { OnWatch(r); }));
   // Re-reads everything when the watch ends (compaction, a store error).
   follower_ = std::thread([this] {
     while (true) {
@@ -382,7 +370,7 @@ void Registry::ApplyLocked(const std::vector<store::WatchEvent>& events,
       deleted_at_.erase(key);
     }
     if (profile) {
-      std::string cpt = key.substr(std::string_view(kProfilePrefix).size());
+      std::string cpt = key.substr(absl::string_view(kProfilePrefix).size());
       if (event.type == store::EventType::kDelete) {
         profiles_.erase(cpt);
         flushed_seen_.erase(cpt);
@@ -408,7 +396,7 @@ void Registry::ApplyLocked(const std::vector<store::WatchEvent>& events,
       changed.push_back(cpt);
       continue;
     }
-    std::string name = key.substr(std::string_view(kVmPrefix).size());
+    std::string name = key.substr(absl::string_view(kVmPrefix).size());
     auto old = vms_.find(name);
     auto leave_pool = [&](const VmRecord& vm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       if (auto p = profiles_.find(vm.cpt); p != profiles_.end()) {
@@ -462,13 +450,11 @@ absl::StatusOr<store::TxnResult> Registry::Commit(store::Txn txn) {
   const bool own_compares = !txn.compares.empty();
   const std::shared_ptr<const Fence> fence = current_fence;
   if (fence != nullptr) {
-    absl::StatusOr<store::Txn> fenced = (*fence)(std::move(txn));
-    if (!fenced.ok()) return fenced.status();
-    txn = std::move(*fenced);
+    PPE_ASSIGN_OR_RETURN(store::Txn fenced, (*fence)(std::move(txn)));
+    txn = std::move(fenced);
   }
-  absl::StatusOr<store::TxnResult> r = store_.Txn(txn);
-  if (!r.ok()) return r.status();
-  if (!r->succeeded) {
+  PPE_ASSIGN_OR_RETURN(store::TxnResult r, store_.Txn(txn));
+  if (!r.succeeded) {
     if (fence == nullptr) return r;
     if (!own_compares) {
       fenced_refusals_.fetch_add(1);
@@ -486,7 +472,7 @@ absl::StatusOr<store::TxnResult> Registry::Commit(store::Txn txn) {
         op.type == store::Op::Type::kPut ? store::EventType::kPut : store::EventType::kDelete;
     event.kv.key = op.key;
     event.kv.value = op.value;
-    event.kv.mod_revision = r->revision;
+    event.kv.mod_revision = r.revision;
     if (op.type != store::Op::Type::kDeletePrefix) events.push_back(std::move(event));
   }
   std::vector<std::string> changed;
@@ -627,19 +613,18 @@ absl::StatusOr<bool> Registry::RegisterProfile(const std::string& cpt,
   }
   ProfileRecord p{
       .cpt = cpt, .attributes = attributes, .origin = origin, .created = now, .last_seen = now};
-  absl::StatusOr<store::TxnResult> r =
+  PPE_ASSIGN_OR_RETURN(
+      store::TxnResult r,
       Commit({.compares = {store::Compare::Absent(ProfileKey(cpt))},
-              .success = {store::Op::Put(ProfileKey(cpt), Serialize(ToProto(p)))}});
-  if (!r.ok()) return r.status();
-  if (r->succeeded) return true;
+              .success = {store::Op::Put(ProfileKey(cpt), Serialize(ToProto(p)))}}));
+  if (r.succeeded) return true;
   // Another replica registered it first: take its record.
-  absl::StatusOr<std::optional<store::KeyValue>> kv = store_.Get(ProfileKey(cpt));
-  if (!kv.ok()) return kv.status();
-  if (kv->has_value()) {
+  PPE_ASSIGN_OR_RETURN(std::optional<store::KeyValue> kv, store_.Get(ProfileKey(cpt)));
+  if (kv.has_value()) {
     std::vector<std::string> changed;
     {
       absl::MutexLock lock(&mu_);
-      ApplyLocked({store::WatchEvent{.type = store::EventType::kPut, .kv = **kv}}, changed);
+      ApplyLocked({store::WatchEvent{.type = store::EventType::kPut, .kv = *kv}}, changed);
     }
     for (const std::string& c : changed) Changed(c);
   }
@@ -737,12 +722,12 @@ absl::StatusOr<std::optional<VmRecord>> Registry::ClaimSpare(const std::string& 
   ppe::registry::v1::Vm spare = ToProto(vm);
   vm.cpt = cpt;
   // Claimed exactly once, also against another replica: the record must still be the spare.
-  absl::StatusOr<store::TxnResult> r =
+  PPE_ASSIGN_OR_RETURN(
+      store::TxnResult r,
       Commit({.compares = {store::Compare::ValueEquals(VmKey(vm.name), Serialize(spare)),
                            store::Compare::Present(ProfileKey(cpt))},
-              .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm)))}});
-  if (!r.ok()) return r.status();
-  if (!r->succeeded) return std::nullopt;
+              .success = {store::Op::Put(VmKey(vm.name), Serialize(ToProto(vm)))}}));
+  if (!r.succeeded) return std::nullopt;
   return vm;
 }
 
@@ -807,17 +792,15 @@ absl::StatusOr<int> Registry::FlushLastSeen() {
   };
   store::Txn all;
   for (const auto& [p, revision] : dirty) txn_of(p, revision, all);
-  absl::StatusOr<store::TxnResult> r = Commit(std::move(all));
-  if (!r.ok()) return r.status();
+  PPE_ASSIGN_OR_RETURN(store::TxnResult r, Commit(std::move(all)));
   int written = static_cast<int>(dirty.size());
-  if (!r->succeeded) {  // one of them changed meanwhile: each on its own
+  if (!r.succeeded) {  // one of them changed meanwhile: each on its own
     written = 0;
     for (const auto& [p, revision] : dirty) {
       store::Txn one;
       txn_of(p, revision, one);
-      absl::StatusOr<store::TxnResult> each = Commit(std::move(one));
-      if (!each.ok()) return each.status();
-      written += each->succeeded;
+      PPE_ASSIGN_OR_RETURN(store::TxnResult each, Commit(std::move(one)));
+      written += each.succeeded;
     }
   }
   absl::MutexLock lock(&mu_);

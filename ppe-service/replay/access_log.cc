@@ -20,7 +20,7 @@ struct Line {
 };
 
 // `host ident user [time] "request" status bytes "referer" "agent"`.
-bool ParseLine(std::string_view raw, Line& out) {
+bool ParseLine(absl::string_view raw, Line& out) {
   absl::string_view line(raw.data(), raw.size());
   const size_t space = line.find(' ');
   const size_t open = line.find('['), close = line.find(']');
@@ -62,7 +62,7 @@ std::string Cohort(const std::string& client) {
 
 }  // namespace
 
-std::string DeviceClass(std::string_view agent_in) {
+std::string DeviceClass(absl::string_view agent_in) {
   const std::string ua = absl::AsciiStrToLower(absl::string_view(agent_in.data(), agent_in.size()));
   auto has = [&](const char* s) { return absl::StrContains(ua, s); };
   if (ua.empty() || ua == "-") return "unknown";
@@ -80,7 +80,7 @@ std::string DeviceClass(std::string_view agent_in) {
   return "unknown";
 }
 
-absl::StatusOr<std::vector<Profile>> ProfilesFromLog(std::string_view text,
+absl::StatusOr<std::vector<Profile>> ProfilesFromLog(absl::string_view text,
                                                      const LogOptions& options, int* skipped) {
   *skipped = 0;
   const int per_bucket = 1440 / std::max(1, options.time_buckets_per_day);
@@ -90,7 +90,7 @@ absl::StatusOr<std::vector<Profile>> ProfilesFromLog(std::string_view text,
   for (absl::string_view raw : absl::StrSplit(absl::string_view(text.data(), text.size()), '\n')) {
     if (absl::StripAsciiWhitespace(raw).empty()) continue;
     std::string cohort;
-    if (!ParseLine(std::string_view(raw.data(), raw.size()), l) ||
+    if (!ParseLine(absl::string_view(raw.data(), raw.size()), l) ||
         (cohort = Cohort(l.client)).empty()) {
       ++*skipped;
       continue;

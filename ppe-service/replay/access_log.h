@@ -1,10 +1,10 @@
 #pragma once
 
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "ppe-service/cpt/region_table.h"
 #include "ppe-service/replay/setup.h"
 
@@ -19,7 +19,7 @@ struct LogOptions {
 // The device class the replay gives a user agent: "bot", "tablet", "mobile",
 // "tv", "desktop", or "unknown". (DNS carries no user agent: in the server
 // the device class comes with the CPT its issuer wrote.)
-std::string DeviceClass(std::string_view user_agent);
+std::string DeviceClass(absl::string_view user_agent);
 
 // One demand series per profile of an Apache/NCSA combined access log, the
 // profile derived as the server derives an untagged client's: the client
@@ -28,7 +28,7 @@ std::string DeviceClass(std::string_view user_agent);
 // and the device class of its user agent. Series run from the log's first
 // bucket to its last. Lines that do not parse are skipped and counted in
 // `skipped`; a log with no valid line is an error.
-absl::StatusOr<std::vector<Profile>> ProfilesFromLog(std::string_view text,
+absl::StatusOr<std::vector<Profile>> ProfilesFromLog(absl::string_view text,
                                                      const LogOptions& options, int* skipped);
 
 }  // namespace ppe::replay

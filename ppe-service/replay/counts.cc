@@ -7,7 +7,7 @@
 
 namespace ppe::replay {
 
-absl::StatusOr<std::vector<double>> ParseCounts(std::string_view text) {
+absl::StatusOr<std::vector<double>> ParseCounts(absl::string_view text) {
   absl::StatusOr<std::vector<double>> y = forecast::ParseSeries(text);
   if (!y.ok()) {
     if (y.status().message() == "the series is empty") {

@@ -9,7 +9,7 @@
 
 namespace ppe::replay {
 
-absl::StatusOr<std::vector<Profile>> SyntheticPopulation(std::string_view m4_csv, int n,
+absl::StatusOr<std::vector<Profile>> SyntheticPopulation(absl::string_view m4_csv, int n,
                                                          double largest_mean, int length) {
   std::vector<std::pair<std::string, std::vector<double>>> shapes;
   for (absl::string_view line :

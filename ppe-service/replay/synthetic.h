@@ -1,9 +1,9 @@
 #pragma once
 
-#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "ppe-service/replay/setup.h"
 
 namespace ppe::replay {
@@ -14,7 +14,7 @@ namespace ppe::replay {
 // `largest_mean / k` requests per bucket; each bucket's count is a Poisson
 // draw around shape x size (fixed seed), so small profiles are sparse.
 // `m4_csv`: the M4 wide CSV (id, then values; short series end early).
-absl::StatusOr<std::vector<Profile>> SyntheticPopulation(std::string_view m4_csv, int n,
+absl::StatusOr<std::vector<Profile>> SyntheticPopulation(absl::string_view m4_csv, int n,
                                                          double largest_mean = 1000,
                                                          int length = 700);
 

@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 
 namespace ppe::resolver {
 namespace {
@@ -34,24 +35,19 @@ absl::Status CheckAttributes(const ppe::v1::Attributes& a) {
                               {"service_tier", a.service_tier()},
                               {"time_bucket", a.time_bucket()},
                               {"request_pattern", a.request_pattern()}}) {
-    if (absl::Status s = CheckAttribute(field, value); !s.ok()) return s;
+    PPE_RETURN_IF_ERROR(CheckAttribute(field, value));
   }
   return absl::OkStatus();
 }
 
-absl::Status CheckService(const ppe::config::v1::PpeConfig& config, absl::string_view service) {
-  std::string lower = absl::AsciiStrToLower(service);
-  for (const auto& z : config.zones()) {
-    for (const auto& s : z.services()) {
-      if (s.name() == lower) return absl::OkStatus();
-    }
-  }
+absl::Status CheckService(const ServiceZones& services, absl::string_view service) {
+  if (services.contains(absl::AsciiStrToLower(service))) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat("unknown service '", LogSafe(service), "'"));
 }
 
-absl::Status CheckLimitsRequest(const ppe::config::v1::PpeConfig& config,
+absl::Status CheckLimitsRequest(const ServiceZones& services,
                                 const ppe::v1::SetProfileLimitsRequest& request) {
-  if (absl::Status s = CheckService(config, request.service()); !s.ok()) return s;
+  PPE_RETURN_IF_ERROR(CheckService(services, request.service()));
   if (request.cpt().size() > kMaxNameBytes) return absl::InvalidArgumentError("cpt is too long");
   if (request.min_vms() < 0 || request.max_vms() < 0 || request.min_vms() > kMaxVmsLimit ||
       request.max_vms() > kMaxVmsLimit) {
@@ -61,14 +57,14 @@ absl::Status CheckLimitsRequest(const ppe::config::v1::PpeConfig& config,
   return absl::OkStatus();
 }
 
-absl::Status CheckReport(const ppe::config::v1::PpeConfig& config,
+absl::Status CheckReport(const ServiceZones& services,
                          const ppe::v1::ReportDemandRequest& request) {
   if (request.entries_size() > kMaxReportEntries) {
     return absl::InvalidArgumentError(absl::StrCat("a report holds at most ", kMaxReportEntries,
                                                    " entries, not ", request.entries_size()));
   }
   for (const auto& e : request.entries()) {
-    if (absl::Status s = CheckService(config, e.service()); !s.ok()) return s;
+    PPE_RETURN_IF_ERROR(CheckService(services, e.service()));
     if (e.cpt().size() > kMaxNameBytes) return absl::InvalidArgumentError("cpt is too long");
     if (e.requests() <= 0 || e.requests() > kMaxReportedRequests) {
       return absl::InvalidArgumentError(absl::StrCat("requests must be within 1..",

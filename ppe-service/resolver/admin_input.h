@@ -3,9 +3,9 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "ppe/config/v1/config.pb.h"
 #include "ppe/v1/admin.pb.h"
 
 namespace ppe::resolver {
@@ -21,13 +21,15 @@ inline constexpr int kMaxVmsLimit = 10'000;  // min_vms / max_vms of SetProfileL
 // (region, device class, tier, time bucket, request pattern); INVALID_ARGUMENT
 // naming the field otherwise.
 absl::Status CheckAttributes(const ppe::v1::Attributes& attributes);
-// A service the config defines; INVALID_ARGUMENT otherwise.
-absl::Status CheckService(const ppe::config::v1::PpeConfig& config, absl::string_view service);
-absl::Status CheckLimitsRequest(const ppe::config::v1::PpeConfig& config,
+// The configured services, each with the zone it is in (ProfileAdmin::Options).
+using ServiceZones = absl::flat_hash_map<std::string, std::string>;
+
+// A configured service (any case); INVALID_ARGUMENT otherwise.
+absl::Status CheckService(const ServiceZones& services, absl::string_view service);
+absl::Status CheckLimitsRequest(const ServiceZones& services,
                                 const ppe::v1::SetProfileLimitsRequest& request);
 // Every entry's service known and 0 < requests <= kMaxReportedRequests, at
 // most kMaxReportEntries entries: a report is taken whole or refused.
-absl::Status CheckReport(const ppe::config::v1::PpeConfig& config,
-                         const ppe::v1::ReportDemandRequest& request);
+absl::Status CheckReport(const ServiceZones& services, const ppe::v1::ReportDemandRequest& request);
 
 }  // namespace ppe::resolver

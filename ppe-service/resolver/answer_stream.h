@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "ppe-service/common/clock.h"
 #include "ppe-service/registry/registry.h"
+#include "ppe/config/v1/config.pb.h"
 #include "ppe/v1/resolver.pb.h"
 
 namespace ppe::resolver {
@@ -34,6 +35,11 @@ class AnswerStream {
     uint32_t time_buckets_per_day = 24;
     uint64_t epoch = 0;  // 0: random
   };
+  // answers.ttl and cpt.time_buckets_per_day; the rest keeps its defaults.
+  static Options OptionsFromConfig(const ppe::config::v1::PpeConfig& config) {
+    return {.ttl = config.answers().ttl(),
+            .time_buckets_per_day = config.cpt().time_buckets_per_day()};
+  }
   using Update = std::shared_ptr<const ppe::v1::AnswerUpdate>;
 
   AnswerStream(registry::Registry& registry, std::vector<std::string> services,

@@ -3,41 +3,42 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
+#include "ppe-service/cpt/attributes_proto.h"
 #include "ppe-service/resolver/admin_input.h"
 
 namespace ppe::resolver {
 
+ProfileAdmin::Options ProfileAdmin::OptionsFromConfig(const ppe::config::v1::PpeConfig& config) {
+  Options o{.drain = absl::Seconds(config.registry().drain_s())};
+  for (const auto& z : config.zones()) {
+    for (const auto& s : z.services()) o.services.emplace(s.name(), z.name());
+  }
+  return o;
+}
+
 absl::StatusOr<ppe::v1::IssueCptResponse> ProfileAdmin::Issue(const std::string& service_name,
                                                               const ppe::v1::Attributes& a) {
   std::string service = absl::AsciiStrToLower(service_name);
-  const ppe::config::v1::Zone* zone = nullptr;
-  for (const auto& z : config_.zones()) {
-    for (const auto& s : z.services()) {
-      if (s.name() == service && zone == nullptr) zone = &z;
-    }
-  }
-  if (zone == nullptr) {
+  auto zone = options_.services.find(service);
+  if (zone == options_.services.end()) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown service '", LogSafe(service_name), "'"));
   }
   if (a.region().empty()) return absl::InvalidArgumentError("attributes.region is required");
-  if (absl::Status s = CheckAttributes(a); !s.ok()) return s;
-  cpt::Attributes attributes = cpt::Canonicalize({.region = a.region(),
-                                                  .device_class = a.device_class(),
-                                                  .service_tier = a.service_tier(),
-                                                  .time_bucket = a.time_bucket(),
-                                                  .request_pattern = a.request_pattern()});
+  PPE_RETURN_IF_ERROR(CheckAttributes(a));
+  cpt::Attributes attributes = cpt::Canonicalize(cpt::AttributesFromProto(a));
   std::string tag = codec_.Encode(attributes);
-  absl::StatusOr<bool> created = registry_.RegisterProfile(tag, attributes, "admin", clock_.Now());
-  if (!created.ok()) return created.status();
+  PPE_ASSIGN_OR_RETURN(bool created,
+                       registry_.RegisterProfile(tag, attributes, "admin", clock_.Now()));
   ppe::v1::IssueCptResponse out;
-  out.set_created(*created);
+  out.set_created(created);
   out.set_cpt(tag);
-  std::string zone_name = zone->name();
+  std::string zone_name = zone->second;
   zone_name.pop_back();
   out.set_hostname(absl::StrCat(tag, ".", service, ".", zone_name));
   out.set_fingerprint(cpt::CptCodec::Fingerprint(tag));
-  if (*created) {
+  if (created) {
     spdlog::info("profile {} issued (region {})", out.fingerprint(), LogSafe(attributes.region));
   }
   return out;
@@ -58,7 +59,8 @@ absl::StatusOr<ppe::v1::IssueCptResponse> ProfileAdmin::UpdateAttributes(
   if (!issued.ok()) return issued;
   if (issued->cpt() == *old_tag) return issued;  // same attributes: nothing changes
   absl::Time now = clock_.Now();
-  if (absl::Status s = registry_.InvalidateProfile(*old_tag, now, now + drain_, issued->cpt());
+  if (absl::Status s =
+          registry_.InvalidateProfile(*old_tag, now, now + options_.drain, issued->cpt());
       !s.ok()) {
     return s;
   }
@@ -72,7 +74,7 @@ absl::StatusOr<ppe::v1::InvalidateProfileResponse> ProfileAdmin::Invalidate(
   absl::StatusOr<std::string> tag = codec_.Parse(request.cpt());
   if (!tag.ok() || !registry_.GetProfile(*tag)) return absl::NotFoundError("no such profile");
   absl::Time now = clock_.Now();
-  if (absl::Status s = registry_.InvalidateProfile(*tag, now, now + drain_); !s.ok()) return s;
+  PPE_RETURN_IF_ERROR(registry_.InvalidateProfile(*tag, now, now + options_.drain));
   ppe::v1::InvalidateProfileResponse out;
   out.set_vms_to_release(static_cast<int32_t>(registry_.ListVms(*tag).size()));
   spdlog::info("profile {} invalidated; {} VMs drain", cpt::CptCodec::Fingerprint(*tag),

@@ -7,6 +7,7 @@
 #include "ppe-service/common/clock.h"
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/registry/registry.h"
+#include "ppe-service/resolver/admin_input.h"
 #include "ppe/config/v1/config.pb.h"
 #include "ppe/v1/admin.pb.h"
 
@@ -16,11 +17,20 @@ namespace ppe::resolver {
 // registry, so it blocks: run it off the gRPC threads.
 class ProfileAdmin {
  public:
-  // `drain`: how long VMs of an invalidated profile keep running (longer than
-  // the TTL their addresses were handed out with).
-  ProfileAdmin(const ppe::config::v1::PpeConfig& config, const cpt::CptCodec& codec,
-               registry::Registry& registry, const Clock& clock, absl::Duration drain)
-      : config_(config), codec_(codec), registry_(registry), clock_(clock), drain_(drain) {}
+  struct Options {
+    // Each configured service and the zone it is in ("video" ->
+    // "cdn.example.test."); a service in several zones is issued in the first.
+    ServiceZones services{};
+    // How long VMs of an invalidated profile keep running (longer than the
+    // TTL their addresses were handed out with).
+    absl::Duration drain = absl::Seconds(60);
+  };
+  // The zones' services and registry.drain_s.
+  static Options OptionsFromConfig(const ppe::config::v1::PpeConfig& config);
+
+  ProfileAdmin(Options options, const cpt::CptCodec& codec, registry::Registry& registry,
+               const Clock& clock)
+      : options_(std::move(options)), codec_(codec), registry_(registry), clock_(clock) {}
 
   // Attributes -> CPT and tagged hostname; registers the profile (no VM until
   // the first query). Idempotent for the same attributes.
@@ -31,17 +41,17 @@ class ProfileAdmin {
       const ppe::v1::UpdateAttributesRequest& request);
   absl::StatusOr<ppe::v1::InvalidateProfileResponse> Invalidate(
       const ppe::v1::InvalidateProfileRequest& request);
-  const ppe::config::v1::PpeConfig& config() const { return config_; }
+  // The services Admin requests may name (admin_input.h's checks take them).
+  const ServiceZones& services() const { return options_.services; }
 
  private:
   absl::StatusOr<ppe::v1::IssueCptResponse> Issue(const std::string& service,
                                                   const ppe::v1::Attributes& attributes);
 
-  const ppe::config::v1::PpeConfig& config_;
+  const Options options_;
   const cpt::CptCodec& codec_;
   registry::Registry& registry_;
   const Clock& clock_;
-  absl::Duration drain_;
 };
 
 }  // namespace ppe::resolver

@@ -58,39 +58,46 @@ ppe::v1::Record MakeRecord(absl::string_view qname, absl::string_view qtype, std
   return r;
 }
 
-CohortDemand::Options CohortOptions(const ppe::config::v1::PpeConfig& config) {
-  const auto& c = config.cohorts();
-  CohortDemand::Options o;
-  if (c.min_requests() > 0) o.min_requests = c.min_requests();
-  if (c.buckets() > 0) o.buckets = static_cast<int>(c.buckets());
-  uint32_t bucket_ms = c.bucket_ms() > 0 ? c.bucket_ms() : config.scaler().bucket_ms();
-  if (bucket_ms > 0) o.bucket = absl::Milliseconds(bucket_ms);
-  if (c.probe_window_ms() > 0) o.probe_window = absl::Milliseconds(c.probe_window_ms());
-  if (c.max_tracked() > 0) o.max_tracked = c.max_tracked();
-  return o;
-}
-
 // How long the shared pool's address list is reused before it is read again.
 constexpr absl::Duration kSharedPoolRefresh = absl::Seconds(1);
 
 }  // namespace
 
-ResolverEngine::ResolverEngine(const ppe::config::v1::PpeConfig& config, const cpt::CptCodec& codec,
+ResolverEngine::Options ResolverEngine::OptionsFromConfig(
+    const ppe::config::v1::PpeConfig& config) {
+  Options o{
+      .zones = {config.zones().begin(), config.zones().end()},
+      .ttl = config.answers().ttl(),
+      .fallback_ttl = config.answers().fallback_ttl(),
+      .allocation_wait = absl::Milliseconds(config.answers().allocation_wait_ms()),
+      .time_buckets_per_day = config.cpt().time_buckets_per_day(),
+      .registrations_per_minute = static_cast<double>(config.limits().registrations_per_minute()),
+      .registrations_burst = static_cast<double>(config.limits().registrations_burst())};
+  const auto& c = config.cohorts();
+  if (c.min_requests() > 0) o.cohorts.min_requests = c.min_requests();
+  if (c.buckets() > 0) o.cohorts.buckets = static_cast<int>(c.buckets());
+  uint32_t bucket_ms = c.bucket_ms() > 0 ? c.bucket_ms() : config.scaler().bucket_ms();
+  if (bucket_ms > 0) o.cohorts.bucket = absl::Milliseconds(bucket_ms);
+  if (c.probe_window_ms() > 0) o.cohorts.probe_window = absl::Milliseconds(c.probe_window_ms());
+  if (c.max_tracked() > 0) o.cohorts.max_tracked = c.max_tracked();
+  return o;
+}
+
+ResolverEngine::ResolverEngine(Options options, const cpt::CptCodec& codec,
                                const cpt::RegionTable& regions, registry::Registry& registry,
                                vm::VmManager& vms, TimerQueue& timers, const Clock& clock,
                                scaler::DemandTracker* demand)
-    : config_(config),
+    : options_(std::move(options)),
       codec_(codec),
       regions_(regions),
       registry_(registry),
       vms_(vms),
       timers_(timers),
       clock_(clock),
-      registrations_(config.limits().registrations_per_minute(),
-                     config.limits().registrations_burst()),
+      registrations_(options_.registrations_per_minute, options_.registrations_burst),
       demand_(demand),
-      cohorts_(CohortOptions(config)) {
-  for (const auto& z : config_.zones()) {
+      cohorts_(options_.cohorts) {
+  for (const auto& z : options_.zones) {
     std::vector<std::string> services;
     for (const auto& s : z.services()) services.push_back(s.name());
     zones_.push_back(Zone{dns::NameParser(z.name(), services), &z});
@@ -118,7 +125,7 @@ ResolverEngine::ResolverEngine(const ppe::config::v1::PpeConfig& config, const c
       ppe::v1::ServiceInfo* si = info->add_services();
       si->set_name(s.name());
       si->mutable_fallback_addresses()->CopyFrom(s.fallback_addresses());
-      si->set_fallback_ttl(config_.answers().fallback_ttl());
+      si->set_fallback_ttl(options_.fallback_ttl);
     }
   }
 }
@@ -148,7 +155,7 @@ ResolverEngine::Derived ResolverEngine::DeriveAttributes(const ResolveRequest& r
   }
   absl::CivilMinute now = absl::ToCivilMinute(clock_.Now(), absl::UTCTimeZone());
   int minute_of_day = now.hour() * 60 + now.minute();
-  d.bucket = dns::TimeBucketIndex(minute_of_day, config_.cpt().time_buckets_per_day());
+  d.bucket = dns::TimeBucketIndex(minute_of_day, options_.time_buckets_per_day);
   d.attributes.time_bucket = absl::StrCat("tod", d.bucket);
   return d;
 }
@@ -300,12 +307,12 @@ void ResolverEngine::AnswerShared(Query& q) {
     stats_.fallbacks.fetch_add(1, std::memory_order_relaxed);
     std::vector<std::string> addresses(q.service->fallback_addresses().begin(),
                                        q.service->fallback_addresses().end());
-    AddAddressRecords(q, addresses, config_.answers().fallback_ttl());
+    AddAddressRecords(q, addresses, options_.fallback_ttl);
     return;
   }
   q.response.set_source(ResolveResponse::SOURCE_SHARED);
   stats_.shared.fetch_add(1, std::memory_order_relaxed);
-  AddAddressRecords(q, spares, config_.answers().ttl());
+  AddAddressRecords(q, spares, options_.ttl);
 }
 
 void ResolverEngine::AnswerProfile(std::shared_ptr<Query> q, const std::string& cpt,
@@ -316,11 +323,11 @@ void ResolverEngine::AnswerProfile(std::shared_ptr<Query> q, const std::string& 
   if (!ready.empty() || !q->want_v4) {
     q->response.set_source(ResolveResponse::SOURCE_POOL);
     stats_.from_pool.fetch_add(1, std::memory_order_relaxed);
-    AddAddressRecords(*q, ready, config_.answers().ttl());
+    AddAddressRecords(*q, ready, options_.ttl);
     return q->Finish();
   }
   // No ready VM: allocate, and answer whichever comes first, the VM or the deadline.
-  timers_.RunAfter(absl::Milliseconds(config_.answers().allocation_wait_ms()), [this, q] {
+  timers_.RunAfter(options_.allocation_wait, [this, q] {
     if (!q->Claim()) return;
     AnswerFallback(*q);
     q->Deliver();
@@ -343,7 +350,7 @@ void ResolverEngine::AnswerProfile(std::shared_ptr<Query> q, const std::string& 
                     if (ready.empty()) ready.push_back(*ip);
                     q->response.set_source(ResolveResponse::SOURCE_ALLOCATED);
                     stats_.allocated.fetch_add(1, std::memory_order_relaxed);
-                    AddAddressRecords(*q, ready, config_.answers().ttl());
+                    AddAddressRecords(*q, ready, options_.ttl);
                   }
                   q->Deliver();
                 });
@@ -366,7 +373,7 @@ void ResolverEngine::AnswerFallback(Query& q) {
   q.scope = dns::ClientScope(q.request.real_remote(), q.request.remote());
   std::vector<std::string> addresses(q.service->fallback_addresses().begin(),
                                      q.service->fallback_addresses().end());
-  AddAddressRecords(q, addresses, config_.answers().fallback_ttl());
+  AddAddressRecords(q, addresses, options_.fallback_ttl);
 }
 
 }  // namespace ppe::resolver

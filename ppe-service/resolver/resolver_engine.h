@@ -33,9 +33,27 @@ class ResolverEngine {
  public:
   using Done = std::function<void(ppe::v1::ResolveResponse)>;
 
-  ResolverEngine(const ppe::config::v1::PpeConfig& config, const cpt::CptCodec& codec,
-                 const cpt::RegionTable& regions, registry::Registry& registry, vm::VmManager& vms,
-                 TimerQueue& timers, const Clock& clock, scaler::DemandTracker* demand = nullptr);
+  // What the engine answers and how: its zones (defaults filled, as
+  // config::FillDefaults leaves them), TTLs, the allocation wait, the
+  // time-of-day buckets of derived attributes, the registration rate limit
+  // and when untagged demand makes a cohort a profile.
+  struct Options {
+    std::vector<ppe::config::v1::Zone> zones{};
+    uint32_t ttl = 30;
+    uint32_t fallback_ttl = 5;
+    absl::Duration allocation_wait = absl::Milliseconds(150);
+    uint32_t time_buckets_per_day = 4;
+    double registrations_per_minute = 60;
+    double registrations_burst = 20;
+    CohortDemand::Options cohorts{};
+  };
+  // zones, answers, cpt.time_buckets_per_day, limits.registrations_*,
+  // cohorts (bucket_ms defaulting to scaler.bucket_ms).
+  static Options OptionsFromConfig(const ppe::config::v1::PpeConfig& config);
+
+  ResolverEngine(Options options, const cpt::CptCodec& codec, const cpt::RegionTable& regions,
+                 registry::Registry& registry, vm::VmManager& vms, TimerQueue& timers,
+                 const Clock& clock, scaler::DemandTracker* demand = nullptr);
 
   // Counters for metrics (relaxed atomics, read by the exporter).
   struct Stats {
@@ -97,7 +115,7 @@ class ResolverEngine {
   std::vector<std::string> SharedPool(const std::string& service);
   void Register(CohortDemand::Due due);
 
-  const ppe::config::v1::PpeConfig& config_;
+  const Options options_;  // zones_ and queries point into options_.zones
   const cpt::CptCodec& codec_;
   const cpt::RegionTable& regions_;
   registry::Registry& registry_;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/forecast/forecaster.h"
 #include "ppe-service/forecast/intermittent.h"
@@ -63,6 +64,33 @@ bool SplitKey(absl::string_view key, absl::string_view prefix, bool chunk, std::
 }
 
 }  // namespace
+
+Scaler::Options Scaler::OptionsFromConfig(const ppe::config::v1::PpeConfig& config) {
+  using ppe::config::v1::Scaler;
+  const Scaler& sc = config.scaler();
+  Options o{.mode = sc.mode() == Scaler::OFF        ? Mode::kOff
+                    : sc.mode() == Scaler::REACTIVE ? Mode::kReactive
+                                                    : Mode::kPredictive,
+            .bucket = absl::Milliseconds(sc.bucket_ms()),
+            .lead_buffer = absl::Milliseconds(sc.lead_buffer_ms()),
+            .level = sc.level(),
+            .refit_every = static_cast<int>(sc.refit_every_buckets()),
+            .cooldown = static_cast<int>(sc.cooldown_buckets()),
+            .periods = {sc.seasonal_periods().begin(), sc.seasonal_periods().end()},
+            .history_buckets = static_cast<int>(sc.history_buckets()),
+            .checkpoint_every = static_cast<int>(sc.checkpoint_every_buckets()),
+            .keep_warm = static_cast<int>(sc.keep_warm_buckets()),
+            .min_vms = static_cast<int>(sc.min_vms_per_profile()),
+            .max_vms = static_cast<int>(config.limits().max_vms_per_profile()),
+            .budget = static_cast<int>(config.limits().max_vms_total()),
+            .drain = absl::Seconds(config.registry().drain_s()),
+            .adaptive_spares = sc.adaptive_spares(),
+            .pool_sparse = sc.pool_sparse()};
+  for (const auto& zone : config.zones()) {
+    for (const auto& svc : zone.services()) o.requests_per_vm[svc.name()] = svc.requests_per_vm();
+  }
+  return o;
+}
 
 Scaler::Scaler(registry::Registry& registry, vm::VmManager& vms, DemandTracker& demand,
                ThreadPool& workers, const Clock& clock, Options options,
@@ -452,10 +480,8 @@ void Scaler::Write(const std::vector<store::Op>& ops,
 
 absl::Status Scaler::Load() {
   if (store_ == nullptr) return absl::OkStatus();
-  absl::StatusOr<store::RangeResult> limits = store_->List(kLimitsPrefix);
-  if (!limits.ok()) return limits.status();
-  absl::StatusOr<store::RangeResult> demand = store_->List(kDemandPrefix);
-  if (!demand.ok()) return demand.status();
+  PPE_ASSIGN_OR_RETURN(store::RangeResult limits, store_->List(kLimitsPrefix));
+  PPE_ASSIGN_OR_RETURN(store::RangeResult demand, store_->List(kDemandPrefix));
   const int64_t now = BucketOf(clock_.Now());
   const int64_t kept = std::max<int64_t>(options_.history_buckets, int64_t{kRollup} * kRollupKept);
   const int64_t bucket_ms = absl::ToInt64Milliseconds(options_.bucket);
@@ -464,7 +490,7 @@ absl::Status Scaler::Load() {
   {
     absl::MutexLock lock(&mu_);
     std::string cpt, service;
-    for (const store::KeyValue& kv : limits->kvs) {
+    for (const store::KeyValue& kv : limits.kvs) {
       ppe::registry::v1::ScalingLimits l;
       if (!SplitKey(kv.key, kLimitsPrefix, false, &cpt, &service) || !registry_.IsActive(cpt) ||
           !l.ParseFromString(kv.value)) {
@@ -476,7 +502,7 @@ absl::Status Scaler::Load() {
       s.max_override = l.max_vms() == 0 ? -1 : l.max_vms();
       ++restored_limits;
     }
-    for (const store::KeyValue& kv : demand->kvs) {
+    for (const store::KeyValue& kv : demand.kvs) {
       ppe::registry::v1::DemandChunk chunk;
       // Keys of one series sort by bucket (zero-padded), so counts go in in order.
       if (!SplitKey(kv.key, kDemandPrefix, true, &cpt, &service) || !registry_.IsActive(cpt) ||
@@ -498,8 +524,7 @@ absl::Status Scaler::Load() {
   if (!stale.empty()) {
     store::Txn txn;
     txn.success = std::move(stale);
-    absl::StatusOr<store::TxnResult> r = store_->Txn(txn);
-    if (!r.ok()) return r.status();
+    PPE_RETURN_IF_ERROR(store_->Txn(txn).status());
   }
   spdlog::info("scaler: restored {} limits and {} demand chunks; deleted {} stale keys",
                restored_limits, restored_chunks, deleted);

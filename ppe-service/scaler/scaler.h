@@ -23,6 +23,7 @@
 #include "ppe-service/store/registry_store.h"
 #include "ppe-service/vm/usage_signal.h"
 #include "ppe-service/vm/vm_manager.h"
+#include "ppe/config/v1/config.pb.h"
 
 namespace ppe::scaler {
 
@@ -85,6 +86,9 @@ class Scaler {
     // small profile is ready for its service's daily peak.
     bool pool_sparse = false;
   };
+  // The `scaler` section, limits.max_vms_per_profile and max_vms_total,
+  // registry.drain_s and each service's requests_per_vm.
+  static Options OptionsFromConfig(const ppe::config::v1::PpeConfig& config);
 
   // `store` (may be null: nothing kept across restarts) holds the limits and
   // demand checkpoints, next to the registry's keys.

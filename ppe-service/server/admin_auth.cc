@@ -24,6 +24,8 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
+#include "ppe-service/config/validators.h"
 
 namespace ppe::server {
 namespace {
@@ -101,11 +103,10 @@ absl::StatusOr<std::vector<std::string>> ReadTokens(const std::string& path) {
                                               "chmod 600 it",
                                               path, st.st_mode & 07777));
   }
-  absl::StatusOr<std::string> text = ReadWholeFile(std::string(kField), path);
-  if (!text.ok()) return text.status();
+  PPE_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(std::string(kField), path));
   std::vector<std::string> tokens;
   int line_no = 0;
-  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++line_no;
     line = absl::StripAsciiWhitespace(line);
     if (line.empty() || absl::StartsWith(line, "#")) continue;
@@ -127,100 +128,45 @@ absl::StatusOr<std::vector<std::string>> ReadTokens(const std::string& path) {
 
 }  // namespace
 
-absl::Status ValidateAdminAuthConfig(const PpeConfig& config) {
-  const AdminAuth& a = config.admin_auth();
-  absl::StatusOr<AdminAuthorizer::Mode> mode = ParseMode(a.mode());
-  if (!mode.ok()) return mode.status();
-  const std::string mode_name = a.mode().empty() ? "none" : a.mode();
-  const bool token = *mode == AdminAuthorizer::Mode::kToken;
-  const bool mtls = *mode == AdminAuthorizer::Mode::kMtls;
-
-  if ((token || mtls) && config.admin_listen().empty()) {
-    return FieldError("admin_listen",
-                      absl::StrCat("is required with admin_auth.mode '", mode_name,
-                                   "' (the Resolver port `listen` stays unauthenticated)"));
-  }
-  if (!config.admin_listen().empty() && config.admin_listen() == config.listen()) {
-    return FieldError("admin_listen", "must differ from listen");
-  }
-  if (token && a.token_file().empty()) {
-    return FieldError("admin_auth.token_file", "is required with mode 'token'");
-  }
-  if (!token && !a.token_file().empty()) {
-    return FieldError("admin_auth.token_file",
-                      absl::StrCat("is only used with mode 'token', not '", mode_name, "'"));
-  }
-  if (a.tls_cert_file().empty() != a.tls_key_file().empty()) {
-    return FieldError(
-        a.tls_cert_file().empty() ? "admin_auth.tls_cert_file" : "admin_auth.tls_key_file",
-        "tls_cert_file and tls_key_file go together");
-  }
-  if (mtls && a.tls_cert_file().empty()) {
-    return FieldError("admin_auth.tls_cert_file",
-                      "mode 'mtls' needs tls_cert_file, tls_key_file and client_ca_file");
-  }
-  if (mtls && a.client_ca_file().empty()) {
-    return FieldError("admin_auth.client_ca_file",
-                      "mode 'mtls' needs the CA that signs client certificates");
-  }
-  if (!token && !mtls && !a.tls_cert_file().empty()) {
-    return FieldError("admin_auth.tls_cert_file",
-                      "TLS on the admin port is used with mode 'token' or 'mtls', not 'none'");
-  }
-  if (!mtls && !a.client_ca_file().empty()) {
-    return FieldError("admin_auth.client_ca_file", "is only used with mode 'mtls'");
-  }
-  if (!mtls && a.allowed_client_names_size() > 0) {
-    return FieldError("admin_auth.allowed_client_names", "is only used with mode 'mtls'");
-  }
-  for (int i = 0; i < a.allowed_client_names_size(); ++i) {
-    if (a.allowed_client_names(i).empty()) {
-      return FieldError(absl::StrCat("admin_auth.allowed_client_names[", i, "]"), "is empty");
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::unique_ptr<AdminAuthorizer>> AdminAuthorizer::Create(const PpeConfig& config) {
-  if (absl::Status s = ValidateAdminAuthConfig(config); !s.ok()) return s;
+  PPE_RETURN_IF_ERROR(config::CheckAdminAuth(config, ""));
   const AdminAuth& a = config.admin_auth();
   std::unique_ptr<AdminAuthorizer> auth(new AdminAuthorizer());
   auth->mode_ = *ParseMode(a.mode());
   if (auth->mode_ == Mode::kToken) {
-    absl::StatusOr<std::vector<std::string>> tokens = ReadTokens(a.token_file());
-    if (!tokens.ok()) return tokens.status();
-    for (const auto& t : *tokens) auth->token_digests_.push_back(Sha256(t));
+    PPE_ASSIGN_OR_RETURN(std::vector<std::string> tokens, ReadTokens(a.token_file()));
+    for (const auto& t : tokens) auth->token_digests_.push_back(Sha256(t));
   }
   if (!a.tls_cert_file().empty()) {
-    absl::StatusOr<std::string> cert = ReadWholeFile("admin_auth.tls_cert_file", a.tls_cert_file());
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = ReadWholeFile("admin_auth.tls_key_file", a.tls_key_file());
-    if (!key.ok()) return key.status();
-    if (absl::Status s = CheckPem("admin_auth.tls_cert_file", a.tls_cert_file(), *cert, false);
+    PPE_ASSIGN_OR_RETURN(std::string cert,
+                         ReadWholeFile("admin_auth.tls_cert_file", a.tls_cert_file()));
+    PPE_ASSIGN_OR_RETURN(std::string key,
+                         ReadWholeFile("admin_auth.tls_key_file", a.tls_key_file()));
+    if (absl::Status s = CheckPem("admin_auth.tls_cert_file", a.tls_cert_file(), cert, false);
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = CheckPem("admin_auth.tls_key_file", a.tls_key_file(), *key, true);
+    if (absl::Status s = CheckPem("admin_auth.tls_key_file", a.tls_key_file(), key, true);
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = CheckKeyMatchesCert(*cert, *key); !s.ok()) return s;
+    PPE_RETURN_IF_ERROR(CheckKeyMatchesCert(cert, key));
     struct stat st;
     if (stat(a.tls_key_file().c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
       spdlog::warn("admin_auth.tls_key_file {} is accessible by group or others; chmod 600 it",
                    a.tls_key_file());
     }
-    auth->cert_pem_ = std::move(*cert);
-    auth->key_pem_ = std::move(*key);
+    auth->cert_pem_ = std::move(cert);
+    auth->key_pem_ = std::move(key);
   }
   if (auth->mode_ == Mode::kMtls) {
-    absl::StatusOr<std::string> ca = ReadWholeFile("admin_auth.client_ca_file", a.client_ca_file());
-    if (!ca.ok()) return ca.status();
-    if (absl::Status s = CheckPem("admin_auth.client_ca_file", a.client_ca_file(), *ca, false);
+    PPE_ASSIGN_OR_RETURN(std::string ca,
+                         ReadWholeFile("admin_auth.client_ca_file", a.client_ca_file()));
+    if (absl::Status s = CheckPem("admin_auth.client_ca_file", a.client_ca_file(), ca, false);
         !s.ok()) {
       return s;
     }
-    auth->client_ca_pem_ = std::move(*ca);
+    auth->client_ca_pem_ = std::move(ca);
     for (const auto& n : a.allowed_client_names()) auth->allowed_names_.insert(n);
   }
   return auth;

@@ -19,12 +19,6 @@
 
 namespace ppe::server {
 
-// Checks the `admin_auth` section (and `admin_listen`) of a PpeConfig without
-// reading any file: a known mode, the files each mode needs and no settings the
-// mode would ignore, and a separate admin_listen for "token" and "mtls".
-// Errors name the field ("admin_auth.token_file: ...").
-absl::Status ValidateAdminAuthConfig(const ppe::config::v1::PpeConfig& config);
-
 // Who may call the Admin service, as configured by `admin_auth`:
 //   "none"  everyone (loopback or a trusted network only);
 //   "token" `authorization: Bearer <token>` metadata matching a line of token_file;
@@ -36,7 +30,7 @@ class AdminAuthorizer {
   enum class Mode { kNone, kToken, kMtls };
   static constexpr size_t kMinTokenChars = 16;
 
-  // Validates the config, then reads the token file (which must not be
+  // Checks the section (config::CheckAdminAuth), then reads the token file (which must not be
   // accessible by group or others) and the PEM files. Creates nothing.
   static absl::StatusOr<std::unique_ptr<AdminAuthorizer>> Create(
       const ppe::config::v1::PpeConfig& config);

@@ -25,7 +25,7 @@ class MetricsCollector final : public prometheus::Collectable {
       : engine_(engine), registry_(registry), vms_(vms), scaler_(scaler) {}
 
   // The hypervisor's usage figures (ppe_vm_cpu_seconds_total, ...); may be
-  // null (usage mode "off"). Before the first scrape.
+  // null (usage mode OFF). Before the first scrape.
   void set_usage(const vm::UsageMonitor* usage) { usage_ = usage; }
 
   std::vector<prometheus::MetricFamily> Collect() const override;

@@ -13,18 +13,17 @@
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/clock.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/cpt/geoip_db.h"
 #include "ppe-service/store/etcd_registry_store.h"
-#include "ppe-service/store/memory_registry_store.h"
-#include "ppe-service/store/sqlite_registry_store.h"
+#include "ppe-service/store/open_store.h"
 #include "ppe-service/vm/readiness_probe.h"
 
 namespace ppe::server {
-namespace {
 
 // Holds the Resolver port while the PPE starts: grpc.health.v1.Health says
 // NOT_SERVING, every other method UNAVAILABLE (the plugin answers fallback).
-class StartingServer {
+class PpeApp::StartingServer {
  public:
   static std::unique_ptr<StartingServer> Listen(const std::string& listen) {
     auto out = std::make_unique<StartingServer>();
@@ -59,26 +58,30 @@ class StartingServer {
   std::unique_ptr<grpc::Server> server_;  // after unavailable_: destroyed first
 };
 
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfig config) {
   std::unique_ptr<PpeApp> app(new PpeApp());
   app->config_ = std::move(config);
-  const auto& c = app->config_;
+  PPE_RETURN_IF_ERROR(app->OpenState());
+  PPE_RETURN_IF_ERROR(app->OpenRegistryAndVms());
+  PPE_RETURN_IF_ERROR(app->RestoreVms());
+  PPE_RETURN_IF_ERROR(app->StartHousekeeping());
+  app->BuildServices();
+  PPE_RETURN_IF_ERROR(app->Serve());
+  return app;
+}
 
+absl::Status PpeApp::OpenState() {
+  const auto& c = config_;
   // Admin auth is checked, and its files read, before anything is created.
-  absl::StatusOr<std::unique_ptr<AdminAuthorizer>> admin_auth = AdminAuthorizer::Create(c);
-  if (!admin_auth.ok()) return admin_auth.status();
-  app->admin_auth_ = std::move(*admin_auth);
+  PPE_ASSIGN_OR_RETURN(admin_auth_, AdminAuthorizer::Create(c));
 
   std::error_code ec;
   std::filesystem::create_directories(c.state_dir(), ec);
   if (ec) return absl::InternalError(absl::StrCat("state_dir ", c.state_dir(), ": ", ec.message()));
   chmod(c.state_dir().c_str(), 0700);
 
-  absl::StatusOr<cpt::KeyRing> keys = cpt::KeyRing::LoadOrCreate(c.cpt().key_file());
-  if (!keys.ok()) return keys.status();
-  app->codec_.emplace(std::move(*keys), c.cpt().length());
+  PPE_ASSIGN_OR_RETURN(cpt::KeyRing keys, cpt::KeyRing::LoadOrCreate(c.cpt().key_file()));
+  codec_.emplace(std::move(keys), c.cpt().length());
   {  // a rotation (the operator's new key file on every replica) applies without a restart
     auto mtime = [path = c.cpt().key_file()]() -> int64_t {
       struct stat st {};
@@ -86,8 +89,8 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
     };
     auto seen = std::make_shared<int64_t>(mtime());
-    cpt::CptCodec* codec = &*app->codec_;
-    app->key_reload_.Start(absl::Seconds(1), [codec, mtime, seen, path = c.cpt().key_file()] {
+    cpt::CptCodec* codec = &*codec_;
+    key_reload_.Start(absl::Seconds(1), [codec, mtime, seen, path = c.cpt().key_file()] {
       const int64_t now = mtime();
       if (now == 0 || now == *seen) return;
       absl::StatusOr<cpt::KeyRing> ring = cpt::KeyRing::LoadOrCreate(path);
@@ -104,254 +107,197 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
   }
 
   for (const auto& rule : c.regions()) {
-    if (absl::Status s = app->regions_.Add(rule.cidr(), rule.region()); !s.ok()) return s;
+    PPE_RETURN_IF_ERROR(regions_.Add(rule.cidr(), rule.region()));
   }
   if (!c.geoip().database().empty()) {
-    absl::StatusOr<std::unique_ptr<cpt::GeoIpDb>> geoip =
-        cpt::GeoIpDb::Open(c.geoip().database(), c.geoip().path());
-    if (!geoip.ok()) return geoip.status();
-    app->regions_.SetGeoIp(std::move(*geoip));
+    PPE_ASSIGN_OR_RETURN(std::unique_ptr<cpt::GeoIpDb> geoip,
+                         cpt::GeoIpDb::Open(c.geoip().database(), c.geoip().path()));
+    regions_.SetGeoIp(std::move(geoip));
   }
+  return absl::OkStatus();
+}
 
+absl::Status PpeApp::OpenRegistryAndVms() {
+  const auto& c = config_;
   // The hypervisor hosts (one implicit host without `hosts`) and the services.
-  absl::StatusOr<vm::Hosts> hosts = vm::HostsFromConfig(c);
-  if (!hosts.ok()) return hosts.status();
-  app->hosts_ = std::move(*hosts);
-  absl::StatusOr<std::vector<vm::ServicePlacement>> placements = vm::ServicesFromConfig(c);
-  if (!placements.ok()) return placements.status();
+  PPE_ASSIGN_OR_RETURN(hosts_, vm::HostsFromConfig(c));
+  PPE_ASSIGN_OR_RETURN(vm::VmManager::Options vm_options, vm::VmManager::OptionsFromConfig(c));
+  boot_timeout_ = vm_options.boot_timeout;
 
   // The durable registry: loaded into memory, then libvirt is made to match it
   // before the first query is served.
-  if (c.registry().store() == "memory") {
-    app->store_ = std::make_unique<store::MemoryRegistryStore>();
-  } else if (c.registry().store() == "etcd") {
-    const auto& r = c.registry();
-    absl::StatusOr<std::unique_ptr<store::EtcdRegistryStore>> etcd =
-        store::EtcdRegistryStore::Connect(
-            {.endpoints = {r.etcd_endpoints().begin(), r.etcd_endpoints().end()},
-             .prefix = r.etcd_prefix(),
-             .ca_file = r.etcd_ca_file(),
-             .tls_server_name = r.etcd_tls_server_name(),
-             .cert_file = r.etcd_cert_file(),
-             .key_file = r.etcd_key_file(),
-             .timeout = absl::Milliseconds(r.etcd_timeout_ms())});
-    if (!etcd.ok()) return etcd.status();
-    app->store_ = std::move(*etcd);
-  } else {
-    absl::StatusOr<std::unique_ptr<store::SqliteRegistryStore>> db =
-        store::SqliteRegistryStore::Open(c.registry().sqlite_path());
-    if (!db.ok()) return db.status();
-    app->store_ = std::move(*db);
-  }
-  app->registry_ = std::make_unique<registry::Registry>(*app->store_);
-  if (absl::Status s = app->registry_->Load(); !s.ok()) return s;
-  const bool replicated = c.registry().store() == "etcd";
-  if (replicated) {  // other replicas' writes reach the index through a watch
-    if (absl::Status s = app->registry_->Follow(); !s.ok()) return s;
-  }
+  const store::StoreOptions store_options = store::StoreOptionsFromConfig(c.registry());
+  PPE_ASSIGN_OR_RETURN(store_, store::OpenRegistryStore(store_options));
+  registry_ = std::make_unique<registry::Registry>(*store_);
+  PPE_RETURN_IF_ERROR(registry_->Load());
+  const bool replicated = store_options.kind == store::StoreOptions::Kind::kEtcd;
+  // Replicas: other replicas' writes reach the index through a watch.
+  if (replicated) PPE_RETURN_IF_ERROR(registry_->Follow());
 
-  app->workers_ = std::make_unique<ThreadPool>(static_cast<int>(c.worker_threads()));
-  app->timers_ = std::make_unique<TimerQueue>();
-  app->vms_ = std::make_unique<vm::VmManager>(
-      app->hosts_.specs, app->hosts_.distances, *app->registry_, std::move(*placements),
-      *app->workers_, WallClock::Instance(),
-      vm::VmLimits{.max_vms_per_profile = c.limits().max_vms_per_profile(),
-                   .max_vms_total = c.limits().max_vms_total()},
-      app->hosts_.options);
+  workers_ = std::make_unique<ThreadPool>(static_cast<int>(c.worker_threads()));
+  timers_ = std::make_unique<TimerQueue>();
+  vms_ = std::make_unique<vm::VmManager>(hosts_.specs, hosts_.distances, *registry_,
+                                         std::move(vm_options.services), *workers_,
+                                         WallClock::Instance(), vm_options.limits, hosts_.options);
   if (replicated) {
-    absl::StatusOr<std::unique_ptr<cluster::Replica>> replica = cluster::Replica::Start(
-        static_cast<store::EtcdRegistryStore&>(*app->store_), *app->registry_,
-        {.address = c.listen(),
-         .ttl = absl::Seconds(c.registry().etcd_lease_ttl_s() > 0 ? c.registry().etcd_lease_ttl_s()
-                                                                  : 2)});
-    if (!replica.ok()) return replica.status();
-    app->replica_ = std::move(*replica);
-    cluster::Replica* r = app->replica_.get();
-    app->vms_->set_allocation_lock(
+    PPE_ASSIGN_OR_RETURN(
+        replica_, cluster::Replica::Start(static_cast<store::EtcdRegistryStore&>(*store_),
+                                          *registry_, cluster::Replica::OptionsFromConfig(c)));
+    cluster::Replica* r = replica_.get();
+    vms_->set_allocation_lock(
         [r](const std::string& name) { return r->Lock(name, absl::Seconds(30)); });
-    app->vms_->set_leader_gate(r->leader_gate());
+    vms_->set_leader_gate(r->leader_gate());
   }
+  return absl::OkStatus();
+}
+
+absl::Status PpeApp::RestoreVms() {
   // While the reconcile restores VMs, the Resolver port is held and answers
   // only grpc.health.v1.Health: NOT_SERVING (progress is in the log).
   // Replicas: the leader reconciles when elected, the others serve at once.
   grpc::EnableDefaultHealthCheckService(true);
-  std::unique_ptr<StartingServer> starting = StartingServer::Listen(c.listen());
-  if (starting == nullptr)
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", c.listen()));
-  if (!replicated) {
-    absl::StatusOr<vm::VmManager::ReconcileReport> reconciled = app->vms_->Reconcile();
-    if (!reconciled.ok()) return reconciled.status();
-    app->last_reconcile_ = *reconciled;
+  starting_ = StartingServer::Listen(config_.listen());
+  if (starting_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.listen()));
+  }
+  if (replica_ == nullptr) {
+    PPE_ASSIGN_OR_RETURN(last_reconcile_, vms_->Reconcile());
   }
   // Real machines are ready when their service port answers.
-  absl::Duration boot_timeout = absl::Milliseconds(c.hypervisor().boot_timeout_ms());
-  app->vms_->set_readiness_check(
-      [boot_timeout](const registry::VmRecord& vm, const vm::ServicePlacement& placement) {
-        return vm::WaitReady(vm.ip, static_cast<int>(placement.probe_port),
-                             absl::Now() + boot_timeout, absl::Milliseconds(20));
-      });
-  app->vms_->RefillSpares();
+  vms_->set_readiness_check([boot_timeout = boot_timeout_](const registry::VmRecord& vm,
+                                                           const vm::ServicePlacement& placement) {
+    return vm::WaitReady(vm.ip, static_cast<int>(placement.probe_port), absl::Now() + boot_timeout,
+                         absl::Milliseconds(20));
+  });
+  vms_->RefillSpares();
   // Several hosts: one that stays unreachable has its VMs moved (vm_manager.h).
-  if (c.hosts_size() > 0) app->vms_->StartHostMonitor(app->hosts_.check_interval);
-  // VMs of an invalidated or expired profile keep running this long: twice the
-  // TTL their addresses were handed out with, at least a minute.
-  absl::Duration drain = absl::Seconds(c.registry().drain_s());
-  app->janitor_ = std::make_unique<lifecycle::Janitor>(
-      *app->registry_, *app->vms_, WallClock::Instance(),
-      lifecycle::Janitor::Options{
-          .idle_expiry = absl::Seconds(c.registry().idle_profile_expiry_s()),
-          .drain = drain,
-          .interval = absl::Seconds(c.registry().janitor_interval_s())});
-  if (!replicated) app->janitor_->Start();
-  const auto& sc = c.scaler();
-  scaler::Scaler::Options scaling{
-      .mode = sc.mode() == "off"        ? scaler::Scaler::Mode::kOff
-              : sc.mode() == "reactive" ? scaler::Scaler::Mode::kReactive
-                                        : scaler::Scaler::Mode::kPredictive,
-      .bucket = absl::Milliseconds(sc.bucket_ms()),
-      .lead_buffer = absl::Milliseconds(sc.lead_buffer_ms()),
-      .level = sc.level(),
-      .refit_every = static_cast<int>(sc.refit_every_buckets()),
-      .cooldown = static_cast<int>(sc.cooldown_buckets()),
-      .periods = {sc.seasonal_periods().begin(), sc.seasonal_periods().end()},
-      .history_buckets = static_cast<int>(sc.history_buckets()),
-      .checkpoint_every = static_cast<int>(sc.checkpoint_every_buckets()),
-      .keep_warm = static_cast<int>(sc.keep_warm_buckets()),
-      .min_vms = static_cast<int>(sc.min_vms_per_profile()),
-      .max_vms = static_cast<int>(c.limits().max_vms_per_profile()),
-      .budget = static_cast<int>(c.limits().max_vms_total()),
-      .drain = drain,
-      .adaptive_spares = sc.adaptive_spares(),
-      .pool_sparse = sc.pool_sparse()};
-  for (const auto& zone : c.zones()) {
-    for (const auto& svc : zone.services()) {
-      scaling.requests_per_vm[svc.name()] = svc.requests_per_vm();
-    }
-  }
-  app->demand_ = std::make_unique<scaler::DemandTracker>();
-  app->scaler_ =
-      std::make_unique<scaler::Scaler>(*app->registry_, *app->vms_, *app->demand_, *app->workers_,
-                                       WallClock::Instance(), scaling, app->store_.get());
-  if (absl::Status s = app->scaler_->Load(); !s.ok()) return s;
-  if (const auto& u = c.usage(); u.mode() != "off") {
+  if (config_.hosts_size() > 0) vms_->StartHostMonitor(hosts_.check_interval);
+  return absl::OkStatus();
+}
+
+absl::Status PpeApp::StartHousekeeping() {
+  const bool replicated = replica_ != nullptr;
+  // VMs of an invalidated or expired profile keep running registry.drain_s:
+  // twice the TTL their addresses were handed out with, at least a minute.
+  const lifecycle::Janitor::Options janitor_options =
+      lifecycle::Janitor::OptionsFromConfig(config_);
+  janitor_ = std::make_unique<lifecycle::Janitor>(*registry_, *vms_, WallClock::Instance(),
+                                                  janitor_options);
+  if (!replicated) janitor_->Start();
+  demand_ = std::make_unique<scaler::DemandTracker>();
+  scaler::Scaler::Options scaling = scaler::Scaler::OptionsFromConfig(config_);
+  drain_ = scaling.drain;
+  bucket_ = scaling.bucket;
+  scaler_ =
+      std::make_unique<scaler::Scaler>(*registry_, *vms_, *demand_, *workers_,
+                                       WallClock::Instance(), std::move(scaling), store_.get());
+  PPE_RETURN_IF_ERROR(scaler_->Load());
+  if (std::optional<vm::UsageMonitor::Options> usage =
+          vm::UsageMonitor::OptionsFromConfig(config_)) {
     std::vector<vm::Hypervisor*> hypervisors;
-    for (const auto& h : app->hosts_.hypervisors) hypervisors.push_back(h.get());
-    app->usage_ = std::make_unique<vm::UsageMonitor>(
-        std::move(hypervisors), *app->registry_, *app->vms_, WallClock::Instance(),
-        vm::UsageMonitor::Options{.mode = u.mode() == "observe" ? vm::UsageMonitor::Mode::kObserve
-                                                                : vm::UsageMonitor::Mode::kAct,
-                                  .poll_interval = absl::Seconds(u.poll_interval_s()),
-                                  .idle_cpu_percent = u.idle_cpu_percent(),
-                                  .idle_network_bytes_per_s = u.idle_network_bytes_per_s(),
-                                  .idle_period = absl::Seconds(u.idle_period_s()),
-                                  .busy_cpu_percent = u.busy_cpu_percent(),
-                                  .busy_period = absl::Seconds(u.busy_period_s()),
-                                  .drain = drain});
-    scaler::Scaler* scaler = app->scaler_.get();
-    app->usage_->set_min_vms([scaler](const std::string& cpt, const std::string& service) {
+    for (const auto& h : hosts_.hypervisors) hypervisors.push_back(h.get());
+    const bool act = usage->mode == vm::UsageMonitor::Mode::kAct;
+    usage_ = std::make_unique<vm::UsageMonitor>(std::move(hypervisors), *registry_, *vms_,
+                                                WallClock::Instance(), std::move(*usage));
+    scaler::Scaler* scaler = scaler_.get();
+    usage_->set_min_vms([scaler](const std::string& cpt, const std::string& service) {
       return scaler->MinVms(cpt, service);
     });
-    if (u.mode() == "act") app->scaler_->set_usage_signal(app->usage_.get());
-    if (app->replica_) app->usage_->set_leader_gate(app->replica_->leader_gate());
-    app->usage_->Start();
+    if (act) scaler_->set_usage_signal(usage_.get());
+    if (replica_) usage_->set_leader_gate(replica_->leader_gate());
+    usage_->Start();
   }
-  if (replicated) {
-    // The leader's loops: start-up reconcile, janitor and scaler, fenced.
-    PpeApp* self = app.get();
-    app->replica_->OnElected([self] {
-      absl::StatusOr<vm::VmManager::ReconcileReport> reconciled = self->vms_->Reconcile();
-      if (reconciled.ok()) {
-        self->last_reconcile_ = *reconciled;
-      } else {
-        spdlog::warn("reconcile as leader failed: {}", reconciled.status().message());
-      }
-      self->vms_->RefillSpares();
-    });
-    app->replica_->RunWhileLeader("janitor", absl::Seconds(c.registry().janitor_interval_s()),
-                                  [self] { self->janitor_->Tick(); });
-    app->replica_->RunWhileLeader("scaler", absl::Milliseconds(sc.bucket_ms()),
-                                  [self] { self->scaler_->Tick(); });
-    app->replica_->RunWhileLeader("spares", absl::Seconds(1),
-                                  [self] { self->vms_->RefillSpares(); });
-    app->replica_->Campaign();
-    app->seen_flush_.Start(absl::Seconds(c.registry().janitor_interval_s()),
-                           [self] { self->registry_->FlushLastSeen().IgnoreError(); });
-  } else {
-    app->scaler_->Start();
+  if (!replicated) {
+    scaler_->Start();
+    return absl::OkStatus();
   }
-  app->engine_ = std::make_unique<resolver::ResolverEngine>(
-      app->config_, *app->codec_, app->regions_, *app->registry_, *app->vms_, *app->timers_,
-      WallClock::Instance(), app->demand_.get());
-  app->profile_admin_ = std::make_unique<resolver::ProfileAdmin>(
-      app->config_, *app->codec_, *app->registry_, WallClock::Instance(), drain);
-  {  // the data plane: plugins watch the answer table
-    std::vector<std::string> services;
-    for (const auto& z : app->config_.zones()) {
-      for (const auto& svc : z.services()) services.push_back(svc.name());
+  // The leader's loops: start-up reconcile, janitor and scaler, fenced.
+  replica_->OnElected([this] {
+    absl::StatusOr<vm::VmManager::ReconcileReport> reconciled = vms_->Reconcile();
+    if (reconciled.ok()) {
+      last_reconcile_ = *reconciled;
+    } else {
+      spdlog::warn("reconcile as leader failed: {}", reconciled.status().message());
     }
-    app->answer_stream_ = std::make_unique<resolver::AnswerStream>(
-        *app->registry_, std::move(services), app->engine_->Zones(), WallClock::Instance(),
-        resolver::AnswerStream::Options{
-            .ttl = app->config_.answers().ttl(),
-            .time_buckets_per_day = app->config_.cpt().time_buckets_per_day()});
-    app->answer_stream_->Start();
-    resolver::AnswerStream* stream = app->answer_stream_.get();
-    app->engine_->set_cohort_observer(
-        [stream](const std::string& service, const std::string& client, uint32_t bucket,
-                 const std::string& cpt,
-                 uint32_t scope) { stream->OnCohortAnswer(service, client, bucket, cpt, scope); });
-    app->cohort_expiry_.Start(absl::Seconds(10),
-                              [stream] { stream->ExpireCohorts(stream->CurrentBucket()); });
-  }
-  app->resolver_service_ = std::make_unique<ResolverServiceImpl>(*app->engine_);
-  app->resolver_service_->set_data_plane(app->answer_stream_.get(), app->registry_.get(),
-                                         app->demand_.get());
-  app->admin_service_ =
-      std::make_unique<AdminServiceImpl>(*app->profile_admin_, *app->registry_, *app->workers_);
-  app->admin_service_->set_status_provider([app = app.get()] { return app->Status(); });
-  app->admin_service_->set_scaling(app->scaler_.get(), app->vms_.get(), app->demand_.get(), drain,
-                                   absl::Milliseconds(sc.bucket_ms()));
-  app->admin_service_->set_authorizer(app->admin_auth_.get());
+    vms_->RefillSpares();
+  });
+  replica_->RunWhileLeader("janitor", janitor_options.interval, [this] { janitor_->Tick(); });
+  replica_->RunWhileLeader("scaler", bucket_, [this] { scaler_->Tick(); });
+  replica_->RunWhileLeader("spares", absl::Seconds(1), [this] { vms_->RefillSpares(); });
+  replica_->Campaign();
+  // Every replica writes its profiles' last_seen.
+  seen_flush_.Start(janitor_options.interval, [this] { registry_->FlushLastSeen().IgnoreError(); });
+  return absl::OkStatus();
+}
 
+void PpeApp::BuildServices() {
+  engine_ = std::make_unique<resolver::ResolverEngine>(
+      resolver::ResolverEngine::OptionsFromConfig(config_), *codec_, regions_, *registry_, *vms_,
+      *timers_, WallClock::Instance(), demand_.get());
+  profile_admin_ =
+      std::make_unique<resolver::ProfileAdmin>(resolver::ProfileAdmin::OptionsFromConfig(config_),
+                                               *codec_, *registry_, WallClock::Instance());
+  // The data plane: plugins watch the answer table.
+  ppe::v1::ListZonesResponse zones = engine_->Zones();
+  std::vector<std::string> services;
+  for (const auto& z : zones.zones()) {
+    for (const auto& svc : z.services()) services.push_back(svc.name());
+  }
+  answer_stream_ = std::make_unique<resolver::AnswerStream>(
+      *registry_, std::move(services), std::move(zones), WallClock::Instance(),
+      resolver::AnswerStream::OptionsFromConfig(config_));
+  answer_stream_->Start();
+  resolver::AnswerStream* stream = answer_stream_.get();
+  engine_->set_cohort_observer([stream](const std::string& service, const std::string& client,
+                                        uint32_t bucket, const std::string& cpt, uint32_t scope) {
+    stream->OnCohortAnswer(service, client, bucket, cpt, scope);
+  });
+  cohort_expiry_.Start(absl::Seconds(10),
+                       [stream] { stream->ExpireCohorts(stream->CurrentBucket()); });
+
+  resolver_service_ = std::make_unique<ResolverServiceImpl>(*engine_);
+  resolver_service_->set_data_plane(answer_stream_.get(), registry_.get(), demand_.get());
+  admin_service_ = std::make_unique<AdminServiceImpl>(*profile_admin_, *registry_, *workers_);
+  admin_service_->set_status_provider([this] { return Status(); });
+  admin_service_->set_scaling(scaler_.get(), vms_.get(), demand_.get(), drain_, bucket_);
+  admin_service_->set_authorizer(admin_auth_.get());
+}
+
+absl::Status PpeApp::Serve() {
+  const auto& c = config_;
   if (!c.metrics_listen().empty()) {
-    app->metrics_ = std::make_shared<MetricsCollector>(*app->engine_, *app->registry_, *app->vms_,
-                                                       *app->scaler_);
-    app->metrics_->set_usage(app->usage_.get());
-    absl::StatusOr<std::unique_ptr<prometheus::Exposer>> exposer =
-        ServeMetrics(c.metrics_listen(), app->metrics_);
-    if (!exposer.ok()) return exposer.status();
-    app->metrics_exposer_ = std::move(*exposer);
+    metrics_ = std::make_shared<MetricsCollector>(*engine_, *registry_, *vms_, *scaler_);
+    metrics_->set_usage(usage_.get());
+    PPE_ASSIGN_OR_RETURN(metrics_exposer_, ServeMetrics(c.metrics_listen(), metrics_));
   }
-
   // grpc.health.v1.Health on both ports: SERVING once start-up is done.
-  starting.reset();
+  starting_.reset();
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // as in StartingServer
-  builder.AddListeningPort(c.listen(), grpc::InsecureServerCredentials(), &app->port_);
-  builder.RegisterService(app->resolver_service_.get());
-  if (c.admin_listen().empty()) builder.RegisterService(app->admin_service_.get());
-  app->server_ = builder.BuildAndStart();
-  if (app->server_ == nullptr || app->port_ == 0) {
+  builder.AddListeningPort(c.listen(), grpc::InsecureServerCredentials(), &port_);
+  builder.RegisterService(resolver_service_.get());
+  if (c.admin_listen().empty()) builder.RegisterService(admin_service_.get());
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", c.listen()));
   }
-  app->admin_port_ = app->port_;
+  admin_port_ = port_;
   if (!c.admin_listen().empty()) {
     grpc::ServerBuilder admin;
     admin.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    admin.AddListeningPort(c.admin_listen(), app->admin_auth_->ServerCredentials(),
-                           &app->admin_port_);
-    admin.RegisterService(app->admin_service_.get());
-    app->admin_server_ = admin.BuildAndStart();
-    if (app->admin_server_ == nullptr || app->admin_port_ == 0) {
+    admin.AddListeningPort(c.admin_listen(), admin_auth_->ServerCredentials(), &admin_port_);
+    admin.RegisterService(admin_service_.get());
+    admin_server_ = admin.BuildAndStart();
+    if (admin_server_ == nullptr || admin_port_ == 0) {
       return absl::UnavailableError(
           absl::StrCat("cannot listen on admin_listen ", c.admin_listen()));
     }
   }
-  spdlog::info("admin service on port {} (auth {}{})", app->admin_port_,
-               app->admin_auth_->mode_name(), app->admin_auth_->tls() ? ", TLS" : "");
-  spdlog::info("ppe-server listening on {} (port {}), hypervisor {}", c.listen(), app->port_,
+  spdlog::info("admin service on port {} (auth {}{})", admin_port_, admin_auth_->mode_name(),
+               admin_auth_->tls() ? ", TLS" : "");
+  spdlog::info("ppe-server listening on {} (port {}), hypervisor {}", c.listen(), port_,
                c.hypervisor().uri());
-  return app;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ppe::v1::StatusResponse> PpeApp::Status() const {
@@ -400,9 +346,8 @@ absl::StatusOr<ppe::v1::StatusResponse> PpeApp::Status() const {
     if (absl::StatusOr<std::string> leader = replica_->Leader(); leader.ok()) {
       out.set_leader(*leader);
     }
-    absl::StatusOr<std::vector<cluster::Replica::Member>> members = replica_->Members();
-    if (!members.ok()) return members.status();
-    for (const cluster::Replica::Member& m : *members) {
+    PPE_ASSIGN_OR_RETURN(std::vector<cluster::Replica::Member> members, replica_->Members());
+    for (const cluster::Replica::Member& m : members) {
       ppe::v1::ReplicaStatus* r = out.add_replicas();
       r->set_id(m.id);
       r->set_address(m.address);

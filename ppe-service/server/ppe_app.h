@@ -49,7 +49,15 @@ class PpeApp {
   void Shutdown();
 
  private:
+  class StartingServer;  // holds the port, NOT_SERVING, until Serve
   PpeApp() = default;
+  // Create's steps, in order; each reads config_.
+  absl::Status OpenState();           // admin auth, state_dir, CPT keys (reload), region rules
+  absl::Status OpenRegistryAndVms();  // hosts, store, registry, VM manager, replica (etcd)
+  absl::Status RestoreVms();          // reconcile while the port says NOT_SERVING; host monitor
+  absl::Status StartHousekeeping();   // janitor, demand, scaler, usage monitor, leader loops
+  void BuildServices();               // engine, profile admin, answer stream, services
+  absl::Status Serve();               // metrics and the gRPC ports
 
   ppe::config::v1::PpeConfig config_;
   std::optional<cpt::CptCodec> codec_;
@@ -58,9 +66,8 @@ class PpeApp {
   std::unique_ptr<registry::Registry> registry_;
   // Replicas on etcd: membership, allocation lock, leader election (else null).
   std::unique_ptr<cluster::Replica> replica_;
-  PeriodicThread seen_flush_;
-  PeriodicThread key_reload_;  // re-reads the CPT key file when it changes (rotation)  // replicas:
-                               // every replica writes its profiles' last_seen
+  PeriodicThread seen_flush_;  // replicas: every replica writes its profiles' last_seen
+  PeriodicThread key_reload_;  // re-reads the CPT key file when it changes (rotation)
   std::unique_ptr<resolver::AnswerStream> answer_stream_;  // fed by registry_ and engine_
   PeriodicThread cohort_expiry_;
   vm::Hosts hosts_;  // the hypervisor connections: outlive vms_
@@ -68,6 +75,9 @@ class PpeApp {
   std::unique_ptr<TimerQueue> timers_;
   std::unique_ptr<vm::VmManager> vms_;
   vm::VmManager::ReconcileReport last_reconcile_;
+  absl::Duration boot_timeout_;  // of a started VM's readiness check
+  absl::Duration drain_;         // registry.drain_s
+  absl::Duration bucket_;        // scaler.bucket_ms
   std::unique_ptr<lifecycle::Janitor> janitor_;
   std::unique_ptr<scaler::DemandTracker> demand_;
   std::unique_ptr<scaler::Scaler> scaler_;
@@ -79,6 +89,7 @@ class PpeApp {
   std::unique_ptr<ResolverServiceImpl> resolver_service_;
   std::unique_ptr<AdminAuthorizer> admin_auth_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::unique_ptr<StartingServer> starting_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<grpc::Server> admin_server_;  // when admin_listen is set
   int port_ = 0;

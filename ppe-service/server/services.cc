@@ -4,6 +4,8 @@
 
 #include "ppe-service/resolver/admin_input.h"
 
+#include "ppe-service/common/status_macros.h"
+#include "ppe-service/cpt/attributes_proto.h"
 #include "ppe-service/cpt/cpt_codec.h"
 #include "ppe-service/server/grpc_status.h"
 
@@ -18,12 +20,7 @@ int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
 void FillProfile(const registry::ProfileRecord& p, ppe::v1::Profile* out) {
   out->set_cpt(p.cpt);
   out->set_fingerprint(cpt::CptCodec::Fingerprint(p.cpt));
-  auto* a = out->mutable_attributes();
-  a->set_region(p.attributes.region);
-  a->set_device_class(p.attributes.device_class);
-  a->set_service_tier(p.attributes.service_tier);
-  a->set_time_bucket(p.attributes.time_bucket);
-  a->set_request_pattern(p.attributes.request_pattern);
+  cpt::AttributesToProto(p.attributes, out->mutable_attributes());
   out->set_origin(p.origin);
   out->set_created_unix_ms(UnixMillis(p.created));
   out->set_last_seen_unix_ms(UnixMillis(p.last_seen));
@@ -256,9 +253,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ScalingCall(grpc::CallbackServerCont
   }
   return OffThread(context, response,
                    [this, view = std::move(view)]() -> absl::StatusOr<ppe::v1::ScalingView> {
-                     absl::StatusOr<scaler::Scaler::View> v = view();
-                     if (!v.ok()) return v.status();
-                     return ToProto(*v);
+                     PPE_ASSIGN_OR_RETURN(scaler::Scaler::View v, view());
+                     return ToProto(v);
                    });
 }
 
@@ -270,8 +266,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DrainVm(grpc::CallbackServerContext*
   return OffThread(context, response,
                    [this, request]() -> absl::StatusOr<ppe::v1::DrainVmResponse> {
                      absl::Time release_after = absl::Now() + drain_;
-                     if (absl::Status s = vms_->DrainVm(request->name(), release_after); !s.ok())
-                       return s;
+                     PPE_RETURN_IF_ERROR(vms_->DrainVm(request->name(), release_after));
                      ppe::v1::DrainVmResponse out;
                      out.set_release_after_unix_ms(absl::ToUnixMillis(release_after));
                      return out;
@@ -282,7 +277,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetProfileLimits(
     grpc::CallbackServerContext* context, const ppe::v1::SetProfileLimitsRequest* request,
     ppe::v1::ScalingView* response) {
   return ScalingCall(context, response, [this, request]() -> absl::StatusOr<scaler::Scaler::View> {
-    if (absl::Status s = resolver::CheckLimitsRequest(admin_.config(), *request); !s.ok()) return s;
+    PPE_RETURN_IF_ERROR(resolver::CheckLimitsRequest(admin_.services(), *request));
     if (absl::Status s = scaler_->SetLimits(request->cpt(), request->service(), request->min_vms(),
                                             request->max_vms());
         !s.ok()) {
@@ -314,7 +309,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ReportDemand(
   if (grpc::Status s = Authorize(context); !s.ok()) return FinishNow(context, s);
   if (demand_ == nullptr)
     return FinishNow(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
-  if (absl::Status s = resolver::CheckReport(admin_.config(), *request); !s.ok()) {
+  if (absl::Status s = resolver::CheckReport(admin_.services(), *request); !s.ok()) {
     return FinishNow(context, ToGrpcStatus(s));
   }
   int accepted = 0;

@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/store/txn_rules.h"
 
 namespace ppe::store {
@@ -42,7 +43,7 @@ bool IsEtcdDeadline(const grpc::Status& status) {
           absl::StrContains(status.error_message(), "deadline exceeded"));
 }
 
-absl::Status FromGrpc(const grpc::Status& status, std::string_view what) {
+absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
   if (status.ok()) return absl::OkStatus();
   // No answer in time, or none from this member: etcd lost its quorum (a
   // member without a raft leader holds writes and linearizable reads until the
@@ -65,7 +66,7 @@ void SetDeadline(grpc::ClientContext& context, absl::Time deadline) {
 
 // etcd's range end for "every key starting with `prefix`": "\0" (= no upper
 // bound) when the prefix is empty or all 0xff.
-std::string RangeEnd(std::string_view prefix) {
+std::string RangeEnd(absl::string_view prefix) {
   std::string end = internal::PrefixRangeEnd(prefix);
   return end.empty() ? std::string(1, '\0') : end;
 }
@@ -553,21 +554,17 @@ class EtcdWatchHandle final : public WatchHandle {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<EtcdRegistryStore>> EtcdRegistryStore::Connect(Options options) {
-  absl::StatusOr<std::string> target = ChannelTarget(options.endpoints);
-  if (!target.ok()) return target.status();
+  PPE_ASSIGN_OR_RETURN(std::string target, ChannelTarget(options.endpoints));
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (!options.ca_file.empty()) {
     grpc::SslCredentialsOptions ssl;
-    absl::StatusOr<std::string> ca = ReadFile(options.ca_file);
-    if (!ca.ok()) return ca.status();
-    ssl.pem_root_certs = *ca;
+    PPE_ASSIGN_OR_RETURN(std::string ca, ReadFile(options.ca_file));
+    ssl.pem_root_certs = ca;
     if (!options.cert_file.empty() || !options.key_file.empty()) {
-      absl::StatusOr<std::string> cert = ReadFile(options.cert_file);
-      if (!cert.ok()) return cert.status();
-      absl::StatusOr<std::string> key = ReadFile(options.key_file);
-      if (!key.ok()) return key.status();
-      ssl.pem_cert_chain = *cert;
-      ssl.pem_private_key = *key;
+      PPE_ASSIGN_OR_RETURN(std::string cert, ReadFile(options.cert_file));
+      PPE_ASSIGN_OR_RETURN(std::string key, ReadFile(options.key_file));
+      ssl.pem_cert_chain = cert;
+      ssl.pem_private_key = key;
     }
     credentials = grpc::SslCredentials(ssl);
   } else {
@@ -576,12 +573,12 @@ absl::StatusOr<std::unique_ptr<EtcdRegistryStore>> EtcdRegistryStore::Connect(Op
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(R"({"loadBalancingConfig":[{"round_robin":{}}]})");
   args.SetMaxReceiveMessageSize(256 << 20);
-  if (!options.ca_file.empty() && absl::StartsWith(*target, "ipv4:")) {
+  if (!options.ca_file.empty() && absl::StartsWith(target, "ipv4:")) {
     // One name checked in every member's certificate; else gRPC checks the
     // target's whole "a:p,b:p" list as the host name and no certificate fits.
     std::string name = options.tls_server_name;
     if (name.empty()) {
-      absl::string_view first = absl::string_view(*target).substr(5);
+      absl::string_view first = absl::string_view(target).substr(5);
       name = std::string(first.substr(0, first.find(':')));
     }
     args.SetSslTargetNameOverride(name);
@@ -592,7 +589,7 @@ absl::StatusOr<std::unique_ptr<EtcdRegistryStore>> EtcdRegistryStore::Connect(Op
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 3000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   auto stubs = std::make_shared<Stubs>();
-  stubs->channel = grpc::CreateCustomChannel(*target, credentials, args);
+  stubs->channel = grpc::CreateCustomChannel(target, credentials, args);
   stubs->kv = pb::KV::NewStub(stubs->channel);
   stubs->watch = pb::Watch::NewStub(stubs->channel);
   std::unique_ptr<EtcdRegistryStore> store(new EtcdRegistryStore(std::move(options), stubs));
@@ -648,7 +645,7 @@ absl::StatusOr<RangeResult> EtcdRegistryStore::ReadKey(const std::string& key) {
   return result;
 }
 
-absl::StatusOr<std::optional<KeyValue>> EtcdRegistryStore::Get(std::string_view key) {
+absl::StatusOr<std::optional<KeyValue>> EtcdRegistryStore::Get(absl::string_view key) {
   if (key.empty()) return absl::InvalidArgumentError("empty key");
   absl::StatusOr<RangeResult> range = ReadKey(options_.prefix + std::string(key));
   if (!range.ok()) return range.status();
@@ -656,7 +653,7 @@ absl::StatusOr<std::optional<KeyValue>> EtcdRegistryStore::Get(std::string_view 
   return std::move(range->kvs[0]);
 }
 
-absl::StatusOr<int64_t> EtcdRegistryStore::ListPages(std::string_view prefix,
+absl::StatusOr<int64_t> EtcdRegistryStore::ListPages(absl::string_view prefix,
                                                      const PageCallback& on_page) {
   Lister lister(
       *stubs_->kv, options_.timeout, [this](const grpc::Status& s) { NoteAnswer(s); },
@@ -667,7 +664,7 @@ absl::StatusOr<int64_t> EtcdRegistryStore::ListPages(std::string_view prefix,
   return StoreRevision(*revision);
 }
 
-absl::StatusOr<RangeResult> EtcdRegistryStore::List(std::string_view prefix) {
+absl::StatusOr<RangeResult> EtcdRegistryStore::List(absl::string_view prefix) {
   RangeResult result;
   absl::StatusOr<int64_t> revision = ListPages(prefix, [&](std::vector<KeyValue>& page) {
     if (result.kvs.empty()) {
@@ -683,7 +680,7 @@ absl::StatusOr<RangeResult> EtcdRegistryStore::List(std::string_view prefix) {
 }
 
 absl::StatusOr<TxnResult> EtcdRegistryStore::Txn(const ppe::store::Txn& txn) {
-  if (absl::Status valid = internal::ValidateTxn(txn); !valid.ok()) return valid;
+  PPE_RETURN_IF_ERROR(internal::ValidateTxn(txn));
   pb::TxnRequest request;
   for (const Compare& c : txn.compares) {
     pb::Compare* out = request.add_compare();
@@ -820,7 +817,7 @@ int64_t EtcdRegistryStore::CurrentRevision() {
   return StoreRevision(last_etcd_revision_.load());
 }
 
-absl::StatusOr<std::unique_ptr<WatchHandle>> EtcdRegistryStore::Watch(std::string_view prefix,
+absl::StatusOr<std::unique_ptr<WatchHandle>> EtcdRegistryStore::Watch(absl::string_view prefix,
                                                                       int64_t from_revision,
                                                                       WatchCallback callback) {
   if (from_revision < 0) return absl::InvalidArgumentError("negative watch revision");

@@ -30,12 +30,12 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ppe-service/store/registry_store.h"
@@ -95,8 +95,8 @@ class EtcdRegistryStore final : public RegistryStore {
   EtcdRegistryStore(const EtcdRegistryStore&) = delete;
   EtcdRegistryStore& operator=(const EtcdRegistryStore&) = delete;
 
-  absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key) override;
-  absl::StatusOr<RangeResult> List(std::string_view prefix) override;
+  absl::StatusOr<std::optional<KeyValue>> Get(absl::string_view key) override;
+  absl::StatusOr<RangeResult> List(absl::string_view prefix) override;
   // A first Range (limit 1 000) returns a small list whole; for a larger one
   // it fixes the revision of every further read and counts the keys. The
   // prefix is then split by the byte after it into 256 sub-ranges (count-only
@@ -105,9 +105,10 @@ class EtcdRegistryStore final : public RegistryStore {
   // the longest prefix its keys share (a prefix of its first key). Adjacent
   // small sub-ranges are read together; list_parallelism reads run ahead of
   // `on_page`, which gets them in key order.
-  absl::StatusOr<int64_t> ListPages(std::string_view prefix, const PageCallback& on_page) override;
+  absl::StatusOr<int64_t> ListPages(absl::string_view prefix, const PageCallback& on_page) override;
   absl::StatusOr<TxnResult> Txn(const ppe::store::Txn& txn) override;
-  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix, int64_t from_revision,
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(absl::string_view prefix,
+                                                     int64_t from_revision,
                                                      WatchCallback callback) override;
   absl::Status Compact(int64_t revision) override;
   // The last revision etcd reported (asks etcd; on failure, the last seen).

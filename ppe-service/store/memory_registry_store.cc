@@ -3,7 +3,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/store/txn_rules.h"
 
 namespace ppe::store {
@@ -14,29 +16,29 @@ MemoryRegistryStore::MemoryRegistryStore(Options options) : options_(options), h
 
 MemoryRegistryStore::~MemoryRegistryStore() { hub_.Stop(); }
 
-absl::StatusOr<std::optional<KeyValue>> MemoryRegistryStore::Get(std::string_view key) {
+absl::StatusOr<std::optional<KeyValue>> MemoryRegistryStore::Get(absl::string_view key) {
   absl::MutexLock lock(&mu_);
   auto it = kvs_.find(key);
   if (it == kvs_.end()) return std::optional<KeyValue>();
   return std::optional<KeyValue>(it->second);
 }
 
-absl::StatusOr<RangeResult> MemoryRegistryStore::List(std::string_view prefix) {
+absl::StatusOr<RangeResult> MemoryRegistryStore::List(absl::string_view prefix) {
   absl::MutexLock lock(&mu_);
   RangeResult result;
   result.revision = revision_;
-  for (auto it = kvs_.lower_bound(prefix); it != kvs_.end() && it->first.starts_with(prefix);
+  for (auto it = kvs_.lower_bound(prefix); it != kvs_.end() && absl::StartsWith(it->first, prefix);
        ++it) {
     result.kvs.push_back(it->second);
   }
   return result;
 }
 
-absl::StatusOr<int64_t> MemoryRegistryStore::ListPages(std::string_view prefix,
+absl::StatusOr<int64_t> MemoryRegistryStore::ListPages(absl::string_view prefix,
                                                        const PageCallback& on_page) {
   absl::MutexLock lock(&mu_);  // no write comes between the pages
   std::vector<KeyValue> page;
-  for (auto it = kvs_.lower_bound(prefix); it != kvs_.end() && it->first.starts_with(prefix);
+  for (auto it = kvs_.lower_bound(prefix); it != kvs_.end() && absl::StartsWith(it->first, prefix);
        ++it) {
     page.push_back(it->second);
     if (page.size() >= internal::kListPageKeys) {
@@ -83,7 +85,7 @@ void MemoryRegistryStore::ApplyOps(const std::vector<Op>& ops, int64_t revision,
       }
       case Op::Type::kDeletePrefix: {
         auto it = kvs_.lower_bound(op.key);
-        while (it != kvs_.end() && it->first.starts_with(op.key)) {
+        while (it != kvs_.end() && absl::StartsWith(it->first, op.key)) {
           record_delete(it->first);
           it = kvs_.erase(it);
         }
@@ -126,7 +128,7 @@ absl::StatusOr<TxnResult> MemoryRegistryStore::Txn(const ppe::store::Txn& txn) {
   return result;
 }
 
-absl::StatusOr<std::unique_ptr<WatchHandle>> MemoryRegistryStore::Watch(std::string_view prefix,
+absl::StatusOr<std::unique_ptr<WatchHandle>> MemoryRegistryStore::Watch(absl::string_view prefix,
                                                                         int64_t from_revision,
                                                                         WatchCallback callback) {
   return hub_.Add(prefix, from_revision, std::move(callback));
@@ -142,11 +144,9 @@ void MemoryRegistryStore::CompactLocked(int64_t revision) {
 
 absl::Status MemoryRegistryStore::Compact(int64_t revision) {
   absl::MutexLock lock(&mu_);
-  if (revision > revision_) {
-    return absl::OutOfRangeError(
-        absl::StrCat("mvcc: required revision is a future revision: ", revision, " > ", revision_));
-  }
-  CompactLocked(revision);
+  PPE_ASSIGN_OR_RETURN(bool needed,
+                       internal::CompactionNeeded(revision, revision_, compact_revision_));
+  if (needed) CompactLocked(revision);
   return absl::OkStatus();
 }
 
@@ -155,7 +155,7 @@ int64_t MemoryRegistryStore::CurrentRevision() {
   return revision_;
 }
 
-absl::StatusOr<internal::EventRead> MemoryRegistryStore::ReadEvents(std::string_view prefix,
+absl::StatusOr<internal::EventRead> MemoryRegistryStore::ReadEvents(absl::string_view prefix,
                                                                     int64_t from, int64_t to) {
   absl::MutexLock lock(&mu_);
   internal::EventRead read;
@@ -167,7 +167,7 @@ absl::StatusOr<internal::EventRead> MemoryRegistryStore::ReadEvents(std::string_
   auto it = std::lower_bound(history_.begin(), history_.end(), from,
                              [](const HistoryEntry& e, int64_t rev) { return e.revision < rev; });
   for (; it != history_.end() && it->revision <= to; ++it) {
-    if (it->event.kv.key.starts_with(prefix)) {
+    if (absl::StartsWith(it->event.kv.key, prefix)) {
       read.events.emplace_back(it->revision, it->event);
     }
   }

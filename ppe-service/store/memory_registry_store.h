@@ -10,11 +10,11 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "ppe-service/store/registry_store.h"
 #include "ppe-service/store/watch_hub.h"
@@ -35,11 +35,12 @@ class MemoryRegistryStore final : public RegistryStore, private internal::EventS
   MemoryRegistryStore(const MemoryRegistryStore&) = delete;
   MemoryRegistryStore& operator=(const MemoryRegistryStore&) = delete;
 
-  absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key) override;
-  absl::StatusOr<RangeResult> List(std::string_view prefix) override;
-  absl::StatusOr<int64_t> ListPages(std::string_view prefix, const PageCallback& on_page) override;
+  absl::StatusOr<std::optional<KeyValue>> Get(absl::string_view key) override;
+  absl::StatusOr<RangeResult> List(absl::string_view prefix) override;
+  absl::StatusOr<int64_t> ListPages(absl::string_view prefix, const PageCallback& on_page) override;
   absl::StatusOr<TxnResult> Txn(const ppe::store::Txn& txn) override;
-  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix, int64_t from_revision,
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(absl::string_view prefix,
+                                                     int64_t from_revision,
                                                      WatchCallback callback) override;
   absl::Status Compact(int64_t revision) override;
   int64_t CurrentRevision() override;
@@ -50,7 +51,7 @@ class MemoryRegistryStore final : public RegistryStore, private internal::EventS
     WatchEvent event;
   };
 
-  absl::StatusOr<internal::EventRead> ReadEvents(std::string_view prefix, int64_t from,
+  absl::StatusOr<internal::EventRead> ReadEvents(absl::string_view prefix, int64_t from,
                                                  int64_t to) override;
   void ApplyOps(const std::vector<Op>& ops, int64_t revision, bool& changed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

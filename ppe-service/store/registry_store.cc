@@ -4,11 +4,12 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "ppe-service/common/status_macros.h"
 
 namespace ppe::store {
 namespace {
 
-Compare MakeCompare(std::string_view key, Compare::Target target, Compare::Result result,
+Compare MakeCompare(absl::string_view key, Compare::Target target, Compare::Result result,
                     int64_t number) {
   Compare c;
   c.key = std::string(key);
@@ -20,33 +21,33 @@ Compare MakeCompare(std::string_view key, Compare::Target target, Compare::Resul
 
 }  // namespace
 
-Compare Compare::ValueEquals(std::string_view key, std::string_view value) {
+Compare Compare::ValueEquals(absl::string_view key, absl::string_view value) {
   Compare c = MakeCompare(key, Target::kValue, Result::kEqual, 0);
   c.value = std::string(value);
   return c;
 }
 
-Compare Compare::ModRevisionEquals(std::string_view key, int64_t revision) {
+Compare Compare::ModRevisionEquals(absl::string_view key, int64_t revision) {
   return MakeCompare(key, Target::kModRevision, Result::kEqual, revision);
 }
 
-Compare Compare::CreateRevisionEquals(std::string_view key, int64_t revision) {
+Compare Compare::CreateRevisionEquals(absl::string_view key, int64_t revision) {
   return MakeCompare(key, Target::kCreateRevision, Result::kEqual, revision);
 }
 
-Compare Compare::VersionEquals(std::string_view key, int64_t version) {
+Compare Compare::VersionEquals(absl::string_view key, int64_t version) {
   return MakeCompare(key, Target::kVersion, Result::kEqual, version);
 }
 
-Compare Compare::Absent(std::string_view key) {
+Compare Compare::Absent(absl::string_view key) {
   return MakeCompare(key, Target::kCreateRevision, Result::kEqual, 0);
 }
 
-Compare Compare::Present(std::string_view key) {
+Compare Compare::Present(absl::string_view key) {
   return MakeCompare(key, Target::kCreateRevision, Result::kGreater, 0);
 }
 
-Op Op::Put(std::string_view key, std::string_view value) {
+Op Op::Put(absl::string_view key, absl::string_view value) {
   Op op;
   op.type = Type::kPut;
   op.key = std::string(key);
@@ -54,46 +55,43 @@ Op Op::Put(std::string_view key, std::string_view value) {
   return op;
 }
 
-Op Op::Delete(std::string_view key) {
+Op Op::Delete(absl::string_view key) {
   Op op;
   op.type = Type::kDelete;
   op.key = std::string(key);
   return op;
 }
 
-Op Op::DeletePrefix(std::string_view prefix) {
+Op Op::DeletePrefix(absl::string_view prefix) {
   Op op;
   op.type = Type::kDeletePrefix;
   op.key = std::string(prefix);
   return op;
 }
 
-absl::StatusOr<int64_t> RegistryStore::Put(std::string_view key, std::string_view value) {
+absl::StatusOr<int64_t> RegistryStore::Put(absl::string_view key, absl::string_view value) {
   ppe::store::Txn txn;
   txn.success.push_back(Op::Put(key, value));
-  absl::StatusOr<TxnResult> result = Txn(txn);
-  if (!result.ok()) return result.status();
-  return result->revision;
+  PPE_ASSIGN_OR_RETURN(TxnResult result, Txn(txn));
+  return result.revision;
 }
 
-absl::StatusOr<bool> RegistryStore::Delete(std::string_view key) {
+absl::StatusOr<bool> RegistryStore::Delete(absl::string_view key) {
   ppe::store::Txn txn;
   txn.compares.push_back(Compare::Present(key));
   txn.success.push_back(Op::Delete(key));
-  absl::StatusOr<TxnResult> result = Txn(txn);
-  if (!result.ok()) return result.status();
-  return result->succeeded;
+  PPE_ASSIGN_OR_RETURN(TxnResult result, Txn(txn));
+  return result.succeeded;
 }
 
-absl::StatusOr<bool> RegistryStore::CompareAndPut(std::string_view key,
+absl::StatusOr<bool> RegistryStore::CompareAndPut(absl::string_view key,
                                                   int64_t expected_mod_revision,
-                                                  std::string_view value) {
+                                                  absl::string_view value) {
   ppe::store::Txn txn;
   txn.compares.push_back(Compare::ModRevisionEquals(key, expected_mod_revision));
   txn.success.push_back(Op::Put(key, value));
-  absl::StatusOr<TxnResult> result = Txn(txn);
-  if (!result.ok()) return result.status();
-  return result->succeeded;
+  PPE_ASSIGN_OR_RETURN(TxnResult result, Txn(txn));
+  return result.succeeded;
 }
 
 bool IsCompacted(const absl::Status& status) {

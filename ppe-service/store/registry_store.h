@@ -19,11 +19,11 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace ppe::store {
 
@@ -57,12 +57,12 @@ struct Compare {
   std::string value;   // for kValue
   int64_t number = 0;  // for the other targets
 
-  static Compare ValueEquals(std::string_view key, std::string_view value);
-  static Compare ModRevisionEquals(std::string_view key, int64_t revision);
-  static Compare CreateRevisionEquals(std::string_view key, int64_t revision);
-  static Compare VersionEquals(std::string_view key, int64_t version);
-  static Compare Absent(std::string_view key);   // create_revision == 0
-  static Compare Present(std::string_view key);  // create_revision > 0
+  static Compare ValueEquals(absl::string_view key, absl::string_view value);
+  static Compare ModRevisionEquals(absl::string_view key, int64_t revision);
+  static Compare CreateRevisionEquals(absl::string_view key, int64_t revision);
+  static Compare VersionEquals(absl::string_view key, int64_t version);
+  static Compare Absent(absl::string_view key);   // create_revision == 0
+  static Compare Present(absl::string_view key);  // create_revision > 0
 };
 
 // One write of a transaction. Within one branch a key may be written at most
@@ -74,9 +74,9 @@ struct Op {
   std::string key;  // the prefix for kDeletePrefix (must be non-empty)
   std::string value;
 
-  static Op Put(std::string_view key, std::string_view value);
-  static Op Delete(std::string_view key);
-  static Op DeletePrefix(std::string_view prefix);
+  static Op Put(absl::string_view key, absl::string_view value);
+  static Op Delete(absl::string_view key);
+  static Op DeletePrefix(absl::string_view prefix);
 };
 
 // If every compare holds, apply `success`, else apply `failure`; atomically.
@@ -133,10 +133,10 @@ class RegistryStore {
  public:
   virtual ~RegistryStore() = default;
 
-  virtual absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key) = 0;
+  virtual absl::StatusOr<std::optional<KeyValue>> Get(absl::string_view key) = 0;
 
   // All keys starting with `prefix` ("" = every key), sorted bytewise.
-  virtual absl::StatusOr<RangeResult> List(std::string_view prefix) = 0;
+  virtual absl::StatusOr<RangeResult> List(absl::string_view prefix) = 0;
 
   // One page of ListPages: consecutive keys, sorted; the callee may move from it.
   using PageCallback = std::function<absl::Status(std::vector<KeyValue>& page)>;
@@ -147,7 +147,7 @@ class RegistryStore {
   // revision the pages were read at. `on_page` runs on the calling thread; a
   // non-OK status from it stops the listing and is returned. It must not call
   // this store (the memory and SQLite stores hold their lock meanwhile).
-  virtual absl::StatusOr<int64_t> ListPages(std::string_view prefix,
+  virtual absl::StatusOr<int64_t> ListPages(absl::string_view prefix,
                                             const PageCallback& on_page) = 0;
 
   // Atomic compare-then-write. When it returns OK and changed something, the
@@ -159,7 +159,7 @@ class RegistryStore {
   // revision order: first the kept history (catch-up), then live changes.
   // from_revision 0 means "changes after now". Errors in the request itself
   // (negative revision) are returned here; compaction arrives as a callback.
-  virtual absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix,
+  virtual absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(absl::string_view prefix,
                                                              int64_t from_revision,
                                                              WatchCallback callback) = 0;
 
@@ -173,13 +173,13 @@ class RegistryStore {
 
   // Convenience wrappers over Txn.
   // Unconditional put; returns the new revision.
-  absl::StatusOr<int64_t> Put(std::string_view key, std::string_view value);
+  absl::StatusOr<int64_t> Put(absl::string_view key, absl::string_view value);
   // Deletes the key; returns whether it existed.
-  absl::StatusOr<bool> Delete(std::string_view key);
+  absl::StatusOr<bool> Delete(absl::string_view key);
   // Puts only if the key's mod_revision equals `expected_mod_revision` (0 =
   // only if absent); returns whether it was written.
-  absl::StatusOr<bool> CompareAndPut(std::string_view key, int64_t expected_mod_revision,
-                                     std::string_view value);
+  absl::StatusOr<bool> CompareAndPut(absl::string_view key, int64_t expected_mod_revision,
+                                     absl::string_view value);
 };
 
 // True for the status a watch reports when its start revision was compacted.

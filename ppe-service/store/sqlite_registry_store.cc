@@ -10,7 +10,9 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/store/txn_rules.h"
 
 namespace ppe::store {
@@ -49,7 +51,7 @@ int64_t CompactionSlack(int64_t history_revisions) {
   return std::clamp<int64_t>(history_revisions / 16, 1, 256);
 }
 
-absl::Status SqliteError(sqlite3* db, int rc, std::string_view what) {
+absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
   std::string message =
       absl::StrCat("sqlite ", std::string(what), ": ", sqlite3_errstr(rc),
                    db != nullptr ? absl::StrCat(" (", sqlite3_errmsg(db), ")") : std::string());
@@ -68,7 +70,7 @@ absl::Status SqliteError(sqlite3* db, int rc, std::string_view what) {
 }
 
 // A zero-length blob needs a non-null pointer, or SQLite binds NULL.
-int BindBlob(sqlite3_stmt* stmt, int index, std::string_view bytes) {
+int BindBlob(sqlite3_stmt* stmt, int index, absl::string_view bytes) {
   static const char kEmpty = 0;
   return sqlite3_bind_blob(stmt, index, bytes.empty() ? &kEmpty : bytes.data(),
                            static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
@@ -287,7 +289,7 @@ absl::Status SqliteRegistryStore::StepDone(Stmt stmt) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::GetLocked(std::string_view key) {
+absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::GetLocked(absl::string_view key) {
   sqlite3_stmt* stmt = stmts_[kGet];
   StmtScope scope(stmt);
   BindBlob(stmt, 1, key);
@@ -297,7 +299,7 @@ absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::GetLocked(std::stri
   return std::optional<KeyValue>(ReadKv(stmt, 0, std::string(key)));
 }
 
-absl::Status SqliteRegistryStore::ListLocked(std::string_view prefix, size_t page_size,
+absl::Status SqliteRegistryStore::ListLocked(absl::string_view prefix, size_t page_size,
                                              const PageCallback& on_page) {
   const std::string end = internal::PrefixRangeEnd(prefix);
   sqlite3_stmt* stmt = stmts_[end.empty() ? kListFrom : kListRange];
@@ -318,12 +320,12 @@ absl::Status SqliteRegistryStore::ListLocked(std::string_view prefix, size_t pag
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::Get(std::string_view key) {
+absl::StatusOr<std::optional<KeyValue>> SqliteRegistryStore::Get(absl::string_view key) {
   absl::MutexLock lock(&mu_);
   return GetLocked(key);
 }
 
-absl::StatusOr<RangeResult> SqliteRegistryStore::List(std::string_view prefix) {
+absl::StatusOr<RangeResult> SqliteRegistryStore::List(absl::string_view prefix) {
   absl::MutexLock lock(&mu_);
   RangeResult result;
   absl::Status listed = ListLocked(prefix, SIZE_MAX, [&](std::vector<KeyValue>& page) {
@@ -335,7 +337,7 @@ absl::StatusOr<RangeResult> SqliteRegistryStore::List(std::string_view prefix) {
   return result;
 }
 
-absl::StatusOr<int64_t> SqliteRegistryStore::ListPages(std::string_view prefix,
+absl::StatusOr<int64_t> SqliteRegistryStore::ListPages(absl::string_view prefix,
                                                        const PageCallback& on_page) {
   absl::MutexLock lock(&mu_);
   // One statement under the lock: no write comes between the pages.
@@ -359,7 +361,7 @@ absl::Status SqliteRegistryStore::RecordEvent(int64_t revision, int64_t seq, Eve
   return StepDone(kHistoryInsert);
 }
 
-absl::Status SqliteRegistryStore::PutMeta(std::string_view name, int64_t value) {
+absl::Status SqliteRegistryStore::PutMeta(absl::string_view name, int64_t value) {
   sqlite3_stmt* stmt = stmts_[kMetaPut];
   sqlite3_bind_text(stmt, 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
   sqlite3_bind_int64(stmt, 2, value);
@@ -377,9 +379,8 @@ absl::Status SqliteRegistryStore::ApplyLocked(const ppe::store::Txn& txn, TxnRes
                                               bool& changed) {
   result.succeeded = true;
   for (const Compare& c : txn.compares) {
-    absl::StatusOr<std::optional<KeyValue>> current = GetLocked(c.key);
-    if (!current.ok()) return current.status();
-    if (!internal::EvaluateCompare(c, *current)) {
+    PPE_ASSIGN_OR_RETURN(std::optional<KeyValue> current, GetLocked(c.key));
+    if (!internal::EvaluateCompare(c, current)) {
       result.succeeded = false;
       break;
     }
@@ -399,14 +400,13 @@ absl::Status SqliteRegistryStore::ApplyLocked(const ppe::store::Txn& txn, TxnRes
   for (const Op& op : result.succeeded ? txn.success : txn.failure) {
     switch (op.type) {
       case Op::Type::kPut: {
-        absl::StatusOr<std::optional<KeyValue>> current = GetLocked(op.key);
-        if (!current.ok()) return current.status();
+        PPE_ASSIGN_OR_RETURN(std::optional<KeyValue> current, GetLocked(op.key));
         KeyValue kv;
         kv.key = op.key;
         kv.value = op.value;
-        kv.create_revision = current->has_value() ? (*current)->create_revision : revision;
+        kv.create_revision = current.has_value() ? current->create_revision : revision;
         kv.mod_revision = revision;
-        kv.version = current->has_value() ? (*current)->version + 1 : 1;
+        kv.version = current.has_value() ? current->version + 1 : 1;
         sqlite3_stmt* stmt = stmts_[kPut];
         BindBlob(stmt, 1, kv.key);
         BindBlob(stmt, 2, kv.value);
@@ -421,9 +421,8 @@ absl::Status SqliteRegistryStore::ApplyLocked(const ppe::store::Txn& txn, TxnRes
         break;
       }
       case Op::Type::kDelete: {
-        absl::StatusOr<std::optional<KeyValue>> current = GetLocked(op.key);
-        if (!current.ok()) return current.status();
-        if (!current->has_value()) break;
+        PPE_ASSIGN_OR_RETURN(std::optional<KeyValue> current, GetLocked(op.key));
+        if (!current.has_value()) break;
         absl::Status status = delete_key(op.key);
         if (!status.ok()) return status;
         break;
@@ -483,7 +482,7 @@ absl::StatusOr<TxnResult> SqliteRegistryStore::Txn(const ppe::store::Txn& txn) {
   return result;
 }
 
-absl::StatusOr<std::unique_ptr<WatchHandle>> SqliteRegistryStore::Watch(std::string_view prefix,
+absl::StatusOr<std::unique_ptr<WatchHandle>> SqliteRegistryStore::Watch(absl::string_view prefix,
                                                                         int64_t from_revision,
                                                                         WatchCallback callback) {
   return hub_.Add(prefix, from_revision, std::move(callback));
@@ -491,11 +490,8 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> SqliteRegistryStore::Watch(std::str
 
 absl::Status SqliteRegistryStore::Compact(int64_t revision) {
   absl::MutexLock lock(&mu_);
-  if (revision > revision_) {
-    return absl::OutOfRangeError(
-        absl::StrCat("mvcc: required revision is a future revision: ", revision, " > ", revision_));
-  }
-  if (revision <= compact_revision_) return absl::OkStatus();
+  absl::StatusOr<bool> needed = internal::CompactionNeeded(revision, revision_, compact_revision_);
+  if (!needed.ok() || !*needed) return needed.status();
   absl::Status status = StepDone(kBegin);
   if (!status.ok()) return status;
   status = CompactInTxn(revision);
@@ -513,7 +509,7 @@ int64_t SqliteRegistryStore::CurrentRevision() {
   return revision_;
 }
 
-absl::StatusOr<internal::EventRead> SqliteRegistryStore::ReadEvents(std::string_view prefix,
+absl::StatusOr<internal::EventRead> SqliteRegistryStore::ReadEvents(absl::string_view prefix,
                                                                     int64_t from, int64_t to) {
   absl::MutexLock lock(&mu_);
   internal::EventRead read;
@@ -528,7 +524,7 @@ absl::StatusOr<internal::EventRead> SqliteRegistryStore::ReadEvents(std::string_
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     std::string key = ColumnBlob(stmt, 2);
-    if (!key.starts_with(prefix)) continue;
+    if (!absl::StartsWith(key, prefix)) continue;
     const int64_t revision = sqlite3_column_int64(stmt, 0);
     WatchEvent event;
     event.type = sqlite3_column_int(stmt, 1) == 0 ? EventType::kPut : EventType::kDelete;

@@ -22,12 +22,12 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "ppe-service/store/registry_store.h"
 #include "ppe-service/store/watch_hub.h"
@@ -52,11 +52,12 @@ class SqliteRegistryStore final : public RegistryStore, private internal::EventS
   SqliteRegistryStore(const SqliteRegistryStore&) = delete;
   SqliteRegistryStore& operator=(const SqliteRegistryStore&) = delete;
 
-  absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key) override;
-  absl::StatusOr<RangeResult> List(std::string_view prefix) override;
-  absl::StatusOr<int64_t> ListPages(std::string_view prefix, const PageCallback& on_page) override;
+  absl::StatusOr<std::optional<KeyValue>> Get(absl::string_view key) override;
+  absl::StatusOr<RangeResult> List(absl::string_view prefix) override;
+  absl::StatusOr<int64_t> ListPages(absl::string_view prefix, const PageCallback& on_page) override;
   absl::StatusOr<TxnResult> Txn(const ppe::store::Txn& txn) override;
-  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix, int64_t from_revision,
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(absl::string_view prefix,
+                                                     int64_t from_revision,
                                                      WatchCallback callback) override;
   absl::Status Compact(int64_t revision) override;
   int64_t CurrentRevision() override;
@@ -85,21 +86,21 @@ class SqliteRegistryStore final : public RegistryStore, private internal::EventS
                       int64_t compact_revision);
 
   absl::Status Prepare() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<std::optional<KeyValue>> GetLocked(std::string_view key)
+  absl::StatusOr<std::optional<KeyValue>> GetLocked(absl::string_view key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Steps one SELECT over the prefix, calling `on_page` every `page_size` rows.
-  absl::Status ListLocked(std::string_view prefix, size_t page_size, const PageCallback& on_page)
+  absl::Status ListLocked(absl::string_view prefix, size_t page_size, const PageCallback& on_page)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs the txn inside BEGIN IMMEDIATE ... (caller commits or rolls back).
   absl::Status ApplyLocked(const ppe::store::Txn& txn, TxnResult& result, bool& changed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RecordEvent(int64_t revision, int64_t seq, EventType type, const KeyValue& kv)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status PutMeta(std::string_view name, int64_t value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status PutMeta(absl::string_view name, int64_t value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CompactInTxn(int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status StepDone(Stmt stmt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  absl::StatusOr<internal::EventRead> ReadEvents(std::string_view prefix, int64_t from,
+  absl::StatusOr<internal::EventRead> ReadEvents(absl::string_view prefix, int64_t from,
                                                  int64_t to) override;
 
   const std::string path_;

@@ -3,14 +3,15 @@
 #include <set>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace ppe::store::internal {
 namespace {
 
 absl::Status ValidateBranch(const std::vector<Op>& ops, const char* branch) {
-  std::set<std::string_view> keys;
-  std::vector<std::string_view> prefixes;
+  std::set<absl::string_view> keys;
+  std::vector<absl::string_view> prefixes;
   for (const Op& op : ops) {
     if (op.key.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("txn ", branch, ": empty key"));
@@ -22,9 +23,9 @@ absl::Status ValidateBranch(const std::vector<Op>& ops, const char* branch) {
           absl::StrCat("txn ", branch, ": duplicate key given in txn request: ", op.key));
     }
   }
-  for (std::string_view prefix : prefixes) {
+  for (absl::string_view prefix : prefixes) {
     for (const Op& op : ops) {
-      if (op.type == Op::Type::kPut && op.key.starts_with(prefix)) {
+      if (op.type == Op::Type::kPut && absl::StartsWith(op.key, prefix)) {
         return absl::InvalidArgumentError(absl::StrCat("txn ", branch, ": put of ", op.key,
                                                        " overlaps delete of prefix ",
                                                        std::string(prefix)));
@@ -64,7 +65,7 @@ bool EvaluateCompare(const Compare& compare, const std::optional<KeyValue>& curr
   switch (compare.target) {
     case Compare::Target::kValue:
       if (!current.has_value()) return false;
-      return CompareOrdered<std::string_view>(compare.result, current->value, compare.value);
+      return CompareOrdered<absl::string_view>(compare.result, current->value, compare.value);
     case Compare::Target::kVersion:
       return CompareOrdered<int64_t>(compare.result, current ? current->version : 0,
                                      compare.number);
@@ -78,7 +79,7 @@ bool EvaluateCompare(const Compare& compare, const std::optional<KeyValue>& curr
   return false;
 }
 
-std::string PrefixRangeEnd(std::string_view prefix) {
+std::string PrefixRangeEnd(absl::string_view prefix) {
   std::string end(prefix);
   while (!end.empty()) {
     unsigned char last = static_cast<unsigned char>(end.back());
@@ -94,6 +95,14 @@ std::string PrefixRangeEnd(std::string_view prefix) {
 absl::Status CompactedError(int64_t compact_revision) {
   return absl::OutOfRangeError(absl::StrCat(
       "mvcc: required revision has been compacted (compact revision ", compact_revision, ")"));
+}
+
+absl::StatusOr<bool> CompactionNeeded(int64_t revision, int64_t current, int64_t compacted) {
+  if (revision > current) {
+    return absl::OutOfRangeError(
+        absl::StrCat("mvcc: required revision is a future revision: ", revision, " > ", current));
+  }
+  return revision > compacted;
 }
 
 }  // namespace ppe::store::internal

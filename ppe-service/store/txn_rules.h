@@ -8,9 +8,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "ppe-service/store/registry_store.h"
 
 namespace ppe::store::internal {
@@ -23,10 +24,15 @@ bool EvaluateCompare(const Compare& compare, const std::optional<KeyValue>& curr
 
 // The smallest key greater than every key starting with `prefix`, or "" when
 // there is none (prefix empty or all 0xff): etcd's GetPrefixRangeEnd.
-std::string PrefixRangeEnd(std::string_view prefix);
+std::string PrefixRangeEnd(absl::string_view prefix);
 
 absl::Status CompactedError(int64_t compact_revision);
 
+// The start of Compact(revision) in a store that counts its own revisions
+// (memory, SQLite): OUT_OF_RANGE, in etcd's words, for a revision beyond
+// `current`; false when `revision` is at or below `compacted` (nothing to do);
+// true when history up to `revision` is to be dropped.
+absl::StatusOr<bool> CompactionNeeded(int64_t revision, int64_t current, int64_t compacted);
 // Keys per page of ListPages in the memory and SQLite stores.
 inline constexpr size_t kListPageKeys = 1000;
 

@@ -164,7 +164,7 @@ WatchHub::WatchHub(EventSource* source, int64_t head) : core_(std::make_shared<C
 
 WatchHub::~WatchHub() { Stop(); }
 
-absl::StatusOr<std::unique_ptr<WatchHandle>> WatchHub::Add(std::string_view prefix,
+absl::StatusOr<std::unique_ptr<WatchHandle>> WatchHub::Add(absl::string_view prefix,
                                                            int64_t from_revision,
                                                            WatchCallback callback) {
   if (from_revision < 0) {

@@ -8,12 +8,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "ppe-service/store/registry_store.h"
 
@@ -31,7 +31,7 @@ class EventSource {
  public:
   virtual ~EventSource() = default;
   // Events with from <= revision <= to whose key starts with `prefix`.
-  virtual absl::StatusOr<EventRead> ReadEvents(std::string_view prefix, int64_t from,
+  virtual absl::StatusOr<EventRead> ReadEvents(absl::string_view prefix, int64_t from,
                                                int64_t to) = 0;
 };
 
@@ -46,7 +46,7 @@ class WatchHub {
 
   // Registers a watcher; from_revision 0 = head + 1. INVALID_ARGUMENT for a
   // negative revision or no callback (the stores' Watch returns this as is).
-  absl::StatusOr<std::unique_ptr<WatchHandle>> Add(std::string_view prefix, int64_t from_revision,
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Add(absl::string_view prefix, int64_t from_revision,
                                                    WatchCallback callback);
 
   // Called after each commit with the new current revision.

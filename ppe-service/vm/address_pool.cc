@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "absl/strings/str_format.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/net/ipv4_cidr.h"
 
 namespace ppe::vm {
@@ -11,9 +12,8 @@ using net::FormatIpv4;
 using net::ParseIpv4;
 
 absl::StatusOr<AddressPool> AddressPool::Create(absl::string_view cidr) {
-  absl::StatusOr<net::Ipv4HostRange> hosts = net::ParseIpv4Pool(cidr);
-  if (!hosts.ok()) return hosts.status();
-  return AddressPool(hosts->first, hosts->last);
+  PPE_ASSIGN_OR_RETURN(net::Ipv4HostRange hosts, net::ParseIpv4Pool(cidr));
+  return AddressPool(hosts.first, hosts.last);
 }
 
 AddressPool::AddressPool(AddressPool&& other) noexcept : first_(other.first_), last_(other.last_) {

@@ -2,46 +2,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/vm/libvirt_hypervisor.h"
 
 namespace ppe::vm {
-
-absl::StatusOr<std::vector<ServicePlacement>> ServicesFromConfig(
-    const ppe::config::v1::PpeConfig& c) {
-  std::vector<ServicePlacement> out;
-  for (const auto& zone : c.zones()) {
-    for (const auto& svc : zone.services()) {
-      WorkloadShape shape;
-      for (const auto& w : c.workload_classes()) {
-        if (w.name() == svc.workload_class()) {
-          shape = {.name = w.name(),
-                   .vcpus = w.vcpus(),
-                   .max_vcpus = w.max_vcpus(),
-                   .memory_mib = w.memory_mib(),
-                   .max_memory_mib = w.max_memory_mib(),
-                   .command = {w.command().begin(), w.command().end()},
-                   .cpu_shares = w.cpu_shares()};
-        }
-      }
-      ServicePlacement p{.service = svc.name(),
-                         .shape = shape,
-                         .max_vms = c.limits().max_vms_per_service(),
-                         .warm_spares = svc.warm_spares(),
-                         .probe_port = svc.probe_port()};
-      if (c.hosts_size() == 0) {
-        absl::StatusOr<AddressPool> pool = AddressPool::Create(svc.address_pool());
-        if (!pool.ok()) return pool.status();
-        p.network = svc.network();
-        p.addresses = std::make_shared<AddressPool>(std::move(*pool));
-        p.bridge = svc.bridge();
-        p.prefix_length = svc.prefix_length();
-        p.gateway = svc.gateway();
-      }
-      out.push_back(std::move(p));
-    }
-  }
-  return out;
-}
 
 absl::StatusOr<Hosts> HostsFromConfig(const ppe::config::v1::PpeConfig& c,
                                       const HypervisorOpener& open) {
@@ -64,15 +28,13 @@ absl::StatusOr<Hosts> HostsFromConfig(const ppe::config::v1::PpeConfig& c,
     out.check_interval = absl::Milliseconds(c.hypervisor().host_check_ms());
   }
   if (c.hosts_size() == 0) {
-    absl::StatusOr<std::unique_ptr<Hypervisor>> hv = opener(c.hypervisor().uri());
-    if (!hv.ok()) return hv.status();
+    PPE_ASSIGN_OR_RETURN(std::unique_ptr<Hypervisor> hv, opener(c.hypervisor().uri()));
     HostSpec host{.name = "default",
                   .capacity_vcpus = c.hypervisor().capacity_vcpus(),
                   .capacity_memory_mib = c.hypervisor().capacity_memory_mib(),
-                  .hypervisor = hv->get()};
-    absl::StatusOr<std::vector<ServicePlacement>> services = ServicesFromConfig(c);
-    if (!services.ok()) return services.status();
-    for (const ServicePlacement& p : *services) {
+                  .hypervisor = hv.get()};
+    PPE_ASSIGN_OR_RETURN(VmManager::Options vm_options, VmManager::OptionsFromConfig(c));
+    for (const ServicePlacement& p : vm_options.services) {
       host.pools.push_back({.service = p.service,
                             .addresses = p.addresses,
                             .network = p.network,
@@ -80,7 +42,7 @@ absl::StatusOr<Hosts> HostsFromConfig(const ppe::config::v1::PpeConfig& c,
                             .prefix_length = p.prefix_length,
                             .gateway = p.gateway});
     }
-    out.hypervisors.push_back(std::move(*hv));
+    out.hypervisors.push_back(std::move(hv));
     out.specs.push_back(std::move(host));
     return out;
   }
@@ -96,10 +58,9 @@ absl::StatusOr<Hosts> HostsFromConfig(const ppe::config::v1::PpeConfig& c,
                   .capacity_memory_mib = h.capacity_memory_mib(),
                   .hypervisor = hv->get()};
     for (const auto& pool : h.address_pools()) {
-      absl::StatusOr<AddressPool> addresses = AddressPool::Create(pool.cidr());
-      if (!addresses.ok()) return addresses.status();
+      PPE_ASSIGN_OR_RETURN(AddressPool addresses, AddressPool::Create(pool.cidr()));
       host.pools.push_back({.service = pool.service(),
-                            .addresses = std::make_shared<AddressPool>(std::move(*addresses)),
+                            .addresses = std::make_shared<AddressPool>(std::move(addresses)),
                             .network = h.network(),
                             .bridge = h.bridge(),
                             .prefix_length = h.prefix_length(),

@@ -32,9 +32,4 @@ using HypervisorOpener =
 absl::StatusOr<Hosts> HostsFromConfig(const ppe::config::v1::PpeConfig& config,
                                       const HypervisorOpener& open = {});
 
-// The services of a config as VmManager provisions them (shape, spares,
-// probe port; with one implicit host also their pool and network).
-absl::StatusOr<std::vector<ServicePlacement>> ServicesFromConfig(
-    const ppe::config::v1::PpeConfig& config);
-
 }  // namespace ppe::vm

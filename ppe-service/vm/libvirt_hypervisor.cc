@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 
 namespace ppe::vm {
 namespace {
@@ -219,7 +220,7 @@ absl::Status LibvirtHypervisor::ReopenLocked() {
 absl::StatusOr<LibvirtHypervisor::ConnRef> LibvirtHypervisor::Acquire() {
   absl::MutexLock lock(&mu_);
   if (DeadLocked()) {
-    if (absl::Status s = ReopenLocked(); !s.ok()) return s;
+    PPE_RETURN_IF_ERROR(ReopenLocked());
   }
   return ConnRef(conn_);
 }
@@ -228,15 +229,14 @@ absl::Status LibvirtHypervisor::WithConnection(
     absl::string_view what, const std::function<absl::Status(virConnectPtr, bool)>& op) {
   absl::Status status;
   for (int round = 0; round < 2; ++round) {
-    absl::StatusOr<ConnRef> conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    status = op(conn->get(), round > 0);
+    PPE_ASSIGN_OR_RETURN(ConnRef conn, Acquire());
+    status = op(conn.get(), round > 0);
     if (status.ok() || !absl::IsUnavailable(status)) return status;
     // Did the daemon go away under the call? Then once more on a new connection.
-    if (virConnectIsAlive(conn->get()) != 0 && !closed_.load()) return status;
+    if (virConnectIsAlive(conn.get()) != 0 && !closed_.load()) return status;
     spdlog::warn("libvirt: {} failed on a dead connection ({}); retrying", what, status.message());
     absl::MutexLock lock(&mu_);
-    if (conn_ == conn->get()) closed_.store(true);
+    if (conn_ == conn.get()) closed_.store(true);
   }
   return status;
 }
@@ -347,7 +347,7 @@ absl::Status LibvirtHypervisor::CreateOn(virConnectPtr conn, const DomainSpec& s
     virResetLastError();
   }
   std::string xml = DomainXml(spec);
-  if (absl::Status s = UpdateDhcpHost(conn, spec.name, spec.tag, true); !s.ok()) return s;
+  PPE_RETURN_IF_ERROR(UpdateDhcpHost(conn, spec.name, spec.tag, true));
   virDomainPtr dom = virDomainDefineXML(conn, xml.c_str());
   if (dom == nullptr) {
     absl::Status err = LibvirtError(absl::StrCat("define ", spec.name));

@@ -27,6 +27,20 @@ std::optional<double> Delta(const std::optional<uint64_t>& before,
 
 }  // namespace
 
+std::optional<UsageMonitor::Options> UsageMonitor::OptionsFromConfig(
+    const ppe::config::v1::PpeConfig& c) {
+  const ppe::config::v1::Usage& u = c.usage();
+  if (u.mode() == ppe::config::v1::Usage::OFF) return std::nullopt;
+  return Options{.mode = u.mode() == ppe::config::v1::Usage::OBSERVE ? Mode::kObserve : Mode::kAct,
+                 .poll_interval = absl::Seconds(u.poll_interval_s()),
+                 .idle_cpu_percent = u.idle_cpu_percent(),
+                 .idle_network_bytes_per_s = u.idle_network_bytes_per_s(),
+                 .idle_period = absl::Seconds(u.idle_period_s()),
+                 .busy_cpu_percent = u.busy_cpu_percent(),
+                 .busy_period = absl::Seconds(u.busy_period_s()),
+                 .drain = absl::Seconds(c.registry().drain_s())};
+}
+
 UsageMonitor::UsageMonitor(std::vector<Hypervisor*> hypervisors, registry::Registry& registry,
                            VmManager& vms, const Clock& clock, Options options)
     : hypervisors_(std::move(hypervisors)),

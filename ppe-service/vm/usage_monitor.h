@@ -16,6 +16,7 @@
 #include "ppe-service/vm/hypervisor.h"
 #include "ppe-service/vm/usage_signal.h"
 #include "ppe-service/vm/vm_manager.h"
+#include "ppe/config/v1/config.pb.h"
 
 namespace ppe::vm {
 
@@ -55,6 +56,9 @@ class UsageMonitor final : public UsageSignal {
     absl::Duration busy_period = absl::Minutes(1);
     absl::Duration drain = absl::Seconds(60);
   };
+  // The `usage` section (and registry.drain_s); nullopt for mode OFF, where
+  // no monitor runs.
+  static std::optional<Options> OptionsFromConfig(const ppe::config::v1::PpeConfig& config);
   // The VMs a pool keeps whatever its usage (the scaler's min_vms).
   using MinVms = std::function<int(const std::string& cpt, const std::string& service)>;
 

@@ -11,7 +11,9 @@
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/cpt/cpt_codec.h"
+#include "ppe/config/v1/config.pb.h"
 
 namespace ppe::vm {
 namespace {
@@ -66,6 +68,44 @@ std::vector<HostCapacity> Capacities(const std::vector<HostSpec>& hosts) {
 }
 
 }  // namespace
+
+absl::StatusOr<VmManager::Options> VmManager::OptionsFromConfig(
+    const ppe::config::v1::PpeConfig& c) {
+  Options o{.limits = {.max_vms_per_profile = c.limits().max_vms_per_profile(),
+                       .max_vms_total = c.limits().max_vms_total()},
+            .boot_timeout = absl::Milliseconds(c.hypervisor().boot_timeout_ms())};
+  for (const auto& zone : c.zones()) {
+    for (const auto& svc : zone.services()) {
+      WorkloadShape shape;
+      for (const auto& w : c.workload_classes()) {
+        if (w.name() == svc.workload_class()) {
+          shape = {.name = w.name(),
+                   .vcpus = w.vcpus(),
+                   .max_vcpus = w.max_vcpus(),
+                   .memory_mib = w.memory_mib(),
+                   .max_memory_mib = w.max_memory_mib(),
+                   .command = {w.command().begin(), w.command().end()},
+                   .cpu_shares = w.cpu_shares()};
+        }
+      }
+      ServicePlacement p{.service = svc.name(),
+                         .shape = shape,
+                         .max_vms = c.limits().max_vms_per_service(),
+                         .warm_spares = svc.warm_spares(),
+                         .probe_port = svc.probe_port()};
+      if (c.hosts_size() == 0) {  // with `hosts`, pools and networks are per host
+        PPE_ASSIGN_OR_RETURN(AddressPool pool, AddressPool::Create(svc.address_pool()));
+        p.network = svc.network();
+        p.addresses = std::make_shared<AddressPool>(std::move(pool));
+        p.bridge = svc.bridge();
+        p.prefix_length = svc.prefix_length();
+        p.gateway = svc.gateway();
+      }
+      o.services.push_back(std::move(p));
+    }
+  }
+  return o;
+}
 
 VmManager::VmManager(Hypervisor& hypervisor, registry::Registry& registry,
                      std::vector<ServicePlacement> placements, ThreadPool& workers,
@@ -137,10 +177,10 @@ void VmManager::Allocate(const std::string& cpt, const std::string& service,
       return absl::NotFoundError(absl::StrCat("no placement for service ", service));
     }
     if (registration) {
-      absl::StatusOr<bool> created = registry_.RegisterProfile(cpt, registration->attributes,
-                                                               registration->origin, clock_.Now());
-      if (!created.ok()) return created.status();
-      if (*created) {
+      PPE_ASSIGN_OR_RETURN(bool created,
+                           registry_.RegisterProfile(cpt, registration->attributes,
+                                                     registration->origin, clock_.Now()));
+      if (created) {
         spdlog::info("profile {} registered ({}, region {}, {})", cpt::CptCodec::Fingerprint(cpt),
                      registration->origin, registration->attributes.region,
                      registration->attributes.time_bucket);
@@ -148,10 +188,9 @@ void VmManager::Allocate(const std::string& cpt, const std::string& service,
     }
     std::function<void()> release;
     if (allocation_lock_) {
-      absl::StatusOr<std::function<void()>> locked =
-          allocation_lock_(absl::StrCat(service, "/", cpt));
-      if (!locked.ok()) return locked.status();
-      release = std::move(*locked);
+      PPE_ASSIGN_OR_RETURN(std::function<void()> locked,
+                           allocation_lock_(absl::StrCat(service, "/", cpt)));
+      release = std::move(locked);
     }
     absl::Cleanup unlock = [&release] {
       if (release) release();
@@ -180,15 +219,14 @@ void VmManager::Allocate(const std::string& cpt, const std::string& service,
 absl::StatusOr<std::string> VmManager::ClaimSpare(const std::string& cpt,
                                                   const ServicePlacement& placement) {
   if (SpareTarget(placement.service) == 0) return absl::NotFoundError("no spares configured");
-  absl::StatusOr<std::optional<registry::VmRecord>> spare =
-      registry_.ClaimSpare(placement.service, cpt);
-  if (!spare.ok()) return spare.status();
+  PPE_ASSIGN_OR_RETURN(std::optional<registry::VmRecord> spare,
+                       registry_.ClaimSpare(placement.service, cpt));
   RefillSpares();
-  if (!spare->has_value()) return absl::NotFoundError("no ready spare");
+  if (!spare.has_value()) return absl::NotFoundError("no ready spare");
   spares_claimed_.fetch_add(1);
-  spdlog::info("spare {} ({}) claimed by profile {}", (*spare)->name, (*spare)->ip,
+  spdlog::info("spare {} ({}) claimed by profile {}", spare->name, spare->ip,
                cpt::CptCodec::Fingerprint(cpt));
-  return (*spare)->ip;
+  return spare->ip;
 }
 
 void VmManager::SetSpareTarget(const std::string& service, int target) {
@@ -476,16 +514,15 @@ absl::StatusOr<VmManager::Placed> VmManager::PlaceAndRecord(const std::string& c
   }
   registry::VmRecord record;
   for (int conflicts = 0;;) {
-    absl::StatusOr<Lease> lease = pool.addresses->Acquire();
-    if (!lease.ok()) return lease.status();
-    if (leased.contains(lease->ip)) continue;
+    PPE_ASSIGN_OR_RETURN(Lease lease, pool.addresses->Acquire());
+    if (leased.contains(lease.ip)) continue;
     record = {.name = absl::StrCat("ppe-", placement.service, "-",
                                    name_suffix_ ? name_suffix_() : RandomSuffix()),
               .cpt = cpt,
               .service = placement.service,
               .workload_class = placement.shape.name,
-              .ip = lease->ip,
-              .mac = lease->mac,
+              .ip = lease.ip,
+              .mac = lease.mac,
               .state = registry::VmState::kProvisioning,
               .created = clock_.Now()};
     // The record and its lease are durable before the domain exists: a crash
@@ -493,7 +530,7 @@ absl::StatusOr<VmManager::Placed> VmManager::PlaceAndRecord(const std::string& c
     absl::Status added = registry_.AddVm(record);
     if (added.ok()) break;
     if (absl::IsAlreadyExists(added) && ++conflicts < 16) continue;  // taken meanwhile
-    pool.addresses->Release(lease->ip);
+    pool.addresses->Release(lease.ip);
     return added;
   }
   exhaustion_.Created(placement.service);
@@ -518,9 +555,7 @@ absl::Status VmManager::Start(const Placed& placed, const ServicePlacement& plac
   }
   if (readiness_ && placement.probe_port != 0 &&
       host.spec.hypervisor->capabilities().real_network) {
-    if (absl::Status s = registry_.SetVmState(spec.name, registry::VmState::kBooting); !s.ok()) {
-      return s;
-    }
+    PPE_RETURN_IF_ERROR(registry_.SetVmState(spec.name, registry::VmState::kBooting));
     if (absl::Status s = readiness_(record, placement); !s.ok()) {
       spdlog::warn("VM {} never became ready: {}", spec.name, s.message());
       ReleaseVm(spec.name).IgnoreError();
@@ -544,11 +579,10 @@ absl::Status VmManager::Start(const Placed& placed, const ServicePlacement& plac
 
 absl::StatusOr<std::string> VmManager::CreateVm(const std::string& cpt,
                                                 const ServicePlacement& placement) {
-  if (absl::Status s = CheckLimits(cpt, placement); !s.ok()) return s;
-  absl::StatusOr<Placed> placed = PlaceAndRecord(cpt, placement);
-  if (!placed.ok()) return placed.status();
-  if (absl::Status s = Start(*placed, placement); !s.ok()) return s;
-  return placed->record.ip;
+  PPE_RETURN_IF_ERROR(CheckLimits(cpt, placement));
+  PPE_ASSIGN_OR_RETURN(Placed placed, PlaceAndRecord(cpt, placement));
+  PPE_RETURN_IF_ERROR(Start(placed, placement));
+  return placed.record.ip;
 }
 
 absl::Status VmManager::ReleaseVm(const std::string& name) {
@@ -558,7 +592,7 @@ absl::Status VmManager::ReleaseVm(const std::string& name) {
   if (host >= 0 && !HostUp(host)) {
     // The host is unreachable: the record goes, the domain and its address
     // wait for the host's return (its reconcile destroys the domain).
-    if (absl::Status s = registry_.RemoveVm(name); !s.ok()) return s;
+    PPE_RETURN_IF_ERROR(registry_.RemoveVm(name));
     absl::MutexLock lock(&hosts_mu_);
     host_state_[host].stale[name] = vm->ip;
     spdlog::info("VM {} ({}) released; its domain on host {} (down) is destroyed when it returns",
@@ -571,7 +605,7 @@ absl::Status VmManager::ReleaseVm(const std::string& name) {
     absl::Status destroyed = hosts_[host]->spec.hypervisor->Destroy(name);
     if (!destroyed.ok() && !absl::IsNotFound(destroyed)) return destroyed;
   }
-  if (absl::Status s = registry_.RemoveVm(name); !s.ok()) return s;
+  PPE_RETURN_IF_ERROR(registry_.RemoveVm(name));
   if (host >= 0) PoolOf(host, vm->service)->addresses->Release(vm->ip);
   {
     absl::MutexLock lock(&mu_);

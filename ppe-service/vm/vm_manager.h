@@ -24,6 +24,10 @@
 #include "ppe-service/vm/hypervisor.h"
 #include "ppe-service/vm/placement.h"
 
+namespace ppe::config::v1 {
+class PpeConfig;  // ppe/config/v1/config.pb.h, needed only by OptionsFromConfig's callers
+}  // namespace ppe::config::v1
+
 namespace ppe::vm {
 
 struct WorkloadShape {
@@ -115,6 +119,21 @@ class VmManager {
             std::vector<ServicePlacement> services, ThreadPool& workers, const Clock& clock,
             VmLimits limits = {}, HostOptions host_options = {});
   ~VmManager();
+
+  // The VM side of a PpeConfig (the hosts are HostsFromConfig's): the
+  // services and limits the constructor takes, and how long a started VM may
+  // take to pass its readiness check.
+  struct Options {
+    std::vector<ServicePlacement> services{};
+    VmLimits limits{};  // max_vms_per_profile, max_vms_total (host capacity is per HostSpec)
+    absl::Duration boot_timeout = absl::Seconds(30);
+  };
+  // A placement per service (its workload class's shape, spares, probe port,
+  // limits.max_vms_per_service; with one implicit host, no `hosts`, also a
+  // fresh address pool and its network), limits.* and
+  // hypervisor.boot_timeout_ms. Fails only on an address pool a checked
+  // config would not have.
+  static absl::StatusOr<Options> OptionsFromConfig(const ppe::config::v1::PpeConfig& config);
 
   // A derived profile that is registered by the allocation itself (off the
   // lookup path), so nothing is written for queries that find a ready VM.

@@ -117,7 +117,7 @@ def replica_conf(etcd, prefix="/ppe-cluster/", ttl_s=2, extra="", endpoints=None
     """endpoints: the members this replica knows (default all); registry: more
     fields of the registry block (e.g. the etcd TLS files)."""
     endpoints = " ".join(f'etcd_endpoints: "{e}"' for e in (endpoints or etcd.endpoints()))
-    return (f'registry {{ store: "etcd" {endpoints} etcd_prefix: "{prefix}" '
+    return (f'registry {{ store: ETCD {endpoints} etcd_prefix: "{prefix}" '
             f'etcd_lease_ttl_s: {ttl_s} janitor_interval_s: 1 {registry} }}\n' + extra)
 
 

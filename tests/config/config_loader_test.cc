@@ -27,6 +27,8 @@ TEST_CASE("a minimal config gets its defaults") {
   CHECK(c->answers().ttl() == 30);
   CHECK(c->workload_classes(0).max_vcpus() == 2);
   CHECK(c->hypervisor().uri() == "test:///default");
+  CHECK(c->scaler().mode() == ppe::config::v1::Scaler::PREDICTIVE);
+  CHECK(c->registry().store() == ppe::config::v1::Registry::SQLITE);
 }
 
 std::string ErrorOf(const std::string& text) {
@@ -51,6 +53,69 @@ TEST_CASE("bad configs are refused with the file, line or field named") {
   std::string bad_fallback = text;
   bad_fallback.replace(bad_fallback.find("192.0.2.1"), 9, "not-an-ip");
   CHECK(ErrorOf(bad_fallback).find("fallback_addresses[0]") != std::string::npos);
+}
+
+TEST_CASE("scaler.mode and registry.store are enums; an old string value says how to write it") {
+  std::string text = kMinimal;
+  auto c = ParsePpeConfig(text + "scaler { mode: OFF }\nregistry { store: MEMORY }", "t.conf");
+  REQUIRE(c.ok());
+  CHECK(c->scaler().mode() == ppe::config::v1::Scaler::OFF);
+  CHECK(c->registry().store() == ppe::config::v1::Registry::MEMORY);
+  std::string old_mode = ErrorOf(text + "scaler { mode: \"reactive\" }");
+  CHECK(old_mode.find("Expected integer or identifier") != std::string::npos);
+  CHECK(old_mode.find("scaler.mode is an enum, written without quotes: mode: REACTIVE") !=
+        std::string::npos);
+  CHECK(ErrorOf(text + "registry { store: \"sqlite\" }").find("store: SQLITE") !=
+        std::string::npos);
+  CHECK(ErrorOf(text + "registry { store: \"nosql\" }").find("store: SQLITE | MEMORY | ETCD") !=
+        std::string::npos);
+  // admin_auth.mode stays a string: no hint there.
+  CHECK(ErrorOf(text + "admin_auth { mode: \"password\" }").find("admin_auth.mode: unknown mode") !=
+        std::string::npos);
+  CHECK(ErrorOf(text + "registry { store: ETCD }").find("registry.etcd_endpoints") !=
+        std::string::npos);
+  CHECK(ErrorOf(text + "scaler { mode: 7 }").find("scaler.mode: must be PREDICTIVE") !=
+        std::string::npos);
+}
+
+TEST_CASE("usage.mode is an enum too; the hint names the section the quoted value is in") {
+  std::string text = kMinimal;
+  auto c = ParsePpeConfig(text + "usage { mode: OBSERVE }", "t.conf");
+  REQUIRE(c.ok());
+  CHECK(c->usage().mode() == ppe::config::v1::Usage::OBSERVE);
+  CHECK(ParsePpeConfig(text, "t.conf")->usage().mode() == ppe::config::v1::Usage::ACT);
+  // "off" is a value of both modes: the enclosing section decides, over several lines.
+  CHECK(ErrorOf(text + "usage {\n  mode: \"off\"\n}")
+            .find("usage.mode is an enum, written without quotes: mode: OFF") != std::string::npos);
+  CHECK(ErrorOf(text + "scaler {\n  # a comment { with a brace\n  mode: \"off\"\n}")
+            .find("scaler.mode is an enum, written without quotes: mode: OFF") !=
+        std::string::npos);
+  CHECK(ErrorOf(text + "usage { mode: \"sometimes\" }").find("mode: ACT | OBSERVE | OFF") !=
+        std::string::npos);
+}
+
+TEST_CASE("etcd_lease_ttl_s, hosts and region distances: defaults filled, then checked") {
+  std::string text = kMinimal;
+  auto c = ParsePpeConfig(text, "t.conf");
+  REQUIRE(c.ok());
+  CHECK(c->registry().etcd_lease_ttl_s() == 2);
+  CHECK(c->hypervisor().host_grace_s() == 30);
+  CHECK(c->hypervisor().host_check_ms() == 2000);
+  CHECK(ErrorOf(text + "hypervisor { host_check_ms: 50 }").find("hypervisor.host_check_ms") !=
+        std::string::npos);
+  CHECK(ErrorOf(text + "region_distances { from: \"eu\" to: \"us\" distance: 10 }")
+            .find("region_distances: needs `hosts`") != std::string::npos);
+}
+
+TEST_CASE("defaults are filled before the checks, and the admin_auth section is checked too") {
+  std::string text = kMinimal;
+  // drain_s defaults from answers.ttl; cpt.key_file from state_dir.
+  auto c = ParsePpeConfig(text + "answers { ttl: 300 }\nstate_dir: \"/srv/ppe\"", "t.conf");
+  REQUIRE(c.ok());
+  CHECK(c->registry().drain_s() == 600);
+  CHECK(c->cpt().key_file() == "/srv/ppe/cpt-keys");
+  CHECK(ErrorOf(text + "admin_auth { mode: \"token\" }").find("test.conf: admin_listen") !=
+        std::string::npos);
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ BUCKETS = 24
 def scaling_conf(mode):
     """ppe.conf additions: 1 s buckets, a 2 s buffer on top of the boot time."""
     return f"""
-scaler {{ mode: "{mode}" bucket_ms: 1000 lead_buffer_ms: 2000 refit_every_buckets: 4
+scaler {{ mode: {mode.upper()} bucket_ms: 1000 lead_buffer_ms: 2000 refit_every_buckets: 4
          cooldown_buckets: 5 keep_warm_buckets: 5 }}
 """
 

@@ -37,7 +37,8 @@ struct World {
       : config(*config::ParsePpeConfig(kConfig, "fuzz")),
         codec(cpt::KeyRing::ForTesting(std::string(32, 'k')), 26),
         registry(store),
-        admin(config, codec, registry, WallClock::Instance(), absl::Seconds(60)) {
+        admin(resolver::ProfileAdmin::OptionsFromConfig(config), codec, registry,
+              WallClock::Instance()) {
     if (!registry.Load().ok()) std::abort();
   }
   ppe::config::v1::PpeConfig config;
@@ -90,7 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 1: {
       ppe::v1::SetProfileLimitsRequest req;
       if (!req.ParseFromArray(body, body_size)) return 0;
-      absl::Status s = resolver::CheckLimitsRequest(world->config, req);
+      absl::Status s = resolver::CheckLimitsRequest(world->admin.services(), req);
       if (!s.ok()) {
         CheckBounded(s);
         return 0;
@@ -102,7 +103,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     default: {
       ppe::v1::ReportDemandRequest req;
       if (!req.ParseFromArray(body, body_size)) return 0;
-      absl::Status s = resolver::CheckReport(world->config, req);
+      absl::Status s = resolver::CheckReport(world->admin.services(), req);
       if (!s.ok()) {
         CheckBounded(s);
         return 0;

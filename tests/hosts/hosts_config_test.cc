@@ -59,10 +59,10 @@ TEST_CASE("config, defaults and one connection per host", "[hosts]") {
   CHECK(hosts->distances.Get("us-east", "eu-west") == 80u);
   CHECK(hosts->distances.Get("ap-south", "eu-west") == 200u);
   CHECK(hosts->options.grace == absl::Seconds(30));
-  absl::StatusOr<std::vector<ServicePlacement>> services = ServicesFromConfig(*c);
-  REQUIRE(services.ok());
-  CHECK(services->size() == 2);
-  CHECK((*services)[0].addresses == nullptr);  // per host
+  absl::StatusOr<VmManager::Options> vm_options = VmManager::OptionsFromConfig(*c);
+  REQUIRE(vm_options.ok());
+  CHECK(vm_options->services.size() == 2);
+  CHECK(vm_options->services[0].addresses == nullptr);  // per host
 }
 
 TEST_CASE("config, without hosts, one implicit host as before", "[hosts]") {

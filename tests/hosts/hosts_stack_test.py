@@ -24,7 +24,7 @@ hosts {{ name: "us-1" uri: "{NODE}" region: "us-east" capacity_vcpus: 8
         address_pools {{ service: "video" cidr: "10.70.2.0/24" }}
         address_pools {{ service: "db" cidr: "10.70.102.0/24" }} }}
 region_distances {{ from: "eu-west" to: "us-east" distance: 80 }}
-scaler {{ mode: "off" }}
+scaler {{ mode: OFF }}
 """
 
 

@@ -33,7 +33,7 @@ class RealContainers(unittest.TestCase):
             ppe_template="ppe-lxc", hypervisor_uri=uri,
             template_vars={"@BRIDGE@": cls.bridge, "@SUBNET@": cls.subnet,
                            "@GATEWAY@": f"{cls.subnet}.1"},
-            extra_ppe_conf='scaler { mode: "off" }\n',
+            extra_ppe_conf='scaler { mode: OFF }\n',
             conf_replace={"registry { drain_s: 60 }":
                           "registry { drain_s: 2 idle_profile_expiry_s: 4 janitor_interval_s: 1 }"})
         try:

@@ -38,9 +38,10 @@ struct Fixture : testing::VmFixture {
                    .start = absl::FromUnixSeconds(1700000000)}),
         config(*config::ParsePpeConfig(kConfig, "test")),
         codec(testing::TestCodec(26)),
-        admin(config, codec, registry, WallClock::Instance(), absl::Seconds(60)) {
+        admin(ProfileAdmin::OptionsFromConfig(config), codec, registry, WallClock::Instance()) {
     REQUIRE(regions.Add("198.51.100.0/24", "eu-west").ok());
-    engine = std::make_unique<ResolverEngine>(config, codec, regions, registry, vms, timers, clock);
+    engine = std::make_unique<ResolverEngine>(ResolverEngine::OptionsFromConfig(config), codec,
+                                              regions, registry, vms, timers, clock);
   }
 
   ResolveResponse Resolve(const std::string& qname, const std::string& qtype = "A",

@@ -1,4 +1,4 @@
-"""ppe-server refuses a bad admin_auth config: a message naming the field, a
+"""ppe-server refuses a bad config (admin_auth, the enum settings): a message naming the field, a
 non-zero exit, and nothing created (not even state_dir)."""
 
 import os
@@ -100,6 +100,16 @@ class BadAdminAuthConfig(unittest.TestCase):
                      "admin_auth.token_file: is only used with mode 'token'")
         self.refused('admin_auth { allowed_client_names: "ops" }',
                      "admin_auth.allowed_client_names: is only used with mode 'mtls'")
+
+    def test_enum_settings_written_as_strings(self):
+        # scaler.mode and registry.store were strings: an old config is told how
+        # to write the value now.
+        self.refused('scaler { mode: "reactive" }',
+                     "scaler.mode is an enum, written without quotes: mode: REACTIVE")
+        self.refused('registry { store: "etcd" }',
+                     "registry.store is an enum, written without quotes: store: ETCD")
+        self.refused("registry { store: CASSANDRA }", 'Unknown enumeration value of "CASSANDRA"')
+        self.refused("registry { store: ETCD }", "registry.etcd_endpoints: needed for store ETCD")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 #include "ppe-service/server/admin_auth.h"
 
+#include "ppe-service/config/validators.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,7 +71,7 @@ PpeConfig Config(const std::string& mode, const std::string& admin_listen = "127
 }
 
 std::string Error(const PpeConfig& c) {
-  absl::Status s = ValidateAdminAuthConfig(c);
+  absl::Status s = config::CheckAdminAuth(c, "");
   return s.ok() ? "OK" : std::string(s.message());
 }
 

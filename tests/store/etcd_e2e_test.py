@@ -16,7 +16,7 @@ class EtcdStore(unittest.TestCase):
     def test_tagged_name_resolves_and_survives_a_restart(self):
         etcd = EtcdCluster(members=1)
         try:
-            conf = (f'registry {{ store: "etcd" etcd_endpoints: "{etcd.endpoints()[0]}" '
+            conf = (f'registry {{ store: ETCD etcd_endpoints: "{etcd.endpoints()[0]}" '
                     f'etcd_prefix: "/ppe-e2e/" }}\n')
             with Stack(extra_ppe_conf=conf) as stack:
                 status = stack.ppectl_json("status")

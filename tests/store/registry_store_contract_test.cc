@@ -76,7 +76,7 @@ using EtcdThreeMembers = EtcdImpl<3>;
   TEMPLATE_TEST_CASE(name, "[store][contract]", MemoryImpl, SqliteImpl, EtcdOneMember, \
                      EtcdThreeMembers)
 
-std::string Value(RegistryStore& store, std::string_view key) {
+std::string Value(RegistryStore& store, absl::string_view key) {
   absl::StatusOr<std::optional<KeyValue>> kv = store.Get(key);
   REQUIRE(kv.ok());
   REQUIRE(kv->has_value());

@@ -25,7 +25,7 @@ from harness import Stack, free_lxc_subnet, http_status, wait_until  # noqa: E40
 
 ZONE = "cdn.example.test"
 USAGE_CONF = """
-scaler { mode: "reactive" bucket_ms: 1000 cooldown_buckets: 600 keep_warm_buckets: 600 }
+scaler { mode: REACTIVE bucket_ms: 1000 cooldown_buckets: 600 keep_warm_buckets: 600 }
 limits { max_vms_per_profile: 3 }
 usage { poll_interval_s: 1 idle_cpu_percent: 1 idle_period_s: 8 busy_cpu_percent: 8
         busy_period_s: 3 idle_network_bytes_per_s: 50 }

@@ -325,7 +325,7 @@ zones { name: "cdn.example.test" nameservers: "ns1.cdn.example.test"
 )";
   auto c = config::ParsePpeConfig(base, "t.conf");
   REQUIRE(c.ok());
-  CHECK(c->usage().mode() == "act");
+  CHECK(c->usage().mode() == ppe::config::v1::Usage::ACT);
   CHECK(c->usage().poll_interval_s() == 10);
   CHECK(c->usage().idle_cpu_percent() == 2);
   CHECK(c->usage().idle_period_s() == 600);
@@ -337,6 +337,9 @@ zones { name: "cdn.example.test" nameservers: "ns1.cdn.example.test"
     return r.ok() ? std::string() : std::string(r.status().message());
   };
   CHECK(error("mode: \"sometimes\"").find("usage.mode") != std::string::npos);
+  CHECK(error("mode: \"observe\"")
+            .find("usage.mode is an enum, written without quotes: "
+                  "mode: OBSERVE") != std::string::npos);
   CHECK(error("busy_cpu_percent: 150").find("usage.busy_cpu_percent") != std::string::npos);
   CHECK(error("idle_cpu_percent: 90 busy_cpu_percent: 50").find("usage.idle_cpu_percent") !=
         std::string::npos);
@@ -346,7 +349,7 @@ zones { name: "cdn.example.test" nameservers: "ns1.cdn.example.test"
         std::string::npos);
   CHECK(error("idle_network_bytes_per_s: -1").find("usage.idle_network_bytes_per_s") !=
         std::string::npos);
-  CHECK(error("mode: \"observe\" poll_interval_s: 1 idle_period_s: 2 busy_period_s: 2").empty());
+  CHECK(error("mode: OBSERVE poll_interval_s: 1 idle_period_s: 2 busy_period_s: 2").empty());
 }
 
 }  // namespace
