@@ -15,7 +15,7 @@ StoreOptions StoreOptionsFromConfig(const ppe::config::v1::Registry& r) {
           .etcd = {.endpoints = {r.etcd_endpoints().begin(), r.etcd_endpoints().end()},
                    .prefix = r.etcd_prefix(),
                    .ca_file = r.etcd_ca_file(),
-                  .tls_server_name = r.etcd_tls_server_name(),
+                   .tls_server_name = r.etcd_tls_server_name(),
                    .cert_file = r.etcd_cert_file(),
                    .key_file = r.etcd_key_file(),
                    .timeout = absl::Milliseconds(r.etcd_timeout_ms())}};
