@@ -116,11 +116,13 @@ class Supervisor(unittest.TestCase):
             self.assertEqual(len(new), 1, "the supervisor started no new worker")
             self.assertNotEqual(new[0], worker)
             self.assertGreater(counts["NOERROR"], RATE * 3)
-            # At most about one second of failures, and at most the queries in
-            # flight: pdns does not retry, so each of its backend connections
-            # (receiver x distributor threads, 2 x 6 in the shipped pdns.conf)
-            # fails the one look-up it had on the dead worker.
-            self.assertLess(recovery, 1.0)
+            # Time to the last failure: about one second on a quiet machine; CI
+            # saw 3.5 s beside compiles (10 failures), so this bound is loose and
+            # the count below is the claim: at most the queries in flight. pdns
+            # does not retry, so each of its backend connections (receiver x
+            # distributor threads, 2 x 6 in the shipped pdns.conf) fails the one
+            # look-up it had on the dead worker.
+            self.assertLess(recovery, 10.0)
             self.assertLessEqual(counts["SERVFAIL"] + counts["lost"] + counts["other"],
                                  7 + backend_connections(stack))
             self.assertEqual(stack.query(NAME).status, "NOERROR")

@@ -121,7 +121,10 @@ class RealContainers(unittest.TestCase):
         # Ready means its port accepts; the first answer of a container that
         # has only just started can take longer than one 3 s try on a loaded
         # machine (it failed so, in CI, while a compile ran beside it).
-        wait_until("the db VM answers HTTP", lambda: http_status(address) == 200, timeout=20)
+        # Each try also queries the name: the profile's idle expiry is 4 s, so a
+        # wait without queries could see the VM released before it answers.
+        wait_until("the db VM answers HTTP", lambda: self.stack.query(issued["hostname"])
+                   and http_status(address) == 200, timeout=60)
         domains = self.status()["hypervisor_domains"]
         # Idle expiry 4 s, janitor every 1 s, drain 2 s: gone within ~10 s.
         wait_until("the idle profile's VM released", lambda: all(
