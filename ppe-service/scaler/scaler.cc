@@ -463,6 +463,18 @@ absl::Status Scaler::Load() {
   int restored_limits = 0, restored_chunks = 0;
   {
     absl::MutexLock lock(&mu_);
+    // What the store holds replaces what this scaler held (a replica elected
+    // leader takes the previous leader's history); in-flight scale-ups and
+    // the pools' decisions stay.
+    for (auto& [key, s] : series_) {
+      s.history = forecast::DemandHistory({.capacity = options_.history_buckets,
+                                           .rollup_factor = kRollup,
+                                           .rollup_capacity = kRollupKept});
+      s.model.reset();
+      s.fitted_at = -1;
+      s.last_active = -1;
+      s.next_mean = -1;
+    }
     std::string cpt, service;
     for (const store::KeyValue& kv : limits->kvs) {
       ppe::registry::v1::ScalingLimits l;
@@ -498,7 +510,12 @@ absl::Status Scaler::Load() {
   if (!stale.empty()) {
     store::Txn txn;
     txn.success = std::move(stale);
-    absl::StatusOr<store::TxnResult> r = store_->Txn(txn);
+    // A leader's reload runs in its fence: a deposed leader deletes nothing.
+    std::shared_ptr<const registry::Registry::Fence> fence =
+        registry::Registry::FenceScope::Current();
+    absl::StatusOr<store::Txn> fenced = fence != nullptr ? (*fence)(txn) : txn;
+    if (!fenced.ok()) return fenced.status();
+    absl::StatusOr<store::TxnResult> r = store_->Txn(*fenced);
     if (!r.ok()) return r.status();
   }
   spdlog::info("scaler: restored {} limits and {} demand chunks; deleted {} stale keys",

@@ -265,6 +265,8 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
       } else {
         spdlog::warn("reconcile as leader failed: {}", reconciled.status().message());
       }
+      if (absl::Status s = self->scaler_->Load(); !s.ok())  // the previous leader's history
+        spdlog::warn("demand history reload as leader failed: {}", s.message());
       self->vms_->RefillSpares();
     });
     app->replica_->RunWhileLeader("janitor", absl::Seconds(c.registry().janitor_interval_s()),
@@ -274,6 +276,11 @@ absl::StatusOr<std::unique_ptr<PpeApp>> PpeApp::Create(ppe::config::v1::PpeConfi
     app->replica_->RunWhileLeader("spares", absl::Seconds(1),
                                   [self] { self->vms_->RefillSpares(); });
     app->replica_->Campaign();
+    app->demand_forwarder_ = std::make_unique<cluster::DemandForwarder>(  // followers' demand
+        *app->demand_, cluster::DemandForwarder::LeaderOf(*app->replica_),
+        cluster::DemandForwarder::Options{
+            .interval = std::min(absl::Seconds(1), absl::Milliseconds(sc.bucket_ms()) / 4)});
+    app->demand_forwarder_->Start();
     app->seen_flush_.Start(absl::Seconds(c.registry().janitor_interval_s()),
                            [self] { self->registry_->FlushLastSeen().IgnoreError(); });
   } else {
@@ -437,6 +444,7 @@ PpeApp::~PpeApp() {
   seen_flush_.Stop();
   key_reload_.Stop();
   if (scaler_) scaler_->Stop();  // a leader's last checkpoint, fenced, while it still leads
+  demand_forwarder_.reset();     // uses replica_ and demand_
   replica_.reset();              // the leader's loops end before what they use
   janitor_.reset();
   // Workers finish their allocations before the manager and hypervisor go.
