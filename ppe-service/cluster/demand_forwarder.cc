@@ -29,10 +29,16 @@ DemandForwarder::DemandForwarder(scaler::DemandTracker& demand, Leader leader, O
 DemandForwarder::~DemandForwarder() { Stop(); }
 
 void DemandForwarder::Start() {
+  started_ = true;
   loop_.Start(options_.interval, [this] { ForwardOnce().IgnoreError(); });
 }
 
-void DemandForwarder::Stop() { loop_.Stop(); }
+void DemandForwarder::Stop() {
+  if (!started_) return;
+  started_ = false;
+  loop_.Stop();
+  ForwardOnce().IgnoreError();  // a follower shutting down sends what it counted last
+}
 
 absl::Status DemandForwarder::ForwardOnce() {
   absl::MutexLock lock(&mu_);

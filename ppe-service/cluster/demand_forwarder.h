@@ -54,7 +54,8 @@ class DemandForwarder {
   ~DemandForwarder();  // Stop()
 
   void Start();
-  // Stops the thread; counts not sent stay in the tracker.
+  // Stops the thread, then forwards once more (a follower's last counts);
+  // counts that could not be sent stay in the tracker.
   void Stop();
 
   // One round: drains and sends when another replica leads. OK when there was
@@ -81,6 +82,7 @@ class DemandForwarder {
   std::string target_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<ppe::v1::Resolver::Stub> stub_ ABSL_GUARDED_BY(mu_);  // to target_
   Stats stats_ ABSL_GUARDED_BY(mu_);
+  bool started_ = false;  // Start and Stop: the owner's thread only
   PeriodicThread loop_;
 };
 
