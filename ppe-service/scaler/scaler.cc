@@ -489,6 +489,18 @@ absl::Status Scaler::Load() {
   int restored_limits = 0, restored_chunks = 0;
   {
     absl::MutexLock lock(&mu_);
+    // What the store holds replaces what this scaler held (a replica elected
+    // leader takes the previous leader's history); in-flight scale-ups and
+    // the pools' decisions stay.
+    for (auto& [key, s] : series_) {
+      s.history = forecast::DemandHistory({.capacity = options_.history_buckets,
+                                           .rollup_factor = kRollup,
+                                           .rollup_capacity = kRollupKept});
+      s.model.reset();
+      s.fitted_at = -1;
+      s.last_active = -1;
+      s.next_mean = -1;
+    }
     std::string cpt, service;
     for (const store::KeyValue& kv : limits.kvs) {
       ppe::registry::v1::ScalingLimits l;
@@ -524,7 +536,11 @@ absl::Status Scaler::Load() {
   if (!stale.empty()) {
     store::Txn txn;
     txn.success = std::move(stale);
-    PPE_RETURN_IF_ERROR(store_->Txn(txn).status());
+    // A leader's reload runs in its fence: a deposed leader deletes nothing.
+    std::shared_ptr<const registry::Registry::Fence> fence =
+        registry::Registry::FenceScope::Current();
+    PPE_ASSIGN_OR_RETURN(store::Txn fenced, fence != nullptr ? (*fence)(txn) : txn);
+    PPE_RETURN_IF_ERROR(store_->Txn(fenced).status());
   }
   spdlog::info("scaler: restored {} limits and {} demand chunks; deleted {} stale keys",
                restored_limits, restored_chunks, deleted);

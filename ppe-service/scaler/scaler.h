@@ -105,6 +105,9 @@ class Scaler {
   // Start-up, after the registry's Load and before Start: brings back the
   // limits and demand history of active profiles, and deletes the keys of
   // profiles no longer active and counts older than the history keeps.
+  // Replicas call it again when elected (inside the leader's fence, which
+  // its deletions then carry): the checkpoints replace every series' history,
+  // so the new leader forecasts from the previous leader's.
   absl::Status Load();
 
   // One bucket: fold the counts in, forecast, act. Called by the thread every

@@ -219,12 +219,20 @@ absl::Status PpeApp::StartHousekeeping() {
     } else {
       spdlog::warn("reconcile as leader failed: {}", reconciled.status().message());
     }
+    // The previous leader's demand history, from its checkpoints.
+    if (absl::Status s = scaler_->Load(); !s.ok())
+      spdlog::warn("demand history reload as leader failed: {}", s.message());
     vms_->RefillSpares();
   });
   replica_->RunWhileLeader("janitor", janitor_options.interval, [this] { janitor_->Tick(); });
   replica_->RunWhileLeader("scaler", bucket_, [this] { scaler_->Tick(); });
   replica_->RunWhileLeader("spares", absl::Seconds(1), [this] { vms_->RefillSpares(); });
   replica_->Campaign();
+  // A follower's demand goes to the leader's scaler.
+  demand_forwarder_ = std::make_unique<cluster::DemandForwarder>(
+      *demand_, cluster::DemandForwarder::LeaderOf(*replica_),
+      cluster::DemandForwarder::Options{.interval = std::min(absl::Seconds(1), bucket_ / 4)});
+  demand_forwarder_->Start();
   // Every replica writes its profiles' last_seen.
   seen_flush_.Start(janitor_options.interval, [this] { registry_->FlushLastSeen().IgnoreError(); });
   return absl::OkStatus();
@@ -382,6 +390,7 @@ PpeApp::~PpeApp() {
   seen_flush_.Stop();
   key_reload_.Stop();
   if (scaler_) scaler_->Stop();  // a leader's last checkpoint, fenced, while it still leads
+  demand_forwarder_.reset();     // uses replica_ and demand_
   replica_.reset();              // the leader's loops end before what they use
   janitor_.reset();
   // Workers finish their allocations before the manager and hypervisor go.

@@ -6,6 +6,7 @@
 #include <grpcpp/server.h>
 
 #include "absl/status/statusor.h"
+#include "ppe-service/cluster/demand_forwarder.h"
 #include "ppe-service/cluster/replica.h"
 #include "ppe-service/common/periodic_thread.h"
 #include "ppe-service/common/thread_pool.h"
@@ -66,6 +67,7 @@ class PpeApp {
   std::unique_ptr<registry::Registry> registry_;
   // Replicas on etcd: membership, allocation lock, leader election (else null).
   std::unique_ptr<cluster::Replica> replica_;
+  std::unique_ptr<cluster::DemandForwarder> demand_forwarder_;  // replicas: a follower's demand
   PeriodicThread seen_flush_;  // replicas: every replica writes its profiles' last_seen
   PeriodicThread key_reload_;  // re-reads the CPT key file when it changes (rotation)
   std::unique_ptr<resolver::AnswerStream> answer_stream_;  // fed by registry_ and engine_

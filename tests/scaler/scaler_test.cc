@@ -469,5 +469,30 @@ TEST_CASE("adaptive warm spares follow the arrivals, are taken over, refilled an
   CHECK(w.scaler.stats().spares_drained == 3);
 }
 
+TEST_CASE("Load again (a replica elected leader) replaces the history held with the checkpoints") {
+  store::MemoryRegistryStore db;
+  World w(Scaler::Mode::kPredictive, 20, 1000, &db);
+  REQUIRE(w.scaler.Load().ok());
+  w.Register("cpt");
+  std::vector<double> sent;
+  for (int t = 0; t < 13; ++t) {  // the 10th bucket ends on a checkpoint, the last 3 do not
+    sent.push_back(10 + t);
+    w.Bucket("cpt", static_cast<int>(sent.back()));
+  }
+  REQUIRE(w.scaler.Describe("cpt", "video")->history == sent);
+  // What the store holds (another leader's checkpoints) wins over this scaler's memory.
+  REQUIRE(w.scaler.Load().ok());
+  auto v = w.scaler.Describe("cpt", "video");
+  REQUIRE(v.ok());
+  CHECK(v->history == std::vector<double>(sent.begin(), sent.begin() + 10));
+  CHECK(v->model == "none yet");
+  w.Bucket("cpt", 7);  // and goes on from there: the buckets not checkpointed read as zeros
+  v = w.scaler.Describe("cpt", "video");
+  REQUIRE(v.ok());
+  REQUIRE(v->history.size() == 14);
+  CHECK(v->history[10] == 0);
+  CHECK(v->history.back() == 7);
+}
+
 }  // namespace
 }  // namespace ppe::scaler

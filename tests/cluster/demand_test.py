@@ -1,0 +1,109 @@
+"""The leader's scaler sees the whole cluster's demand (label `cluster`): two
+ppe-server replicas on a real etcd, each behind its own pdns_server +
+ppe-backend, pdns caches off. N queries for a tagged name go through the
+FOLLOWER's pdns only; the follower's DemandForwarder sends its counts to the
+leader's Resolver.ReportAnswers, so the leader's forecast history holds N.
+Then the leader gets kill -9: the follower, elected, reloads the demand
+checkpoints and its forecast history still holds the N."""
+
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster_harness import EtcdCluster, replica_stack, udp_flood, wait_until  # noqa: E402
+
+TTL_S = 2
+N = 600
+CACHES_OFF = ("cache-ttl=0", "query-cache-ttl=0", "negquery-cache-ttl=0")
+# One-second buckets (the forwarder sends every 250 ms), a checkpoint every bucket.
+SCALER = "scaler { bucket_ms: 1000 checkpoint_every_buckets: 1 }\n"
+
+
+def status(stack):
+    r = stack.ppectl("status", "--json")
+    if r.returncode != 0:
+        return {}
+    import json
+    return json.loads(r.stdout)
+
+
+def history_sum(stack, cpt):
+    r = stack.ppectl("forecast", "--cpt", cpt, "--service", "video", "--json")
+    if r.returncode != 0:
+        return None  # no demand recorded yet
+    import json
+    return sum(json.loads(r.stdout).get("history", []))
+
+
+class Demand(unittest.TestCase):
+    def test_a_followers_demand_reaches_the_leader_and_outlives_it(self):
+        etcd = EtcdCluster(1)
+        key_file = os.path.join(tempfile.mkdtemp(prefix="ppe-keys-"), "cpt-keys")
+        stacks = []
+        try:
+            for _ in range(2):
+                s = replica_stack(etcd, key_file, conf={"ttl_s": TTL_S, "extra": SCALER})
+                for opt in CACHES_OFF:
+                    s.set_pdns_option(opt)
+                stacks.append(s.start())
+            a, b = stacks
+            wait_until("a leader", lambda: status(a).get("leader") and
+                       status(a).get("leader") == status(b).get("leader"), timeout=15)
+            ids = {status(a)["replica_id"]: a, status(b)["replica_id"]: b}
+            leader = ids[status(a)["leader"]]
+            follower = b if leader is a else a
+            follower_id = status(follower)["replica_id"]
+
+            issued = follower.ppectl_json("issue", "--service", "video", "--region", "eu-west")
+            cpt = issued["cpt"]
+            wait_until("the profile on the leader",
+                       lambda: any(p["cpt"] == cpt for p in
+                                   leader.ppectl_json("profiles").get("profiles", [])), timeout=5)
+            counts = udp_flood(follower.dns_port, [issued["hostname"]] * N)
+            self.assertEqual(counts.get(0), N, counts)
+            sent = time.time()
+            wait_until(f"{N} requests in the leader's history",
+                       lambda: (history_sum(leader, cpt) or 0) >= N, timeout=10)
+            seen = time.time() - sent
+            time.sleep(2.5)  # more buckets: nothing else arrives; a checkpoint covers them
+            on_leader = history_sum(leader, cpt)
+            on_follower = history_sum(follower, cpt)
+            print(f"{N} queries through the follower's pdns: the leader's history holds "
+                  f"{on_leader:.0f} ({seen:.2f} s after the flood); the follower's scaler "
+                  f"{on_follower}", flush=True)
+            self.assertEqual(on_leader, N)
+
+            leader.stop("ppe-server", signal.SIGKILL)
+            killed = time.time()
+            wait_until("the follower leads", lambda: status(follower).get("leader") ==
+                       follower_id, timeout=TTL_S + 10)
+            elected = time.time() - killed
+            wait_until("the new leader's history", lambda: history_sum(follower, cpt) is not None,
+                       timeout=5)
+            time.sleep(1.5)  # a tick or two of the new leader's scaler
+            reloaded = history_sum(follower, cpt)
+            print(f"leader kill -9: {follower_id} leads after {elected:.2f} s; its history "
+                  f"holds {reloaded:.0f} of the {N} (reloaded from the checkpoints)", flush=True)
+            self.assertEqual(reloaded, N)
+            with open(os.path.join(follower.dir, "ppe-server.log")) as f:
+                log = f.read()
+            after = log[log.index(f"replica {follower_id} leads"):]
+            restored = re.search(r"scaler: restored \d+ limits and (\d+) demand chunks", after)
+            self.assertTrue(restored and int(restored.group(1)) >= 1, after[:2000])
+        except BaseException:
+            for s in stacks:
+                s.print_logs()
+            raise
+        finally:
+            for s in stacks:
+                s.close()
+            etcd.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
