@@ -8,15 +8,15 @@
 #include "absl/strings/str_cat.h"
 #include "ppe-service/cluster/replica.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 
 namespace ppe::cluster {
 
 DemandForwarder::Leader DemandForwarder::LeaderOf(Replica& replica) {
   return {.leads = [&replica] { return replica.is_leader(); },
           .address = [&replica]() -> absl::StatusOr<std::string> {
-            absl::StatusOr<std::vector<Replica::Member>> members = replica.Members();
-            if (!members.ok()) return members.status();
-            for (const Replica::Member& m : *members) {
+            PPE_ASSIGN_OR_RETURN(std::vector<Replica::Member> members, replica.Members());
+            for (const Replica::Member& m : members) {
               if (m.leader) return m.address;
             }
             return absl::NotFoundError("no leader");

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "etcd/etcdserver/api/v3election/v3electionpb/v3election.grpc.pb.h"
+#include "ppe-service/common/status_macros.h"
 
 namespace ppe::cluster {
 namespace {
@@ -52,14 +53,15 @@ void LeaderElector::StopKeepAlive() {
 }
 
 absl::StatusOr<LeaderElector::LeaderKey> LeaderElector::Campaign(absl::Duration wait) {
-  absl::StatusOr<std::unique_ptr<LeaseKeeper>> keeper = LeaseKeeper::Grant(
-      stubs_->channel, {.ttl = options_.ttl, .timeout = options_.timeout, .what = "leader lease"});
-  if (!keeper.ok()) return keeper.status();
-  const int64_t lease = (*keeper)->id();
+  PPE_ASSIGN_OR_RETURN(std::unique_ptr<LeaseKeeper> keeper,
+                       LeaseKeeper::Grant(stubs_->channel, {.ttl = options_.ttl,
+                                                            .timeout = options_.timeout,
+                                                            .what = "leader lease"}));
+  const int64_t lease = (keeper)->id();
   std::unique_ptr<LeaseKeeper> earlier;  // an earlier campaign's: stops outside the lock
   {
     absl::MutexLock lock(&mu_);
-    earlier = std::exchange(lease_, std::move(*keeper));
+    earlier = std::exchange(lease_, std::move(keeper));
   }
   earlier.reset();
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "ppe-service/common/log.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe/v1/admin.pb.h"
 
 namespace ppe::cluster {
@@ -66,13 +67,12 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Start(store::EtcdRegistryStore
   r->elector_ = std::move(*elector);
   r->fence_ = std::make_shared<const registry::Registry::Fence>(
       [e = r->elector_](store::Txn txn) { return e->Fence(std::move(txn)); });
-  absl::StatusOr<std::unique_ptr<LeaseKeeper>> session =
-      LeaseKeeper::Grant(store.channel(), {.ttl = r->options_.ttl,
-                                           .timeout = r->options_.timeout,
-                                           .regrant = true,
-                                           .what = "session lease"});
-  if (!session.ok()) return session.status();
-  r->session_ = std::move(*session);
+  PPE_ASSIGN_OR_RETURN(std::unique_ptr<LeaseKeeper> session,
+                       LeaseKeeper::Grant(store.channel(), {.ttl = r->options_.ttl,
+                                                            .timeout = r->options_.timeout,
+                                                            .regrant = true,
+                                                            .what = "session lease"}));
+  r->session_ = std::move(session);
   Replica* self = r.get();
   r->threads_.emplace_back([self] { self->HeartbeatLoop(); });
   spdlog::info("replica {} joined the cluster (lease TTL {} s)", r->options_.id,
@@ -288,11 +288,10 @@ int64_t Replica::fenced_refusals() const {
 absl::StatusOr<std::string> Replica::Leader() { return elector_->Leader(); }
 
 absl::StatusOr<std::vector<Replica::Member>> Replica::Members() {
-  absl::StatusOr<store::RangeResult> listed = store_.List(kMembers);
-  if (!listed.ok()) return listed.status();
+  PPE_ASSIGN_OR_RETURN(store::RangeResult listed, store_.List(kMembers));
   absl::StatusOr<std::string> leader = Leader();
   std::vector<Member> out;
-  for (const store::KeyValue& kv : listed->kvs) {
+  for (const store::KeyValue& kv : listed.kvs) {
     ppe::v1::ReplicaStatus s;
     if (!s.ParseFromString(kv.value)) continue;
     out.push_back({.id = s.id(),

@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "ppe-service/common/status_macros.h"
 
 namespace ppe::forecast {
 std::vector<double> CentredMovingAverage(std::span<const double> z, int m) {
@@ -103,11 +104,10 @@ void DecompEtsModel::Update(double y) {
 }
 
 absl::StatusOr<Forecast> DecompEtsModel::Predict(int horizon, double level) const {
-  auto f = ets_->Predict(horizon, level);
-  if (!f.ok()) return f.status();
+  PPE_ASSIGN_OR_RETURN(auto f, ets_->Predict(horizon, level));
   for (int h = 0; h < horizon; ++h) {
     const double s = SeasonalAt(t_ + h);
-    for (auto* v : {&f->mean[h], &f->lower[h], &f->upper[h]}) {
+    for (auto* v : {&f.mean[h], &f.lower[h], &f.upper[h]}) {
       *v += s;
       if (log_) *v = std::expm1(*v);
     }
@@ -150,9 +150,8 @@ absl::StatusOr<std::unique_ptr<DecompEtsModel>> FitDecompEts(std::span<const dou
   }
   EtsFitOptions eo = options.ets;
   eo.allow_multiplicative = false;  // The adjusted series may cross zero.
-  auto ets = FitEtsAuto(v, 1, eo);
-  if (!ets.ok()) return ets.status();
-  return std::make_unique<DecompEtsModel>(periods, std::move(seasonal), std::move(*ets),
+  PPE_ASSIGN_OR_RETURN(auto ets, FitEtsAuto(v, 1, eo));
+  return std::make_unique<DecompEtsModel>(periods, std::move(seasonal), std::move(ets),
                                           options.log_transform, n);
 }
 

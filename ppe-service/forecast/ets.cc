@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/forecast/least_squares.h"
 #include "ppe-service/forecast/optimizer.h"
 #include "ppe-service/forecast/stats.h"
@@ -500,8 +501,7 @@ std::vector<double> EtsHeuristicState(std::span<const double> y, const EtsSpec& 
 absl::StatusOr<std::unique_ptr<EtsModel>> EtsModel::FromParameters(
     std::span<const double> y, const EtsSpec& spec, const EtsParameters& params,
     std::span<const double> initial_state, int num_estimated) {
-  auto run = EtsFilter(spec, params, initial_state, y);
-  if (!run.ok()) return run.status();
+  PPE_ASSIGN_OR_RETURN(auto run, EtsFilter(spec, params, initial_state, y));
   auto model = std::make_unique<EtsModel>();
   model->spec_ = spec;
   model->params_ = params;
@@ -509,14 +509,14 @@ absl::StatusOr<std::unique_ptr<EtsModel>> EtsModel::FromParameters(
   if (!HasTrend(spec)) model->params_.beta = 0.0;
   if (!HasSeason(spec)) model->params_.gamma = 0.0;
   model->initial_state_.assign(initial_state.begin(), initial_state.end());
-  model->lik_ = run->lik;
+  model->lik_ = run.lik;
   model->n_ = static_cast<int>(y.size());
   model->num_estimated_ = num_estimated;
   double sse = 0;
-  for (double e : run->residuals) sse += e * e;
+  for (double e : run.residuals) sse += e * e;
   const int dof = model->n_ - num_estimated;
   model->sigma2_ = sse / (dof > 0 ? dof : std::max(model->n_, 1));
-  LoadState(spec, run->final_state, model->level_, model->trend_, model->season_);
+  LoadState(spec, run.final_state, model->level_, model->trend_, model->season_);
   model->pos_ = 0;
   return model;
 }

@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/forecast/arima.h"
 #include "ppe-service/forecast/decomposition.h"
 #include "ppe-service/forecast/ets.h"
@@ -115,15 +116,12 @@ absl::StatusOr<std::unique_ptr<Model>> FitFamily(std::span<const double> y,
     case ModelFamily::kEts: {
       const int period = SmallestPeriod(options.periods, EtsFitOptions().max_period);
       if (!options.ets_spec.empty()) {
-        auto spec = EtsSpec::Parse(options.ets_spec, period);
-        if (!spec.ok()) return spec.status();
-        auto m = FitEts(y, *spec);
-        if (!m.ok()) return m.status();
-        return std::unique_ptr<Model>(std::move(*m));
+        PPE_ASSIGN_OR_RETURN(auto spec, EtsSpec::Parse(options.ets_spec, period));
+        PPE_ASSIGN_OR_RETURN(auto m, FitEts(y, spec));
+        return std::unique_ptr<Model>(std::move(m));
       }
-      auto m = FitEtsAuto(y, period);
-      if (!m.ok()) return m.status();
-      return std::unique_ptr<Model>(std::move(*m));
+      PPE_ASSIGN_OR_RETURN(auto m, FitEtsAuto(y, period));
+      return std::unique_ptr<Model>(std::move(m));
     }
     case ModelFamily::kArima: {
       if (!options.arima_order.empty()) {
@@ -137,22 +135,19 @@ absl::StatusOr<std::unique_ptr<Model>> FitFamily(std::span<const double> y,
                      v[5],
                      SmallestPeriod(options.periods, std::numeric_limits<int>::max()),
                      v.size() > 6 && v[6] != 0};
-        auto m = FitArima(y, o, /*exact=*/true);
-        if (!m.ok()) return m.status();
-        return std::unique_ptr<Model>(std::move(*m));
+        PPE_ASSIGN_OR_RETURN(auto m, FitArima(y, o, /*exact=*/true));
+        return std::unique_ptr<Model>(std::move(m));
       }
       ArimaAutoOptions ao;
       ao.period = SmallestPeriod(options.periods, 350);
-      auto m = FitArimaAuto(y, ao);
-      if (!m.ok()) return m.status();
-      return std::unique_ptr<Model>(std::move(*m));
+      PPE_ASSIGN_OR_RETURN(auto m, FitArimaAuto(y, ao));
+      return std::unique_ptr<Model>(std::move(m));
     }
     case ModelFamily::kDecompEts: {
       DecompositionOptions d;
       d.periods = options.periods;
-      auto m = FitDecompEts(y, d);
-      if (!m.ok()) return m.status();
-      return std::unique_ptr<Model>(std::move(*m));
+      PPE_ASSIGN_OR_RETURN(auto m, FitDecompEts(y, d));
+      return std::unique_ptr<Model>(std::move(m));
     }
     case ModelFamily::kStl: {
       StlModelOptions so;
@@ -162,9 +157,8 @@ absl::StatusOr<std::unique_ptr<Model>> FitFamily(std::span<const double> y,
       if (so.mstl.periods.empty()) {
         return absl::FailedPreconditionError("STL needs more than two cycles of a period");
       }
-      auto m = FitStl(y, so);
-      if (!m.ok()) return m.status();
-      return std::unique_ptr<Model>(std::move(*m));
+      PPE_ASSIGN_OR_RETURN(auto m, FitStl(y, so));
+      return std::unique_ptr<Model>(std::move(m));
     }
     case ModelFamily::kSeasonalNaive: {
       const int p = snaive_period > 0
@@ -220,9 +214,8 @@ std::vector<Candidate> AutoCandidates(int n, const FitOptions& options) {
 absl::StatusOr<std::unique_ptr<Model>> Fit(std::span<const double> y_in,
                                            const FitOptions& options) {
   if (y_in.empty()) return absl::InvalidArgumentError("the series is empty");
-  auto filled = FillMissing(std::vector<double>(y_in.begin(), y_in.end()));
-  if (!filled.ok()) return filled.status();
-  const std::vector<double>& y = *filled;
+  PPE_ASSIGN_OR_RETURN(auto filled, FillMissing(std::vector<double>(y_in.begin(), y_in.end())));
+  const std::vector<double>& y = filled;
   const int n = static_cast<int>(y.size());
   for (int p : options.periods) {
     if (p < 1) return absl::InvalidArgumentError(absl::StrCat("bad period ", p));
@@ -309,9 +302,8 @@ absl::StatusOr<Forecast> CombinationModel::Predict(int horizon, double level) co
   out.upper.assign(horizon, 0.0);
   std::vector<Forecast> fs;
   for (const auto& m : members_) {
-    auto f = m->Predict(horizon, level);
-    if (!f.ok()) return f.status();
-    fs.push_back(*std::move(f));
+    PPE_ASSIGN_OR_RETURN(auto f, m->Predict(horizon, level));
+    fs.push_back(std::move(f));
   }
   std::vector<double> v(fs.size());
   // The median (mean of the middle two for an even count) or the mean of v.
@@ -346,9 +338,8 @@ std::vector<NamedValue> CombinationModel::Parameters() const {
 
 absl::StatusOr<Forecast> FitAndPredict(std::span<const double> y, const FitOptions& options,
                                        int horizon, double level) {
-  auto model = Fit(y, options);
-  if (!model.ok()) return model.status();
-  return (*model)->Predict(horizon, level);
+  PPE_ASSIGN_OR_RETURN(auto model, Fit(y, options));
+  return (model)->Predict(horizon, level);
 }
 
 }  // namespace ppe::forecast

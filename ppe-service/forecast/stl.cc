@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/forecast/arima.h"
 #include "ppe-service/forecast/ets.h"
 #include "ppe-service/forecast/stats.h"
@@ -394,11 +395,10 @@ absl::StatusOr<MstlResult> Mstl(std::span<const double> y, const MstlOptions& o)
       }
       so.t_window = o.t_window;
       so.robust = o.robust;
-      auto fit = Stl(deseas, so);
-      if (!fit.ok()) return fit.status();
-      out.seasonal[i] = std::move(fit->seasonal);
+      PPE_ASSIGN_OR_RETURN(auto fit, Stl(deseas, so));
+      out.seasonal[i] = std::move(fit.seasonal);
       for (int t = 0; t < n; ++t) deseas[t] -= out.seasonal[i][t];
-      out.trend = std::move(fit->trend);
+      out.trend = std::move(fit.trend);
     }
   }
   out.remainder.resize(n);
@@ -443,11 +443,10 @@ void StlModel::Update(double y) {
 }
 
 absl::StatusOr<Forecast> StlModel::Predict(int horizon, double level) const {
-  auto f = adjusted_->Predict(horizon, level);
-  if (!f.ok()) return f.status();
+  PPE_ASSIGN_OR_RETURN(auto f, adjusted_->Predict(horizon, level));
   for (int h = 0; h < horizon; ++h) {
     const double s = SeasonalAt(t_ + h);
-    for (auto* v : {&f->mean[h], &f->lower[h], &f->upper[h]}) {
+    for (auto* v : {&f.mean[h], &f.lower[h], &f.upper[h]}) {
       *v += s;
       if (lambda_) *v = InvBoxCox(*v, *lambda_);
     }
@@ -467,32 +466,29 @@ std::vector<NamedValue> StlModel::Parameters() const {
 
 absl::StatusOr<std::unique_ptr<StlModel>> FitStl(std::span<const double> y,
                                                  const StlModelOptions& options) {
-  auto d = Mstl(y, options.mstl);
-  if (!d.ok()) return d.status();
+  PPE_ASSIGN_OR_RETURN(auto d, Mstl(y, options.mstl));
   const int n = static_cast<int>(y.size());
   std::vector<double> adjusted(n);
   // The seasonally adjusted series (R's seasadj): trend + remainder.
-  for (int t = 0; t < n; ++t) adjusted[t] = d->trend[t] + d->remainder[t];
+  for (int t = 0; t < n; ++t) adjusted[t] = d.trend[t] + d.remainder[t];
   std::vector<std::vector<double>> last_cycles;
-  for (size_t i = 0; i < d->periods.size(); ++i) {
-    const int p = d->periods[i];
+  for (size_t i = 0; i < d.periods.size(); ++i) {
+    const int p = d.periods[i];
     std::vector<double> cycle(p);
-    for (int t = n - p; t < n; ++t) cycle[t % p] = d->seasonal[i][t];
+    for (int t = n - p; t < n; ++t) cycle[t % p] = d.seasonal[i][t];
     last_cycles.push_back(std::move(cycle));
   }
   std::unique_ptr<Model> inner;
   if (options.method == StlMethod::kArima) {
     ArimaAutoOptions ao;
     ao.period = 1;
-    auto m = FitArimaAuto(adjusted, ao);
-    if (!m.ok()) return m.status();
-    inner = std::move(*m);
+    PPE_ASSIGN_OR_RETURN(auto m, FitArimaAuto(adjusted, ao));
+    inner = std::move(m);
   } else {
-    auto m = FitEtsAuto(adjusted, 1);
-    if (!m.ok()) return m.status();
-    inner = std::move(*m);
+    PPE_ASSIGN_OR_RETURN(auto m, FitEtsAuto(adjusted, 1));
+    inner = std::move(m);
   }
-  return std::make_unique<StlModel>(d->periods, std::move(last_cycles), std::move(inner),
+  return std::make_unique<StlModel>(d.periods, std::move(last_cycles), std::move(inner),
                                     options.mstl.lambda, n);
 }
 
@@ -513,23 +509,22 @@ absl::StatusOr<SeasonalShape> SeasonalShapeOf(std::span<const double> y,
                                               const std::vector<int>& periods, int64_t origin) {
   MstlOptions o;
   o.periods = periods;
-  auto d = Mstl(y, o);
-  if (!d.ok()) return d.status();
+  PPE_ASSIGN_OR_RETURN(auto d, Mstl(y, o));
   const int n = static_cast<int>(y.size());
   SeasonalShape shape;
-  shape.periods = d->periods;
+  shape.periods = d.periods;
   shape.origin = origin;
-  const int longest = d->periods.back();
+  const int longest = d.periods.back();
   double level = 0;
-  for (int t = n - longest; t < n; ++t) level += d->trend[t];
+  for (int t = n - longest; t < n; ++t) level += d.trend[t];
   shape.level = level / longest;
   if (!(shape.level > 0)) {
     return absl::FailedPreconditionError("seasonal shape: the series level is not positive");
   }
-  for (size_t i = 0; i < d->periods.size(); ++i) {
-    const int p = d->periods[i];
+  for (size_t i = 0; i < d.periods.size(); ++i) {
+    const int p = d.periods[i];
     std::vector<double> cycle(p);
-    for (int t = n - p; t < n; ++t) cycle[t % p] = d->seasonal[i][t];
+    for (int t = n - p; t < n; ++t) cycle[t % p] = d.seasonal[i][t];
     shape.last_cycles.push_back(std::move(cycle));
   }
   return shape;

@@ -437,11 +437,9 @@ void Registry::ApplyLocked(const std::vector<store::WatchEvent>& events,
 absl::Status Registry::CheckFence() {
   const std::shared_ptr<const Fence> fence = current_fence;
   if (fence == nullptr) return absl::OkStatus();
-  absl::StatusOr<store::Txn> alone = (*fence)(store::Txn{});
-  if (!alone.ok()) return alone.status();
-  absl::StatusOr<store::TxnResult> r = store_.Txn(*alone);
-  if (!r.ok()) return r.status();
-  if (r->succeeded) return absl::OkStatus();
+  PPE_ASSIGN_OR_RETURN(store::Txn alone, (*fence)(store::Txn{}));
+  PPE_ASSIGN_OR_RETURN(store::TxnResult r, store_.Txn(alone));
+  if (r.succeeded) return absl::OkStatus();
   fenced_refusals_.fetch_add(1);
   return absl::PermissionDeniedError("fenced: this process no longer leads");
 }

@@ -197,18 +197,17 @@ class Lister {
     request.set_key(all.key);
     request.set_range_end(all.end);
     request.set_limit(std::min<int64_t>(max_keys_, kFirstPage));
-    absl::StatusOr<pb::RangeResponse> first = RangeCall(kv_, request, timeout_, note_);
-    if (!first.ok()) return first.status();
-    revision_ = first->header().revision();  // every further read is at this revision
-    if (!first->more()) {
-      if (first->kvs().empty()) return revision_;
+    PPE_ASSIGN_OR_RETURN(pb::RangeResponse first, RangeCall(kv_, request, timeout_, note_));
+    revision_ = first.header().revision();  // every further read is at this revision
+    if (!first.more()) {
+      if (first.kvs().empty()) return revision_;
       std::vector<KeyValue> page;
-      page.reserve(first->kvs_size());
-      for (const ::mvccpb::KeyValue& kv : first->kvs()) page.push_back(ToKeyValue(kv, strip_));
+      page.reserve(first.kvs_size());
+      for (const ::mvccpb::KeyValue& kv : first.kvs()) page.push_back(ToKeyValue(kv, strip_));
       if (absl::Status s = on_page(page); !s.ok()) return s;
       return revision_;
     }
-    const int64_t count = first->count();
+    const int64_t count = first.count();
     first = pb::RangeResponse();
     if (absl::Status planned = Plan(prefix, count); !planned.ok()) return planned;
     return Read(on_page);
@@ -286,9 +285,8 @@ class Lister {
       spans_.push_back({.key = span.key, .end = span.end, .count = count});
       return absl::OkStatus();
     }
-    absl::StatusOr<std::vector<int64_t>> fanout = Fanout(prefix);
-    if (!fanout.ok()) return fanout.status();
-    return Split(prefix, count, *fanout);
+    PPE_ASSIGN_OR_RETURN(std::vector<int64_t> fanout, Fanout(prefix));
+    return Split(prefix, count, fanout);
   }
 
   // Plan's second half, given the prefix's Fanout.
@@ -301,9 +299,8 @@ class Lister {
       if (n == 0) continue;
       const std::string child = prefix + static_cast<char>(b);
       if (n == count) {  // every key shares more than `child`, maybe
-        absl::StatusOr<bool> skipped = SplitShared(child, n);
-        if (!skipped.ok()) return skipped.status();
-        if (*skipped) continue;
+        PPE_ASSIGN_OR_RETURN(bool skipped, SplitShared(child, n));
+        if (skipped) continue;
       }
       if (absl::Status planned = Plan(child, n); !planned.ok()) return planned;
     }
@@ -321,18 +318,16 @@ class Lister {
     request.set_range_end(span.end);
     request.set_keys_only(true);
     request.set_limit(1);
-    absl::StatusOr<pb::RangeResponse> response = At(std::move(request));
-    if (!response.ok()) return response.status();
-    if (response->kvs().empty()) return absl::InternalError("etcd list: a counted range is empty");
-    const std::string first = response->kvs(0).key();
+    PPE_ASSIGN_OR_RETURN(pb::RangeResponse response, At(std::move(request)));
+    if (response.kvs().empty()) return absl::InternalError("etcd list: a counted range is empty");
+    const std::string first = response.kvs(0).key();
     for (size_t length = first.size(); length > child.size(); --length) {
       const std::string shared = first.substr(0, length);
-      absl::StatusOr<std::vector<int64_t>> fanout = Fanout(shared);
-      if (!fanout.ok()) return fanout.status();
+      PPE_ASSIGN_OR_RETURN(std::vector<int64_t> fanout, Fanout(shared));
       int64_t n = 0;
-      for (int64_t c : *fanout) n += c;
+      for (int64_t c : fanout) n += c;
       if (n == count) {
-        if (absl::Status split = Split(shared, count, *fanout); !split.ok()) return split;
+        if (absl::Status split = Split(shared, count, fanout); !split.ok()) return split;
         return true;
       }
     }
@@ -356,15 +351,14 @@ class Lister {
       pb::RangeRequest request;
       request.set_key(span.key);
       request.set_range_end(span.end);
-      absl::StatusOr<pb::RangeResponse> response = At(std::move(request));
-      if (!response.ok()) return response.status();
-      if (response->kvs_size() != span.count) {
+      PPE_ASSIGN_OR_RETURN(pb::RangeResponse response, At(std::move(request)));
+      if (response.kvs_size() != span.count) {
         return absl::InternalError(absl::StrCat("etcd list: a sub-range counted ", span.count,
-                                                " keys read ", response->kvs_size()));
+                                                " keys read ", response.kvs_size()));
       }
       std::vector<KeyValue> page;
-      page.reserve(response->kvs_size());
-      for (const ::mvccpb::KeyValue& kv : response->kvs()) page.push_back(ToKeyValue(kv, strip_));
+      page.reserve(response.kvs_size());
+      for (const ::mvccpb::KeyValue& kv : response.kvs()) page.push_back(ToKeyValue(kv, strip_));
       return page;
     };
     std::deque<std::future<absl::StatusOr<std::vector<KeyValue>>>> ahead;
@@ -634,12 +628,12 @@ void EtcdRegistryStore::SeeRevision(int64_t etcd_revision) {
 absl::StatusOr<RangeResult> EtcdRegistryStore::ReadKey(const std::string& key) {
   pb::RangeRequest request;
   request.set_key(key);
-  absl::StatusOr<pb::RangeResponse> response = RangeCall(
-      *stubs_->kv, request, options_.timeout, [this](const grpc::Status& s) { NoteAnswer(s); });
-  if (!response.ok()) return response.status();
-  SeeRevision(response->header().revision());
-  RangeResult result{.kvs = {}, .revision = StoreRevision(response->header().revision())};
-  for (const ::mvccpb::KeyValue& kv : response->kvs()) {
+  PPE_ASSIGN_OR_RETURN(pb::RangeResponse response,
+                       RangeCall(*stubs_->kv, request, options_.timeout,
+                                 [this](const grpc::Status& s) { NoteAnswer(s); }));
+  SeeRevision(response.header().revision());
+  RangeResult result{.kvs = {}, .revision = StoreRevision(response.header().revision())};
+  for (const ::mvccpb::KeyValue& kv : response.kvs()) {
     result.kvs.push_back(ToKeyValue(kv, options_.prefix.size()));
   }
   return result;
@@ -647,10 +641,9 @@ absl::StatusOr<RangeResult> EtcdRegistryStore::ReadKey(const std::string& key) {
 
 absl::StatusOr<std::optional<KeyValue>> EtcdRegistryStore::Get(absl::string_view key) {
   if (key.empty()) return absl::InvalidArgumentError("empty key");
-  absl::StatusOr<RangeResult> range = ReadKey(options_.prefix + std::string(key));
-  if (!range.ok()) return range.status();
-  if (range->kvs.empty()) return std::nullopt;
-  return std::move(range->kvs[0]);
+  PPE_ASSIGN_OR_RETURN(RangeResult range, ReadKey(options_.prefix + std::string(key)));
+  if (range.kvs.empty()) return std::nullopt;
+  return std::move(range.kvs[0]);
 }
 
 absl::StatusOr<int64_t> EtcdRegistryStore::ListPages(absl::string_view prefix,
@@ -658,10 +651,10 @@ absl::StatusOr<int64_t> EtcdRegistryStore::ListPages(absl::string_view prefix,
   Lister lister(
       *stubs_->kv, options_.timeout, [this](const grpc::Status& s) { NoteAnswer(s); },
       options_.list_page_size, options_.list_parallelism, options_.prefix.size());
-  absl::StatusOr<int64_t> revision = lister.Run(options_.prefix + std::string(prefix), on_page);
-  if (!revision.ok()) return revision.status();
-  SeeRevision(*revision);
-  return StoreRevision(*revision);
+  PPE_ASSIGN_OR_RETURN(int64_t revision,
+                       lister.Run(options_.prefix + std::string(prefix), on_page));
+  SeeRevision(revision);
+  return StoreRevision(revision);
 }
 
 absl::StatusOr<RangeResult> EtcdRegistryStore::List(absl::string_view prefix) {
@@ -834,9 +827,8 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> EtcdRegistryStore::Watch(absl::stri
   // "From now" is from the revision a quorum read sees now, not from the
   // revision of whichever member the stream lands on (it may lag).
   if (from_revision == 0) {
-    absl::StatusOr<RangeResult> now = ReadKey(state->key);
-    if (!now.ok()) return now.status();
-    from_revision = now->revision + 1;
+    PPE_ASSIGN_OR_RETURN(RangeResult now, ReadKey(state->key));
+    from_revision = now.revision + 1;
   }
   state->start = from_revision;
   state->first_wanted = from_revision + 1;

@@ -24,6 +24,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "ppe-service/common/flags.h"
+#include "ppe-service/common/status_macros.h"
 #include "ppe-service/forecast/ets.h"
 #include "ppe-service/forecast/forecaster.h"
 #include "ppe-service/forecast/json_report.h"
@@ -105,9 +106,8 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
     return absl::OkStatus();
   });
   flags.Custom("model", [&a](absl::string_view v) {
-    auto family = ppe::forecast::ParseModelFamily(std::string(v));
-    if (!family.ok()) return family.status();
-    a.fit.family = *family;
+    PPE_ASSIGN_OR_RETURN(auto family, ppe::forecast::ParseModelFamily(std::string(v)));
+    a.fit.family = family;
     return absl::OkStatus();
   });
   flags.String("ets-spec", &a.fit.ets_spec);
