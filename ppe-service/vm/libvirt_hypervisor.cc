@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -55,6 +56,10 @@ void StartEventLoopOnce() {
   static std::once_flag once;
   std::call_once(once, [] {
     virSetErrorFunc(nullptr, QuietErrors);
+    // libvirt's remote driver write()s to the daemon's socket: a libvirtd that
+    // dies mid-write (a lost host) would raise SIGPIPE and kill this process
+    // without a word. Its callers see the write fail (EPIPE) instead.
+    signal(SIGPIPE, SIG_IGN);
     if (virEventRegisterDefaultImpl() < 0) {
       spdlog::warn("libvirt: cannot register the default event loop");
       return;

@@ -42,3 +42,4 @@ PPE_HOSTS_A_URI="$URI_A" PPE_HOSTS_A_RUN="$RUN_A" PPE_HOSTS_A_BRIDGE="ppeh$XA" \
   PPE_LXC_SETUP="$ROOT/deploy/lxc/setup.sh" PPE_LXC_NO_INSTALL=1 \
   "$BIN" "[lxc-hosts]" --durations yes
 status=$?
+[ $status -gt 128 ] && echo "$(basename "$0"): FAILED: the test binary was killed by signal $((status - 128))" >&2

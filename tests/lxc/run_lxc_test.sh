@@ -38,3 +38,4 @@ PPE_LXC_URI="$URI" PPE_LXC_RUN="$RUN" PPE_LXC_BRIDGE="$BRIDGE" PPE_LXC_NET="10.2
   PPE_LXC_SETUP="$ROOT/deploy/lxc/setup.sh" \
   "$BIN" "$FILTER" --durations yes
 status=$?
+[ $status -gt 128 ] && echo "$(basename "$0"): FAILED: the test binary was killed by signal $((status - 128))" >&2
