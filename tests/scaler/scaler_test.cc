@@ -138,7 +138,7 @@ int NewProfileShortBuckets(bool pool_sparse) {
     w.Bucket("big", DailyDemand(now, 1.0));
     for (int i = 0; i < 400; ++i) {  // the new profile's scale-ups too
       auto v = w.scaler.Describe("small", "video");
-      if (!v.ok() || v->current >= v->desired) break;
+      if (!v.ok() || (v->current >= v->desired && v->pending == 0)) break;
       absl::SleepFor(absl::Milliseconds(5));
     }
   }

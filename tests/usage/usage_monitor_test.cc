@@ -274,14 +274,17 @@ TEST_CASE("the scaler: busy VMs scale a pool up, an idle release holds until dem
   auto tick = [&](int requests) {
     for (int i = 0; i < requests; ++i) demand.Record("cpt", "video");
     scaler.Tick();
-    for (int i = 0; i < 2000; ++i) {  // the scale-ups run on the workers: until ready
+    // The scale-ups run on the workers: until each is ready and its task has
+    // ended. A task's VM is ready a moment before the task is off the
+    // scaler's pending count; a tick in between would count it twice.
+    for (int i = 0; i < 2000; ++i) {
       auto v = scaler.Describe("cpt", "video");
       std::vector<registry::VmRecord> vms = w.registry.ListVms("cpt");
       bool starting = std::any_of(vms.begin(), vms.end(), [](const registry::VmRecord& vm) {
         return vm.state == registry::VmState::kProvisioning ||
                vm.state == registry::VmState::kBooting;
       });
-      if (!v.ok() || (v->current >= v->desired && !starting)) break;
+      if (!v.ok() || (v->current >= v->desired && v->pending == 0 && !starting)) break;
       absl::SleepFor(absl::Milliseconds(5));
     }
   };
