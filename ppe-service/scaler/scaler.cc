@@ -251,17 +251,22 @@ int Scaler::Need(const Series& s, int64_t bucket, int* uncapped) {
   return std::clamp(need, floor, std::max(floor, ceiling));
 }
 
-int Scaler::ActiveVms(const Series& s) const {
-  int n = 0;
+Scaler::PoolCount Scaler::CountVms(const Series& s) const {
+  PoolCount n;
   for (const registry::VmRecord& vm : registry_.ListVms(s.cpt)) {
-    n += vm.service == s.service && Counts(vm.state);
+    if (vm.service != s.service || !Counts(vm.state)) continue;
+    ++(vm.state == registry::VmState::kReady ? n.ready : n.starting);
   }
   return n;
 }
 
 void Scaler::Act(Series& s, int desired, int uncapped) {
   s.desired = desired;
-  int current = ActiveVms(s);
+  const PoolCount count = CountVms(s);
+  const int current = count.ready + count.starting;
+  // A scale-up's VM starts (provisioning, booting) while its task is still
+  // pending: counted once, as the larger of the two, not as their sum.
+  const int planned = count.ready + std::max(count.starting, s.pending);
   // At the cap with more demand than the pool can take: grow the VMs instead.
   if (uncapped > desired && current >= desired && desired > 0) {
     tasks_.Schedule(workers_,
@@ -273,9 +278,9 @@ void Scaler::Act(Series& s, int desired, int uncapped) {
                       }
                     }));
   }
-  if (desired > current + s.pending) {
+  if (desired > planned) {
     s.below_target = 0;
-    int add = desired - current - s.pending;
+    int add = desired - planned;
     s.pending += add;
     stats_.scale_ups += add;
     spdlog::info("scale up profile {} {}: {} -> {} VMs", cpt::CptCodec::Fingerprint(s.cpt),
@@ -597,7 +602,8 @@ Scaler::View Scaler::ViewOf(const Series& s) const {
   v.upper = s.upper;
   v.lead_buckets = lead_buckets();
   v.desired = s.desired;
-  v.current = ActiveVms(s);
+  const PoolCount count = CountVms(s);
+  v.current = count.ready + count.starting;
   v.pending = s.pending;
   v.min_vms = s.min_override >= 0 ? s.min_override : options_.min_vms;
   v.max_vms = s.max_override >= 0 ? s.max_override : options_.max_vms;

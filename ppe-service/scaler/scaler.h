@@ -180,7 +180,13 @@ class Scaler {
   // Adaptive warm spares: observes each service's arrivals of the bucket that
   // ended, forecasts them and sets the VmManager's spare target.
   void PlanSpares(int64_t ended) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int ActiveVms(const Series& s) const;
+  // The profile's VMs of the series' service that serve or will: ready, and
+  // starting (provisioning or booting).
+  struct PoolCount {
+    int ready = 0;
+    int starting = 0;
+  };
+  PoolCount CountVms(const Series& s) const;
   View ViewOf(const Series& s) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts each series' counts of the chunk holding `last` (up to `last`) and
   // deletes its chunk that fell out of the retained history.

@@ -175,6 +175,24 @@ TEST_CASE("scale down waits for the cooldown, drains one VM at a time, keeps one
         }) == 3);
 }
 
+TEST_CASE("VMs still starting are counted once, not again as pending scale-ups") {
+  World w(Scaler::Mode::kReactive);
+  w.Register("cpt");
+  // Each create takes 400 ms: the next bucket's tick comes while the first
+  // scale-up's VMs are provisioning and their tasks still pending.
+  w.fake.create_delay = absl::Milliseconds(400);
+  for (int i = 0; i < 100; ++i) w.demand.Record("cpt", "video");
+  w.clock.Advance(absl::Seconds(1));
+  w.scaler.Tick();  // 2 VMs wanted
+  REQUIRE(testing::WaitFor([&] { return w.registry.ListVms("cpt").size() == 2; }));
+  for (int i = 0; i < 200; ++i) w.demand.Record("cpt", "video");
+  w.clock.Advance(absl::Seconds(1));
+  w.scaler.Tick();  // 4 wanted: 2 more, though 2 start and 2 are pending
+  REQUIRE(w.ScaleUpsDone());
+  CHECK(w.Ready("cpt") == 4);
+  CHECK(w.scaler.stats().scale_ups == 4);
+}
+
 TEST_CASE("limits: per-profile max and min, and the budget goes to premium first") {
   World w(Scaler::Mode::kReactive, /*max_vms=*/3, /*budget=*/4);
   w.Register("premium", "premium");
