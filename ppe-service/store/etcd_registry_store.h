@@ -52,17 +52,17 @@ class EtcdRegistryStore final : public RegistryStore {
   struct Options {
     // Client URLs' host:port of the members ("127.0.0.1:2379"). IP literals
     // are balanced round-robin; one DNS name may stand for all members.
-    std::vector<std::string> endpoints;
+    std::vector<std::string> endpoints = {};
     // Prepended to every key ("/ppe/"); "" = the whole keyspace.
-    std::string prefix;
+    std::string prefix = {};
     // TLS when ca_file is set; cert_file + key_file add a client certificate.
-    std::string ca_file;
+    std::string ca_file = {};
     // With TLS and several IPv4 endpoints (one balanced channel): the name
     // checked in every member's certificate; empty = the first endpoint's
     // address. gRPC would otherwise check the whole "a:p,b:p" list as one name.
-    std::string tls_server_name;
-    std::string cert_file;
-    std::string key_file;
+    std::string tls_server_name = {};
+    std::string cert_file = {};
+    std::string key_file = {};
     // Deadline of each unary call (and of a watch's creation).
     absl::Duration timeout = absl::Seconds(5);
     // The deadline of a Txn while etcd does not answer: after a Range or Txn

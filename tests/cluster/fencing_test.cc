@@ -24,31 +24,17 @@
 #include "ppe-service/vm/usage_monitor.h"
 #include "tests/fixtures/registry_fixture.h"
 #include "tests/fixtures/wait_for.h"
-#include "tests/store/etcd_cluster.h"
-#include "tests/store/store_test_util.h"
+#include "tests/store/etcd_fixture.h"
 
 namespace ppe::cluster {
 namespace {
 
 using registry::Registry;
-using store::testing::EtcdCluster;
-using store::testing::TempDir;
-
-std::unique_ptr<store::EtcdRegistryStore> Connect(const EtcdCluster& cluster) {
-  store::EtcdRegistryStore::Options options;
-  options.endpoints = cluster.Endpoints();
-  auto opened = store::EtcdRegistryStore::Connect(options);
-  REQUIRE(opened.ok());
-  return std::move(*opened);
-}
+using store::testing::EtcdFixture;
 
 // etcd, a store on it, and two candidates: "a" led, then lost its lease to "b".
 struct Deposed {
-  Deposed() {
-    auto started = EtcdCluster::Start(1, dir.path());
-    REQUIRE(started.ok());
-    cluster = std::move(*started);
-    store = Connect(*cluster);
+  Deposed() : store(etcd.Connect()) {
     a = Candidate("replica-a");
     b = Candidate("replica-b");
     REQUIRE(a->Campaign(absl::Seconds(10)).ok());
@@ -63,7 +49,7 @@ struct Deposed {
   }
   std::shared_ptr<LeaderElector> Candidate(const std::string& value) {
     LeaderElector::Options options;
-    options.endpoints = cluster->Endpoints();
+    options.endpoints = etcd.cluster->Endpoints();
     options.name = "/ppe/cluster/leader";
     options.value = value;
     options.ttl = absl::Seconds(1);
@@ -85,8 +71,7 @@ struct Deposed {
     };
   }
 
-  TempDir dir;
-  std::unique_ptr<EtcdCluster> cluster;
+  EtcdFixture etcd;
   std::unique_ptr<store::EtcdRegistryStore> store;
   std::shared_ptr<LeaderElector> a, b;
   std::shared_ptr<const Registry::Fence> a_fence, b_fence;
@@ -305,10 +290,8 @@ TEST_CASE("fencing: the usage monitor measures on every replica, drains only as 
 }
 
 TEST_CASE("replica: the leader gate acts only while this replica leads", "[store][etcd][cluster]") {
-  TempDir dir;
-  auto started = EtcdCluster::Start(1, dir.path());
-  REQUIRE(started.ok());
-  std::unique_ptr<store::EtcdRegistryStore> opened = Connect(**started);
+  EtcdFixture etcd;
+  std::unique_ptr<store::EtcdRegistryStore> opened = etcd.Connect();
   Registry registry(*opened);
   REQUIRE(registry.Load().ok());
   REQUIRE(registry.Follow().ok());

@@ -9,15 +9,13 @@
 
 #include "absl/time/clock.h"
 #include "ppe-service/cluster/leader_elector.h"
-#include "ppe-service/store/etcd_registry_store.h"
-#include "tests/store/etcd_cluster.h"
-#include "tests/store/store_test_util.h"
+#include "tests/store/etcd_fixture.h"
 
 namespace ppe::cluster {
 namespace {
 
 using store::testing::EtcdCluster;
-using store::testing::TempDir;
+using store::testing::EtcdFixture;
 
 std::unique_ptr<LeaderElector> Candidate(const EtcdCluster& cluster, const std::string& value,
                                          absl::Duration ttl) {
@@ -32,15 +30,10 @@ std::unique_ptr<LeaderElector> Candidate(const EtcdCluster& cluster, const std::
 }
 
 TEST_CASE("leader election: a stalled leader is replaced and fenced", "[store][etcd][cluster]") {
-  TempDir dir;
-  auto started = EtcdCluster::Start(3, dir.path());
-  REQUIRE(started.ok());
-  EtcdCluster& cluster = **started;
-  store::EtcdRegistryStore::Options options;
-  options.endpoints = cluster.Endpoints();
-  auto opened = store::EtcdRegistryStore::Connect(options);
-  REQUIRE(opened.ok());
-  store::RegistryStore& registry = **opened;
+  EtcdFixture fx(3);
+  const EtcdCluster& cluster = *fx.cluster;
+  std::unique_ptr<store::EtcdRegistryStore> opened = fx.Connect();
+  store::RegistryStore& registry = *opened;
 
   const absl::Duration ttl = absl::Seconds(2);
   auto a = Candidate(cluster, "replica-a", ttl);

@@ -9,35 +9,27 @@
 #include "ppe-service/cluster/replica.h"
 #include "ppe-service/registry/registry.h"
 #include "ppe-service/store/etcd_registry_store.h"
-#include "tests/store/etcd_cluster.h"
-#include "tests/store/store_test_util.h"
+#include "tests/store/etcd_fixture.h"
 
 namespace ppe::cluster {
 namespace {
 
-using store::testing::EtcdCluster;
-using store::testing::TempDir;
+using store::testing::EtcdFixture;
 
 TEST_CASE("replica without etcd quorum: the lock and writes fail saying so",
           "[store][etcd][cluster]") {
-  TempDir dir;
-  auto started = EtcdCluster::Start(3, dir.path());
-  REQUIRE(started.ok());
-  EtcdCluster& cluster = **started;
-  store::EtcdRegistryStore::Options options;
-  options.endpoints = cluster.Endpoints();
-  options.prefix = "/nq/";
-  options.timeout = absl::Seconds(2);
-  options.timeout_while_unanswered = absl::Milliseconds(500);
-  auto etcd = store::EtcdRegistryStore::Connect(options);
-  REQUIRE(etcd.ok());
-  registry::Registry registry(**etcd);
+  EtcdFixture fx(3);
+  auto& cluster = *fx.cluster;
+  auto etcd = fx.Connect({.prefix = "/nq/",
+                          .timeout = absl::Seconds(2),
+                          .timeout_while_unanswered = absl::Milliseconds(500)});
+  registry::Registry registry(*etcd);
   REQUIRE(registry.Load().ok());
   REQUIRE(registry.Follow().ok());
   Replica::Options replica_options;
   replica_options.id = "r1";
   replica_options.timeout = absl::Seconds(1);
-  auto replica = Replica::Start(**etcd, registry, replica_options);
+  auto replica = Replica::Start(*etcd, registry, replica_options);
   REQUIRE(replica.ok());
 
   auto held = (*replica)->Lock("video/a", absl::Seconds(5));
@@ -62,7 +54,7 @@ TEST_CASE("replica without etcd quorum: the lock and writes fail saying so",
   // next ones fail in the shorter one, with the same status.
   for (absl::Duration within : {absl::Seconds(3), absl::Seconds(1)}) {
     const absl::Time sent = absl::Now();
-    auto written = (*etcd)->Txn({.success = {store::Op::Put("/k", "v")}});
+    auto written = etcd->Txn({.success = {store::Op::Put("/k", "v")}});
     REQUIRE_FALSE(written.ok());
     INFO(written.status().ToString());
     CHECK(absl::StrContains(written.status().message(), "no quorum"));

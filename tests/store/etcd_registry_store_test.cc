@@ -11,26 +11,14 @@
 
 #include "absl/time/clock.h"
 #include "ppe-service/store/etcd_registry_store.h"
-#include "tests/store/etcd_cluster.h"
-#include "tests/store/store_test_util.h"
+#include "tests/store/etcd_fixture.h"
 
 namespace ppe::store {
 namespace {
 
 using testing::EtcdCluster;
-using testing::TempDir;
+using testing::EtcdFixture;
 using testing::WatchLog;
-
-std::unique_ptr<EtcdRegistryStore> Connect(const EtcdCluster& cluster, const std::string& prefix,
-                                           absl::Duration timeout = absl::Seconds(5)) {
-  EtcdRegistryStore::Options options;
-  options.timeout = timeout;
-  options.endpoints = cluster.Endpoints();
-  options.prefix = prefix;
-  auto store = EtcdRegistryStore::Connect(options);
-  REQUIRE(store.ok());
-  return std::move(*store);
-}
 
 // Every revision the watch delivered, in order.
 std::vector<int64_t> Revisions(WatchLog& log) {
@@ -42,11 +30,9 @@ std::vector<int64_t> Revisions(WatchLog& log) {
 }
 
 TEST_CASE("etcd store: prefixes keep two registries apart on one etcd", "[store][etcd]") {
-  TempDir dir;
-  auto cluster = EtcdCluster::Start(1, dir.path());
-  REQUIRE(cluster.ok());
-  auto a = Connect(**cluster, "a/");
-  auto b = Connect(**cluster, "b/");
+  EtcdFixture etcd;
+  auto a = etcd.Connect({.prefix = "a/"});
+  auto b = etcd.Connect({.prefix = "b/"});
   REQUIRE(a->Put("cpt/1", "in a").ok());
   REQUIRE(b->Put("cpt/1", "in b").ok());
   CHECK(a->Get("cpt/1")->value().value == "in a");
@@ -63,17 +49,13 @@ TEST_CASE("etcd store: prefixes keep two registries apart on one etcd", "[store]
 }
 
 TEST_CASE("etcd store: listing splits the key space into small sub-ranges", "[store][etcd]") {
-  TempDir dir;
-  auto cluster = EtcdCluster::Start(1, dir.path());
-  REQUIRE(cluster.ok());
+  EtcdFixture etcd;
   EtcdRegistryStore::Options options;
-  options.endpoints = (*cluster)->Endpoints();
   options.prefix = "";  // the whole key space: the lister's empty-prefix case
   options.list_page_size = 2;
   options.list_parallelism = 2;
-  auto connected = EtcdRegistryStore::Connect(options);
-  REQUIRE(connected.ok());
-  EtcdRegistryStore& store = **connected;
+  std::unique_ptr<EtcdRegistryStore> connected = etcd.Connect(options);
+  EtcdRegistryStore& store = *connected;
   // Keys that are prefixes of others, long shared prefixes, 0x00 and 0xff
   // bytes at every position the splitter looks at.
   std::vector<std::string> keys = {std::string(1, '\0'),
@@ -137,13 +119,11 @@ int WriteAll(RegistryStore& store, const std::string& tag, int n, absl::Duration
 }
 
 TEST_CASE("etcd store: one of three members killed, writes and watches go on", "[store][etcd]") {
-  TempDir dir;
-  auto started = EtcdCluster::Start(3, dir.path());
-  REQUIRE(started.ok());
-  EtcdCluster& cluster = **started;
+  EtcdFixture etcd(3);
+  EtcdCluster& cluster = *etcd.cluster;
   // A short deadline: a write caught by the leader's death fails after 1 s
   // rather than 5, and is tried again.
-  auto store = Connect(cluster, "ppe/", absl::Seconds(1));
+  auto store = etcd.Connect({.prefix = "ppe/", .timeout = absl::Seconds(1)});
   WatchLog log;
   auto watch = store->Watch("k/", 0, log.Callback());
   REQUIRE(watch.ok());

@@ -19,7 +19,7 @@
 #include "ppe-service/store/registry_store.h"
 #include "ppe-service/store/sqlite_registry_store.h"
 #include "tests/fixtures/wait_for.h"
-#include "tests/store/etcd_cluster.h"
+#include "tests/store/etcd_fixture.h"
 #include "tests/store/store_test_util.h"
 
 namespace ppe::store {
@@ -49,24 +49,15 @@ struct SqliteImpl {
 
 template <int kMembers>
 struct EtcdImpl {
-  TempDir dir;
-  std::unique_ptr<testing::EtcdCluster> cluster;
-  EtcdImpl() {
-    auto started = testing::EtcdCluster::Start(kMembers, dir.path());
-    if (!started.ok()) FAIL(started.status().ToString());
-    cluster = std::move(*started);
-  }
+  testing::EtcdFixture etcd{kMembers};
   std::unique_ptr<RegistryStore> Make(int64_t history_revisions = 10000) {
     EtcdRegistryStore::Options options;
-    options.endpoints = cluster->Endpoints();
     options.prefix = "ppe/";
     options.history_revisions = history_revisions;
     // Small enough that the listing tests below split the key space.
     options.list_page_size = 300;
     options.list_parallelism = 3;
-    auto store = EtcdRegistryStore::Connect(options);
-    REQUIRE(store.ok());
-    return std::move(*store);
+    return etcd.Connect(options);
   }
 };
 using EtcdOneMember = EtcdImpl<1>;
