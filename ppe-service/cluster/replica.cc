@@ -193,7 +193,10 @@ void Replica::CampaignLoop() {
       // The loops act only right after etcd confirmed the role. Unconfirmed
       // (etcd unreachable: partition, no quorum) for a lease TTL, the lease
       // may be gone and another replica may lead: step down.
-      if (marked.ok()) checked = std::max(checked, sent);
+      if (marked.ok()) {
+        checked = std::max(checked, sent);
+        Confirmed(sent);
+      }
       const absl::Time now = absl::Now();
       if (!marked.ok() && now - checked > options_.ttl) {
         why = absl::StrCat("etcd unreachable for a lease TTL: ", marked.status().message());
@@ -214,6 +217,7 @@ void Replica::CampaignLoop() {
       absl::StatusOr<std::string> leader = elector_->Leader();
       if (leader.ok()) {
         checked = absl::Now();
+        Confirmed(checked);
         if (*leader != options_.id) why = absl::StrCat("the leader is now ", *leader);
       } else if (absl::Now() - checked > options_.ttl) {
         why = absl::StrCat("etcd unreachable for a lease TTL: ", leader.status().message());
@@ -262,7 +266,7 @@ Replica::LeaderGate Replica::leader_gate() const {
   return [leading = leading_, fence = fence_](const std::function<void()>& action) {
     {
       absl::MutexLock lock(&leading->mu);
-      if (!leading->leader) return false;
+      if (!leading->leader || absl::Now() - leading->confirmed > leading->ttl) return false;
     }
     registry::Registry::FenceScope scope(fence);
     action();
@@ -273,6 +277,13 @@ Replica::LeaderGate Replica::leader_gate() const {
 void Replica::SetLeading(bool leader) {
   absl::MutexLock lock(&leading_->mu);
   leading_->leader = leader;
+  leading_->ttl = options_.ttl;
+  if (leader) leading_->confirmed = absl::Now();  // the campaign was just won
+}
+
+void Replica::Confirmed(absl::Time at) {
+  absl::MutexLock lock(&leading_->mu);
+  leading_->confirmed = std::max(leading_->confirmed, at);
 }
 
 bool Replica::is_leader() const {

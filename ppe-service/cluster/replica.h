@@ -117,12 +117,18 @@ class Replica {
   std::unique_ptr<LeaseKeeper> session_;
   std::shared_ptr<LeaderElector> elector_;  // shared with fence_
   std::shared_ptr<const registry::Registry::Fence> fence_;
-  // Whether this replica leads, shared with the leader gates.
+  // Whether this replica leads, and when etcd last confirmed it, shared with
+  // the leader gates: a gate acts only within a lease TTL of the last
+  // confirmation, so a leader cut off from etcd stops acting when its lease
+  // may have run out, even while its calls to etcd still wait.
   struct Leading {
     absl::Mutex mu;
     bool leader ABSL_GUARDED_BY(mu) = false;
+    absl::Time confirmed ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+    absl::Duration ttl ABSL_GUARDED_BY(mu);
   };
   const std::shared_ptr<Leading> leading_ = std::make_shared<Leading>();
+  void Confirmed(absl::Time at);
 
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -7,6 +7,8 @@
 // by the test); registry, VM manager, scaler, usage monitor and election are
 // the real ones.
 
+#include <signal.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -311,6 +313,35 @@ TEST_CASE("replica: the leader gate acts only while this replica leads", "[store
   replica->reset();
   CHECK_FALSE(gate([&] { ++ran; }));  // safe, and inert, once the replica is gone
   CHECK(ran == 1);
+}
+
+TEST_CASE("replica: a leader cut off from etcd stops acting within its lease TTL",
+          "[store][etcd][cluster]") {
+  EtcdFixture etcd;
+  std::unique_ptr<store::EtcdRegistryStore> opened = etcd.Connect();
+  Registry registry(*opened);
+  REQUIRE(registry.Load().ok());
+  REQUIRE(registry.Follow().ok());
+  const absl::Duration ttl = absl::Seconds(1);
+  auto replica = Replica::Start(*opened, registry, {.id = "r1", .ttl = ttl});
+  REQUIRE(replica.ok());
+  Replica::LeaderGate gate = (*replica)->leader_gate();
+  (*replica)->Campaign();
+  REQUIRE(testing::WaitFor([&] { return gate([] {}); }, absl::Seconds(10)));
+  // The only etcd member stops answering: the replica's calls wait out their
+  // 5 s deadline, so it still believes it leads for a while. Its gate must
+  // not act beyond a TTL after etcd last confirmed the role.
+  REQUIRE(::kill(etcd.cluster->pid(0), SIGSTOP) == 0);
+  const absl::Time cut = absl::Now();
+  REQUIRE(testing::WaitFor([&] { return !gate([] {}); }, absl::Seconds(10)));
+  const absl::Duration acted_for = absl::Now() - cut;
+  INFO("the gate acted for " << absl::FormatDuration(acted_for) << " after the cut");
+  CHECK(acted_for <= ttl + absl::Milliseconds(500));
+  absl::SleepFor(absl::Seconds(1));
+  CHECK_FALSE(gate([] {}));
+  REQUIRE(::kill(etcd.cluster->pid(0), SIGCONT) == 0);
+  // etcd back: the replica leads again (confirmed, or elected anew).
+  CHECK(testing::WaitFor([&] { return gate([] {}); }, absl::Seconds(20)));
 }
 
 }  // namespace
