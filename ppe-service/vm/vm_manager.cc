@@ -691,12 +691,17 @@ bool VmManager::ReconcileHost(size_t host, const std::vector<DomainInfo>& domain
   RestoreAll(missing, report);
   // Domains tagged by this registry that it does not know on this host: left
   // behind by a crash, or by VMs that moved away while the host was down.
-  absl::flat_hash_set<std::string> still_there;
+  // One that cannot be destroyed stays stale, its address reserved (this
+  // process may never have leased it: another replica's VM, or a crash's).
+  absl::flat_hash_map<std::string, std::string> still_there;  // name -> address
   for (const DomainInfo& d : domains) {
     if (!d.tag || d.tag->registry != registry_.instance_id() || known.contains(d.name)) continue;
-    if (!hypervisor.Destroy(d.name).ok()) {
+    if (absl::Status s = hypervisor.Destroy(d.name); !s.ok()) {
+      spdlog::warn("stale domain {} ({}) on host {} not destroyed: {}", d.name, d.tag->ip,
+                   hosts_[host]->spec.name, s.message());
       ++report.failed;
-      still_there.insert(d.name);
+      still_there[d.name] = d.tag->ip;
+      if (const HostPool* pool = PoolOf(host, d.tag->service)) pool->addresses->Reserve(d.tag->ip);
       continue;
     }
     ++report.orphans_destroyed;
@@ -718,11 +723,11 @@ bool VmManager::ReconcileHost(size_t host, const std::vector<DomainInfo>& domain
     }
     it = stale.erase(it);
   }
+  for (const auto& [name, ip] : still_there) stale[name] = ip;
   return true;
 }
 
-VmManager::HostCheckReport VmManager::CheckHosts() {
-  absl::MutexLock check(&check_mu_);
+VmManager::HostCheckReport VmManager::ProbeEach(HostBack back, std::vector<bool>* answered) {
   HostCheckReport report;
   for (size_t i = 0; i < hosts_.size(); ++i) {
     absl::StatusOr<std::vector<DomainInfo>> domains = hosts_[i]->spec.hypervisor->List();
@@ -731,59 +736,86 @@ VmManager::HostCheckReport VmManager::CheckHosts() {
       ++report.down;
       continue;
     }
-    if (HostUp(i)) continue;
-    // Back: its stale domains go before it takes VMs again.
-    ReconcileReport reconciled;
-    if (!ReconcileHost(i, *domains, registry_.ListVms(), reconciled)) continue;
+    if (answered != nullptr) (*answered)[i] = true;
+    if (HostUp(i) || !back(i, *domains)) continue;
     absl::MutexLock lock(&hosts_mu_);
     host_state_[i].up = true;
     host_state_[i].down_since = absl::InfinitePast();
     ++report.returned;
-    spdlog::info(
-        "host {} is back: {} VMs adopted, {} restored, {} stale domains destroyed, {} failed",
-        hosts_[i]->spec.name, reconciled.adopted, reconciled.restored, reconciled.orphans_destroyed,
-        reconciled.failed);
-  }
-  const absl::Time now = clock_.Now();
-  for (size_t i = 0; i < hosts_.size(); ++i) {
-    {
-      absl::MutexLock lock(&hosts_mu_);
-      const HostState& state = host_state_[i];
-      if (state.up || now - state.down_since < host_options_.grace) continue;
-    }
-    std::vector<registry::VmRecord> to_move;
-    for (registry::VmRecord& vm : registry_.ListVms()) {
-      if (HostOf(vm) != static_cast<int>(i)) continue;
-      if (vm.state == registry::VmState::kReady) {
-        to_move.push_back(std::move(vm));
-      } else if (vm.state == registry::VmState::kDraining ||
-                 vm.state == registry::VmState::kFailed) {
-        ReleaseVm(vm.name).IgnoreError();  // nothing to re-create: it waits for the host
-      }
-    }
-    if (to_move.empty()) continue;
-    spdlog::warn("host {} down for over {}: re-creating its {} VMs elsewhere", hosts_[i]->spec.name,
-                 absl::FormatDuration(host_options_.grace), to_move.size());
-    absl::Mutex mu;
-    int moved = 0, stranded = 0;
-    absl::BlockingCounter pending(static_cast<int>(to_move.size()));
-    for (const registry::VmRecord& vm : to_move) {
-      workers_.Schedule(registry::Registry::FenceScope::Bind([&, i] {
-        bool ok = Move(vm, i);
-        {
-          absl::MutexLock lock(&mu);
-          ++(ok ? moved : stranded);
-        }
-        pending.DecrementCount();
-      }));
-    }
-    pending.Wait();
-    report.moved += moved;
-    report.stranded += stranded;
-    spdlog::info("host {}: {} VMs re-created on other hosts, {} with nowhere to go (retried)",
-                 hosts_[i]->spec.name, moved, stranded);
   }
   return report;
+}
+
+VmManager::HostCheckReport VmManager::CheckHosts() {
+  absl::MutexLock check(&check_mu_);
+  std::vector<bool> answered(hosts_.size());
+  // A host that is back is reconciled: its stale domains go before it takes VMs again.
+  HostCheckReport report = ProbeEach(
+      [this](size_t host, const std::vector<DomainInfo>& domains) {
+        ReconcileReport reconciled;
+        if (!ReconcileHost(host, domains, registry_.ListVms(), reconciled)) return false;
+        size_t stale;
+        {
+          absl::MutexLock lock(&hosts_mu_);
+          stale = host_state_[host].stale.size();
+        }
+        if (stale > 0) {
+          spdlog::warn(
+              "host {} answers again, but {} of its stale domains could not be destroyed: it "
+              "takes no VMs until they are gone (retried every check)",
+              hosts_[host]->spec.name, stale);
+          return false;
+        }
+        spdlog::info(
+            "host {} is back: {} VMs adopted, {} restored, {} stale domains destroyed, {} failed",
+            hosts_[host]->spec.name, reconciled.adopted, reconciled.restored,
+            reconciled.orphans_destroyed, reconciled.failed);
+        return true;
+      },
+      &answered);
+  // VMs move off a host only while it does not answer.
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    if (!answered[i]) MoveAway(i, report);
+  }
+  return report;
+}
+
+void VmManager::MoveAway(size_t host, HostCheckReport& report) {
+  {
+    absl::MutexLock lock(&hosts_mu_);
+    const HostState& state = host_state_[host];
+    if (state.up || clock_.Now() - state.down_since < host_options_.grace) return;
+  }
+  std::vector<registry::VmRecord> to_move;
+  for (registry::VmRecord& vm : registry_.ListVms()) {
+    if (HostOf(vm) != static_cast<int>(host)) continue;
+    if (vm.state == registry::VmState::kReady) {
+      to_move.push_back(std::move(vm));
+    } else if (vm.state == registry::VmState::kDraining || vm.state == registry::VmState::kFailed) {
+      ReleaseVm(vm.name).IgnoreError();  // nothing to re-create: it waits for the host
+    }
+  }
+  if (to_move.empty()) return;
+  spdlog::warn("host {} down for over {}: re-creating its {} VMs elsewhere",
+               hosts_[host]->spec.name, absl::FormatDuration(host_options_.grace), to_move.size());
+  absl::Mutex mu;
+  int moved = 0, stranded = 0;
+  absl::BlockingCounter pending(static_cast<int>(to_move.size()));
+  for (const registry::VmRecord& vm : to_move) {
+    workers_.Schedule(registry::Registry::FenceScope::Bind([&, host] {
+      bool ok = Move(vm, host);
+      {
+        absl::MutexLock lock(&mu);
+        ++(ok ? moved : stranded);
+      }
+      pending.DecrementCount();
+    }));
+  }
+  pending.Wait();
+  report.moved += moved;
+  report.stranded += stranded;
+  spdlog::info("host {}: {} VMs re-created on other hosts, {} with nowhere to go (retried)",
+               hosts_[host]->spec.name, moved, stranded);
 }
 
 bool VmManager::Move(const registry::VmRecord& vm, size_t from) {
@@ -820,29 +852,19 @@ void VmManager::StartHostMonitor(absl::Duration interval) {
 
 VmManager::HostCheckReport VmManager::ProbeHosts() {
   absl::MutexLock check(&check_mu_);
-  HostCheckReport report;
-  for (size_t i = 0; i < hosts_.size(); ++i) {
-    absl::StatusOr<std::vector<DomainInfo>> domains = hosts_[i]->spec.hypervisor->List();
-    if (!domains.ok()) {
-      MarkDown(i, domains.status().message());
-      ++report.down;
-      continue;
-    }
-    if (HostUp(i)) continue;
-    // Back, but not ours to reconcile: it takes VMs again once none of its
-    // domains is unknown to the registry (the leader destroyed the stale ones).
-    bool stale = false;
-    for (const DomainInfo& d : *domains) {
-      stale |= d.tag && d.tag->registry == registry_.instance_id() && !registry_.GetVm(d.name);
-    }
-    if (stale) continue;
-    absl::MutexLock lock(&hosts_mu_);
-    host_state_[i].up = true;
-    host_state_[i].down_since = absl::InfinitePast();
-    ++report.returned;
-    spdlog::info("host {} is back (reconciled by the leader)", hosts_[i]->spec.name);
-  }
-  return report;
+  // A host that is back is not ours to reconcile: it takes VMs again once none
+  // of its domains is unknown to the registry (the leader destroyed the stale ones).
+  return ProbeEach(
+      [this](size_t host, const std::vector<DomainInfo>& domains) {
+        for (const DomainInfo& d : domains) {
+          if (d.tag && d.tag->registry == registry_.instance_id() && !registry_.GetVm(d.name)) {
+            return false;
+          }
+        }
+        spdlog::info("host {} is back (reconciled by the leader)", hosts_[host]->spec.name);
+        return true;
+      },
+      nullptr);
 }
 
 std::vector<VmManager::HostStatus> VmManager::Hosts() const {

@@ -11,6 +11,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "ppe-service/common/clock.h"
@@ -214,8 +215,9 @@ class VmManager {
   // is marked down; one down for longer than the grace period has its VMs
   // re-created elsewhere (those with nowhere to go stay, and are retried on the
   // next round); a host that answers again is reconciled (its stale domains
-  // destroyed, their addresses freed) before it takes VMs. Blocking; call it
-  // from outside the worker pool.
+  // destroyed, their addresses freed) and takes VMs once none is left (one
+  // that cannot be destroyed keeps its address reserved and the host out of
+  // placement; retried every round). Blocking; call it from outside the worker pool.
   struct HostCheckReport {
     int down = 0, moved = 0, stranded = 0, returned = 0;
   };
@@ -279,6 +281,15 @@ class VmManager {
                                         int exclude = -1);
   // Starts the recorded VM on its host and waits until it is ready.
   absl::Status Start(const Placed& placed, const ServicePlacement& placement);
+  // One probe of every host (List), CheckHosts' and ProbeHosts' common loop:
+  // a host that fails is marked down; one that is down and answers is passed
+  // to `back`, and is up again when `back` returns true. `answered`, if set,
+  // gets true for each host that answered.
+  using HostBack = absl::FunctionRef<bool(size_t host, const std::vector<DomainInfo>& domains)>;
+  HostCheckReport ProbeEach(HostBack back, std::vector<bool>* answered);
+  // CheckHosts: the VMs of a host down for longer than the grace period are
+  // re-created on other hosts.
+  void MoveAway(size_t host, HostCheckReport& report);
   bool HostUp(size_t host) const;
   void MarkDown(size_t host, absl::string_view why);
   // Makes one reachable host match the registry (see Reconcile).

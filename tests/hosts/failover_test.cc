@@ -150,6 +150,69 @@ TEST_CASE("a VM released while its host is down is destroyed when the host retur
   RequireNoAddressTwice(w);
 }
 
+TEST_CASE("a leader that did not move them keeps a returning host's undestroyed domains' addresses",
+          "[hosts]") {
+  // Replicas: the leader that moved a host's VMs died; the new one (here a
+  // second VmManager on the same registry and hosts, with pools of its own, as
+  // a replica has) never saw those VMs. When the host returns and a stale
+  // domain cannot be destroyed, the host stays out of placement (its address
+  // would otherwise be handed out again while the old domain still holds it),
+  // and is retried next round.
+  World w({{"a", "eu-west", 0, 0, "10.56.1.0/24"}, {"b", "us-east", 0, 0, "10.56.2.0/24"}}, Near());
+  std::vector<HostSpec> specs;
+  for (size_t i = 0; i < w.hosts.size(); ++i) {
+    specs.push_back({.name = i == 0 ? "a" : "b",
+                     .region = i == 0 ? "eu-west" : "us-east",
+                     .hypervisor = w.hosts[i].get(),
+                     .pools = {{.service = "video",
+                                .addresses = std::make_shared<AddressPool>(*AddressPool::Create(
+                                    i == 0 ? "10.56.1.0/24" : "10.56.2.0/24"))}}});
+  }
+  VmManager next(std::move(specs), Near(), w.registry,
+                 {{.service = "video", .shape = {"small", 1, 1, 256, 256}}}, w.workers, w.clock,
+                 {.max_vms_per_profile = 100, .max_vms_total = 1000},
+                 HostOptions{.grace = absl::Seconds(30)});
+  next.set_allocation_lock([](const std::string&) -> absl::StatusOr<std::function<void()>> {
+    return std::function<void()>([] {});
+  });
+  REQUIRE(w.Allocate("eu-0", "eu-west").ok());
+  REQUIRE(w.Allocate("eu-1", "eu-west").ok());
+  const std::vector<std::string> stale = w.Domains(0);
+  REQUIRE(stale.size() == 2);
+  w.hosts[0]->down = true;
+  w.vms->CheckHosts();
+  CHECK(next.ProbeHosts().down == 1);
+  w.clock.Advance(absl::Seconds(31));
+  REQUIRE(w.vms->CheckHosts().moved == 2);  // the old leader moves them, then dies
+
+  w.hosts[0]->down = false;
+  w.hosts[0]->refuse_destroy = true;
+  VmManager::HostCheckReport r = next.CheckHosts();
+  CHECK(r.returned == 0);
+  CHECK(r.moved == 0);
+  CHECK(w.Domains(0) == stale);
+  CHECK_FALSE(next.Hosts()[0].up);
+  // A new eu-west profile goes to b, not onto an address a stale domain holds.
+  cpt::Attributes eu;
+  eu.region = "eu-west";
+  REQUIRE(w.registry.RegisterProfile("eu-2", eu, "admin", w.clock.Now()).ok());
+  absl::StatusOr<std::string> ip = next.AddVm("eu-2", "video");
+  REQUIRE(ip.ok());
+  CHECK(ip->rfind("10.56.2.", 0) == 0);
+  RequireNoAddressTwice(w);
+
+  w.hosts[0]->refuse_destroy = false;
+  r = next.CheckHosts();
+  CHECK(r.returned == 1);
+  CHECK(w.Domains(0).empty());
+  CHECK(next.Hosts()[0].up);
+  REQUIRE(w.registry.RegisterProfile("eu-3", eu, "admin", w.clock.Now()).ok());
+  ip = next.AddVm("eu-3", "video");
+  REQUIRE(ip.ok());
+  CHECK(ip->rfind("10.56.1.", 0) == 0);
+  RequireNoAddressTwice(w);
+}
+
 TEST_CASE("start-up with one host unreachable serves from the others", "[hosts]") {
   World w({{"a", "eu-west", 0, 0, "10.55.1.0/24"}, {"b", "us-east", 0, 0, "10.55.2.0/24"}}, Near());
   w.hosts[0]->down = true;

@@ -32,6 +32,7 @@ class Outage final : public Hypervisor {
   }
   absl::Status Destroy(absl::string_view name) override {
     if (down) return Unreachable();
+    if (refuse_destroy) return absl::InternalError("cannot destroy (test)");
     return real_->Destroy(name);
   }
   absl::StatusOr<std::vector<DomainInfo>> List() override {
@@ -46,6 +47,7 @@ class Outage final : public Hypervisor {
   Hypervisor& real() { return *real_; }
 
   std::atomic<bool> down{false};
+  std::atomic<bool> refuse_destroy{false};  // the host answers, but Destroy fails
 
  private:
   static absl::Status Unreachable() { return absl::UnavailableError("host unreachable (test)"); }
