@@ -69,6 +69,7 @@ ppe::registry::v1::Vm ToProto(const VmRecord& v) {
   out.set_state(std::string(VmStateName(v.state)));
   out.set_created_unix_ms(Ms(v.created));
   out.set_release_after_unix_ms(Ms(v.release_after));
+  out.set_replaces(v.replaces);
   return out;
 }
 
@@ -80,7 +81,8 @@ VmRecord FromProto(const ppe::registry::v1::Vm& v) {
                .ip = v.ip(),
                .mac = v.mac(),
                .state = ParseVmState(v.state()).value_or(VmState::kFailed),
-               .created = absl::FromUnixMillis(v.created_unix_ms())};
+               .created = absl::FromUnixMillis(v.created_unix_ms()),
+               .replaces = v.replaces()};
   if (v.release_after_unix_ms() != 0)
     out.release_after = absl::FromUnixMillis(v.release_after_unix_ms());
   return out;

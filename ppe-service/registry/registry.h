@@ -35,6 +35,7 @@ struct VmRecord {
   VmState state = VmState::kProvisioning;
   absl::Time created{};
   absl::Time release_after = absl::InfiniteFuture();  // draining VMs only
+  std::string replaces{};  // a move off a lost host: the VM it re-creates
 };
 
 struct ProfileRecord {

@@ -455,7 +455,8 @@ void VmManager::MarkDown(size_t host, absl::string_view why) {
 
 absl::StatusOr<VmManager::Placed> VmManager::PlaceAndRecord(const std::string& cpt,
                                                             const ServicePlacement& placement,
-                                                            int exclude) {
+                                                            int exclude,
+                                                            const std::string& replaces) {
   std::string region;
   if (!cpt.empty()) {
     if (std::optional<registry::ProfileRecord> p = registry_.GetProfile(cpt)) {
@@ -524,7 +525,8 @@ absl::StatusOr<VmManager::Placed> VmManager::PlaceAndRecord(const std::string& c
               .ip = lease.ip,
               .mac = lease.mac,
               .state = registry::VmState::kProvisioning,
-              .created = clock_.Now()};
+              .created = clock_.Now(),
+              .replaces = replaces};
     // The record and its lease are durable before the domain exists: a crash
     // from here on is repaired by Reconcile, never leaked.
     absl::Status added = registry_.AddVm(record);
@@ -786,10 +788,21 @@ void VmManager::MoveAway(size_t host, HostCheckReport& report) {
     const HostState& state = host_state_[host];
     if (state.up || clock_.Now() - state.down_since < host_options_.grace) return;
   }
-  std::vector<registry::VmRecord> to_move;
-  for (registry::VmRecord& vm : registry_.ListVms()) {
+  std::vector<registry::VmRecord> to_move, all = registry_.ListVms();
+  // Moves begun earlier (by this leader, or one that died) whose replacement
+  // is recorded: finished below, never re-created a second time.
+  absl::flat_hash_set<std::string> replaced;
+  for (const registry::VmRecord& vm : all) {
+    if (!vm.replaces.empty() && vm.state != registry::VmState::kFailed) {
+      replaced.insert(vm.replaces);
+    }
+  }
+  for (registry::VmRecord& vm : all) {
     if (HostOf(vm) != static_cast<int>(host)) continue;
-    if (vm.state == registry::VmState::kReady) {
+    if (vm.state == registry::VmState::kReady && replaced.contains(vm.name)) {
+      MovedAway(vm, host);
+      ++report.moved;
+    } else if (vm.state == registry::VmState::kReady) {
       to_move.push_back(std::move(vm));
     } else if (vm.state == registry::VmState::kDraining || vm.state == registry::VmState::kFailed) {
       ReleaseVm(vm.name).IgnoreError();  // nothing to re-create: it waits for the host
@@ -818,26 +831,33 @@ void VmManager::MoveAway(size_t host, HostCheckReport& report) {
                hosts_[host]->spec.name, moved, stranded);
 }
 
-bool VmManager::Move(const registry::VmRecord& vm, size_t from) {
-  auto placement = placements_.find(vm.service);
-  if (placement == placements_.end()) return false;
-  absl::StatusOr<Placed> placed = PlaceAndRecord(vm.cpt, placement->second, static_cast<int>(from));
-  if (!placed.ok()) {
-    spdlog::warn("VM {} of host {} (down) cannot move: {}", vm.name, hosts_[from]->spec.name,
-                 placed.status().message());
-    return false;
-  }
-  if (!Start(*placed, placement->second).ok()) return false;
+void VmManager::MovedAway(const registry::VmRecord& vm, size_t from) {
   // The replacement serves; the old record goes, its domain and address wait
-  // for the host's return.
+  // for the host's return. Should the removal fail, the replacement's
+  // `replaces` makes the next round finish it.
   if (absl::Status s = registry_.RemoveVm(vm.name); !s.ok()) {
     spdlog::warn("VM {} moved but its old record stays: {}", vm.name, s.message());
+    return;
   }
   {
     absl::MutexLock lock(&hosts_mu_);
     host_state_[from].stale[vm.name] = vm.ip;
   }
   hosts_[from]->moved_away.fetch_add(1);
+}
+
+bool VmManager::Move(const registry::VmRecord& vm, size_t from) {
+  auto placement = placements_.find(vm.service);
+  if (placement == placements_.end()) return false;
+  absl::StatusOr<Placed> placed =
+      PlaceAndRecord(vm.cpt, placement->second, static_cast<int>(from), vm.name);
+  if (!placed.ok()) {
+    spdlog::warn("VM {} of host {} (down) cannot move: {}", vm.name, hosts_[from]->spec.name,
+                 placed.status().message());
+    return false;
+  }
+  if (!Start(*placed, placement->second).ok()) return false;
+  MovedAway(vm, from);
   spdlog::info("VM {} ({}) of host {} re-created as {} ({}) on host {}", vm.name, vm.ip,
                hosts_[from]->spec.name, placed->record.name, placed->record.ip,
                hosts_[placed->host]->spec.name);

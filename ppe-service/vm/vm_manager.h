@@ -272,13 +272,14 @@ class VmManager {
   int HostOf(const registry::VmRecord& vm) const;
   const HostPool* PoolOf(size_t host, const std::string& service) const;
   VmSize SizeOf(const registry::VmRecord& vm) const;
-  // Places, leases and records a new VM (provisioning). `exclude`: a host to skip.
+  // Places, leases and records a new VM (provisioning). `exclude`: a host to
+  // skip; `replaces`: the VM of a lost host it re-creates (VmRecord::replaces).
   struct Placed {
     registry::VmRecord record;
     size_t host;
   };
   absl::StatusOr<Placed> PlaceAndRecord(const std::string& cpt, const ServicePlacement& placement,
-                                        int exclude = -1);
+                                        int exclude = -1, const std::string& replaces = "");
   // Starts the recorded VM on its host and waits until it is ready.
   absl::Status Start(const Placed& placed, const ServicePlacement& placement);
   // One probe of every host (List), CheckHosts' and ProbeHosts' common loop:
@@ -298,6 +299,9 @@ class VmManager {
                      const std::vector<registry::VmRecord>& vms, ReconcileReport& report);
   // A VM of a down host, re-created elsewhere; false when it has nowhere to go.
   bool Move(const registry::VmRecord& vm, size_t from);
+  // A moved VM's old record goes; its domain and address are stale until the
+  // host returns.
+  void MovedAway(const registry::VmRecord& vm, size_t from);
   absl::StatusOr<std::string> ClaimSpare(const std::string& cpt, const ServicePlacement& placement);
   void RefillSparesAsLeader();
   void CreateSpare(const ServicePlacement& placement);

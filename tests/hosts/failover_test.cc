@@ -150,6 +150,64 @@ TEST_CASE("a VM released while its host is down is destroyed when the host retur
   RequireNoAddressTwice(w);
 }
 
+// A second VmManager on the same registry and hosts (hosts "a" in eu-west and
+// "b" in us-east, with these address pools), with pools of its own, as a
+// replica that is elected after the first leader died has.
+std::unique_ptr<VmManager> NextLeader(World& w, const std::vector<std::string>& cidrs) {
+  std::vector<HostSpec> specs;
+  for (size_t i = 0; i < w.hosts.size(); ++i) {
+    specs.push_back(
+        {.name = i == 0 ? "a" : "b",
+         .region = i == 0 ? "eu-west" : "us-east",
+         .hypervisor = w.hosts[i].get(),
+         .pools = {{.service = "video",
+                    .addresses = std::make_shared<AddressPool>(*AddressPool::Create(cidrs[i]))}}});
+  }
+  auto next = std::make_unique<VmManager>(
+      std::move(specs), Near(), w.registry,
+      std::vector<ServicePlacement>{{.service = "video", .shape = {"small", 1, 1, 256, 256}}},
+      w.workers, w.clock, VmLimits{.max_vms_per_profile = 100, .max_vms_total = 1000},
+      HostOptions{.grace = absl::Seconds(30)});
+  next->set_allocation_lock([](const std::string&) -> absl::StatusOr<std::function<void()>> {
+    return std::function<void()>([] {});
+  });
+  return next;
+}
+
+TEST_CASE("a move a dead leader began is finished by the next one, not made twice", "[hosts]") {
+  World w({{"a", "eu-west", 0, 0, "10.57.1.0/24"}, {"b", "us-east", 0, 0, "10.57.2.0/24"}}, Near());
+  std::unique_ptr<VmManager> next = NextLeader(w, {"10.57.1.0/24", "10.57.2.0/24"});
+  REQUIRE(w.Allocate("eu-0", "eu-west").ok());
+  const registry::VmRecord old = w.registry.ListVms("eu-0").at(0);
+  w.hosts[0]->down = true;
+  w.vms->CheckHosts();
+  CHECK(next->ProbeHosts().down == 1);
+  w.clock.Advance(absl::Seconds(31));
+  REQUIRE(w.vms->CheckHosts().moved == 1);
+  // The first leader died after its replacement VM was ready and before the
+  // old record went: both records are there.
+  REQUIRE(w.registry.AddVm(old).ok());
+  std::vector<registry::VmRecord> vms = w.registry.ListVms("eu-0");
+  REQUIRE(vms.size() == 2);
+  const registry::VmRecord replacement = vms[0].name == old.name ? vms[1] : vms[0];
+  CHECK(replacement.replaces == old.name);
+
+  VmManager::HostCheckReport r = next->CheckHosts();
+  CHECK(r.moved == 1);
+  vms = w.registry.ListVms("eu-0");
+  REQUIRE(vms.size() == 1);  // the old record went; no third VM
+  CHECK(vms[0].name == replacement.name);
+  CHECK(w.Domains(1).size() == 1);
+  CHECK(next->CheckHosts().moved == 0);
+
+  // The host returns: the next leader destroys the old domain.
+  w.hosts[0]->down = false;
+  r = next->CheckHosts();
+  CHECK(r.returned == 1);
+  CHECK(w.Domains(0).empty());
+  RequireNoAddressTwice(w);
+}
+
 TEST_CASE("a leader that did not move them keeps a returning host's undestroyed domains' addresses",
           "[hosts]") {
   // Replicas: the leader that moved a host's VMs died; the new one (here a
@@ -159,22 +217,8 @@ TEST_CASE("a leader that did not move them keeps a returning host's undestroyed 
   // would otherwise be handed out again while the old domain still holds it),
   // and is retried next round.
   World w({{"a", "eu-west", 0, 0, "10.56.1.0/24"}, {"b", "us-east", 0, 0, "10.56.2.0/24"}}, Near());
-  std::vector<HostSpec> specs;
-  for (size_t i = 0; i < w.hosts.size(); ++i) {
-    specs.push_back({.name = i == 0 ? "a" : "b",
-                     .region = i == 0 ? "eu-west" : "us-east",
-                     .hypervisor = w.hosts[i].get(),
-                     .pools = {{.service = "video",
-                                .addresses = std::make_shared<AddressPool>(*AddressPool::Create(
-                                    i == 0 ? "10.56.1.0/24" : "10.56.2.0/24"))}}});
-  }
-  VmManager next(std::move(specs), Near(), w.registry,
-                 {{.service = "video", .shape = {"small", 1, 1, 256, 256}}}, w.workers, w.clock,
-                 {.max_vms_per_profile = 100, .max_vms_total = 1000},
-                 HostOptions{.grace = absl::Seconds(30)});
-  next.set_allocation_lock([](const std::string&) -> absl::StatusOr<std::function<void()>> {
-    return std::function<void()>([] {});
-  });
+  std::unique_ptr<VmManager> successor = NextLeader(w, {"10.56.1.0/24", "10.56.2.0/24"});
+  VmManager& next = *successor;
   REQUIRE(w.Allocate("eu-0", "eu-west").ok());
   REQUIRE(w.Allocate("eu-1", "eu-west").ok());
   const std::vector<std::string> stale = w.Domains(0);
