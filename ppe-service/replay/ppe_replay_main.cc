@@ -31,6 +31,7 @@
 #include "ppe-service/replay/runner.h"
 #include "ppe-service/replay/setup.h"
 #include "ppe-service/replay/synthetic.h"
+#include "ppe-service/scaler/scaler.h"
 
 namespace {
 
@@ -50,13 +51,16 @@ struct Flags {
   int budget = 100000;
   bool no_spares = false;
   bool pool_sparse = false;
+  double level = NAN;     // the PPE's prediction level, percent (NaN: the scaler's default)
+  double cooldown = NAN;  // the PPE's scale-down window, buckets (NaN: the scaler's default)
 };
 
 constexpr char kUsage[] =
     "usage: ppe-replay (--counts FILE | --log ACCESS_LOG | --synthetic N --shapes CSV)\n"
     "  [--bucket-seconds N] [--capacity R] [--boot-seconds MEDIAN[,SIGMA]] [--period P]...\n"
     "  [--warmup-buckets W] [--policy NAME]... [--csv OUT] [--plot OUT.png] [--sweep]\n"
-    "  [--config PPE_CONFIG] [--budget VMS] [--no-spares] [--pool-sparse]\n";
+    "  [--config PPE_CONFIG] [--budget VMS] [--no-spares] [--pool-sparse]\n"
+    "  [--level PERCENT] [--cooldown BUCKETS]\n";
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "ppe-replay: %s\n", message.c_str());
@@ -143,6 +147,12 @@ std::string ParseFlags(int argc, char** argv, Flags& f) {
       if (!absl::SimpleAtoi(v, &f.synthetic) || f.synthetic < 1) {
         return "--synthetic must be a positive integer (profiles)";
       }
+    } else if (a == "--level") {
+      if (!Positive(v, &f.level) || f.level >= 100) return "--level must be in (0, 100) (percent)";
+    } else if (a == "--cooldown") {
+      if (!absl::SimpleAtoi(v, &n) || n < 1)
+        return "--cooldown must be a positive integer (buckets)";
+      f.cooldown = n;
     } else if (a == "--budget") {
       if (!absl::SimpleAtoi(v, &f.budget) || f.budget < 1) return "--budget must be positive";
     } else {
@@ -307,6 +317,12 @@ int main(int argc, char** argv) {
   std::vector<Result> results;
   for (const std::string& policy : policies) {
     std::vector<ppe::replay::Knob> knobs = {ppe::replay::Knob{}};
+    if (!f.sweep && policy.starts_with("ppe-") &&
+        (!std::isnan(f.level) || !std::isnan(f.cooldown))) {
+      const ppe::scaler::Scaler::Options defaults;
+      knobs = {{.value = std::isnan(f.level) ? defaults.level : f.level,
+                .cooldown = std::isnan(f.cooldown) ? defaults.cooldown : f.cooldown}};
+    }
     if (f.sweep) {
       knobs = ppe::replay::SweepKnobs(policy);
       if (knobs.empty()) continue;  // keepalive-10m/20m: points of reactive's curve

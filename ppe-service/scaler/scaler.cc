@@ -278,8 +278,13 @@ void Scaler::Act(Series& s, int desired, int uncapped) {
                       }
                     }));
   }
+  // Scale-down is stabilised as the HPA does it: the target is the highest
+  // want of the last `cooldown` buckets, and the VMs above it drain at once.
+  s.recent_desired.push_back(desired);
+  while (static_cast<int>(s.recent_desired.size()) > options_.cooldown) {
+    s.recent_desired.pop_front();
+  }
   if (desired > planned) {
-    s.below_target = 0;
     int add = desired - planned;
     s.pending += add;
     stats_.scale_ups += add;
@@ -299,22 +304,21 @@ void Scaler::Act(Series& s, int desired, int uncapped) {
     }
     return;
   }
-  if (desired >= current) {
-    s.below_target = 0;
-    return;
-  }
-  if (++s.below_target < options_.cooldown) return;
-  s.below_target = 0;
-  // Drain the newest VM: the oldest have the most clients holding their address.
-  std::optional<registry::VmRecord> newest;
+  const int target = *std::max_element(s.recent_desired.begin(), s.recent_desired.end());
+  if (target >= current) return;
+  // Drain the newest ready VMs: the oldest have the most clients holding their address.
+  std::vector<registry::VmRecord> ready;
   for (const registry::VmRecord& vm : registry_.ListVms(s.cpt)) {
-    if (vm.service == s.service && vm.state == registry::VmState::kReady) newest = vm;
+    if (vm.service == s.service && vm.state == registry::VmState::kReady) ready.push_back(vm);
   }
-  if (!newest) return;
-  if (vms_.DrainVm(newest->name, clock_.Now() + options_.drain).ok()) {
-    ++stats_.scale_downs;
-    spdlog::info("scale down profile {} {}: {} -> {} VMs (draining {})",
-                 cpt::CptCodec::Fingerprint(s.cpt), s.service, current, current - 1, newest->name);
+  int drained = 0;
+  for (size_t i = ready.size(); current - drained > target && i-- > 0;) {
+    if (vms_.DrainVm(ready[i].name, clock_.Now() + options_.drain).ok()) ++drained;
+  }
+  if (drained > 0) {
+    stats_.scale_downs += drained;
+    spdlog::info("scale down profile {} {}: {} -> {} VMs", cpt::CptCodec::Fingerprint(s.cpt),
+                 s.service, current, current - drained);
   }
 }
 

@@ -33,8 +33,9 @@ namespace ppe::scaler {
 // `lead time` (the measured boot time plus a buffer, in buckets), and the
 // pool is sized to the upper prediction bound divided by what one VM serves,
 // within the profile's min/max and a global budget granted by service tier
-// (premium first). Scale-ups act at once; a scale-down waits `cooldown`
-// buckets below target and then drains one VM at a time (hysteresis).
+// (premium first). Scale-ups act at once. Scale-down is stabilised as the
+// Kubernetes HPA does it: the pool keeps the highest want of the last
+// `cooldown` buckets, and the VMs above it drain at once.
 // Everything runs on the scaler's thread and the worker pool, never on the
 // lookup path.
 //
@@ -62,7 +63,7 @@ class Scaler {
     absl::Duration lead_buffer = absl::Seconds(30);
     double level = 95;
     int refit_every = 60;
-    int cooldown = 15;  // buckets below target before one VM drains (docs/scaling.md: replay)
+    int cooldown = 15;  // scale-down stabilisation window, buckets (docs/evaluation.md)
     std::vector<int> periods{};
     int history_buckets = 10080;
     int checkpoint_every = 10;  // buckets between demand checkpoints to the store
@@ -159,12 +160,11 @@ class Scaler {
     double next_mean = -1;     // the model's forecast of the bucket now being counted
     double abs_error_sum = 0;
     int64_t errors = 0;
-    int below_target = 0;
     int min_override = -1, max_override = -1;
     int pending = 0;  // scale-ups scheduled, not finished
     int desired = 0;
     std::vector<double> mean, lower, upper;
-    std::deque<int> recent_desired;  // adaptive spares: the last `cooldown` buckets' wants
+    std::deque<int> recent_desired;  // the last `cooldown` buckets' wants (scale-down)
   };
 
   Series& SeriesFor(const std::string& cpt, const std::string& service)

@@ -7,6 +7,7 @@
 #
 #   tests/bench/replay_eval.sh [BUILD_DIR] [extra ppe-replay options, e.g. --sweep --plot]
 # With --plot, give a file name prefix: --plot out/pareto (-> out/pareto-worldcup98.png).
+# With TRACES_OUT=DIR in the environment, the two count files are kept there.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -23,6 +24,8 @@ tar xjf "$DATA/nasa-ksc-1995-per-second.tbz2" -C "$TMP"
 tr ' ' '\n' < "$(find "$TMP" -name workload.txt)" |
   awk 'NF { s += $1; if (++n == 60) { print s; s = 0; n = 0 } }' |
   sed -n "$((2 * 1440 + 1)),$((7 * 1440))p" > "$TMP/nasa-ksc.txt"
+
+[ -n "${TRACES_OUT:-}" ] && mkdir -p "$TRACES_OUT" && cp "$TMP/worldcup98.txt" "$TMP/nasa-ksc.txt" "$TRACES_OUT/"
 
 args=()
 plot=""

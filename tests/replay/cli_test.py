@@ -66,6 +66,15 @@ def main():
         expect_error(binary, ["--counts", hand, "--boot-seconds", "30,x"], "--boot-seconds",
                      "bad boot seconds")
         expect_error(binary, [], "exactly one of", "no input")
+        expect_error(binary, ["--counts", hand, "--level", "100"], "--level", "bad level")
+        expect_error(binary, ["--counts", hand, "--cooldown", "0"], "--cooldown", "bad cooldown")
+        r = run(binary, ["--counts", hand] + HAND_FLAGS +
+                ["--policy", "ppe-no-forecast", "--level", "99", "--cooldown", "3"])
+        knob = json.loads(r.stdout.splitlines()[0]).get("knob") if r.returncode == 0 else None
+        if knob != "cooldown 3":
+            failures.append(f"--cooldown: rc={r.returncode} knob {knob} {r.stderr}")
+        else:
+            print("ok   --level/--cooldown set the PPE's knobs")
 
         # An access log: two clients of one /24 with a desktop browser share a
         # profile; a phone in that /24 and a client of another /24 get their

@@ -84,6 +84,22 @@ def main():
                   f"{pd['mean_size']:.3g}): predictive {pct(pd['cold_start_rate'])}, reactive "
                   f"{pct(rd['cold_start_rate'])} = "
                   f"{pd['cold_start_rate'] / rd['cold_start_rate'] if rd['cold_start_rate'] else float('nan'):.2f}x")
+        grid = {}
+        for d in lines:
+            if d["policy"] == "ppe-predictive" and d.get("knob", "").startswith("level "):
+                level, cooldown = d["knob"][len("level "):].split(", cooldown ")
+                grid.setdefault(level, {})[cooldown] = d
+        if len(grid) > 1:
+            cooldowns = sorted({c for row in grid.values() for c in row}, key=float)
+            print(f"\nPPE sweep, cold-start rate / VM-seconds vs oracle / VMs created, "
+                  f"by level and cooldown {' / '.join(cooldowns)}:\n")
+            print("| level | " + " | ".join(f"cooldown {c}" for c in cooldowns) + " |")
+            print("| --- |" + " --- |" * len(cooldowns))
+            for level in sorted(grid, key=float):
+                cells = [grid[level].get(c) for c in cooldowns]
+                print(f"| {level} | " + " | ".join(
+                    f"{pct(d['cold_start_rate'])} / {d['vm_seconds_vs_oracle']:.3f} / "
+                    f"{d['vms_created']}" if d else "" for d in cells) + " |")
 
 
 if __name__ == "__main__":

@@ -122,8 +122,9 @@ TEST_CASE("ppe-no-forecast: the PPE's scaler in reactive mode, and the resolver"
   // wants 1 VM, which A is; a profile with requests in the last 10 buckets
   // keeps one VM, so A serves bucket 4 and is there at bucket 12, where it
   // takes half of 1 request/s and none boots: 60 cold at the 30 s cap. The
-  // tick at 1560 adds B. From bucket 13 the scaler wants 1 VM again but waits
-  // 15 buckets below target before draining: none is released. A: 120..1920
+  // tick at 1560 adds B. From bucket 13 the scaler wants 1 VM again, but it
+  // keeps the highest want of the last 15 buckets (2, the tick at 1560)
+  // before draining, as the HPA does: none is released. A: 120..1920
   // = 1800 s, B: 360 s. Cold 75 of 240: the median waits 0 (165 warm), the
   // 99th percentile 30 s.
   Check(

@@ -156,19 +156,30 @@ TEST_CASE("pooling: a new profile borrows its service's daily shape and is ready
   CHECK(alone >= 1);
 }
 
-TEST_CASE("scale down waits for the cooldown, drains one VM at a time, keeps one warm") {
+TEST_CASE("scale down keeps the highest want of the cooldown window, then drains to it at once") {
   World w(Scaler::Mode::kReactive);
   w.Register("cpt");
   w.Bucket("cpt", 200);  // 4 VMs
   REQUIRE(w.Ready("cpt") == 4);
+  // A dip shorter than the window (3 buckets) drains nothing, so nothing
+  // has to be booted again when the demand comes back.
   w.Bucket("cpt", 10);
   w.Bucket("cpt", 10);
-  CHECK(w.Ready("cpt") == 4);  // below target for 2 buckets: cooldown is 3
-  w.Bucket("cpt", 10);
+  w.Bucket("cpt", 200);
+  CHECK(w.Ready("cpt") == 4);
+  CHECK(w.scaler.stats().scale_downs == 0);
+  CHECK(w.scaler.stats().scale_ups == 4);
+  w.Bucket("cpt", 120);  // wants 3: window 4, 4, 3
+  w.Bucket("cpt", 10);   // wants 1 (one kept warm): window 4, 3, 1
+  CHECK(w.Ready("cpt") == 4);
+  w.Bucket("cpt", 10);  // window 3, 1, 1: one drains
   CHECK(w.Ready("cpt") == 3);
-  for (int i = 0; i < 12; ++i) w.Bucket("cpt", 10);
+  w.Bucket("cpt", 10);  // window 1, 1, 1: the two above it drain in the same bucket
+  CHECK(w.Ready("cpt") == 1);
+  for (int i = 0; i < 10; ++i) w.Bucket("cpt", 10);
   CHECK(w.Ready("cpt") == 1);  // recently seen: one stays warm
   CHECK(w.scaler.stats().scale_downs == 3);
+  CHECK(w.scaler.stats().scale_ups == 4);
   auto draining = w.registry.ListVms("cpt");
   CHECK(std::count_if(draining.begin(), draining.end(), [](const registry::VmRecord& v) {
           return v.state == registry::VmState::kDraining;
