@@ -231,7 +231,8 @@ absl::Status PpeApp::StartHousekeeping() {
   // A follower's demand goes to the leader's scaler.
   demand_forwarder_ = std::make_unique<cluster::DemandForwarder>(
       *demand_, cluster::DemandForwarder::LeaderOf(*replica_),
-      cluster::DemandForwarder::Options{.interval = std::min(absl::Seconds(1), bucket_ / 4)});
+      cluster::DemandForwarder::Options{.interval = std::min(absl::Seconds(1), bucket_ / 4),
+                                        .sender = replica_->id()});
   demand_forwarder_->Start();
   // Every replica writes its profiles' last_seen.
   seen_flush_.Start(janitor_options.interval, [this] { registry_->FlushLastSeen().IgnoreError(); });
