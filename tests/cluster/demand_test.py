@@ -3,8 +3,8 @@ ppe-server replicas on a real etcd, each behind its own pdns_server +
 ppe-backend, pdns caches off. N queries for a tagged name go through the
 FOLLOWER's pdns only; the follower's DemandForwarder sends its counts to the
 leader's Resolver.ReportAnswers, so the leader's forecast history holds N.
-Then, as soon as the leader's history holds the N (the bucket they were
-counted in has just ended), the leader gets kill -9: the follower, elected,
+Then, half a bucket after the leader's history holds the N (the bucket they
+were counted in has just ended, the next has not), the leader gets kill -9: the follower, elected,
 reloads the demand checkpoints and its forecast history still holds exactly
 the N: the last bucket was checkpointed (every bucket is, by default), and no
 forwarded batch was counted twice."""
@@ -73,7 +73,10 @@ class Demand(unittest.TestCase):
             wait_until(f"{N} requests in the leader's history",
                        lambda: (history_sum(leader, cpt) or 0) >= N, timeout=10)
             seen = time.time() - sent
-            # At once: the bucket that completed the N ended less than a bucket ago.
+            # Half a bucket later, before the leader's next tick: the bucket that
+            # completed the N ended less than a bucket ago, and its checkpoint
+            # (written right after the tick that showed it) is the last one.
+            time.sleep(0.5)
             leader.stop("ppe-server", signal.SIGKILL)
             killed = time.time()
             print(f"{N} queries through the follower's pdns: the leader's history held "
