@@ -35,7 +35,8 @@ commands:
   profiles              list profiles
   profile --cpt CPT     one profile
   vms [--cpt CPT]       list VMs
-  status                registry and hypervisor counts (they should agree)
+  status                registry and hypervisor counts (they should agree); replicas:
+                        leader, members, watch; says when etcd is unreachable
   drain --vm NAME       stop answering a VM; it is destroyed after the drain time
   limits --cpt CPT --service S --min N [--max N]
                         bounds the scaler keeps the profile's pool within

@@ -27,7 +27,12 @@ using Totals = std::map<std::pair<std::string, std::string>, int64_t>;
 class Leader final : public ppe::v1::Resolver::CallbackService {
  public:
   ~Leader() {
-    for (std::thread& t : late_) t.join();
+    std::vector<std::thread> late;
+    {
+      absl::MutexLock lock(&mu_);
+      late.swap(late_);
+    }
+    for (std::thread& t : late) t.join();
   }
   grpc::ServerUnaryReactor* ReportAnswers(grpc::CallbackServerContext* context,
                                           const ppe::v1::ReportAnswersRequest* request,
