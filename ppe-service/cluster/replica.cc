@@ -122,8 +122,26 @@ void Replica::HeartbeatLoop() {
     // watch has applied its revision (store revision = etcd - 1): the commit
     // plus the watch delivery, as another replica's write reaches the index.
     const absl::Time written = absl::Now();
+    {
+      absl::MutexLock lock(&mu_);
+      heartbeat_started_ = written;
+    }
     grpc::Status s = stubs_->kv->Put(&context, put, &response);
+    {
+      absl::MutexLock lock(&mu_);
+      heartbeat_started_ = absl::InfiniteFuture();
+      if (s.ok()) {
+        etcd_ok_at_ = absl::Now();
+        unreachable_since_ = absl::InfiniteFuture();
+        etcd_error_.clear();
+      } else {
+        unreachable_since_ = std::min(unreachable_since_, etcd_ok_at_);
+        etcd_error_ = s.error_message();
+      }
+    }
     if (s.ok()) {
+      // The view status shows when etcd stops answering: the last leader known.
+      ReadView().IgnoreError();
       if (registry_.WaitWatched(response.header().revision() - 1, options_.timeout)) {
         absl::MutexLock lock(&mu_);
         watch_lag_ms_ = absl::ToDoubleMilliseconds(absl::Now() - written);
@@ -313,6 +331,56 @@ absl::StatusOr<std::vector<Replica::Member>> Replica::Members() {
                    .leader = leader.ok() && *leader == s.id()});
   }
   return out;
+}
+
+Replica::View Replica::StatusView() {
+  // A heartbeat write waiting this long means etcd does not answer (it takes
+  // milliseconds with a quorum).
+  constexpr absl::Duration kSlow = absl::Seconds(1);
+  const absl::Time now = absl::Now();
+  View out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (heartbeat_started_ < now - kSlow) {
+      unreachable_since_ = std::min(unreachable_since_, etcd_ok_at_);
+      if (etcd_error_.empty()) etcd_error_ = "a heartbeat write has had no answer";
+    }
+    if (unreachable_since_ != absl::InfiniteFuture()) {
+      out = last_view_;
+      out.stale = true;
+      out.unreachable_since = unreachable_since_;
+      out.etcd_error = etcd_error_;
+      return out;
+    }
+  }
+  if (absl::Status read = ReadView(); !read.ok()) {
+    absl::MutexLock lock(&mu_);
+    unreachable_since_ = std::min(unreachable_since_, etcd_ok_at_);
+    etcd_error_ = std::string(read.message());
+    out = last_view_;
+    out.stale = true;
+    out.unreachable_since = unreachable_since_;
+    out.etcd_error = etcd_error_;
+    return out;
+  }
+  absl::MutexLock lock(&mu_);
+  return last_view_;
+}
+
+absl::Status Replica::ReadView() {
+  const absl::Time now = absl::Now();
+  PPE_ASSIGN_OR_RETURN(std::vector<Member> members, Members());
+  absl::StatusOr<std::string> leader = absl::NotFoundError("no leader");
+  for (const Member& m : members) {
+    if (m.leader) leader = m.id;
+  }
+  if (!leader.ok()) leader = Leader();  // none, or one without a membership key
+  if (!leader.ok() && !absl::IsNotFound(leader.status())) return leader.status();
+  absl::MutexLock lock(&mu_);
+  etcd_ok_at_ = std::max(etcd_ok_at_, now);
+  last_view_ = {
+      .leader = leader.ok() ? *leader : "", .members = std::move(members), .read_at = now};
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::function<void()>> Replica::Lock(const std::string& name, absl::Duration wait) {

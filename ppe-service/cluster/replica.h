@@ -98,6 +98,26 @@ class Replica {
   // The leader's id (NOT_FOUND when none) and the live members.
   absl::StatusOr<std::string> Leader();
   absl::StatusOr<std::vector<Member>> Members();
+
+  // What this replica knows of the cluster, for status: answers within
+  // about a second even when etcd has no quorum or cannot be reached.
+  struct View {
+    std::string leader{};  // "" when none is known
+    std::vector<Member> members{};
+    absl::Time read_at = absl::InfinitePast();  // when leader and members were read
+    // etcd did not answer: leader and members are the last ones read (none
+    // before the first read), not today's.
+    bool stale = false;
+    // InfiniteFuture while etcd answers; else since when it has not (the
+    // last write or read that succeeded), with the last error.
+    absl::Time unreachable_since = absl::InfiniteFuture();
+    std::string etcd_error{};
+  };
+  // Reads leader and members from etcd unless the heartbeat says etcd does
+  // not answer (its last write failed or has been waiting over a second);
+  // then, or when the read fails, the last view read (the heartbeat reads
+  // one after each write), marked stale.
+  View StatusView();
   // Fenced writes etcd refused since start (a deposed leader's late writes).
   int64_t fenced_refusals() const;
 
@@ -105,6 +125,8 @@ class Replica {
   struct Stubs;
   Replica(store::EtcdRegistryStore& store, registry::Registry& registry, Options options);
   void HeartbeatLoop();
+  // Reads leader and members into last_view_.
+  absl::Status ReadView();
   void CampaignLoop();
   void Deposed(const std::string& why);
   void SetLeading(bool leader);
@@ -136,6 +158,12 @@ class Replica {
   int64_t term_ ABSL_GUARDED_BY(mu_) = 0;  // election wins so far
   double watch_lag_ms_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t fenced_refusals_ ABSL_GUARDED_BY(mu_) = 0;
+  // etcd's health as the heartbeat sees it, and the last view read.
+  absl::Time etcd_ok_at_ ABSL_GUARDED_BY(mu_) = absl::Now();
+  absl::Time heartbeat_started_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();  // none in flight
+  absl::Time unreachable_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  std::string etcd_error_ ABSL_GUARDED_BY(mu_);
+  View last_view_ ABSL_GUARDED_BY(mu_);
   struct Loop {
     std::string name;
     absl::Duration interval;

@@ -82,7 +82,7 @@ void FillScaler(v1::Scaler& s) {
   if (s.cooldown_buckets() == 0) s.set_cooldown_buckets(15);
   if (s.history_buckets() == 0) s.set_history_buckets(10080);
   if (s.keep_warm_buckets() == 0) s.set_keep_warm_buckets(10);
-  if (s.checkpoint_every_buckets() == 0) s.set_checkpoint_every_buckets(10);
+  if (s.checkpoint_every_buckets() == 0) s.set_checkpoint_every_buckets(1);
   if (s.seasonal_periods_size() == 0 && 86400000 / s.bucket_ms() >= 2) {
     s.add_seasonal_periods(86400000 / s.bucket_ms());
   }

@@ -35,7 +35,8 @@ commands:
   profiles              list profiles
   profile --cpt CPT     one profile
   vms [--cpt CPT]       list VMs
-  status                registry and hypervisor counts (they should agree)
+  status                registry and hypervisor counts (they should agree); replicas:
+                        leader, members, watch; says when etcd is unreachable
   drain --vm NAME       stop answering a VM; it is destroyed after the drain time
   limits --cpt CPT --service S --min N [--max N]
                         bounds the scaler keeps the profile's pool within
@@ -496,9 +497,26 @@ int ShowStatus(Session& s) {
             << resp.scaler_budget_denied_last() << " in the last bucket, "
             << resp.scaler_budget_denied_total() << " in all\n";
   if (!resp.replica_id().empty()) {
-    std::cout << "replica " << resp.replica_id() << "; leader "
-              << (resp.leader().empty() ? "(none)" : resp.leader()) << "; fenced writes refused "
-              << resp.fenced_refusals() << "\nreplicas (" << resp.replicas_size() << "):\n";
+    const bool stale = resp.cluster_view_stale();
+    if (resp.etcd_unreachable_since_unix_ms() != 0) {
+      std::cout << "ETCD UNREACHABLE since " << FormatMillis(resp.etcd_unreachable_since_unix_ms())
+                << " (" << resp.etcd_error()
+                << "): registrations and allocations of new profiles stop; "
+                << "answers come from this replica's index or the fallback\n";
+    }
+    std::cout << "replica " << resp.replica_id() << ": index " << resp.profiles()
+              << " profiles, watch applied revision " << resp.watched_revision()
+              << (resp.etcd_unreachable_since_unix_ms() != 0 ? " (not advancing: etcd unreachable)"
+                                                             : "")
+              << "\nleader " << (resp.leader().empty() ? "(none)" : resp.leader())
+              << (stale ? absl::StrCat(" (STALE: last read ",
+                                       resp.cluster_view_unix_ms() == 0
+                                           ? std::string("never")
+                                           : FormatMillis(resp.cluster_view_unix_ms()),
+                                       ")")
+                        : "")
+              << "; fenced writes refused " << resp.fenced_refusals() << "\nreplicas"
+              << (stale ? " (stale)" : "") << " (" << resp.replicas_size() << "):\n";
     for (const auto& r : resp.replicas()) {
       std::cout << "  " << r.id() << " at " << r.address() << (r.leader() ? " LEADER" : "")
                 << ": watch applied revision " << r.watched_revision() << ", watch lag "

@@ -79,6 +79,8 @@ Scaler::Options Scaler::OptionsFromConfig(const ppe::config::v1::PpeConfig& conf
             .periods = {sc.seasonal_periods().begin(), sc.seasonal_periods().end()},
             .history_buckets = static_cast<int>(sc.history_buckets()),
             .checkpoint_every = static_cast<int>(sc.checkpoint_every_buckets()),
+            // etcd: at most 128 ops, less the fence's compares.
+            .txn_ops = config.registry().store() == ppe::config::v1::Registry::ETCD ? 100 : 4000,
             .keep_warm = static_cast<int>(sc.keep_warm_buckets()),
             .min_vms = static_cast<int>(sc.min_vms_per_profile()),
             .max_vms = static_cast<int>(config.limits().max_vms_per_profile()),
@@ -138,7 +140,10 @@ void Scaler::Observe(Series& s, int64_t bucket, double count) {
           forecast::DemandHistory({.capacity = options_.history_buckets, .rollup_capacity = 1});
     service->second.history.Add(bucket, count).IgnoreError();  // sums the service's series
   }
-  if (count > 0) s.last_active = bucket;
+  if (count > 0) {
+    s.last_active = bucket;
+    s.dirty = true;
+  }
   if (s.next_mean >= 0) {
     s.abs_error_sum += std::abs(s.next_mean - count);
     ++s.errors;
@@ -447,13 +452,15 @@ void Scaler::TickLocked(std::vector<store::Op>& ops) {
 void Scaler::CheckpointOps(int64_t last, std::vector<store::Op>& ops) {
   if (store_ == nullptr) return;
   const int64_t start = ChunkStart(last);
+  const bool chunk_ends = (last + 1) % kRollup == 0;
   // Kept: the fine ring or the hourly roll-ups, whichever reaches back further.
   const int64_t kept = std::max<int64_t>(options_.history_buckets, int64_t{kRollup} * kRollupKept);
   const int64_t expired = start - (kept / kRollup + 1) * kRollup;
   const int64_t bucket_ms = absl::ToInt64Milliseconds(options_.bucket);
-  for (const auto& [key, s] : series_) {
-    ops.push_back(store::Op::Delete(ChunkKey(s.cpt, s.service, expired)));
-    if (s.history.empty() || s.history.last_bucket() != last) continue;
+  for (auto& [key, s] : series_) {
+    if (chunk_ends) ops.push_back(store::Op::Delete(ChunkKey(s.cpt, s.service, expired)));
+    if (!s.dirty || s.history.empty() || s.history.last_bucket() != last) continue;
+    s.dirty = false;
     std::vector<double> counts = s.history.Tail(static_cast<int>(last - start + 1));
     if (std::all_of(counts.begin(), counts.end(), [](double c) { return c == 0; })) continue;
     ppe::registry::v1::DemandChunk chunk;
@@ -467,22 +474,34 @@ void Scaler::CheckpointOps(int64_t last, std::vector<store::Op>& ops) {
 void Scaler::Write(const std::vector<store::Op>& ops,
                    const std::shared_ptr<const registry::Registry::Fence>& fence) {
   if (store_ == nullptr) return;
-  // Bounded transactions (~25 ms each on SQLite, store_bench), so that the
-  // registry's own writes (a first-time client's VM) never wait long behind one.
-  constexpr size_t kOpsPerTxn = 4000;
-  for (size_t from = 0; from < ops.size(); from += kOpsPerTxn) {
+  // Bounded transactions (~25 ms each for 4,000 ops on SQLite, store_bench),
+  // so that the registry's own writes (a first-time client's VM) never wait
+  // long behind one; etcd takes at most 128 ops.
+  const size_t per_txn = static_cast<size_t>(std::max(1, options_.txn_ops));
+  for (size_t from = 0; from < ops.size(); from += per_txn) {
     store::Txn txn;
-    txn.success.assign(ops.begin() + from, ops.begin() + std::min(ops.size(), from + kOpsPerTxn));
+    txn.success.assign(ops.begin() + from, ops.begin() + std::min(ops.size(), from + per_txn));
+    int64_t puts = 0, bytes = 0;
+    for (const store::Op& op : txn.success) {
+      if (op.type != store::Op::Type::kPut) continue;
+      ++puts;
+      bytes += static_cast<int64_t>(op.key.size() + op.value.size());
+    }
     // A leader's checkpoint: etcd refuses it once another replica leads, so a
     // deposed leader's late counts never overwrite the new leader's.
     absl::StatusOr<store::Txn> fenced = fence != nullptr ? (*fence)(txn) : txn;
     absl::StatusOr<store::TxnResult> r =
         fenced.ok() ? store_->Txn(*fenced) : absl::StatusOr<store::TxnResult>(fenced.status());
     if (r.ok() && !r->succeeded) r = absl::PermissionDeniedError("fenced: no longer the leader");
-    if (r.ok()) continue;
+    absl::MutexLock lock(&mu_);
+    if (r.ok()) {
+      ++stats_.checkpoint_txns;
+      stats_.checkpoint_puts += puts;
+      stats_.checkpoint_bytes += bytes;
+      continue;
+    }
     spdlog::warn("scaler: checkpoint of {} keys failed: {}", txn.success.size(),
                  r.status().ToString());
-    absl::MutexLock lock(&mu_);
     ++stats_.checkpoint_errors;
   }
 }

@@ -46,14 +46,19 @@ namespace ppe::scaler {
 // is counted again after that release.
 //
 // With a store, the operator's limits are written before SetLimits returns,
-// and each series' request counts are checkpointed every `checkpoint_every`
-// buckets (off the lock, in transactions of up to 2,000 series; idle series
-// write nothing), so a restart keeps the history the forecasts need. Ticks run
-// inside a leader's fence (Registry::FenceScope, replicas) carry it to their
-// scale-ups on the worker pool and to the checkpoints: etcd refuses them once
-// another replica leads. The buckets
-// since the last checkpoint (all of them on a clean Stop) and the time the
-// PPE was down are lost: they read as zero requests.
+// and the request counts are checkpointed every `checkpoint_every` buckets
+// (default: every bucket): each series that counted requests since the last
+// checkpoint rewrites its chunk (the current hour, one key per series and
+// hour; idle series write nothing), off the lock, in transactions of at most
+// `txn_ops` ops; the hour that fell out of the kept week is deleted once an
+// hour. Ticks run inside a leader's fence (Registry::FenceScope, replicas)
+// carry it to their scale-ups on the worker pool and to the checkpoints: etcd
+// refuses them once another replica leads. A crash (or a leader's kill -9)
+// loses the buckets since the last checkpoint, with the default only the
+// bucket being counted (and the one being written, if the write was cut);
+// the time the PPE was down reads as zero requests. A checkpoint the store
+// refuses is counted and logged; the series' chunk is written again at its
+// next counted bucket.
 class Scaler {
  public:
   enum class Mode { kPredictive, kReactive, kOff };
@@ -66,7 +71,10 @@ class Scaler {
     int cooldown = 15;  // scale-down stabilisation window, buckets (docs/evaluation.md)
     std::vector<int> periods{};
     int history_buckets = 10080;
-    int checkpoint_every = 10;  // buckets between demand checkpoints to the store
+    int checkpoint_every = 1;  // buckets between demand checkpoints to the store
+    // Ops per checkpoint transaction: etcd refuses more than 128 (its
+    // --max-txn-ops), the fence adds compares; SQLite takes larger ones.
+    int txn_ops = 4000;
     int keep_warm = 10;
     int min_vms = 0;
     int max_vms = 4;
@@ -140,6 +148,9 @@ class Scaler {
     // Ticks in which busy VMs raised a pool's target above its forecast.
     int64_t busy_signals = 0;
     int64_t checkpoint_errors = 0;  // demand checkpoints the store refused
+    // Written by the demand checkpoints: transactions, puts (one per series
+    // that had requests), and the bytes of their keys and values.
+    int64_t checkpoint_txns = 0, checkpoint_puts = 0, checkpoint_bytes = 0;
     // VMs the forecasts wanted that the global budget did not grant.
     int64_t budget_denied_last = 0, budget_denied_total = 0;
     int budget = 0;
@@ -157,6 +168,7 @@ class Scaler {
     std::unique_ptr<forecast::Model> model;
     int64_t fitted_at = -1;
     int64_t last_active = -1;  // last bucket with requests
+    bool dirty = false;        // requests counted since its last checkpoint
     double next_mean = -1;     // the model's forecast of the bucket now being counted
     double abs_error_sum = 0;
     int64_t errors = 0;
@@ -188,8 +200,9 @@ class Scaler {
   };
   PoolCount CountVms(const Series& s) const;
   View ViewOf(const Series& s) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Puts each series' counts of the chunk holding `last` (up to `last`) and
-  // deletes its chunk that fell out of the retained history.
+  // Puts the counts of the chunk holding `last` (up to `last`) of each series
+  // with requests since the last checkpoint; at the chunk's end also deletes
+  // each series' chunk that fell out of the retained history.
   void CheckpointOps(int64_t last, std::vector<store::Op>& ops) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies `ops` in transactions of a bounded size, each through `fence`
   // when set; failures (and refusals by the fence) are logged and counted.

@@ -231,7 +231,8 @@ absl::Status PpeApp::StartHousekeeping() {
   // A follower's demand goes to the leader's scaler.
   demand_forwarder_ = std::make_unique<cluster::DemandForwarder>(
       *demand_, cluster::DemandForwarder::LeaderOf(*replica_),
-      cluster::DemandForwarder::Options{.interval = std::min(absl::Seconds(1), bucket_ / 4)});
+      cluster::DemandForwarder::Options{.interval = std::min(absl::Seconds(1), bucket_ / 4),
+                                        .sender = replica_->id()});
   demand_forwarder_->Start();
   // Every replica writes its profiles' last_seen.
   seen_flush_.Start(janitor_options.interval, [this] { registry_->FlushLastSeen().IgnoreError(); });
@@ -351,11 +352,20 @@ absl::StatusOr<ppe::v1::StatusResponse> PpeApp::Status() const {
   if (replica_) {
     out.set_replica_id(replica_->id());
     out.set_fenced_refusals(replica_->fenced_refusals());
-    if (absl::StatusOr<std::string> leader = replica_->Leader(); leader.ok()) {
-      out.set_leader(*leader);
+    out.set_watched_revision(registry_->watched_revision());
+    // Without etcd (no quorum, unreachable) the status still answers, from
+    // what this replica holds, and says so.
+    cluster::Replica::View view = replica_->StatusView();
+    out.set_leader(view.leader);
+    out.set_cluster_view_stale(view.stale);
+    if (view.read_at != absl::InfinitePast()) {
+      out.set_cluster_view_unix_ms(absl::ToUnixMillis(view.read_at));
     }
-    PPE_ASSIGN_OR_RETURN(std::vector<cluster::Replica::Member> members, replica_->Members());
-    for (const cluster::Replica::Member& m : members) {
+    if (view.unreachable_since != absl::InfiniteFuture()) {
+      out.set_etcd_unreachable_since_unix_ms(absl::ToUnixMillis(view.unreachable_since));
+      out.set_etcd_error(view.etcd_error);
+    }
+    for (const cluster::Replica::Member& m : view.members) {
       ppe::v1::ReplicaStatus* r = out.add_replicas();
       r->set_id(m.id);
       r->set_address(m.address);

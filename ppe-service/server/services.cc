@@ -143,16 +143,19 @@ grpc::ServerUnaryReactor* ResolverServiceImpl::ReportAnswers(
   }
   absl::Time now = absl::Now();
   int accepted = 0;
-  for (const auto& c : request->counts()) {
-    if (c.answers() <= 0 || !registry_->IsActive(c.cpt())) continue;
-    demand_->Record(c.cpt(), c.service(), c.answers());
-    registry_->NoteSeen(c.cpt(), now);
-    ++accepted;
-  }
-  for (const std::string& client : request->probe_clients()) {
-    if (client.size() <= kMaxProbeClientKey) engine_.NoteProbe(client);
-  }
+  const bool applied = forwarded_.ApplyOnce(request->sender(), request->batch_seq(), [&] {
+    for (const auto& c : request->counts()) {
+      if (c.answers() <= 0 || !registry_->IsActive(c.cpt())) continue;
+      demand_->Record(c.cpt(), c.service(), c.answers());
+      registry_->NoteSeen(c.cpt(), now);
+      ++accepted;
+    }
+    for (const std::string& client : request->probe_clients()) {
+      if (client.size() <= kMaxProbeClientKey) engine_.NoteProbe(client);
+    }
+  });
   response->set_accepted(accepted);
+  response->set_duplicate(!applied);
   return FinishNow(context, grpc::Status::OK);
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "ppe-service/cluster/demand_forwarder.h"
 #include "ppe-service/common/thread_pool.h"
 #include "ppe-service/registry/registry.h"
 #include "ppe-service/resolver/answer_stream.h"
@@ -18,7 +19,9 @@ class ResolverServiceImpl final : public ppe::v1::Resolver::CallbackService {
  public:
   explicit ResolverServiceImpl(resolver::ResolverEngine& engine) : engine_(engine) {}
   // The data plane: WatchAnswers streams `stream`; ReportAnswers records the
-  // plugins' local answers in `demand` and as profile activity in `registry`.
+  // plugins' local answers in `demand` and as profile activity in `registry`;
+  // a follower's forwarded batch (sender, seq) is counted once
+  // (cluster::ForwardedBatches).
   void set_data_plane(resolver::AnswerStream* stream, registry::Registry* registry,
                       scaler::DemandTracker* demand) {
     stream_ = stream;
@@ -43,6 +46,7 @@ class ResolverServiceImpl final : public ppe::v1::Resolver::CallbackService {
   resolver::AnswerStream* stream_ = nullptr;
   registry::Registry* registry_ = nullptr;
   scaler::DemandTracker* demand_ = nullptr;
+  cluster::ForwardedBatches forwarded_;
 };
 
 class AdminServiceImpl final : public ppe::v1::Admin::CallbackService {

@@ -230,7 +230,23 @@ class NoQuorum(Replicas):
                 for name in pending_names:
                     answer = s.query(name)
                     self.assertEqual(answer.addresses(), [FALLBACK], answer)
+            # Status still answers, from what the replica holds, and says
+            # that etcd is unreachable and the cluster view is stale.
+            asked = time.time()
             status = a.ppectl("status")
+            status_took = time.time() - asked
+            self.assertEqual(status.returncode, 0, status.stderr)
+            self.assertLess(status_took, 3.0)
+            self.assertIn("ETCD UNREACHABLE since", status.stdout, status.stdout)
+            self.assertIn("(STALE: last read", status.stdout, status.stdout)
+            st = b.ppectl_json("status")
+            self.assertGreater(int(st["etcd_unreachable_since_unix_ms"]), 0, st)
+            self.assertLessEqual(int(st["etcd_unreachable_since_unix_ms"]) / 1000, lost + 0.5, st)
+            self.assertTrue(st["cluster_view_stale"], st)
+            self.assertTrue(st["leader"], st)  # the last one known
+            self.assertEqual(len(st["replicas"]), 2, st)
+            self.assertGreaterEqual(st["profiles"], len(before) + len(pending), st)
+            self.assertGreater(int(st["watched_revision"]), 0, st)
             outage = time.time() - lost
             logged = Counter()
             for s in self.stacks:
@@ -256,7 +272,8 @@ class NoQuorum(Replicas):
                 return False
             st = json.loads(st.stdout)
             reps = st.get("replicas", [])
-            return (st.get("leader") and len(reps) == 2 and
+            return (st.get("leader") and len(reps) == 2 and not st.get("cluster_view_stale") and
+                    int(st.get("etcd_unreachable_since_unix_ms", 1)) == 0 and
                     sum(1 for r in reps if r.get("leader")) == 1 and
                     all(r.get("watch_lag_ms", 1e9) < 1000 for r in reps))
 
@@ -276,12 +293,14 @@ class NoQuorum(Replicas):
         print(f"etcd 2 of 3 killed: ppectl issue refused in "
               f"{', '.join(f'{t:.2f} s' for t, _ in refused)} (first/default deadline, replica "
               f"a then b; {refused[-1][1]!r}); status during the outage: rc "
-              f"{status.returncode} {(status.stderr or status.stdout).strip()[:160]!r}; "
+              f"{status.returncode} in {status_took:.2f} s; "
               f"{len(addresses)} known names kept their address, {len(pending_names)} pending "
               f"ones got the fallback; rcodes {counts} over {watch.rounds} rounds in "
               f"{outage:.1f} s; restart: members healthy {healthy:.1f} s, status clean "
               f"{converged:.1f} s after it; {len(fresh)} pending profiles got VMs; "
               f"{len(vms)} VMs, one per profile", flush=True)
+        text = status.stdout
+        print("ppectl status during the outage:\n" + text[text.index("ETCD"):], flush=True)
         print("ppe-server warnings during the outage (both replicas, numbers as N):", flush=True)
         for line, n in logged.most_common(6):
             print(f"  {n} x {line}", flush=True)

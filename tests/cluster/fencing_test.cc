@@ -344,5 +344,48 @@ TEST_CASE("replica: a leader cut off from etcd stops acting within its lease TTL
   CHECK(testing::WaitFor([&] { return gate([] {}); }, absl::Seconds(20)));
 }
 
+TEST_CASE("fencing: a leader's checkpoint of 250 series fits etcd's 128 ops per transaction",
+          "[store][etcd][cluster]") {
+  Deposed d;
+  testing::VmFixture fx({.manual_clock = true, .durable = d.store.get()});
+  ppe::config::v1::PpeConfig config;
+  config.mutable_registry()->set_store(ppe::config::v1::Registry::ETCD);
+  const int etcd_ops = scaler::Scaler::OptionsFromConfig(config).txn_ops;
+  CHECK(etcd_ops <= 126);  // the fence adds its compares
+  // As many ops as SQLite's transactions take: etcd refuses the checkpoint.
+  const int txn_ops = GENERATE_COPY(4000, etcd_ops);
+  scaler::DemandTracker demand;
+  scaler::Scaler scaler(fx.registry, fx.vms, demand, fx.workers, fx.clock,
+                        {.mode = scaler::Scaler::Mode::kReactive,
+                         .bucket = absl::Seconds(1),
+                         .txn_ops = txn_ops,
+                         .budget = 0},
+                        d.store.get());
+  constexpr int kSeries = 250;
+  for (int i = 0; i < kSeries; ++i) {
+    REQUIRE(
+        fx.registry.RegisterProfile("cpt-" + std::to_string(i), {}, "admin", fx.clock.Now()).ok());
+  }
+  for (int t = 0; t < 3; ++t) {
+    for (int i = 0; i < kSeries; ++i) demand.Record("cpt-" + std::to_string(i), "video", 1 + t);
+    fx.clock.Advance(absl::Seconds(1));
+    Registry::FenceScope scope(d.b_fence);
+    scaler.Tick();
+  }
+  const scaler::Scaler::Stats stats = scaler.stats();
+  const size_t stored = d.store->List("/ppe/scaling/demand/")->kvs.size();
+  if (txn_ops == 4000) {
+    CHECK(stats.checkpoint_errors == 3);
+    CHECK(stored == 0);
+  } else {
+    CHECK(stats.checkpoint_errors == 0);
+    CHECK(stored == static_cast<size_t>(kSeries));
+    CHECK(stats.checkpoint_txns == 9);  // 3 per bucket
+    WARN("etcd: " << kSeries << " series with requests: per bucket " << stats.checkpoint_puts / 3
+                  << " puts in " << stats.checkpoint_txns / 3 << " fenced transactions, "
+                  << stats.checkpoint_bytes / 3 << " bytes of keys and values");
+  }
+}
+
 }  // namespace
 }  // namespace ppe::cluster

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "ppe-service/store/sqlite_registry_store.h"
 #include "ppe/registry/v1/records.pb.h"
@@ -25,7 +26,7 @@ struct World : testing::VmFixture {
   explicit World(Scaler::Mode mode, int max_vms = 20, int budget = 1000,
                  store::RegistryStore* durable = nullptr,
                  absl::Time start = absl::FromUnixSeconds(1'000'000), std::vector<int> periods = {},
-                 bool pool_sparse = true, bool adaptive_spares = false)
+                 bool pool_sparse = true, bool adaptive_spares = false, int checkpoint_every = 1)
       : World({.pool_cidr = "10.9.0.0/16",
                .limits = {.max_vms_per_profile = static_cast<size_t>(max_vms)},
                .manual_clock = true,
@@ -37,6 +38,7 @@ struct World : testing::VmFixture {
                .refit_every = 5,
                .cooldown = 3,
                .periods = std::move(periods),
+               .checkpoint_every = checkpoint_every,
                .keep_warm = 2,
                .max_vms = max_vms,
                .budget = budget,
@@ -296,15 +298,16 @@ TEST_CASE(
   char dir[] = "/tmp/ppe-scaler-XXXXXX";
   REQUIRE(mkdtemp(dir) != nullptr);
   const std::string path = std::string(dir) + "/registry.db";
-  // Buckets are seconds from 1,000,000 s; checkpoints every 10 buckets (the
-  // default), at the end of buckets 1,000,009, 1,000,019, ...
+  // Buckets are seconds from 1,000,000 s; checkpoints every 10 buckets here
+  // (the default is every bucket), at the end of buckets 1,000,009, 1,000,019, ...
   std::vector<double> sent;
   absl::Time stopped_at;
   const bool clean = GENERATE(true, false);
   {
     auto db = store::SqliteRegistryStore::Open(path);
     REQUIRE(db.ok());
-    World w(Scaler::Mode::kPredictive, 20, 1000, db->get());
+    World w(Scaler::Mode::kPredictive, 20, 1000, db->get(), absl::FromUnixSeconds(1'000'000), {},
+            true, false, /*checkpoint_every=*/10);
     REQUIRE(w.scaler.Load().ok());
     w.Register("cpt");
     w.Register("gone");
@@ -356,13 +359,13 @@ TEST_CASE(
 
 TEST_CASE("a checkpoint of more series than one transaction takes is split, and all of it loads") {
   store::MemoryRegistryStore db;
-  constexpr int kSeries = 2'100;  // a transaction takes 4,000 ops, two per series
+  constexpr int kSeries = 4'100;  // a transaction takes 4,000 ops, one per series
   {
     // Budget 0: no VMs, only the counts matter here.
     World w(Scaler::Mode::kReactive, 20, 0, &db);
     REQUIRE(w.scaler.Load().ok());
     for (int i = 0; i < kSeries; ++i) w.Register("cpt" + std::to_string(i));
-    for (int t = 0; t < 10; ++t) {  // the 10th bucket ends on a checkpoint
+    for (int t = 0; t < 10; ++t) {  // every bucket ends on a checkpoint
       for (int i = 0; i < kSeries; ++i)
         w.demand.Record("cpt" + std::to_string(i), "video", i + t + 1);
       w.clock.Advance(absl::Seconds(1));
@@ -500,7 +503,8 @@ TEST_CASE("adaptive warm spares follow the arrivals, are taken over, refilled an
 
 TEST_CASE("Load again (a replica elected leader) replaces the history held with the checkpoints") {
   store::MemoryRegistryStore db;
-  World w(Scaler::Mode::kPredictive, 20, 1000, &db);
+  World w(Scaler::Mode::kPredictive, 20, 1000, &db, absl::FromUnixSeconds(1'000'000), {}, true,
+          false, /*checkpoint_every=*/10);
   REQUIRE(w.scaler.Load().ok());
   w.Register("cpt");
   std::vector<double> sent;
@@ -521,6 +525,73 @@ TEST_CASE("Load again (a replica elected leader) replaces the history held with 
   REQUIRE(v->history.size() == 14);
   CHECK(v->history[10] == 0);
   CHECK(v->history.back() == 7);
+}
+
+TEST_CASE(
+    "every bucket is checkpointed: a crash right after a bucket ends keeps it; only series with "
+    "requests write") {
+  store::MemoryRegistryStore db;
+  constexpr int kSeries = 1'000, kActive = 100;
+  // 26 characters, as a default CPT.
+  auto cpt = [](int i) { return absl::StrFormat("cpt%023d", i); };
+  std::vector<double> sent;
+  {
+    World w(Scaler::Mode::kReactive, 20, 0, &db);  // budget 0: only the counts matter
+    REQUIRE(w.scaler.Load().ok());
+    for (int i = 0; i < kSeries; ++i) w.Register(cpt(i));
+    // One bucket with requests for every series, so all have a history.
+    for (int i = 0; i < kSeries; ++i) w.demand.Record(cpt(i), "video", 1);
+    w.clock.Advance(absl::Seconds(1));
+    w.scaler.Tick();
+    sent.push_back(1);
+    const Scaler::Stats before = w.scaler.stats();
+    CHECK(before.checkpoint_puts == kSeries);
+    // Then an hour of buckets in which only kActive of them have requests.
+    constexpr int kBuckets = 60;
+    for (int t = 0; t < kBuckets; ++t) {
+      for (int i = 0; i < kActive; ++i) w.demand.Record(cpt(i), "video", 10 + t);
+      w.clock.Advance(absl::Seconds(1));
+      w.scaler.Tick();
+      sent.push_back(10 + t);
+    }
+    const Scaler::Stats after = w.scaler.stats();
+    CHECK(after.checkpoint_errors == 0);
+    const double puts = double(after.checkpoint_puts - before.checkpoint_puts) / kBuckets;
+    const double bytes = double(after.checkpoint_bytes - before.checkpoint_bytes) / kBuckets;
+    const double txns = double(after.checkpoint_txns - before.checkpoint_txns) / kBuckets;
+    CHECK(puts == kActive);  // idle series write nothing
+    WARN(kSeries << " series, " << kActive
+                 << " with requests in every bucket, over an hour: " << puts << " puts per bucket, "
+                 << bytes << " bytes of keys and values per bucket (" << bytes / kActive
+                 << " per series with requests), " << txns
+                 << " transactions per bucket; once an hour one delete per series");
+  }  // no Stop: as kill -9 right after the last bucket ended
+  World w(Scaler::Mode::kReactive, 20, 0, &db, absl::FromUnixSeconds(1'000'000 + 61));
+  for (int i = 0; i < kSeries; ++i) w.Register(cpt(i));
+  REQUIRE(w.scaler.Load().ok());
+  auto v = w.scaler.Describe(cpt(0), "video");
+  REQUIRE(v.ok());
+  CHECK(v->history == sent);  // the last bucket too
+  v = w.scaler.Describe(cpt(999), "video");
+  REQUIRE(v.ok());
+  CHECK(v->history.front() == 1);
+}
+
+TEST_CASE("checkpoint transactions hold at most txn_ops ops (etcd: 128)") {
+  store::MemoryRegistryStore db;
+  World w(
+      testing::VmFixture::Options{.pool_cidr = "10.9.0.0/16",
+                                  .start = absl::FromUnixSeconds(1'000'000)},
+      Scaler::Options{
+          .mode = Scaler::Mode::kReactive, .bucket = absl::Seconds(1), .txn_ops = 100, .budget = 0},
+      &db);
+  REQUIRE(w.scaler.Load().ok());
+  for (int i = 0; i < 250; ++i) w.Register("cpt" + std::to_string(i));
+  for (int i = 0; i < 250; ++i) w.demand.Record("cpt" + std::to_string(i), "video", 1);
+  w.clock.Advance(absl::Seconds(1));
+  w.scaler.Tick();
+  CHECK(w.scaler.stats().checkpoint_txns == 3);
+  CHECK(w.scaler.stats().checkpoint_puts == 250);
 }
 
 }  // namespace
