@@ -16,25 +16,16 @@
 #include "ppe-service/resolver/admin_input.h"
 #include "ppe-service/resolver/profile_admin.h"
 #include "ppe-service/store/memory_registry_store.h"
+#include "tests/fixtures/test_config.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 using namespace ppe;  // NOLINT
 
-constexpr const char* kConfig = R"(
-workload_classes { name: "cpu-heavy" vcpus: 2 }
-zones {
-  name: "cdn.example.test."
-  nameservers: "ns1.cdn.example.test."
-  services { name: "video" workload_class: "cpu-heavy" address_pool: "10.9.0.0/24"
-             fallback_addresses: "192.0.2.10" }
-}
-)";
-
 struct World {
   World()
-      : config(*config::ParsePpeConfig(kConfig, "fuzz")),
+      : config(ppe::testing::VideoZoneConfig()),
         codec(cpt::KeyRing::ForTesting(std::string(32, 'k')), 26),
         registry(store),
         admin(resolver::ProfileAdmin::OptionsFromConfig(config), codec, registry,

@@ -9,6 +9,7 @@
 #include "ppe-service/dns/client_subnet.h"
 #include "ppe-service/resolver/profile_admin.h"
 #include "tests/fixtures/registry_fixture.h"
+#include "tests/fixtures/test_config.h"
 #include "tests/fixtures/wait_for.h"
 
 namespace ppe::resolver {
@@ -16,17 +17,11 @@ namespace {
 
 using ppe::v1::ResolveResponse;
 
-constexpr const char* kConfig = R"(
-workload_classes { name: "cpu-heavy" vcpus: 2 }
+// The test zone (tests/fixtures/test_config.h) with these sections.
+constexpr const char* kSections = R"(
 answers { ttl: 30 fallback_ttl: 5 allocation_wait_ms: 100 }
 cohorts { min_requests: 3 buckets: 2 bucket_ms: 10000 probe_window_ms: 2000 }
 regions { cidr: "198.51.100.0/24" region: "eu-west" }
-zones {
-  name: "cdn.example.test."
-  nameservers: "ns1.cdn.example.test."
-  services { name: "video" workload_class: "cpu-heavy" address_pool: "10.9.0.0/24"
-             fallback_addresses: "192.0.2.10" }
-}
 )";
 
 // The engine with everything real but the hypervisor. The VMs run on the wall
@@ -36,7 +31,7 @@ struct Fixture : testing::VmFixture {
       : VmFixture({.shape = {"cpu-heavy", 2, 2, 256, 256},
                    .workers = 4,
                    .start = absl::FromUnixSeconds(1700000000)}),
-        config(*config::ParsePpeConfig(kConfig, "test")),
+        config(testing::VideoZoneConfig(kSections)),
         codec(testing::TestCodec(26)),
         admin(ProfileAdmin::OptionsFromConfig(config), codec, registry, WallClock::Instance()) {
     REQUIRE(regions.Add("198.51.100.0/24", "eu-west").ok());

@@ -24,19 +24,10 @@
 #include "ppe-service/cpt/region_table.h"
 #include "ppe-service/server/services.h"
 #include "tests/fixtures/registry_fixture.h"
+#include "tests/fixtures/test_config.h"
 
 namespace ppe::server {
 namespace {
-
-constexpr const char* kConfig = R"(
-workload_classes { name: "cpu-heavy" vcpus: 2 }
-zones {
-  name: "cdn.example.test."
-  nameservers: "ns1.cdn.example.test."
-  services { name: "video" workload_class: "cpu-heavy" address_pool: "10.9.0.0/24"
-             fallback_addresses: "192.0.2.10" }
-}
-)";
 
 // Holds the next `held` replies `delay` before their status goes out.
 class HoldReplies final : public grpc::experimental::Interceptor {
@@ -82,7 +73,7 @@ Totals Sum(const std::vector<scaler::DemandTracker::Count>& counts) {
 TEST_CASE("ReportAnswers: a follower's batch whose reply was lost is counted once by the leader",
           "[server]") {
   testing::VmFixture fx;
-  const ppe::config::v1::PpeConfig config = *config::ParsePpeConfig(kConfig, "test");
+  const ppe::config::v1::PpeConfig config = testing::VideoZoneConfig();
   const cpt::CptCodec codec = testing::TestCodec();
   cpt::RegionTable regions;
   TimerQueue timers;
