@@ -5,6 +5,7 @@ pdns_server). Everything is stopped by PID."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -128,3 +129,15 @@ def replica_stack(etcd, key_file, **kw):
     replace.update(kw.pop("conf_replace", {}))
     return Stack(extra_ppe_conf=replica_conf(etcd, **kw.pop("conf", {})), conf_replace=replace,
                  **kw)
+
+
+def share_replicas(stacks):
+    """Points every stack's plugin at all the stacks' replicas (round robin),
+    as deploy/quickstart.sh --cluster does; before start()."""
+    target = "ipv4:" + ",".join(f"127.0.0.1:{s.grpc_port}" for s in stacks)
+    for s in stacks:
+        path = os.path.join(s.dir, "plugin.conf")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(re.sub(r'(?m)^ppe_target:.*$', f'ppe_target: "{target}"', text))

@@ -47,7 +47,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from cluster_harness import FALLBACK, ROOT, EtcdCluster, Stack, wait_until  # noqa: E402
+from cluster_harness import (FALLBACK, ROOT, EtcdCluster, Stack, share_replicas,  # noqa: E402
+                             wait_until)
 from harness import free_lxc_subnet, http_status  # noqa: E402
 
 GRACE_S = 4
@@ -206,13 +207,8 @@ class HostLoss(unittest.TestCase):
                         "host_grace_s: 30": f"host_grace_s: {GRACE_S} host_check_ms: {CHECK_MS}",
                         "etcd_lease_ttl_s: 2": f"etcd_lease_ttl_s: {TTL_S}"}))
             # Every plugin round-robins over every replica, as in deploy/quickstart.sh --cluster.
-            target = "ipv4:" + ",".join(f"127.0.0.1:{s.grpc_port}" for s in self.stacks)
+            share_replicas(self.stacks)
             for s in self.stacks:
-                path = os.path.join(s.dir, "plugin.conf")
-                with open(path) as f:
-                    text = f.read()
-                with open(path, "w") as f:
-                    f.write(re.sub(r'(?m)^ppe_target:.*$', f'ppe_target: "{target}"', text))
                 s.set_pdns_option("cache-ttl=0")
             for s in self.stacks:
                 s.start()

@@ -3,22 +3,30 @@ etcd (label `fault`):
 
 - kill -9 of the leader: the other replica leads within the lease TTL + 1 s,
   and a tagged name still resolves to the same address through its pdns;
+- kill -9 of the leader during a storm of registrations (ppectl issue at
+  both replicas) and resolutions (both pdns, each plugin round-robin over
+  both replicas): a new leader within TTL + 1 s, no SERVFAIL, every CPT whose
+  issue returned OK resolves, at both pdns, to one VM, the same address as
+  before the kill, and no profile has two VMs nor an address two profiles;
 - SIGSTOP of the leader for longer than its lease: the other replica takes
   over; after SIGCONT the stalled one still believes it leads until etcd
   refuses its fenced write (a txn comparing the leader key): its late write
   never lands, it counts the refusal and steps down. Without the fence its
   write would land and /ppe/cluster/leader_pass would name it again."""
 
+import json
 import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import unittest
+from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster_harness import (FALLBACK, EtcdCluster, replica_stack,  # noqa: E402
-                             wait_until)
+                             share_replicas, udp_flood, wait_until)
 
 TTL_S = 2
 PREFIX = "/ppe-cluster/"
@@ -80,6 +88,108 @@ class Leader(unittest.TestCase):
         finally:
             leader.close()
             other.close()
+
+    def test_kill_9_of_the_leader_during_a_registration_and_resolution_storm(self):
+        stacks = [replica_stack(self.etcd, self.key_file, conf={"ttl_s": TTL_S})
+                  for _ in range(2)]
+        share_replicas(stacks)
+        for s in stacks:
+            s.set_pdns_option("cache-ttl=0")  # every query reaches a plugin
+        try:
+            for s in stacks:
+                s.start()
+            a, b = stacks
+            wait_until("a leader", lambda: leader_of(a) and leader_of(a) == leader_of(b),
+                       timeout=15)
+            ids = {replica_id(a): a, replica_id(b): b}
+            leader = ids[leader_of(a)]
+            other = b if leader is a else a
+            other_id = replica_id(other)
+            issued = {}  # hostname -> cpt, of the issue calls that returned OK
+            failed_issues = Counter()
+            rcodes = {s.dns_port: Counter() for s in stacks}
+            lock = threading.Lock()
+            stop = threading.Event()
+
+            def register():
+                i = 0
+                while not stop.is_set():
+                    r = stacks[i % 2].ppectl("issue", "--service", "video", "--region",
+                                             "eu-west", "--device", f"storm-{i}", "--json")
+                    with lock:
+                        if r.returncode == 0:
+                            j = json.loads(r.stdout)
+                            issued[j["hostname"]] = j["cpt"]
+                        else:
+                            failed_issues[stacks[i % 2].grpc_port] += 1
+                    i += 1
+
+            def resolve(stack):
+                while not stop.is_set():
+                    with lock:
+                        names = list(issued)
+                    if not names:
+                        time.sleep(0.05)
+                        continue
+                    counts = udp_flood(stack.dns_port, names * 2)
+                    with lock:
+                        rcodes[stack.dns_port].update(counts)
+
+            threads = [threading.Thread(target=register)] + [
+                threading.Thread(target=resolve, args=(s,)) for s in stacks]
+            for t in threads:
+                t.start()
+            try:
+                time.sleep(3)
+                with lock:
+                    before_names = list(issued)
+                before = {}  # hostname -> its address before the kill, at both pdns
+                for host in before_names:
+                    wait_until(f"{host} answered with a VM", lambda h=host: len({
+                        tuple(s.query(h).addresses()) for s in stacks} - {(), (FALLBACK,)}) == 1
+                        and all(s.query(h).addresses() not in ([], [FALLBACK]) for s in stacks),
+                        timeout=20)
+                    before[host] = a.query(host).addresses()
+                killed = time.time()
+                leader.stop("ppe-server", signal.SIGKILL)
+                wait_until("a new leader", lambda: leader_of(other) == other_id,
+                           timeout=TTL_S + 10)
+                failover = time.time() - killed
+                time.sleep(4)
+            finally:
+                stop.set()
+                for t in threads:
+                    t.join()
+            self.assertLessEqual(failover, TTL_S + 1.0)
+            for port, counts in rcodes.items():
+                self.assertNotIn(2, counts, f"SERVFAIL at pdns :{port}: {dict(counts)}")
+            # Every CPT whose issue returned OK: one VM, answered at both pdns,
+            # the same address as before the kill.
+            for host in issued:
+                wait_until(f"{host} answered with a VM at both pdns", lambda h=host: all(
+                    s.query(h).addresses() not in ([], [FALLBACK]) for s in stacks), timeout=20)
+                answers = {tuple(s.query(host).addresses()) for s in stacks}
+                self.assertEqual(len(answers), 1, f"{host}: {answers}")
+                if host in before:
+                    self.assertEqual(list(answers.pop()), before[host], host)
+            vms = other.vms()
+            per_profile = Counter(v["cpt"] for v in vms if v.get("cpt"))
+            self.assertEqual(set(per_profile), set(issued.values()))
+            self.assertEqual(max(per_profile.values()), 1, f"a profile with two VMs: {per_profile}")
+            ips = Counter(v["ip"] for v in vms)
+            self.assertEqual(max(ips.values()), 1, f"an address twice: {ips}")
+            answered = {p: sum(v for k, v in c.items() if k != "lost") for p, c in rcodes.items()}
+            lost = {p: c.get("lost", 0) for p, c in rcodes.items()}
+            print(f"leader kill -9 in a storm: {other_id} leads after {failover:.2f} s (TTL "
+                  f"{TTL_S} s); {len(issued)} profiles issued OK (issue calls failed: "
+                  f"{failed_issues[leader.grpc_port]} at the killed replica, "
+                  f"{failed_issues[other.grpc_port]} at the other), {len(before)} answered before "
+                  f"the kill keep their address; answers per pdns {answered}, rcodes "
+                  f"{ {p: dict(c) for p, c in rcodes.items()} }, lost {lost}; "
+                  f"{len(vms)} VMs, {len(ips)} addresses", flush=True)
+        finally:
+            for s in stacks:
+                s.close()
 
     def test_a_stalled_leader_is_fenced_after_it_resumes(self):
         leader, other = self.pair()
