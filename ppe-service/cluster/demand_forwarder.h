@@ -87,6 +87,9 @@ class DemandForwarder {
     int64_t dropped = 0;     // requests dropped over `max_held`
     int64_t resent = 0;      // requests resent in a batch in doubt
     int64_t duplicates = 0;  // batches the leader had applied already
+    // (CPT, service) series waiting for a leader after the last round: put
+    // back into the tracker, plus those of the batch in doubt (0 once sent).
+    int64_t held = 0;
   };
   Stats stats() const;
   const std::string& sender() const { return sender_; }
@@ -133,6 +136,8 @@ class ForwardedBatches {
   bool ApplyOnce(const std::string& sender, uint64_t seq, const std::function<void()>& apply)
       ABSL_LOCKS_EXCLUDED(mu_);
   size_t senders() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Batches acknowledged without being applied again (ApplyOnce false).
+  int64_t duplicates() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Last {
@@ -143,6 +148,7 @@ class ForwardedBatches {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Last> last_ ABSL_GUARDED_BY(mu_);
   uint64_t ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t duplicates_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace ppe::cluster

@@ -128,3 +128,19 @@ def replica_stack(etcd, key_file, **kw):
     replace.update(kw.pop("conf_replace", {}))
     return Stack(extra_ppe_conf=replica_conf(etcd, **kw.pop("conf", {})), conf_replace=replace,
                  **kw)
+
+
+def metrics(stack):
+    """The replica's /metrics as {name: value} for the samples without labels
+    ({} when it does not answer)."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{stack.metrics_port}/metrics",
+                                      timeout=2).read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if line and not line.startswith("#") and "{" not in name:
+            out[name] = float(value)
+    return out
