@@ -75,6 +75,13 @@ void DemandForwarder::KeepInDoubt() {
 
 absl::Status DemandForwarder::ForwardOnce() {
   absl::MutexLock lock(&mu_);
+  absl::Status round = Round();
+  absl::MutexLock published(&published_mu_);
+  published_ = stats_;
+  return round;
+}
+
+absl::Status DemandForwarder::Round() {
   stats_.held = 0;
   if (leader_.leads()) {  // its scaler drains the tracker
     KeepInDoubt();
@@ -144,8 +151,8 @@ void DemandForwarder::PutBack(const std::vector<scaler::DemandTracker::Count>& c
 }
 
 DemandForwarder::Stats DemandForwarder::stats() const {
-  absl::MutexLock lock(&mu_);
-  return stats_;
+  absl::MutexLock lock(&published_mu_);
+  return published_;
 }
 
 bool ForwardedBatches::ApplyOnce(const std::string& sender, uint64_t seq,

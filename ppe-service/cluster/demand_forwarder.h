@@ -91,6 +91,8 @@ class DemandForwarder {
     // back into the tracker, plus those of the batch in doubt (0 once sent).
     int64_t held = 0;
   };
+  // As of the end of the last round; never waits for a round in progress
+  // (which may wait on etcd or the leader): the metrics read it.
   Stats stats() const;
   const std::string& sender() const { return sender_; }
 
@@ -101,6 +103,8 @@ class DemandForwarder {
     ppe::v1::ReportAnswersRequest request;
     int64_t requests = 0;
   };
+  // ForwardOnce's round, under mu_.
+  absl::Status Round() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends `batch` to the leader at target_; OK once acknowledged.
   absl::Status Send(const Batch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PutBack(const std::vector<scaler::DemandTracker::Count>& counts, size_t from)
@@ -115,6 +119,9 @@ class DemandForwarder {
   std::string target_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<ppe::v1::Resolver::Stub> stub_ ABSL_GUARDED_BY(mu_);  // to target_
   Stats stats_ ABSL_GUARDED_BY(mu_);
+  // stats_ as of the end of the last round, for stats().
+  mutable absl::Mutex published_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  Stats published_ ABSL_GUARDED_BY(published_mu_);
   const std::string sender_;
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   std::optional<Batch> in_doubt_ ABSL_GUARDED_BY(mu_);
