@@ -75,6 +75,14 @@ void DemandForwarder::KeepInDoubt() {
 
 absl::Status DemandForwarder::ForwardOnce() {
   absl::MutexLock lock(&mu_);
+  absl::Status round = Round();
+  absl::MutexLock published(&published_mu_);
+  published_ = stats_;
+  return round;
+}
+
+absl::Status DemandForwarder::Round() {
+  stats_.held = 0;
   if (leader_.leads()) {  // its scaler drains the tracker
     KeepInDoubt();
     return absl::OkStatus();
@@ -118,6 +126,7 @@ absl::Status DemandForwarder::ForwardOnce() {
   if (failed.ok()) return absl::OkStatus();
   ++stats_.failures;
   PutBack(counts, sent);
+  if (in_doubt_) stats_.held += in_doubt_->request.counts_size();
   spdlog::debug("demand forward failed, {} counts kept, {} in doubt: {}", counts.size() - sent,
                 in_doubt_ ? in_doubt_->request.counts_size() : 0, failed.ToString());
   return failed;
@@ -130,6 +139,7 @@ void DemandForwarder::PutBack(const std::vector<scaler::DemandTracker::Count>& c
     demand_.Record(counts[i].cpt, counts[i].service, counts[i].requests);
     stats_.put_back += counts[i].requests;
   }
+  stats_.held += static_cast<int64_t>(keep - from);
   if (keep == counts.size()) return;
   int64_t dropped = 0;
   for (size_t i = keep; i < counts.size(); ++i) dropped += counts[i].requests;
@@ -141,8 +151,8 @@ void DemandForwarder::PutBack(const std::vector<scaler::DemandTracker::Count>& c
 }
 
 DemandForwarder::Stats DemandForwarder::stats() const {
-  absl::MutexLock lock(&mu_);
-  return stats_;
+  absl::MutexLock lock(&published_mu_);
+  return published_;
 }
 
 bool ForwardedBatches::ApplyOnce(const std::string& sender, uint64_t seq,
@@ -155,6 +165,7 @@ bool ForwardedBatches::ApplyOnce(const std::string& sender, uint64_t seq,
   auto [it, created] = last_.try_emplace(sender);
   if (!created && seq <= it->second.seq) {
     it->second.used = ++ticket_;
+    ++duplicates_;
     return false;
   }
   apply();
@@ -172,6 +183,11 @@ bool ForwardedBatches::ApplyOnce(const std::string& sender, uint64_t seq,
 size_t ForwardedBatches::senders() const {
   absl::MutexLock lock(&mu_);
   return last_.size();
+}
+
+int64_t ForwardedBatches::duplicates() const {
+  absl::MutexLock lock(&mu_);
+  return duplicates_;
 }
 
 }  // namespace ppe::cluster

@@ -87,7 +87,12 @@ class DemandForwarder {
     int64_t dropped = 0;     // requests dropped over `max_held`
     int64_t resent = 0;      // requests resent in a batch in doubt
     int64_t duplicates = 0;  // batches the leader had applied already
+    // (CPT, service) series waiting for a leader after the last round: put
+    // back into the tracker, plus those of the batch in doubt (0 once sent).
+    int64_t held = 0;
   };
+  // As of the end of the last round; never waits for a round in progress
+  // (which may wait on etcd or the leader): the metrics read it.
   Stats stats() const;
   const std::string& sender() const { return sender_; }
 
@@ -98,6 +103,8 @@ class DemandForwarder {
     ppe::v1::ReportAnswersRequest request;
     int64_t requests = 0;
   };
+  // ForwardOnce's round, under mu_.
+  absl::Status Round() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends `batch` to the leader at target_; OK once acknowledged.
   absl::Status Send(const Batch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PutBack(const std::vector<scaler::DemandTracker::Count>& counts, size_t from)
@@ -112,6 +119,9 @@ class DemandForwarder {
   std::string target_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<ppe::v1::Resolver::Stub> stub_ ABSL_GUARDED_BY(mu_);  // to target_
   Stats stats_ ABSL_GUARDED_BY(mu_);
+  // stats_ as of the end of the last round, for stats().
+  mutable absl::Mutex published_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  Stats published_ ABSL_GUARDED_BY(published_mu_);
   const std::string sender_;
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   std::optional<Batch> in_doubt_ ABSL_GUARDED_BY(mu_);
@@ -133,6 +143,8 @@ class ForwardedBatches {
   bool ApplyOnce(const std::string& sender, uint64_t seq, const std::function<void()>& apply)
       ABSL_LOCKS_EXCLUDED(mu_);
   size_t senders() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Batches acknowledged without being applied again (ApplyOnce false).
+  int64_t duplicates() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Last {
@@ -143,6 +155,7 @@ class ForwardedBatches {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Last> last_ ABSL_GUARDED_BY(mu_);
   uint64_t ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t duplicates_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace ppe::cluster

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "ppe-service/common/log.h"
@@ -28,6 +29,19 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       "etcd " + what + ": " + status.error_message());
 }
+
+// etcd did not answer (as opposed to answering with an error): its own
+// deadline (UNKNOWN "context deadline exceeded") counts too.
+bool Unanswered(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         (status.error_code() == grpc::StatusCode::UNKNOWN &&
+          absl::StrContains(status.error_message(), "deadline exceeded"));
+}
+
+// A heartbeat write waiting this long means etcd does not answer (it takes
+// milliseconds with a quorum).
+constexpr absl::Duration kSlowHeartbeat = absl::Seconds(1);
 
 std::string DefaultId() {
   char host[256] = {};
@@ -137,6 +151,7 @@ void Replica::HeartbeatLoop() {
       } else {
         unreachable_since_ = std::min(unreachable_since_, etcd_ok_at_);
         etcd_error_ = s.error_message();
+        if (Unanswered(s)) ++etcd_errors_;
       }
     }
     if (s.ok()) {
@@ -333,15 +348,23 @@ absl::StatusOr<std::vector<Replica::Member>> Replica::Members() {
   return out;
 }
 
+bool Replica::etcd_reachable() const {
+  absl::MutexLock lock(&mu_);
+  return unreachable_since_ == absl::InfiniteFuture() &&
+         !(heartbeat_started_ < absl::Now() - kSlowHeartbeat);
+}
+
+int64_t Replica::etcd_errors() const {
+  absl::MutexLock lock(&mu_);
+  return etcd_errors_ + store_.unanswered_calls();
+}
+
 Replica::View Replica::StatusView() {
-  // A heartbeat write waiting this long means etcd does not answer (it takes
-  // milliseconds with a quorum).
-  constexpr absl::Duration kSlow = absl::Seconds(1);
   const absl::Time now = absl::Now();
   View out;
   {
     absl::MutexLock lock(&mu_);
-    if (heartbeat_started_ < now - kSlow) {
+    if (heartbeat_started_ < now - kSlowHeartbeat) {
       unreachable_since_ = std::min(unreachable_since_, etcd_ok_at_);
       if (etcd_error_.empty()) etcd_error_ = "a heartbeat write has had no answer";
     }
@@ -437,6 +460,10 @@ absl::StatusOr<std::function<void()>> Replica::Lock(const std::string& name, abs
     if (absl::Now() + backoff > deadline) {
       // Held by another replica, or etcd did not answer (no quorum): say which.
       if (!s.ok()) {
+        {
+          absl::MutexLock lock(&mu_);
+          ++etcd_errors_;
+        }
         return absl::UnavailableError(absl::StrCat(
             "lock ", name,
             ": etcd did not answer (no quorum or no member reachable): ", s.error_message()));

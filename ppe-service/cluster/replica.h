@@ -120,6 +120,14 @@ class Replica {
   View StatusView();
   // Fenced writes etcd refused since start (a deposed leader's late writes).
   int64_t fenced_refusals() const;
+  // Whether etcd answers, as the heartbeat sees it (no etcd call): false
+  // after its last write failed or while one has waited over a second.
+  bool etcd_reachable() const;
+  // etcd calls of this process that etcd left unanswered since start
+  // (DEADLINE_EXCEEDED, UNAVAILABLE: no quorum, or no member reachable): the
+  // registry store's Range and Txn calls, the heartbeat writes and the
+  // Lock calls that gave up on etcd.
+  int64_t etcd_errors() const;
 
  private:
   struct Stubs;
@@ -158,6 +166,7 @@ class Replica {
   int64_t term_ ABSL_GUARDED_BY(mu_) = 0;  // election wins so far
   double watch_lag_ms_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t fenced_refusals_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t etcd_errors_ ABSL_GUARDED_BY(mu_) = 0;  // heartbeats and locks unanswered
   // etcd's health as the heartbeat sees it, and the last view read.
   absl::Time etcd_ok_at_ ABSL_GUARDED_BY(mu_) = absl::Now();
   absl::Time heartbeat_started_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();  // none in flight

@@ -149,6 +149,19 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
             "Warm spares the arrivals forecast asks for, over all services "
             "(scaler.adaptive_spares)",
             MetricType::Gauge, static_cast<double>(scaling.spare_target));
+  AddFamily(out, "ppe_scaler_checkpoint_txns_total",
+            "Demand checkpoint transactions the store accepted (scaler.checkpoint_every_buckets)",
+            MetricType::Counter, static_cast<double>(scaling.checkpoint_txns));
+  AddFamily(out, "ppe_scaler_checkpoint_puts_total",
+            "Keys written by the accepted demand checkpoints", MetricType::Counter,
+            static_cast<double>(scaling.checkpoint_puts));
+  AddFamily(out, "ppe_scaler_checkpoint_bytes_total",
+            "Bytes of keys and values written by the accepted demand checkpoints",
+            MetricType::Counter, static_cast<double>(scaling.checkpoint_bytes));
+  AddFamily(out, "ppe_scaler_checkpoint_errors_total",
+            "Demand checkpoints the store refused (etcd without quorum, a deposed leader's "
+            "fenced write)",
+            MetricType::Counter, static_cast<double>(scaling.checkpoint_errors));
 
   auto latency =
       Family("ppe_lookup_latency_seconds", "Resolve latency inside the PPE", MetricType::Histogram);
@@ -197,6 +210,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
             "above its forecast",
             MetricType::Counter, static_cast<double>(st.busy_signals));
   CollectUsage(out);
+  CollectCluster(out);
   AddFamily(out, "ppe_boot_time_seconds", "Typical create-to-ready time of recent VMs",
             MetricType::Gauge, absl::ToDoubleSeconds(vms_.typical_boot_time()));
   return out;
@@ -243,6 +257,37 @@ void MetricsCollector::CollectUsage(std::vector<MetricFamily>& out) const {
   out.push_back(std::move(poll_count));
   AddFamily(out, "ppe_usage_poll_seconds", "Duration of the last hypervisor usage poll",
             MetricType::Gauge, absl::ToDoubleSeconds(polls.last_duration));
+}
+
+void MetricsCollector::CollectCluster(std::vector<MetricFamily>& out) const {
+  if (replica_ == nullptr || forwarder_ == nullptr || batches_ == nullptr) return;
+  AddFamily(out, "ppe_etcd_reachable",
+            "1 while etcd answers this replica's heartbeat (0: no quorum or no member reachable)",
+            MetricType::Gauge, replica_->etcd_reachable() ? 1 : 0);
+  AddFamily(out, "ppe_etcd_errors_total",
+            "etcd calls of this replica left unanswered (deadline exceeded, unavailable, no "
+            "quorum)",
+            MetricType::Counter, static_cast<double>(replica_->etcd_errors()));
+  AddFamily(out, "ppe_cluster_leader",
+            "1 while this replica leads (runs the scaler, the janitor and the reconcile)",
+            MetricType::Gauge, replica_->is_leader() ? 1 : 0);
+  cluster::DemandForwarder::Stats f = forwarder_->stats();
+  AddFamily(out, "ppe_demand_forwarded_total",
+            "Requests a follower counted and the leader acknowledged (DemandForwarder)",
+            MetricType::Counter, static_cast<double>(f.sent));
+  AddFamily(out, "ppe_demand_forward_failures_total",
+            "Forwarding rounds whose send to the leader failed (no leader, unreachable, deadline)",
+            MetricType::Counter, static_cast<double>(f.failures));
+  AddFamily(out, "ppe_demand_held",
+            "(CPT, service) series a follower holds for a later round after its last send failed",
+            MetricType::Gauge, static_cast<double>(f.held));
+  AddFamily(out, "ppe_demand_dropped_total",
+            "Requests a follower dropped because more than max_held series waited for a leader",
+            MetricType::Counter, static_cast<double>(f.dropped));
+  AddFamily(out, "ppe_demand_duplicates_total",
+            "Forwarded batches this replica acknowledged without counting them again (a resend "
+            "after a lost reply)",
+            MetricType::Counter, static_cast<double>(batches_->duplicates()));
 }
 
 absl::StatusOr<std::unique_ptr<prometheus::Exposer>> ServeMetrics(

@@ -277,6 +277,10 @@ absl::Status PpeApp::Serve() {
   if (!c.metrics_listen().empty()) {
     metrics_ = std::make_shared<MetricsCollector>(*engine_, *registry_, *vms_, *scaler_);
     metrics_->set_usage(usage_.get());
+    if (replica_) {
+      metrics_->set_cluster(replica_.get(), demand_forwarder_.get(),
+                            &resolver_service_->forwarded());
+    }
     PPE_ASSIGN_OR_RETURN(metrics_exposer_, ServeMetrics(c.metrics_listen(), metrics_));
   }
   // grpc.health.v1.Health on both ports: SERVING once start-up is done.
@@ -395,6 +399,7 @@ void PpeApp::Shutdown() {
 
 PpeApp::~PpeApp() {
   Shutdown();
+  metrics_exposer_.reset();  // no scrape reads what goes below
   cohort_expiry_.Stop();
   if (usage_) usage_->Stop();
   seen_flush_.Stop();

@@ -41,6 +41,9 @@ class ResolverServiceImpl final : public ppe::v1::Resolver::CallbackService {
                                           const ppe::v1::ReportAnswersRequest* request,
                                           ppe::v1::ReportAnswersResponse* response) override;
 
+  // The followers' batches this replica applied or acknowledged as duplicates.
+  const cluster::ForwardedBatches& forwarded() const { return forwarded_; }
+
  private:
   resolver::ResolverEngine& engine_;
   resolver::AnswerStream* stream_ = nullptr;

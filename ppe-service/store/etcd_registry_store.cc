@@ -794,6 +794,7 @@ void EtcdRegistryStore::NoteAnswer(const grpc::Status& status) {
     answering_.store(true);
   } else if (IsEtcdDeadline(status) || status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     answering_.store(false);
+    unanswered_calls_.fetch_add(1);
   }
 }
 

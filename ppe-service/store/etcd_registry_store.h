@@ -118,6 +118,9 @@ class EtcdRegistryStore final : public RegistryStore {
   // The channel to the members (with the TLS options), for other etcd clients
   // of the same process (the cluster's election, locks and membership).
   std::shared_ptr<grpc::Channel> channel() const;
+  // Range and Txn calls etcd left unanswered since start (DEADLINE_EXCEEDED,
+  // UNAVAILABLE: no quorum, or no member reachable), for the metrics.
+  int64_t unanswered_calls() const { return unanswered_calls_.load(); }
 
   struct WatchState;  // one watch stream; shared with its thread
 
@@ -138,6 +141,7 @@ class EtcdRegistryStore final : public RegistryStore {
   std::atomic<int64_t> last_etcd_revision_{1};
   std::atomic<int64_t> auto_compacted_{0};
   std::atomic<bool> answering_{true};  // the last Range/Txn was answered
+  std::atomic<int64_t> unanswered_calls_{0};
   absl::Mutex mu_;
   std::vector<std::weak_ptr<WatchState>> watches_ ABSL_GUARDED_BY(mu_);
 };

@@ -141,3 +141,19 @@ def share_replicas(stacks):
             text = f.read()
         with open(path, "w") as f:
             f.write(re.sub(r'(?m)^ppe_target:.*$', f'ppe_target: "{target}"', text))
+
+
+def metrics(stack):
+    """The replica's /metrics as {name: value} for the samples without labels
+    ({} when it does not answer)."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{stack.metrics_port}/metrics",
+                                      timeout=2).read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if line and not line.startswith("#") and "{" not in name:
+            out[name] = float(value)
+    return out

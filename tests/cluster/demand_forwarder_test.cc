@@ -118,6 +118,7 @@ TEST_CASE("demand forwarder: a failed send is resent as it was, then newer count
   CHECK(!forwarder.ForwardOnce().ok());
   CHECK(forwarder.stats().failures == 1);
   CHECK(forwarder.stats().put_back == 0);
+  CHECK(forwarder.stats().held == 2);  // the batch in doubt's two series
   demand.Record("cpt-a", "video", 1);  // a lookup meanwhile: a newer batch
 
   LeaderServer server;
@@ -128,6 +129,7 @@ TEST_CASE("demand forwarder: a failed send is resent as it was, then newer count
   CHECK(demand.Drain().empty());
   CHECK(forwarder.stats().sent == 9);
   CHECK(forwarder.stats().resent == 8);
+  CHECK(forwarder.stats().held == 0);
 
   // While this replica leads nothing is taken from its tracker (its scaler's).
   leads = true;
@@ -188,6 +190,7 @@ TEST_CASE("forwarded batches: once per sender and seq, a late old seq ignored, n
   CHECK(leader.ApplyOnce("", 0, apply));      // a plugin's report: always counted
   CHECK(leader.ApplyOnce("", 0, apply));
   CHECK(applied == 5);
+  CHECK(leader.duplicates() == 2);
   // Bounded: a third sender forgets the one heard from least recently.
   CHECK(leader.ApplyOnce("d/1", 1, apply));
   CHECK(leader.senders() == 2);
@@ -214,6 +217,7 @@ TEST_CASE("demand forwarder: with no leader, at most max_held series are kept, t
   CHECK(stats.failures == 1);
   CHECK(stats.put_back + stats.dropped == 7);
   CHECK(stats.dropped > 0);
+  CHECK(stats.held == 2);
   CHECK(demand.Drain().size() == 2);
 }
 

@@ -18,7 +18,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_harness import EtcdCluster, replica_stack, udp_flood, wait_until  # noqa: E402
+from cluster_harness import (EtcdCluster, metrics, replica_stack, udp_flood,  # noqa: E402
+                             wait_until)
 
 TTL_S = 2
 N = 600
@@ -73,6 +74,15 @@ class Demand(unittest.TestCase):
             wait_until(f"{N} requests in the leader's history",
                        lambda: (history_sum(leader, cpt) or 0) >= N, timeout=10)
             seen = time.time() - sent
+            # The follower's metrics: the N forwarded and acknowledged, nothing
+            # held or dropped; the leader is the one that says it leads.
+            fm, lm = metrics(follower), metrics(leader)
+            self.assertEqual(fm.get("ppe_demand_forwarded_total"), N, fm)
+            self.assertEqual(fm.get("ppe_demand_held"), 0, fm)
+            self.assertEqual(fm.get("ppe_demand_dropped_total"), 0, fm)
+            self.assertEqual((fm.get("ppe_cluster_leader"), lm.get("ppe_cluster_leader")), (0, 1))
+            self.assertEqual(lm.get("ppe_demand_duplicates_total"), 0, lm)
+            self.assertEqual(lm.get("ppe_demand_forwarded_total"), 0, lm)
             # Half a bucket later, before the leader's next tick: the bucket that
             # completed the N ended less than a bucket ago, and its checkpoint
             # (written right after the tick that showed it) is the last one.

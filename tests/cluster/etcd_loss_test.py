@@ -26,8 +26,8 @@ import unittest
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_harness import (FALLBACK, EtcdCluster, replica_stack, udp_flood,  # noqa: E402
-                             wait_until)
+from cluster_harness import (FALLBACK, EtcdCluster, metrics, replica_stack,  # noqa: E402
+                             udp_flood, wait_until)
 
 TTL_S = 2
 SERVFAIL = 2
@@ -203,6 +203,10 @@ class NoQuorum(Replicas):
         untagged = ["video.cdn.example.test"]
 
         wait_until("a raft leader", lambda: self.etcd.raft_leader() is not None, timeout=10)
+        before_m = [metrics(s) for s in self.stacks]
+        for m in before_m:
+            self.assertEqual(m.get("ppe_etcd_reachable"), 1, m)
+        self.assertEqual(sum(m.get("ppe_cluster_leader", 0) for m in before_m), 1, before_m)
         leader = self.etcd.raft_leader()
         victims = [leader, (leader + 1) % 3]
         lost = time.time()
@@ -247,6 +251,11 @@ class NoQuorum(Replicas):
             self.assertEqual(len(st["replicas"]), 2, st)
             self.assertGreaterEqual(st["profiles"], len(before) + len(pending), st)
             self.assertGreater(int(st["watched_revision"]), 0, st)
+            # The metrics say so too: etcd unreachable, its unanswered calls counted.
+            during_m = [metrics(s) for s in self.stacks]
+            for m, m0 in zip(during_m, before_m):
+                self.assertEqual(m.get("ppe_etcd_reachable"), 0, m)
+                self.assertGreater(m["ppe_etcd_errors_total"], m0["ppe_etcd_errors_total"], m)
             outage = time.time() - lost
             logged = Counter()
             for s in self.stacks:
@@ -280,6 +289,9 @@ class NoQuorum(Replicas):
         for s in self.stacks:
             wait_until("a clean ppectl status", lambda s=s: clean(s), timeout=30)
         converged = time.time() - restarted
+        after_m = [metrics(s) for s in self.stacks]
+        for m in after_m:
+            self.assertEqual(m.get("ppe_etcd_reachable"), 1, m)
         self.assertEqual(a.ppectl_json("status")["leader"], b.ppectl_json("status")["leader"])
         # Writes again, and everything from before at the same address.
         again = self.issue_ok(b, "after")
@@ -288,6 +300,8 @@ class NoQuorum(Replicas):
                 self.assertEqual(tuple(s.query(name).addresses()), address, name)
         fresh = self.allocated(pending_names + [again["hostname"]])
         vms = self.check_vms([p["cpt"] for p in before + pending] + [again["cpt"]])
+        errors = [tuple(int(m["ppe_etcd_errors_total"]) for m in ms)
+                  for ms in zip(before_m, during_m, after_m)]
         text = a.ppectl("status").stdout
         print(text[text.index("replica "):], flush=True)
         print(f"etcd 2 of 3 killed: ppectl issue refused in "
@@ -298,7 +312,8 @@ class NoQuorum(Replicas):
               f"ones got the fallback; rcodes {counts} over {watch.rounds} rounds in "
               f"{outage:.1f} s; restart: members healthy {healthy:.1f} s, status clean "
               f"{converged:.1f} s after it; {len(fresh)} pending profiles got VMs; "
-              f"{len(vms)} VMs, one per profile", flush=True)
+              f"{len(vms)} VMs, one per profile; ppe_etcd_errors_total before/during/after "
+              f"the outage: {errors}", flush=True)
         text = status.stdout
         print("ppectl status during the outage:\n" + text[text.index("ETCD"):], flush=True)
         print("ppe-server warnings during the outage (both replicas, numbers as N):", flush=True)

@@ -35,6 +35,8 @@ TEST_CASE("replica without etcd quorum: the lock and writes fail saying so",
   auto held = (*replica)->Lock("video/a", absl::Seconds(5));
   REQUIRE(held.ok());
   (*held)();
+  CHECK((*replica)->etcd_reachable());
+  const int64_t errors_before = (*replica)->etcd_errors();
 
   auto leader = cluster.Leader();
   REQUIRE(leader.ok());
@@ -60,6 +62,10 @@ TEST_CASE("replica without etcd quorum: the lock and writes fail saying so",
     CHECK(absl::StrContains(written.status().message(), "no quorum"));
     CHECK(absl::Now() - sent < within);
   }
+  // The metrics' view (ppe_etcd_reachable, ppe_etcd_errors_total): the lock
+  // and the two writes at least, and the heartbeat's failed writes.
+  CHECK_FALSE((*replica)->etcd_reachable());
+  CHECK((*replica)->etcd_errors() >= errors_before + 3);
 }
 
 }  // namespace
