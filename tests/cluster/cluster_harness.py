@@ -157,3 +157,9 @@ def metrics(stack):
         if line and not line.startswith("#") and "{" not in name:
             out[name] = float(value)
     return out
+
+
+def status(stack):
+    """`ppectl status --json` of the stack's replica ({} when it does not answer)."""
+    r = stack.ppectl("status", "--json")
+    return json.loads(r.stdout) if r.returncode == 0 else {}

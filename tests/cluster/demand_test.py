@@ -18,22 +18,14 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_harness import (EtcdCluster, metrics, replica_stack, udp_flood,  # noqa: E402
-                             wait_until)
+from cluster_harness import (EtcdCluster, metrics, replica_stack, status,  # noqa: E402
+                             udp_flood, wait_until)
 
 TTL_S = 2
 N = 600
 CACHES_OFF = ("cache-ttl=0", "query-cache-ttl=0", "negquery-cache-ttl=0")
 # One-second buckets (the forwarder sends every 250 ms); checkpoints at their default.
 SCALER = "scaler { bucket_ms: 1000 }\n"
-
-
-def status(stack):
-    r = stack.ppectl("status", "--json")
-    if r.returncode != 0:
-        return {}
-    import json
-    return json.loads(r.stdout)
 
 
 def history_sum(stack, cpt):

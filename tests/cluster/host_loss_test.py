@@ -32,7 +32,6 @@ container, which still serves) for up to cache-ttl (20 s) more.
 
 Needs root (libvirtd, bridges, containers); exits 77 (skipped) otherwise."""
 
-import json
 import os
 import re
 import shutil
@@ -48,7 +47,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from cluster_harness import (FALLBACK, ROOT, EtcdCluster, Stack, share_replicas,  # noqa: E402
-                             wait_until)
+                             status, wait_until)
 from harness import free_lxc_subnet, http_status  # noqa: E402
 
 GRACE_S = 4
@@ -124,11 +123,6 @@ def metric(stack, name, **labels):
                 f'{k}="{v}"' in line for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
     return None
-
-
-def status(stack):
-    r = stack.ppectl("status", "--json")
-    return json.loads(r.stdout) if r.returncode == 0 else {}
 
 
 class Monitor(threading.Thread):

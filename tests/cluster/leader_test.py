@@ -26,18 +26,14 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster_harness import (FALLBACK, EtcdCluster, replica_stack,  # noqa: E402
-                             share_replicas, udp_flood, wait_until)
+                             share_replicas, status, udp_flood, wait_until)
 
 TTL_S = 2
 PREFIX = "/ppe-cluster/"
 
 
 def leader_of(stack):
-    r = stack.ppectl("status", "--json")
-    if r.returncode != 0:
-        return None
-    import json
-    return json.loads(r.stdout).get("leader") or None
+    return status(stack).get("leader") or None
 
 
 def replica_id(stack):

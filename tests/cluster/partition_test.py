@@ -25,19 +25,11 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_harness import EtcdCluster, replica_stack, wait_until  # noqa: E402
+from cluster_harness import EtcdCluster, replica_stack, status, wait_until  # noqa: E402
 
 TTL_S = 2
 ETCD_TIMEOUT_S = 5  # registry.etcd_timeout_ms default: the deadline of each etcd call
 PREFIX = "/ppe-cluster/"
-
-
-def status(stack):
-    r = stack.ppectl("status", "--json")
-    if r.returncode != 0:
-        return {}
-    import json
-    return json.loads(r.stdout)
 
 
 def log_of(stack):
