@@ -235,7 +235,12 @@ absl::StatusOr<std::unique_ptr<Model>> Fit(std::span<const double> y_in,
   std::vector<Candidate> candidates = AutoCandidates(n, options);
   int max_period = 1;
   for (int p : options.periods) max_period = std::max(max_period, p);
-  int holdout = options.holdout > 0 ? options.holdout : std::max(std::min(max_period, 48), 8);
+  int holdout = options.holdout;
+  if (holdout <= 0) {
+    holdout = max_period > 48 && n >= kWholeCycleHoldoutCycles * max_period
+                  ? max_period
+                  : std::max(std::min(max_period, 48), 8);
+  }
   holdout = std::min(holdout, n / 5);
   std::vector<std::pair<double, Candidate>> ranked;
   if (holdout >= 2 && candidates.size() > 1) {

@@ -53,6 +53,10 @@ enum class Decomposition { kStl, kClassical, kBoth };
 // Which seasonal-naive forecasts the automatic selection tries.
 enum class SeasonalNaiveCandidates { kEveryPeriod, kLongest, kSmallest };
 
+// Auto: the history, in cycles of the longest period, from which the default
+// hold-out is one whole cycle of it (FitOptions::holdout).
+inline constexpr int kWholeCycleHoldoutCycles = 10;
+
 struct FitOptions {
   std::vector<int> periods;  // Seasonal periods in buckets; empty: none.
   ModelFamily family = ModelFamily::kAuto;
@@ -60,8 +64,13 @@ struct FitOptions {
   // With kArima: a fixed order {p, d, q, P, D, Q} (+ optional 7th: 1 = constant);
   // empty: automatic order selection.
   std::vector<int> arima_order;
-  int holdout = 0;            // Auto: hold-out length (0: max(period, 8), at most n / 5).
-  bool include_arima = true;  // Auto: ARIMA is the slowest family.
+  // Auto: hold-out length. 0: one whole cycle of the longest period when the
+  // history holds at least kWholeCycleHoldoutCycles of them (the hold-out then
+  // judges every phase of every cycle, e.g. each day of the week, and costs at
+  // most a tenth of the history); otherwise max(min(longest period, 48), 8).
+  // At most n / 5 either way.
+  int holdout = 0;
+  bool include_arima = true;                          // Auto: ARIMA is the slowest family.
   Decomposition decomposition = Decomposition::kStl;  // Auto: see above.
   // Auto: the seasonal-naive candidates: the longest period with two cycles
   // (default, as R's snaive on an msts), only the smallest, or one per period

@@ -155,6 +155,39 @@ TEST_CASE("The automatic selection tries the seasonal naive forecast of every pe
   CHECK((*longest)->Name().find("SNAIVE[168]") != std::string::npos);
 }
 
+TEST_CASE("The default hold-out is a whole longest cycle once the history holds ten of them",
+          "[forecaster]") {
+  // Hourly, daily and weekly cycles; the weekend is lower.
+  auto series = [](int n) {
+    std::mt19937_64 rng(7);
+    std::normal_distribution<double> noise(0, 1);
+    std::vector<double> y;
+    for (int t = 0; t < n; ++t) {
+      const bool weekend = (t / 24) % 7 >= 5;
+      y.push_back(100 + 20 * std::sin(2 * M_PI * t / 24.0) - (weekend ? 30 : 0) + noise(rng));
+    }
+    return y;
+  };
+  auto mean = [](const std::vector<double>& y, const FitOptions& o) {
+    auto m = Fit(y, o);
+    REQUIRE(m.ok());
+    auto f = (*m)->Predict(48, 95);
+    REQUIRE(f.ok());
+    return f->mean;
+  };
+  FitOptions o;
+  o.periods = {24, 168};
+  o.include_arima = false;
+  FitOptions whole = o;
+  whole.holdout = 168;
+  FitOptions day = o;
+  day.holdout = 48;
+  for (int cycles : {9, kWholeCycleHoldoutCycles}) {
+    const std::vector<double> y = series(cycles * 168);
+    CHECK(mean(y, o) == mean(y, cycles >= kWholeCycleHoldoutCycles ? whole : day));
+  }
+}
+
 TEST_CASE("Update keeps every model family current", "[forecaster]") {
   std::vector<double> y = PerMinute(3, 9);
   for (ModelFamily fam : {ModelFamily::kEts, ModelFamily::kDecompEts, ModelFamily::kSeasonalNaive,

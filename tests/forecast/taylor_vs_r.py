@@ -10,7 +10,8 @@ from the start of the last week; each origin fits on everything before it.
   R:    stlf(msts(x, c(48, 336)), h, method = "ets")    (= forecast(mstl(x)))
         stlf(msts(x, c(48, 336)), h, method = "arima")
   ours: ppe-forecast --period 48 --period 336 --model stl | auto | auto --no-arima
-        --snaive-every-period (the scaler's configuration) | auto --decomposition both | auto with
+        --snaive-every-period (the scaler's configuration) | auto --holdout 48 (the
+        default before the whole-week hold-out) | auto --decomposition both | auto with
         the mean of the best 3 within 1.5 (before the median) | | --decomposition
         classical --snaive-smallest, mean of 3 (before STL) |
         decomp (the classical decomposition alone) | snaive
@@ -117,6 +118,7 @@ def main():
         "ppe auto": ["--model", "auto"],
         "ppe auto --no-arima (scaler)": ["--model", "auto", "--no-arima",
                                          "--snaive-every-period"],
+        "ppe auto, 1-day hold-out": ["--model", "auto", "--holdout", "48"],
         "ppe auto, both decomp.": ["--model", "auto", "--decomposition", "both"],
         "ppe auto before the median": ["--model", "auto", "--combine", "3",
                                        "--combine-within", "1.5", "--combine-mean"],

@@ -41,7 +41,7 @@ constexpr char kUsage[] =
     "usage: ppe-forecast [FILE|-] [--period M]... [--horizon H] [--level 95]\n"
     "                    [--model auto|ets|arima|decomp|stl|snaive|naive] [--ets-spec CODE]\n"
     "                    [--arima-order p,d,q,P,D,Q[,1]] [--no-arima]\n"
-    "                    [--combine K] [--combine-within R] [--combine-mean]\n"
+    "                    [--combine K] [--combine-within R] [--combine-mean] [--holdout N]\n"
     "                    [--decomposition stl|classical|both]\n"
     "                    [--snaive-smallest|--snaive-longest|--snaive-every-period]\n"
     "                    [--alpha A --beta B --gamma G --phi P --init x,y,...]\n"
@@ -117,6 +117,7 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
                    [](absl::string_view f, int* d) { return absl::SimpleAtoi(f, d) && *d >= 0; },
                    "--arima-order: expected p,d,q,P,D,Q[,constant]"));
   flags.Custom("combine", PositiveInt("combine", [&a](int k) { a.fit.combine = k; }));
+  flags.Custom("holdout", PositiveInt("holdout", [&a](int k) { a.fit.holdout = k; }));
   flags.Custom("combine-within", [&a](absl::string_view v) {
     double& r = a.fit.combine_within;
     if (absl::Status s = ppe::FlagParser::ToDouble("combine-within", v, &r); !s.ok()) return s;
