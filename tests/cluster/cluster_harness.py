@@ -3,6 +3,7 @@ members on free loopback ports, and ppe-server replicas sharing it, each in an
 end-to-end Stack (tests/e2e/harness.py: its own ppe-server, ppe-backend and
 pdns_server). Everything is stopped by PID."""
 
+import atexit
 import json
 import os
 import re
@@ -163,3 +164,11 @@ def status(stack):
     """`ppectl status --json` of the stack's replica ({} when it does not answer)."""
     r = stack.ppectl("status", "--json")
     return json.loads(r.stdout) if r.returncode == 0 else {}
+
+
+def key_file():
+    """A path for the CPT key file the replicas share, in a temporary
+    directory removed when the test process exits."""
+    keys = tempfile.mkdtemp(prefix="ppe-keys-")
+    atexit.register(shutil.rmtree, keys, True)
+    return os.path.join(keys, "cpt-keys")

@@ -13,13 +13,13 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster_harness import (EtcdCluster, metrics, replica_stack, status,  # noqa: E402
                              udp_flood, wait_until)
+from cluster_harness import key_file as shared_key_file  # noqa: E402
 
 TTL_S = 2
 N = 600
@@ -39,7 +39,7 @@ def history_sum(stack, cpt):
 class Demand(unittest.TestCase):
     def test_a_followers_demand_reaches_the_leader_and_outlives_it(self):
         etcd = EtcdCluster(1)
-        key_file = os.path.join(tempfile.mkdtemp(prefix="ppe-keys-"), "cpt-keys")
+        key_file = shared_key_file()
         stacks = []
         try:
             for _ in range(2):

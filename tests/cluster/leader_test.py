@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -27,6 +26,7 @@ from collections import Counter
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster_harness import (FALLBACK, EtcdCluster, replica_stack,  # noqa: E402
                              share_replicas, status, udp_flood, wait_until)
+from cluster_harness import key_file as shared_key_file  # noqa: E402
 
 TTL_S = 2
 PREFIX = "/ppe-cluster/"
@@ -43,8 +43,7 @@ def replica_id(stack):
 class Leader(unittest.TestCase):
     def setUp(self):
         self.etcd = EtcdCluster(3)
-        keys = tempfile.mkdtemp(prefix="ppe-keys-")
-        self.key_file = os.path.join(keys, "cpt-keys")
+        self.key_file = shared_key_file()
 
     def tearDown(self):
         self.etcd.close()

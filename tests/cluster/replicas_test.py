@@ -12,7 +12,6 @@ pdns_server + ppe-backend (tests/cluster/cluster_harness.py):
 
 import os
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -21,6 +20,7 @@ from collections import Counter
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster_harness import (FALLBACK, EtcdCluster, replica_stack, udp_flood,  # noqa: E402
                              wait_until)
+from cluster_harness import key_file as shared_key_file  # noqa: E402
 
 PROFILES = 24
 QUERIES_PER_NAME_PER_PDNS = 8
@@ -29,8 +29,7 @@ QUERIES_PER_NAME_PER_PDNS = 8
 class Replicas(unittest.TestCase):
     def test_two_replicas_race_for_new_profiles_and_create_one_vm_each(self):
         etcd = EtcdCluster(3)
-        keys = tempfile.mkdtemp(prefix="ppe-keys-")
-        key_file = os.path.join(keys, "cpt-keys")
+        key_file = shared_key_file()
         try:
             with replica_stack(etcd, key_file) as a, replica_stack(etcd, key_file) as b:
                 hosts, cpts = [], []
@@ -110,8 +109,7 @@ class Replicas(unittest.TestCase):
 
     def test_a_key_rotation_reaches_every_replica_without_a_restart(self):
         etcd = EtcdCluster(1)
-        keys = tempfile.mkdtemp(prefix="ppe-keys-")
-        key_file = os.path.join(keys, "cpt-keys")
+        key_file = shared_key_file()
         try:
             with replica_stack(etcd, key_file) as a, replica_stack(etcd, key_file) as b:
                 attrs = ["--service", "video", "--region", "eu-west", "--device", "tv"]

@@ -9,20 +9,23 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/store/store_test_util.h"
+
 namespace ppe::cpt {
 namespace {
 
-std::string MakeDb() {
-  char dir[] = "/tmp/ppe-geoip-XXXXXX";
-  REQUIRE(mkdtemp(dir) != nullptr);
-  std::string path = std::string(dir) + "/test.mmdb";
+// A test MaxMind DB in `dir` (tests/cpt/make_test_mmdb.pl); its path.
+std::string MakeDb(const std::string& dir) {
+  REQUIRE_FALSE(dir.empty());
+  std::string path = dir + "/test.mmdb";
   std::string cmd = std::string("perl ") + PPE_SOURCE_DIR + "/tests/cpt/make_test_mmdb.pl " + path;
   REQUIRE(std::system(cmd.c_str()) == 0);
   return path;
 }
 
 TEST_CASE("GeoIP: regions from a MaxMind DB, after the CIDR rules") {
-  std::string path = MakeDb();
+  store::testing::TempDir dir;  // removed with the test
+  std::string path = MakeDb(dir.path());
   auto db = GeoIpDb::Open(path, "");
   REQUIRE(db.ok());
   CHECK((*db)->Lookup(*Prefix::Parse("198.51.100.0/24")) == std::optional<std::string>("FR"));
