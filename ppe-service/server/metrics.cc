@@ -195,20 +195,19 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   AddFamily(out, "ppe_spares_claimed_total", "Spares claimed by first-time profiles",
             MetricType::Counter, static_cast<double>(vms_.spares_claimed()));
 
-  scaler::Scaler::Stats st = scaler_.stats();
   auto actions = Family("ppe_scaling_actions_total", "VMs added or drained by the scaler",
                         MetricType::Counter);
-  AddCounter(actions, static_cast<double>(st.scale_ups), {{"direction", "up"}});
-  AddCounter(actions, static_cast<double>(st.scale_downs), {{"direction", "down"}});
-  AddCounter(actions, static_cast<double>(st.scale_outs), {{"direction", "out"}});
+  AddCounter(actions, static_cast<double>(scaling.scale_ups), {{"direction", "up"}});
+  AddCounter(actions, static_cast<double>(scaling.scale_downs), {{"direction", "down"}});
+  AddCounter(actions, static_cast<double>(scaling.scale_outs), {{"direction", "out"}});
   out.push_back(std::move(actions));
   AddFamily(out, "ppe_forecast_mean_abs_error",
             "Mean absolute one-bucket-ahead forecast error over all series (requests)",
-            MetricType::Gauge, st.mean_abs_error);
+            MetricType::Gauge, scaling.mean_abs_error);
   AddFamily(out, "ppe_scaler_busy_signals_total",
             "Scaler ticks in which busy VMs (hypervisor CPU) raised a pool's target "
             "above its forecast",
-            MetricType::Counter, static_cast<double>(st.busy_signals));
+            MetricType::Counter, static_cast<double>(scaling.busy_signals));
   CollectUsage(out);
   CollectCluster(out);
   AddFamily(out, "ppe_boot_time_seconds", "Typical create-to-ready time of recent VMs",
