@@ -116,7 +116,10 @@ int64_t Scaler::BucketOf(absl::Time t) const {
 // buckets that span overlaps (the boot time padded by the buffer).
 int Scaler::lead_buckets() const {
   absl::Duration lead = vms_.typical_boot_time() + options_.lead_buffer;
-  return 1 + std::max<int>(0, static_cast<int>(std::ceil(lead / options_.bucket)));
+  // FDivDuration: Duration / Duration is integer division, which rounded a
+  // 57 s lead on 60 s buckets down to none.
+  return 1 +
+         std::max<int>(0, static_cast<int>(std::ceil(absl::FDivDuration(lead, options_.bucket))));
 }
 
 Scaler::Series& Scaler::SeriesFor(const std::string& cpt, const std::string& service) {

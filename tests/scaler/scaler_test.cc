@@ -285,6 +285,26 @@ TEST_CASE("the view shows history, model, forecast and interval") {
   CHECK_FALSE(w.scaler.Describe("other", "video").ok());
 }
 
+TEST_CASE("the forecast covers the lead time rounded up to whole buckets") {
+  // 60 s buckets; the lead is the measured boot time (about 1 s with the
+  // instant fake hypervisor) plus the buffer. Integer division once rounded
+  // a 58 s lead down to no bucket at all.
+  for (auto [buffer, want] : {std::pair{57, 2}, std::pair{61, 3}}) {
+    World w({.pool_cidr = "10.9.0.0/16", .manual_clock = true},
+            {.mode = Scaler::Mode::kPredictive,
+             .bucket = absl::Seconds(60),
+             .lead_buffer = absl::Seconds(buffer),
+             .requests_per_vm = {{"video", kPerVm}}});
+    w.Register("cpt");
+    w.demand.Record("cpt", "video");
+    w.clock.Advance(absl::Seconds(60));
+    w.scaler.Tick();
+    auto v = w.scaler.Describe("cpt", "video");
+    REQUIRE(v.ok());
+    CHECK(v->lead_buckets == want);
+  }
+}
+
 // Keys the scaler keeps under `prefix` in the store.
 size_t Keys(store::RegistryStore& db, const std::string& prefix) {
   absl::StatusOr<store::RangeResult> r = db.List(prefix);
