@@ -229,8 +229,9 @@ absl::StatusOr<std::unique_ptr<Model>> Fit(std::span<const double> y_in,
   }
   // Too short or flat for anything else.
   if (n < 8 || constant) return FitFamily(y, options, ModelFamily::kNaive);
-  // Mostly zeros: Croston, SBA or TSB (intermittent.h).
-  if (IsIntermittent(y)) return FitIntermittent(y);
+  // Mostly zeros: Croston, SBA or TSB (intermittent.h), or a seasonal naive
+  // forecast when the demand recurs at the same phase of a period.
+  if (IsIntermittent(y)) return FitSparse(y, options.periods);
 
   std::vector<Candidate> candidates = AutoCandidates(n, options);
   int max_period = 1;

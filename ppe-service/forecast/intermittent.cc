@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -136,6 +137,109 @@ std::vector<NamedValue> IntermittentModel::Parameters() const {
       {"size", size_},
       {"interval", method_ == IntermittentMethod::kTsb ? 1 / std::max(1e-12, prob_) : interval_},
       {"probability", Probability()}};
+}
+
+absl::StatusOr<std::unique_ptr<SeasonalSparseModel>> SeasonalSparseModel::Fit(
+    std::span<const double> y, int period, int cycles) {
+  if (period < 2 || cycles < 1) return absl::InvalidArgumentError("period must be >= 2");
+  const size_t kept = static_cast<size_t>(period) * cycles;
+  if (y.size() < kept) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the series is shorter than ", cycles, " cycles of ", period));
+  }
+  auto m = std::make_unique<SeasonalSparseModel>(period, cycles);
+  m->ring_.assign(y.begin(), y.begin() + static_cast<ptrdiff_t>(kept));
+  for (double& v : m->ring_) v = std::isfinite(v) && v > 0 ? v : 0;
+  double sse = 0;
+  for (size_t t = kept; t < y.size(); ++t) {
+    double next = 0;
+    for (int c = 0; c < cycles; ++c) next += m->ring_[(m->pos_ + c * period) % kept];
+    const double e = y[t] - next / cycles;
+    sse += e * e;
+    m->Update(y[t]);
+  }
+  m->sigma2_ = y.size() > kept ? sse / static_cast<double>(y.size() - kept) : 0;
+  return m;
+}
+
+std::string SeasonalSparseModel::Name() const {
+  return absl::StrCat("SEASONAL-SPARSE[", period_, "x", cycles_, "]");
+}
+
+void SeasonalSparseModel::Update(double y) {
+  ring_[pos_] = std::isfinite(y) && y > 0 ? y : 0;
+  if (++pos_ == ring_.size()) pos_ = 0;
+}
+
+absl::StatusOr<Forecast> SeasonalSparseModel::Predict(int horizon, double level) const {
+  if (horizon < 1) return absl::InvalidArgumentError("horizon must be >= 1");
+  if (!(level > 0 && level < 100)) return absl::InvalidArgumentError("level must be in (0, 100)");
+  Forecast f;
+  f.level = level;
+  for (int h = 0; h < horizon; ++h) {
+    // ring_[pos_] is the oldest value, one whole ring before the next bucket:
+    // the next bucket's phase is at pos_, pos_ + period_, ...
+    double sum = 0, low = std::numeric_limits<double>::infinity(), high = 0;
+    for (int c = 0; c < cycles_; ++c) {
+      const double v = ring_[(pos_ + h + static_cast<size_t>(c) * period_) % ring_.size()];
+      sum += v;
+      low = std::min(low, v);
+      high = std::max(high, v);
+    }
+    f.mean.push_back(sum / cycles_);
+    f.lower.push_back(low);
+    f.upper.push_back(high);
+  }
+  return f;
+}
+
+std::vector<NamedValue> SeasonalSparseModel::Parameters() const {
+  return {{"period", period_}, {"cycles", cycles_}, {"sigma2", sigma2_}};
+}
+
+namespace {
+
+double MeanSquaredError(std::span<const double> actual, const std::vector<double>& forecast) {
+  double sse = 0;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    sse += (actual[i] - forecast[i]) * (actual[i] - forecast[i]);
+  }
+  return sse / static_cast<double>(actual.size());
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Model>> FitSparse(std::span<const double> y,
+                                                 const std::vector<int>& periods_in) {
+  constexpr int kCycles = 3;
+  const int n = static_cast<int>(y.size());
+  std::vector<int> periods;  // kCycles cycles to fit on, and one more to judge
+  for (int p : periods_in) {
+    if (p >= 2 && n >= (kCycles + 1) * p) periods.push_back(p);
+  }
+  if (periods.empty()) return FitIntermittent(y);
+  const int holdout = *std::max_element(periods.begin(), periods.end());
+  std::span<const double> train = y.first(n - holdout);
+  std::span<const double> test = y.last(holdout);
+  double best_error = std::numeric_limits<double>::infinity();
+  if (auto m = FitIntermittent(train); m.ok()) {
+    if (auto f = (*m)->Predict(holdout, 95); f.ok()) best_error = MeanSquaredError(test, f->mean);
+  }
+  int best_period = 0;
+  for (int p : periods) {
+    auto m = SeasonalSparseModel::Fit(train, p, kCycles);
+    if (!m.ok()) continue;
+    absl::StatusOr<Forecast> f = (*m)->Predict(holdout, 95);
+    if (!f.ok()) continue;
+    const double error = MeanSquaredError(test, f->mean);
+    if (error < best_error) {
+      best_error = error;
+      best_period = p;
+    }
+  }
+  if (best_period == 0) return FitIntermittent(y);
+  PPE_ASSIGN_OR_RETURN(auto model, SeasonalSparseModel::Fit(y, best_period, kCycles));
+  return std::unique_ptr<Model>(std::move(model));
 }
 
 }  // namespace ppe::forecast

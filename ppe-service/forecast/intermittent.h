@@ -79,8 +79,50 @@ class IntermittentModel final : public Model {
 // has demand.
 bool IsIntermittent(std::span<const double> y);
 
-// The automatic forecaster's choice for an intermittent series: Croston, SBA
-// or TSB (alpha 0.1), whichever has the smallest one-step squared error.
+// Sparse demand that recurs at one phase of a period: a burst at :05 every
+// hour, a household that watches every evening. Croston, SBA and TSB take
+// demands to fall at random and spread them over every bucket; this model
+// keeps, per phase of the period, the values of the last `cycles` cycles. The
+// forecast is their mean, the bounds their lowest and highest (a phase with no
+// demand in those cycles is provisioned for nothing).
+class SeasonalSparseModel final : public Model {
+ public:
+  // Errors: a period below 2 or a series shorter than `cycles` cycles.
+  static absl::StatusOr<std::unique_ptr<SeasonalSparseModel>> Fit(std::span<const double> y,
+                                                                  int period, int cycles = 3);
+  std::string Name() const override;
+  std::string Family() const override { return "intermittent"; }
+  void Update(double y) override;
+  absl::StatusOr<Forecast> Predict(int horizon, double level) const override;
+  double LogLikelihood() const override { return 0; }
+  double Aicc() const override { return 0; }
+  double Sigma2() const override { return sigma2_; }
+  std::vector<NamedValue> Parameters() const override;
+  std::unique_ptr<Model> Clone() const override {
+    return std::make_unique<SeasonalSparseModel>(*this);
+  }
+
+  SeasonalSparseModel(int period, int cycles) : period_(period), cycles_(cycles) {}
+
+ private:
+  int period_;
+  int cycles_;
+  std::vector<double> ring_;  // the last period_ * cycles_ values; ring_[pos_] is the oldest
+  size_t pos_ = 0;
+  double sigma2_ = 0;  // squared error of the one-step forecasts over the fit
+};
+
+// The automatic forecaster's choice for an intermittent series: for each
+// period with three cycles in `y`, the seasonal sparse model, chosen when its
+// mean has the lower squared error than Croston, SBA or TSB on a hold-out of
+// the last whole cycle of the longest such period; otherwise FitIntermittent.
+// Squared error, not absolute: the mean minimises it, and on demand that falls
+// at random the intermittent mean has about half the seasonal one's.
+absl::StatusOr<std::unique_ptr<Model>> FitSparse(std::span<const double> y,
+                                                 const std::vector<int>& periods);
+
+// Croston, SBA or TSB (alpha 0.1), whichever has the smallest one-step
+// squared error.
 absl::StatusOr<std::unique_ptr<Model>> FitIntermittent(std::span<const double> y);
 
 }  // namespace ppe::forecast

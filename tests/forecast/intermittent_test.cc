@@ -93,6 +93,53 @@ TEST_CASE("the automatic forecaster uses an intermittent method for mostly-zero 
   CHECK((*Fit(dense, {}))->Family() != "intermittent");
 }
 
+TEST_CASE("seasonal sparse model by hand: per phase, the last cycles' mean, lowest and highest") {
+  // Period 3, three cycles kept: phase 1 saw 2, 4, 3; phases 0 and 2 nothing.
+  auto m = SeasonalSparseModel::Fit(std::vector<double>{0, 2, 0, 0, 4, 0, 0, 3, 0}, 3, 3);
+  REQUIRE(m.ok());
+  auto f = (*m)->Predict(3, 95);
+  REQUIRE(f.ok());
+  CHECK(f->mean == std::vector<double>{0, 3, 0});
+  CHECK(f->lower == std::vector<double>{0, 2, 0});
+  CHECK(f->upper == std::vector<double>{0, 4, 0});
+  // A new cycle pushes out the oldest (phase 1's 2).
+  for (double v : {0.0, 8.0, 0.0}) (*m)->Update(v);
+  f = (*m)->Predict(2, 95);
+  CHECK(f->mean[1] == 5);
+  CHECK(f->lower[1] == 3);
+  CHECK(f->upper[1] == 8);
+  CHECK_FALSE(SeasonalSparseModel::Fit(std::vector<double>{0, 1, 0}, 3, 3).ok());
+}
+
+TEST_CASE("sparse demand at one phase of a period gets the seasonal sparse model") {
+  // Arrivals in one minute of each hour (the access log's :05), 6 hours.
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> size(18, 24);
+  std::vector<double> burst;
+  for (int t = 0; t < 6 * 60; ++t) burst.push_back(t % 60 == 5 ? size(rng) : 0);
+  FitOptions hourly{.periods = {60}};
+  auto model = Fit(burst, hourly);
+  REQUIRE(model.ok());
+  CHECK((*model)->Name() == "SEASONAL-SPARSE[60x3]");
+  // At the end of hour 6 the next bucket is phase 0: phase 5 is 6 ahead.
+  auto f = (*model)->Predict(7, 95);
+  REQUIRE(f.ok());
+  CHECK(f->upper[5] == *std::max_element(burst.end() - 180, burst.end()));
+  CHECK(f->mean[5] >= 18);
+  for (int h : {0, 1, 2, 3, 4, 6}) CHECK(f->upper[h] == 0);
+  // Without the period, or with fewer than four cycles of it, Croston's family.
+  CHECK((*Fit(burst, {}))->Name() != "SEASONAL-SPARSE[60x3]");
+  std::vector<double> short_burst(burst.begin(), burst.begin() + 3 * 60 + 30);
+  CHECK((*Fit(short_burst, hourly))->Name() != "SEASONAL-SPARSE[60x3]");
+  // Demand that falls at random keeps Croston's family, period or not.
+  std::bernoulli_distribution demand(0.1);
+  std::vector<double> random;
+  for (int t = 0; t < 6 * 60; ++t) random.push_back(demand(rng) ? 1 : 0);
+  auto r = Fit(random, hourly);
+  REQUIRE(r.ok());
+  CHECK(((*r)->Name() == "CROSTON" || (*r)->Name() == "SBA" || (*r)->Name() == "TSB"));
+}
+
 TEST_CASE("Croston matches R's forecast::croston") {
   if (std::system("Rscript -e 'suppressMessages(library(forecast))' >/dev/null 2>&1") != 0) {
     WARN("Rscript with the forecast package (r-cran-forecast) is not installed: skipped");
