@@ -71,13 +71,16 @@ def main():
             if best is None:
                 print(f"- vs {other}: no predictive setting within 1.05x its VM-seconds")
                 continue
-            ratio = (best["cold_start_rate"] / o["cold_start_rate"]
-                     if o["cold_start_rate"] > 0 else float("inf") if best["cold_start_rate"] > 0
-                     else 1.0)
+            if o["cold_start_rate"] > 0:
+                verdict = f"{best['cold_start_rate'] / o['cold_start_rate']:.2f}x its cold-start rate"
+            elif best["cold_start_rate"] > 0:
+                verdict = "above its 0 cold requests"
+            else:  # 0 <= 0.5 x 0: met
+                verdict = "0 cold requests, as it has"
             print(f"- vs {other} ({pct(o['cold_start_rate'])} at {o['vm_seconds_vs_oracle']:.3f}): "
                   f"best predictive within 1.05x its VM-seconds: "
                   f"{best.get('knob', 'default')}, {pct(best['cold_start_rate'])} at "
-                  f"{best['vm_seconds_vs_oracle']:.3f} = {ratio:.2f}x its cold-start rate")
+                  f"{best['vm_seconds_vs_oracle']:.3f} = {verdict}")
         if "by_size_decile" in p and r:
             pd, rd = p["by_size_decile"][0], r["by_size_decile"][0]
             print(f"- smallest decile ({pd['profiles']} profiles, mean size "
