@@ -521,6 +521,52 @@ TEST_CASE("adaptive warm spares follow the arrivals, are taken over, refilled an
   CHECK(w.scaler.stats().spares_drained == 3);
 }
 
+TEST_CASE("adaptive spares are ready for arrivals that come at one phase of a period") {
+  // 1 s buckets; 4 first-time profiles arrive in bucket 30 of every 60 (the
+  // shipped access log's burst at :05 each hour, at 60 s buckets). Returns
+  // the spares the bursts of the last two cycles took, and the spare target
+  // in the quiet bucket 50 of each of those cycles.
+  auto run = [](std::vector<int> periods) {
+    World w(Scaler::Mode::kPredictive, 20, 1000, nullptr, absl::FromUnixSeconds(1'000'000),
+            std::move(periods), /*pool_sparse=*/false, /*adaptive_spares=*/true);
+    constexpr int kCycles = 7;
+    int next = 0;
+    std::pair<std::vector<int64_t>, std::vector<int64_t>> out;
+    for (int cycle = 0; cycle < kCycles; ++cycle) {
+      const int64_t claimed = w.vms.spares_claimed();
+      for (int phase = 0; phase < 60; ++phase) {
+        for (int i = 0; phase == 30 && i < 4; ++i) {
+          const std::string cpt = absl::StrCat("p", next++);
+          w.Register(cpt);
+          absl::Notification done;
+          w.vms.EnsureVm(cpt, "video", std::nullopt,
+                         [&](absl::StatusOr<std::string>) { done.Notify(); });
+          done.WaitForNotification();
+        }
+        w.clock.Advance(absl::Seconds(1));
+        w.scaler.Tick();
+        // The refills run on the workers: wait until they are ready.
+        REQUIRE(testing::WaitFor(
+            [&] { return LiveSpares(w.registry) >= w.scaler.stats().spare_target; }));
+        if (phase == 50 && cycle >= kCycles - 2)
+          out.second.push_back(w.scaler.stats().spare_target);
+      }
+      if (cycle >= kCycles - 2) out.first.push_back(w.vms.spares_claimed() - claimed);
+    }
+    return out;
+  };
+  // With the period: the seasonal sparse model asks for the spares ahead of
+  // the burst, and holds none in the quiet part of the cycle.
+  auto [claimed, quiet] = run({60});
+  CHECK(claimed == std::vector<int64_t>{4, 4});
+  CHECK(quiet == std::vector<int64_t>{0, 0});
+  // Without it, Croston's family spreads one burst in 60 buckets over all of
+  // them: its bound stays at 0, and the bursts find no spare.
+  auto [claimed_without, quiet_without] = run({});
+  CHECK(claimed_without == std::vector<int64_t>{0, 0});
+  CHECK(quiet_without == std::vector<int64_t>{0, 0});
+}
+
 TEST_CASE("Load again (a replica elected leader) replaces the history held with the checkpoints") {
   store::MemoryRegistryStore db;
   World w(Scaler::Mode::kPredictive, 20, 1000, &db, absl::FromUnixSeconds(1'000'000), {}, true,
