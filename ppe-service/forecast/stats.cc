@@ -93,4 +93,28 @@ bool RootsOutside(std::span<const double> c, double radius) {
   return true;
 }
 
+double Autocorrelation(std::span<const double> y, int lag) {
+  const size_t n = y.size();
+  if (lag < 1 || static_cast<size_t>(lag) >= n) return 0;
+  double mean = 0;
+  for (double v : y) mean += v;
+  mean /= static_cast<double>(n);
+  double var = 0, cov = 0;
+  for (size_t t = 0; t < n; ++t) {
+    var += (y[t] - mean) * (y[t] - mean);
+    if (t + lag < n) cov += (y[t] - mean) * (y[t + lag] - mean);
+  }
+  return var > 0 ? cov / var : 0;
+}
+
+int ShortestCycle(std::span<const double> y, std::span<const int> candidates) {
+  int best = 0;
+  for (int p : candidates) {
+    if (p < 4 || y.size() < 4 * static_cast<size_t>(p) || (best != 0 && p >= best)) continue;
+    const double at = Autocorrelation(y, p);
+    if (at >= 0.5 && at - Autocorrelation(y, p / 2) >= 0.3) best = p;
+  }
+  return best;
+}
+
 }  // namespace ppe::forecast

@@ -23,4 +23,15 @@ double Mase(std::span<const double> insample, std::span<const double> actual,
 // for stationarity or invertibility, 1.01 to reject near-unit roots as R does.
 bool RootsOutside(std::span<const double> c, double radius);
 
+// Sample autocorrelation of `y` at `lag` (0 for a constant series or a lag
+// outside 1..size-1).
+double Autocorrelation(std::span<const double> y, int lag);
+
+// The shortest of `candidates` (periods in buckets, each at least 4) at which
+// `y` repeats, or 0: with four cycles of it in `y`, an autocorrelation of at
+// least 0.5 at that lag and 0.3 above the one at half of it. The second test
+// tells a cycle from smoothness: a smooth series's autocorrelation only decays
+// with the lag, so it is no higher at a whole candidate than at half of it.
+int ShortestCycle(std::span<const double> y, std::span<const int> candidates);
+
 }  // namespace ppe::forecast

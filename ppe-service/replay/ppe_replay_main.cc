@@ -26,6 +26,7 @@
 #include "ppe-service/common/log.h"
 #include "ppe-service/config/config_loader.h"
 #include "ppe-service/cpt/region_table.h"
+#include "ppe-service/forecast/stats.h"
 #include "ppe-service/replay/access_log.h"
 #include "ppe-service/replay/counts.h"
 #include "ppe-service/replay/runner.h"
@@ -176,6 +177,32 @@ std::vector<int> DefaultPeriods(double bucket) {
   return out;
 }
 
+// With the default periods: says on stderr when the demand, summed over the
+// profiles, repeats over a shorter cycle (a quarter hour to half a day) that
+// they leave out, and how to name it. The replay goes on with the defaults,
+// as the server would with its configured periods.
+void HintCycle(const Setup& s) {
+  std::vector<double> total(s.buckets(), 0.0);
+  for (const ppe::replay::Profile& p : s.profiles) {
+    for (size_t t = 0; t < total.size(); ++t) total[t] += p.demand[t];
+  }
+  std::vector<int> candidates;
+  for (double cycle : {900.0, 1800.0, 3600.0, 7200.0, 10800.0, 21600.0, 43200.0}) {
+    const double p = cycle / s.bucket_seconds;
+    if (std::abs(p - std::round(p)) < 1e-9) candidates.push_back(static_cast<int>(p));
+  }
+  const int cycle = ppe::forecast::ShortestCycle(total, candidates);
+  if (cycle == 0) return;
+  std::fprintf(stderr,
+               "ppe-replay: the demand repeats every %d buckets (%g s; autocorrelation %.2f, "
+               "against %.2f at half that lag), a cycle the default periods leave out: add it "
+               "with --period %d%s%s (and to seasonal_periods in the server's config)\n",
+               cycle, cycle * s.bucket_seconds, ppe::forecast::Autocorrelation(total, cycle),
+               ppe::forecast::Autocorrelation(total, cycle / 2), cycle,
+               s.periods.empty() ? "" : " --period ",
+               absl::StrJoin(s.periods, " --period ").c_str());
+}
+
 std::string CsvRow(const Setup& s, const Result& r, double oracle) {
   const ppe::replay::Score& t = r.total;
   const double hours = t.buckets * s.bucket_seconds / 3600;
@@ -297,6 +324,7 @@ int main(int argc, char** argv) {
                              s.warmup_buckets));
   }
   s.periods = f.periods.empty() ? DefaultPeriods(s.bucket_seconds) : f.periods;
+  if (f.periods.empty()) HintCycle(s);
   if (std::isnan(f.capacity)) {
     // Default: the largest profile's scored peak needs 20 VMs.
     double peak = 0;

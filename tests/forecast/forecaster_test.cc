@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ppe-service/forecast/decomposition.h"
+#include "ppe-service/forecast/stats.h"
 
 namespace ppe::forecast {
 namespace {
@@ -219,6 +220,31 @@ TEST_CASE("ParseModelFamily", "[forecaster]") {
   CHECK(*ParseModelFamily("auto") == ModelFamily::kAuto);
   CHECK(*ParseModelFamily("ETS") == ModelFamily::kEts);
   CHECK_FALSE(ParseModelFamily("prophet").ok());
+}
+
+TEST_CASE("ShortestCycle finds a burst's period, not a smooth series's decay") {
+  // A burst at minute 5 of each hour, 60 s buckets, 6 hours.
+  std::vector<double> burst;
+  for (int t = 0; t < 360; ++t) burst.push_back(t % 60 == 5 ? 120 : 0);
+  const std::vector<int> candidates = {15, 30, 60, 120, 180};
+  CHECK(Autocorrelation(burst, 60) > 0.8);
+  CHECK(std::abs(Autocorrelation(burst, 30)) < 0.1);
+  CHECK(ShortestCycle(burst, candidates) == 60);  // not its multiples 120 and 180
+  // Four cycles are needed: 3.5 hours are not enough.
+  CHECK(ShortestCycle(std::span(burst).first(210), candidates) == 0);
+  // A smooth daily cycle is autocorrelated at every short lag, and less so at
+  // each longer one: no cycle among the candidates.
+  std::vector<double> smooth;
+  for (int t = 0; t < 3 * 1440; ++t) smooth.push_back(100 + 50 * std::sin(2 * M_PI * t / 1440));
+  CHECK(Autocorrelation(smooth, 60) > 0.9);
+  CHECK(ShortestCycle(smooth, candidates) == 0);
+  // Noise has none either; a constant series has no autocorrelation.
+  std::mt19937 rng(3);
+  std::poisson_distribution<int> poisson(20);
+  std::vector<double> noise;
+  for (int t = 0; t < 1000; ++t) noise.push_back(poisson(rng));
+  CHECK(ShortestCycle(noise, candidates) == 0);
+  CHECK(Autocorrelation(std::vector<double>(100, 5.0), 10) == 0);
 }
 
 }  // namespace

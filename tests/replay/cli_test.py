@@ -98,6 +98,24 @@ def main():
             failures.append(f"log profiles: rc={r.returncode} {r.stdout} {r.stderr}")
         else:
             print("ok   access log: 4 profiles from 5 requests")
+        # A burst every hour at 300 s buckets (12 buckets), 6 hours: the default
+        # periods (a day, a week) leave it out, and ppe-replay says how to name it.
+        hourly = write("hourly.txt", "".join(f"{50 if t % 12 == 1 else 0}\n" for t in range(72)))
+        r = run(binary, ["--counts", hourly, "--bucket-seconds", "300", "--capacity", "1",
+                         "--policy", "oracle"])
+        hint = "the demand repeats every 12 buckets"
+        if r.returncode != 0 or hint not in r.stderr or "--period 12 --period 288" not in r.stderr:
+            failures.append(f"cycle hint: rc={r.returncode} {r.stderr}")
+        else:
+            print("ok   cycle hint: " + r.stderr.strip().splitlines()[-1][:70] + "...")
+        r = run(binary, ["--counts", hourly, "--bucket-seconds", "300", "--capacity", "1",
+                         "--policy", "oracle", "--period", "12"])
+        if r.returncode != 0 or hint in r.stderr:
+            failures.append(f"no cycle hint with --period: rc={r.returncode} {r.stderr}")
+        r = run(binary, ["--counts", hand] + HAND_FLAGS + ["--policy", "oracle"])
+        if r.returncode != 0 or "repeats" in r.stderr:
+            failures.append(f"no cycle hint on the hand trace: rc={r.returncode} {r.stderr}")
+
         expect_error(binary, ["--log", write("bad.log", "not a log line\n")],
                      "no request in the log parses", "unparseable log")
 
