@@ -148,8 +148,10 @@ absl::StatusOr<std::unique_ptr<SeasonalSparseModel>> SeasonalSparseModel::Fit(
         absl::StrCat("the series is shorter than ", cycles, " cycles of ", period));
   }
   auto m = std::make_unique<SeasonalSparseModel>(period, cycles);
-  m->ring_.assign(y.begin(), y.begin() + static_cast<ptrdiff_t>(kept));
-  for (double& v : m->ring_) v = std::isfinite(v) && v > 0 ? v : 0;
+  m->ring_.resize(kept);
+  for (size_t t = 0; t < kept; ++t) {
+    m->ring_[t] = std::isfinite(y[t]) && y[t] > 0 ? static_cast<float>(y[t]) : 0.0f;
+  }
   double sse = 0;
   for (size_t t = kept; t < y.size(); ++t) {
     double next = 0;
@@ -167,7 +169,7 @@ std::string SeasonalSparseModel::Name() const {
 }
 
 void SeasonalSparseModel::Update(double y) {
-  ring_[pos_] = std::isfinite(y) && y > 0 ? y : 0;
+  ring_[pos_] = std::isfinite(y) && y > 0 ? static_cast<float>(y) : 0.0f;
   if (++pos_ == ring_.size()) pos_ = 0;
 }
 

@@ -117,7 +117,8 @@ TEST_CASE("sparse demand at one phase of a period gets the seasonal sparse model
   std::uniform_int_distribution<int> size(18, 24);
   std::vector<double> burst;
   for (int t = 0; t < 6 * 60; ++t) burst.push_back(t % 60 == 5 ? size(rng) : 0);
-  FitOptions hourly{.periods = {60}};
+  FitOptions hourly;
+  hourly.periods = {60};
   auto model = Fit(burst, hourly);
   REQUIRE(model.ok());
   CHECK((*model)->Name() == "SEASONAL-SPARSE[60x3]");
