@@ -667,6 +667,7 @@ int Scaler::MinVms(const std::string& cpt, const std::string& service) const {
 Scaler::Stats Scaler::stats() const {
   absl::MutexLock lock(&mu_);
   Stats out = stats_;
+  out.budget = options_.budget;  // configured: known before the first tick
   double sum = 0;
   int64_t n = 0;
   for (const auto& [_, s] : series_) {

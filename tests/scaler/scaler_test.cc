@@ -208,6 +208,7 @@ TEST_CASE("VMs still starting are counted once, not again as pending scale-ups")
 
 TEST_CASE("limits: per-profile max and min, and the budget goes to premium first") {
   World w(Scaler::Mode::kReactive, /*max_vms=*/3, /*budget=*/4);
+  CHECK(w.scaler.stats().budget == 4);  // ppectl status shows it before the first tick
   w.Register("premium", "premium");
   w.Register("standard", "standard");
   for (int i = 0; i < 200; ++i) {
