@@ -231,7 +231,13 @@ absl::StatusOr<std::unique_ptr<Model>> Fit(std::span<const double> y_in,
   if (n < 8 || constant) return FitFamily(y, options, ModelFamily::kNaive);
   // Mostly zeros: Croston, SBA or TSB (intermittent.h), or a seasonal naive
   // forecast when the demand recurs at the same phase of a period.
-  if (IsIntermittent(y)) return FitSparse(y, options.periods);
+  if (IsIntermittent(y)) {
+    std::vector<int> periods = options.periods;
+    periods.insert(periods.end(), options.sparse_periods.begin(), options.sparse_periods.end());
+    std::sort(periods.begin(), periods.end());
+    periods.erase(std::unique(periods.begin(), periods.end()), periods.end());
+    return FitSparse(y, periods);
+  }
 
   std::vector<Candidate> candidates = AutoCandidates(n, options);
   int max_period = 1;

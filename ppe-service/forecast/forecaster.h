@@ -59,6 +59,11 @@ inline constexpr int kWholeCycleHoldoutCycles = 10;
 
 struct FitOptions {
   std::vector<int> periods;  // Seasonal periods in buckets; empty: none.
+  // Auto, mostly-zero series only: more periods the seasonal sparse model may
+  // try besides `periods` (FitSparse, intermittent.h), e.g. the hour and the
+  // day in buckets. It is chosen only where it beats Croston's family on a
+  // hold-out, so a period the demand does not have costs nothing but time.
+  std::vector<int> sparse_periods;
   ModelFamily family = ModelFamily::kAuto;
   std::string ets_spec;  // With kEts: a fixed specification ("MAdA"); empty: AICc.
   // With kArima: a fixed order {p, d, q, P, D, Q} (+ optional 7th: 1 = constant);

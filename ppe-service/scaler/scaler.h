@@ -163,7 +163,7 @@ class Scaler {
 
  private:
   struct Series {
-    std::string cpt, service;
+    std::string cpt, service;  // cpt empty: the service's first-time arrivals (PlanSpares)
     forecast::DemandHistory history;
     std::unique_ptr<forecast::Model> model;
     int64_t fitted_at = -1;

@@ -128,6 +128,10 @@ TEST_CASE("sparse demand at one phase of a period gets the seasonal sparse model
   CHECK(f->upper[5] == *std::max_element(burst.end() - 180, burst.end()));
   CHECK(f->mean[5] >= 18);
   for (int h : {0, 1, 2, 3, 4, 6}) CHECK(f->upper[h] == 0);
+  // As a sparse-only period (the scaler's clock cycles for arrivals) too.
+  FitOptions sparse_only;
+  sparse_only.sparse_periods = {60};
+  CHECK((*Fit(burst, sparse_only))->Name() == "SEASONAL-SPARSE[60x3]");
   // Without the period, or with fewer than four cycles of it, Croston's family.
   CHECK((*Fit(burst, {}))->Name() != "SEASONAL-SPARSE[60x3]");
   std::vector<double> short_burst(burst.begin(), burst.begin() + 3 * 60 + 30);

@@ -523,19 +523,36 @@ TEST_CASE("adaptive warm spares follow the arrivals, are taken over, refilled an
 }
 
 TEST_CASE("adaptive spares are ready for arrivals that come at one phase of a period") {
-  // 1 s buckets; 4 first-time profiles arrive in bucket 30 of every 60 (the
-  // shipped access log's burst at :05 each hour, at 60 s buckets). Returns
-  // the spares the bursts of the last two cycles took, and the spare target
-  // in the quiet bucket 50 of each of those cycles.
-  auto run = [](std::vector<int> periods) {
-    World w(Scaler::Mode::kPredictive, 20, 1000, nullptr, absl::FromUnixSeconds(1'000'000),
-            std::move(periods), /*pool_sparse=*/false, /*adaptive_spares=*/true);
+  // 4 first-time profiles arrive in bucket 30 of every 60 (the shipped access
+  // log's burst at :05 each hour, at 60 s buckets), and one old profile asks
+  // in that bucket too. Returns the spares the bursts of the last two cycles
+  // took, the spare target in the quiet bucket 50 of each of those cycles, and
+  // the old profile's model at the end.
+  struct Out {
+    std::vector<int64_t> claimed, quiet;
+    std::string profile_model;
+  };
+  auto run = [](absl::Duration bucket, std::vector<int> periods) {
+    World w(
+        {.pool_cidr = "10.9.0.0/16", .limits = {.max_vms_per_profile = 20}, .manual_clock = true},
+        {.mode = Scaler::Mode::kPredictive,
+         .bucket = bucket,
+         .lead_buffer = absl::Seconds(3),
+         .refit_every = 5,
+         .cooldown = 3,
+         .periods = std::move(periods),
+         .keep_warm = 2,
+         .max_vms = 20,
+         .budget = 1000,
+         .requests_per_vm = {{"video", kPerVm}},
+         .adaptive_spares = true});
     constexpr int kCycles = 7;
     int next = 0;
-    std::pair<std::vector<int64_t>, std::vector<int64_t>> out;
+    Out out;
+    w.Register("regular");
     for (int cycle = 0; cycle < kCycles; ++cycle) {
-      const int64_t claimed = w.vms.spares_claimed();
       for (int phase = 0; phase < 60; ++phase) {
+        const int64_t claimed = w.vms.spares_claimed();
         for (int i = 0; phase == 30 && i < 4; ++i) {
           const std::string cpt = absl::StrCat("p", next++);
           w.Register(cpt);
@@ -544,28 +561,38 @@ TEST_CASE("adaptive spares are ready for arrivals that come at one phase of a pe
                          [&](absl::StatusOr<std::string>) { done.Notify(); });
           done.WaitForNotification();
         }
-        w.clock.Advance(absl::Seconds(1));
+        if (phase == 30 && cycle >= kCycles - 2) {
+          out.claimed.push_back(w.vms.spares_claimed() - claimed);  // by the 4 arrivals
+        }
+        if (phase == 30) w.demand.Record("regular", "video");
+        w.clock.Advance(bucket);
         w.scaler.Tick();
         // The refills run on the workers: wait until they are ready.
         REQUIRE(testing::WaitFor(
             [&] { return LiveSpares(w.registry) >= w.scaler.stats().spare_target; }));
-        if (phase == 50 && cycle >= kCycles - 2)
-          out.second.push_back(w.scaler.stats().spare_target);
+        if (phase == 50 && cycle >= kCycles - 2) out.quiet.push_back(w.scaler.stats().spare_target);
       }
-      if (cycle >= kCycles - 2) out.first.push_back(w.vms.spares_claimed() - claimed);
     }
+    out.profile_model = w.scaler.Describe("regular", "video")->model;
     return out;
   };
-  // With the period: the seasonal sparse model asks for the spares ahead of
-  // the burst, and holds none in the quiet part of the cycle.
-  auto [claimed, quiet] = run({60});
-  CHECK(claimed == std::vector<int64_t>{4, 4});
-  CHECK(quiet == std::vector<int64_t>{0, 0});
+  // 1 s buckets with the period configured: the seasonal sparse model asks
+  // for the spares ahead of the burst, and holds none in the quiet part.
+  Out configured = run(absl::Seconds(1), {60});
+  CHECK(configured.claimed == std::vector<int64_t>{4, 4});
+  CHECK(configured.quiet == std::vector<int64_t>{0, 0});
   // Without it, Croston's family spreads one burst in 60 buckets over all of
   // them: its bound stays at 0, and the bursts find no spare.
-  auto [claimed_without, quiet_without] = run({});
-  CHECK(claimed_without == std::vector<int64_t>{0, 0});
-  CHECK(quiet_without == std::vector<int64_t>{0, 0});
+  Out without = run(absl::Seconds(1), {});
+  CHECK(without.claimed == std::vector<int64_t>{0, 0});
+  CHECK(without.quiet == std::vector<int64_t>{0, 0});
+  // At 60 s buckets the hour is 60 buckets: the arrivals follow it with no
+  // period configured; a single profile's series does not.
+  Out clock = run(absl::Minutes(1), {});
+  CHECK(clock.claimed == std::vector<int64_t>{4, 4});
+  CHECK(clock.quiet == std::vector<int64_t>{0, 0});
+  CHECK(clock.profile_model.find("SEASONAL-SPARSE") == std::string::npos);
+  CHECK(configured.profile_model.find("SEASONAL-SPARSE") != std::string::npos);
 }
 
 TEST_CASE("Load again (a replica elected leader) replaces the history held with the checkpoints") {
