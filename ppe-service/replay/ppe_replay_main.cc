@@ -179,8 +179,9 @@ std::vector<int> DefaultPeriods(double bucket) {
 
 // With the default periods: says on stderr when the demand, summed over the
 // profiles, repeats over a shorter cycle (a quarter hour to half a day) that
-// they leave out, and how to name it. The replay goes on with the defaults,
-// as the server would with its configured periods.
+// they leave out, and how to try it for every series. The replay goes on with
+// the defaults, as the server would with its configured periods (its
+// services' sparse arrivals follow the hour and the day either way).
 void HintCycle(const Setup& s) {
   std::vector<double> total(s.buckets(), 0.0);
   for (const ppe::replay::Profile& p : s.profiles) {
@@ -195,8 +196,10 @@ void HintCycle(const Setup& s) {
   if (cycle == 0) return;
   std::fprintf(stderr,
                "ppe-replay: the demand repeats every %d buckets (%g s; autocorrelation %.2f, "
-               "against %.2f at half that lag), a cycle the default periods leave out: add it "
-               "with --period %d%s%s (and to seasonal_periods in the server's config)\n",
+               "against %.2f at half that lag), a cycle the default periods leave out; the "
+               "scaler follows the hour and the day for sparse arrivals on its own. To forecast "
+               "every series with it, try --period %d%s%s and compare (seasonal_periods in the "
+               "server's config)\n",
                cycle, cycle * s.bucket_seconds, ppe::forecast::Autocorrelation(total, cycle),
                ppe::forecast::Autocorrelation(total, cycle / 2), cycle,
                s.periods.empty() ? "" : " --period ",
