@@ -154,9 +154,7 @@ absl::StatusOr<std::unique_ptr<SeasonalSparseModel>> SeasonalSparseModel::Fit(
   }
   double sse = 0;
   for (size_t t = kept; t < y.size(); ++t) {
-    double next = 0;
-    for (int c = 0; c < cycles; ++c) next += m->ring_[(m->pos_ + c * period) % kept];
-    const double e = y[t] - next / cycles;
+    const double e = y[t] - m->At(0).mean;
     sse += e * e;
     m->Update(y[t]);
   }
@@ -179,20 +177,26 @@ absl::StatusOr<Forecast> SeasonalSparseModel::Predict(int horizon, double level)
   Forecast f;
   f.level = level;
   for (int h = 0; h < horizon; ++h) {
-    // ring_[pos_] is the oldest value, one whole ring before the next bucket:
-    // the next bucket's phase is at pos_, pos_ + period_, ...
-    double sum = 0, low = std::numeric_limits<double>::infinity(), high = 0;
-    for (int c = 0; c < cycles_; ++c) {
-      const double v = ring_[(pos_ + h + static_cast<size_t>(c) * period_) % ring_.size()];
-      sum += v;
-      low = std::min(low, v);
-      high = std::max(high, v);
-    }
-    f.mean.push_back(sum / cycles_);
-    f.lower.push_back(low);
-    f.upper.push_back(high);
+    const Phase phase = At(h);
+    f.mean.push_back(phase.mean);
+    f.lower.push_back(phase.low);
+    f.upper.push_back(phase.high);
   }
   return f;
+}
+
+SeasonalSparseModel::Phase SeasonalSparseModel::At(int h) const {
+  // ring_[pos_] is the oldest value, one whole ring before the next bucket:
+  // the next bucket's phase is at pos_, pos_ + period_, ...
+  Phase out{0, std::numeric_limits<double>::infinity(), 0};
+  for (int c = 0; c < cycles_; ++c) {
+    const double v = ring_[(pos_ + h + static_cast<size_t>(c) * period_) % ring_.size()];
+    out.mean += v;
+    out.low = std::min(out.low, v);
+    out.high = std::max(out.high, v);
+  }
+  out.mean /= cycles_;
+  return out;
 }
 
 std::vector<NamedValue> SeasonalSparseModel::Parameters() const {

@@ -105,6 +105,12 @@ class SeasonalSparseModel final : public Model {
   SeasonalSparseModel(int period, int cycles) : period_(period), cycles_(cycles) {}
 
  private:
+  struct Phase {
+    double mean, low, high;
+  };
+  // The kept values of the phase `h` buckets after the next one.
+  Phase At(int h) const;
+
   int period_;
   int cycles_;
   // The last period_ * cycles_ values, ring_[pos_] the oldest: floats, as

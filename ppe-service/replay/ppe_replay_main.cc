@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <sstream>
 #include <string>
@@ -167,15 +168,19 @@ std::string ParseFlags(int argc, char** argv, Flags& f) {
   return "";
 }
 
-// Daily and weekly cycles, where a bucket divides them.
-std::vector<int> DefaultPeriods(double bucket) {
+// Each of `cycles` (seconds) in buckets, where a bucket divides it into at
+// least two.
+std::vector<int> CyclesInBuckets(double bucket, std::initializer_list<double> cycles) {
   std::vector<int> out;
-  for (double cycle : {86400.0, 604800.0}) {
+  for (double cycle : cycles) {
     const double p = cycle / bucket;
     if (p >= 2 && std::abs(p - std::round(p)) < 1e-9) out.push_back(static_cast<int>(p));
   }
   return out;
 }
+
+// Daily and weekly cycles, where a bucket divides them.
+std::vector<int> DefaultPeriods(double bucket) { return CyclesInBuckets(bucket, {86400, 604800}); }
 
 // With the default periods: says on stderr when the demand, summed over the
 // profiles, repeats over a shorter cycle (a quarter hour to half a day) that
@@ -187,11 +192,8 @@ void HintCycle(const Setup& s) {
   for (const ppe::replay::Profile& p : s.profiles) {
     for (size_t t = 0; t < total.size(); ++t) total[t] += p.demand[t];
   }
-  std::vector<int> candidates;
-  for (double cycle : {900.0, 1800.0, 3600.0, 7200.0, 10800.0, 21600.0, 43200.0}) {
-    const double p = cycle / s.bucket_seconds;
-    if (std::abs(p - std::round(p)) < 1e-9) candidates.push_back(static_cast<int>(p));
-  }
+  const std::vector<int> candidates =
+      CyclesInBuckets(s.bucket_seconds, {900, 1800, 3600, 7200, 10800, 21600, 43200});
   const int cycle = ppe::forecast::ShortestCycle(total, candidates);
   if (cycle == 0) return;
   std::fprintf(stderr,

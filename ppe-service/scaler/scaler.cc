@@ -105,6 +105,17 @@ Scaler::Scaler(registry::Registry& registry, vm::VmManager& vms, DemandTracker& 
       options_(std::move(options)),
       store_(store) {
   options_.checkpoint_every = std::max(1, options_.checkpoint_every);
+  // A service's arrivals, when sparse, may also follow the clock's hour and
+  // day, configured or not: the access log's burst at :05 every hour. Only
+  // cycles longer than the scale-down window, which already holds a want
+  // across a shorter one; and not for single profiles, whose few requests
+  // match a clock phase by chance as often as by habit.
+  for (absl::Duration cycle : {absl::Hours(1), absl::Hours(24)}) {
+    const int64_t p = absl::IDivDuration(cycle, options_.bucket, &cycle);
+    if (p > options_.cooldown && cycle == absl::ZeroDuration()) {
+      arrival_clock_periods_.push_back(static_cast<int>(p));
+    }
+  }
 }
 
 int64_t Scaler::BucketOf(absl::Time t) const {
@@ -167,18 +178,7 @@ void Scaler::Forecast(Series& s, int64_t bucket) {
     for (int p : options_.periods) {
       if (static_cast<int>(y.size()) >= 2 * p) fit.periods.push_back(p);
     }
-    // A service's arrivals, when sparse, may also follow the clock's hour
-    // and day, configured or not: the access log's burst at :05 every hour.
-    // Only cycles longer than the scale-down window, which already holds a
-    // want across a shorter one; and not for single profiles, whose few
-    // requests match a clock phase by chance as often as by habit.
-    for (absl::Duration cycle : {absl::Hours(1), absl::Hours(24)}) {
-      if (!s.cpt.empty()) break;
-      const int64_t p = absl::IDivDuration(cycle, options_.bucket, &cycle);
-      if (p > options_.cooldown && cycle == absl::ZeroDuration()) {
-        fit.sparse_periods.push_back(static_cast<int>(p));
-      }
-    }
+    if (s.cpt.empty()) fit.sparse_periods = arrival_clock_periods_;  // a service's arrivals
     fit.include_arima = false;  // ETS and decomposition: tens of ms, not seconds
     // Without ARIMA the candidates are few: a seasonal naive forecast per
     // period (M4 hourly OWA 0.447 against 0.518 with the longest only).

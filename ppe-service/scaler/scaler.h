@@ -217,6 +217,9 @@ class Scaler {
   ThreadPool& workers_;
   const Clock& clock_;
   Options options_;
+  // The clock's hour and day in buckets, where longer than the scale-down
+  // window: extra seasonal sparse periods for a service's arrivals (Forecast).
+  std::vector<int> arrival_clock_periods_;
   store::RegistryStore* store_;
   const vm::UsageSignal* usage_ = nullptr;
 
